@@ -1,0 +1,104 @@
+//! The operator's service on the data directory's unix socket.
+//!
+//! redb holds its database file exclusively, so while the scheduler runs, operator commands
+//! (`scheduler invite create`, …) reach the store through this socket instead. The socket is
+//! 0600 in a 0700 directory: whoever can use it could read the CA keys anyway.
+
+use std::path::{Path, PathBuf};
+
+use skylight_proto::admin::admin_client::AdminClient;
+use skylight_proto::admin::{self as pb, admin_server};
+use tonic::transport::{Channel, Endpoint, Uri};
+use tonic::{Request, Response, Status};
+
+use crate::error::Error;
+use crate::state::blocking;
+use crate::store::Store;
+use crate::store::records::InviteRecord;
+
+/// The most codes one call mints.
+pub const MAX_INVITES_PER_CALL: u32 = 10_000;
+
+/// `skylight.admin.Admin` over the store.
+pub struct AdminService {
+    /// The database.
+    pub store: Store,
+}
+
+#[tonic::async_trait]
+impl admin_server::Admin for AdminService {
+    async fn create_invite_codes(
+        &self,
+        req: Request<pb::CreateInviteCodesRequest>,
+    ) -> Result<Response<pb::CreateInviteCodesResponse>, Status> {
+        let count = req.into_inner().count;
+        if count == 0 || count > MAX_INVITES_PER_CALL {
+            return Err(Error::InvalidArgument(format!(
+                "count must be between 1 and {MAX_INVITES_PER_CALL}"
+            ))
+            .into());
+        }
+        let store = self.store.clone();
+        let codes = blocking(move || store.create_invites(count)).await?;
+        tracing::info!(count, "operator minted invite codes");
+        Ok(Response::new(pb::CreateInviteCodesResponse { codes }))
+    }
+
+    async fn list_invite_codes(
+        &self,
+        _req: Request<pb::ListInviteCodesRequest>,
+    ) -> Result<Response<pb::ListInviteCodesResponse>, Status> {
+        let store = self.store.clone();
+        let codes = blocking(move || store.invites()).await?;
+        Ok(Response::new(pb::ListInviteCodesResponse {
+            codes: codes.into_iter().map(invite_info).collect(),
+        }))
+    }
+
+    async fn list_tenants(
+        &self,
+        _req: Request<pb::ListTenantsRequest>,
+    ) -> Result<Response<pb::ListTenantsResponse>, Status> {
+        let store = self.store.clone();
+        let tenants = blocking(move || store.tenants()).await?;
+        Ok(Response::new(pb::ListTenantsResponse {
+            tenants: tenants
+                .into_iter()
+                .map(|(t, devices)| pb::TenantInfo {
+                    node_id: t.node_id,
+                    network: t.network,
+                    signer_version: t.signer_version,
+                    registered_at: t.registered_at,
+                    devices,
+                })
+                .collect(),
+        }))
+    }
+}
+
+/// The wire form of an invite code's record.
+pub fn invite_info((code, r): (String, InviteRecord)) -> pb::InviteCodeInfo {
+    pb::InviteCodeInfo {
+        code,
+        owner: r.owner.unwrap_or_default(),
+        created_at: r.created_at,
+        redeemed_by: r.redeemed_by.unwrap_or_default(),
+        redeemed_at: r.redeemed_at.unwrap_or_default(),
+    }
+}
+
+/// Connects to a running scheduler's admin socket.
+pub async fn connect(socket: &Path) -> Result<AdminClient<Channel>, tonic::transport::Error> {
+    let socket: PathBuf = socket.to_path_buf();
+    // The URI is a placeholder: the connector below ignores it and dials the socket.
+    let channel = Endpoint::from_static("http://admin.sock")
+        .connect_with_connector(tower::service_fn(move |_: Uri| {
+            let socket = socket.clone();
+            async move {
+                let stream = tokio::net::UnixStream::connect(socket).await?;
+                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(stream))
+            }
+        }))
+        .await?;
+    Ok(AdminClient::new(channel))
+}

@@ -1,0 +1,60 @@
+//! `Debug.ReportSignerRejection`: a signer tells the operator it refused a request.
+//! Greenlight's signer sends it with the nobody identity, so any verified caller may.
+
+use std::sync::Arc;
+
+use skylight_proto::scheduler::SignerRejection;
+use tonic::Request;
+
+use crate::auth::{self, Caller};
+use crate::error::Error;
+use crate::state::{State, blocking};
+use crate::store::records::RejectionRecord;
+
+/// Bounds on what one report may store, so reports cannot fill the disk quickly.
+const MAX_MSG: usize = 4096;
+const MAX_RAW: usize = 65_536;
+
+/// Handles the RPC.
+pub async fn handle(state: &Arc<State>, req: Request<SignerRejection>) -> Result<(), Error> {
+    let caller = auth::caller(&req)?;
+    let req = req.into_inner();
+    let node_id = match (&caller, req.node_id.is_empty()) {
+        (Caller::Device { node_id, .. }, _) => {
+            auth::same_tenant(node_id, &req.node_id)?;
+            hex::encode(node_id)
+        }
+        (_, false) => hex::encode(&req.node_id),
+        (_, true) => String::new(),
+    };
+    let raw = req.request.map(|r| r.raw).unwrap_or_default();
+    let record = RejectionRecord {
+        node_id,
+        reporter: caller.describe(),
+        msg: truncate(&req.msg, MAX_MSG),
+        git_version: truncate(&req.git_version, 256),
+        request_raw: hex::encode(&raw[..raw.len().min(MAX_RAW)]),
+        received_at: crate::store::now(),
+    };
+    tracing::warn!(
+        node_id = %record.node_id,
+        reporter = %record.reporter,
+        git_version = %record.git_version,
+        msg = %record.msg,
+        "signer rejected a request"
+    );
+    let st = state.clone();
+    blocking(move || st.store.add_rejection(&record)).await?;
+    Ok(())
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_string()
+}

@@ -1,0 +1,168 @@
+//! The gRPC services: each method checks who may call it, then hands over to its handler.
+//!
+//! RPCs that later work builds answer UNIMPLEMENTED, after the same authentication checks
+//! they will have, so that what a caller may reach is already what it will be.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use skylight_proto::greenlight::Empty;
+use skylight_proto::scheduler::{self as pb, debug_server, pairing_server, scheduler_server};
+use tokio_stream::Stream;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::auth;
+use crate::error::Error;
+use crate::state::State;
+
+/// `scheduler.Scheduler`.
+#[derive(Clone)]
+pub struct SchedulerService(pub Arc<State>);
+/// `scheduler.Debug`.
+#[derive(Clone)]
+pub struct DebugService(pub Arc<State>);
+/// `scheduler.Pairing`.
+#[derive(Clone)]
+pub struct PairingService(pub Arc<State>);
+
+type Reply<T> = Result<Response<T>, Status>;
+
+fn reply<T>(r: Result<T, Error>) -> Reply<T> {
+    r.map(Response::new).map_err(Status::from)
+}
+
+/// A device of the tenant named in the body (if any), else PERMISSION_DENIED; then
+/// UNIMPLEMENTED.
+fn not_built<T, R>(req: &Request<T>, rpc: &str, body_node_id: &[u8]) -> Reply<R> {
+    let tenant = auth::tenant(req, rpc)?;
+    auth::same_tenant(&tenant, body_node_id)?;
+    Err(Error::not_built(rpc).into())
+}
+
+#[tonic::async_trait]
+impl scheduler_server::Scheduler for SchedulerService {
+    async fn register(
+        &self,
+        req: Request<pb::RegistrationRequest>,
+    ) -> Reply<pb::RegistrationResponse> {
+        reply(super::register::handle(&self.0, req).await)
+    }
+
+    async fn recover(&self, req: Request<pb::RecoveryRequest>) -> Reply<pb::RecoveryResponse> {
+        reply(super::recover::handle(&self.0, req).await)
+    }
+
+    async fn get_challenge(
+        &self,
+        req: Request<pb::ChallengeRequest>,
+    ) -> Reply<pb::ChallengeResponse> {
+        reply(super::get_challenge::handle(&self.0, req).await)
+    }
+
+    async fn schedule(&self, req: Request<pb::ScheduleRequest>) -> Reply<pb::NodeInfoResponse> {
+        let node_id = req.get_ref().node_id.clone();
+        not_built(&req, "Schedule", &node_id)
+    }
+
+    async fn get_node_info(
+        &self,
+        req: Request<pb::NodeInfoRequest>,
+    ) -> Reply<pb::NodeInfoResponse> {
+        let node_id = req.get_ref().node_id.clone();
+        not_built(&req, "GetNodeInfo", &node_id)
+    }
+
+    async fn maybe_upgrade(&self, req: Request<pb::UpgradeRequest>) -> Reply<pb::UpgradeResponse> {
+        reply(super::maybe_upgrade::handle(&self.0, req).await)
+    }
+
+    async fn list_invite_codes(
+        &self,
+        req: Request<pb::ListInviteCodesRequest>,
+    ) -> Reply<pb::ListInviteCodesResponse> {
+        reply(super::list_invite_codes::handle(&self.0, req).await)
+    }
+
+    async fn export_node(
+        &self,
+        req: Request<pb::ExportNodeRequest>,
+    ) -> Reply<pb::ExportNodeResponse> {
+        not_built(&req, "ExportNode", &[])
+    }
+
+    async fn add_outgoing_webhook(
+        &self,
+        req: Request<pb::AddOutgoingWebhookRequest>,
+    ) -> Reply<pb::AddOutgoingWebhookResponse> {
+        let node_id = req.get_ref().node_id.clone();
+        not_built(&req, "AddOutgoingWebhook", &node_id)
+    }
+
+    async fn list_outgoing_webhooks(
+        &self,
+        req: Request<pb::ListOutgoingWebhooksRequest>,
+    ) -> Reply<pb::ListOutgoingWebhooksResponse> {
+        let node_id = req.get_ref().node_id.clone();
+        not_built(&req, "ListOutgoingWebhooks", &node_id)
+    }
+
+    async fn delete_webhooks(
+        &self,
+        req: Request<pb::DeleteOutgoingWebhooksRequest>,
+    ) -> Reply<Empty> {
+        let node_id = req.get_ref().node_id.clone();
+        not_built(&req, "DeleteWebhooks", &node_id)
+    }
+
+    async fn rotate_outgoing_webhook_secret(
+        &self,
+        req: Request<pb::RotateOutgoingWebhookSecretRequest>,
+    ) -> Reply<pb::WebhookSecretResponse> {
+        let node_id = req.get_ref().node_id.clone();
+        not_built(&req, "RotateOutgoingWebhookSecret", &node_id)
+    }
+
+    type SignerRequestsStreamStream =
+        Pin<Box<dyn Stream<Item = Result<pb::SignerRequest, Status>> + Send + 'static>>;
+
+    async fn signer_requests_stream(
+        &self,
+        req: Request<Streaming<pb::SignerResponse>>,
+    ) -> Reply<Self::SignerRequestsStreamStream> {
+        not_built(&req, "SignerRequestsStream", &[])
+    }
+}
+
+#[tonic::async_trait]
+impl debug_server::Debug for DebugService {
+    async fn report_signer_rejection(&self, req: Request<pb::SignerRejection>) -> Reply<Empty> {
+        reply(
+            super::report_signer_rejection::handle(&self.0, req)
+                .await
+                .map(|()| Empty {}),
+        )
+    }
+}
+
+#[tonic::async_trait]
+impl pairing_server::Pairing for PairingService {
+    async fn pair_device(
+        &self,
+        req: Request<pb::PairDeviceRequest>,
+    ) -> Reply<pb::PairDeviceResponse> {
+        // Open to the nobody identity: the new device has no certificate yet.
+        auth::caller(&req)?;
+        Err(Error::not_built("PairDevice").into())
+    }
+
+    async fn get_pairing_data(
+        &self,
+        req: Request<pb::GetPairingDataRequest>,
+    ) -> Reply<pb::GetPairingDataResponse> {
+        not_built(&req, "GetPairingData", &[])
+    }
+
+    async fn approve_pairing(&self, req: Request<pb::ApprovePairingRequest>) -> Reply<Empty> {
+        not_built(&req, "ApprovePairing", &[])
+    }
+}

@@ -1,0 +1,217 @@
+//! The data directory: made on first start, read on every later one.
+//!
+//! ```text
+//! ca.pem              root CA certificate: clients trust this (GL_CA_CRT)
+//! ca-key.pem          root CA key                                   0600
+//! users-ca.pem        users CA (signs tenant CAs and nobody)
+//! users-ca-key.pem                                                  0600
+//! services-ca.pem     services CA (signs server certificates)
+//! services-ca-key.pem                                               0600
+//! nobody.crt          nobody certificate + users CA (GL_NOBODY_CRT)
+//! nobody-key.pem      nobody key (GL_NOBODY_KEY)                    0600
+//! scheduler.crt       server certificate + services CA, reissued at every start
+//! scheduler-key.pem                                                 0600
+//! scheduler.redb      the database                                  0600
+//! admin.sock          operator socket, while running                0600
+//! grpc-uri            where the running scheduler listens
+//! ```
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use skylight_certs::{Authority, Validity, names};
+
+use crate::config::Config;
+
+/// Paths inside a data directory.
+#[derive(Debug, Clone)]
+pub struct Paths {
+    /// The directory.
+    pub dir: PathBuf,
+}
+
+macro_rules! path_fns {
+    ($($(#[$doc:meta])* $name:ident => $file:literal),* $(,)?) => {
+        impl Paths {
+            $($(#[$doc])* pub fn $name(&self) -> PathBuf { self.dir.join($file) })*
+        }
+    };
+}
+
+path_fns! {
+    /// Root CA certificate.
+    ca_cert => "ca.pem",
+    /// Root CA key.
+    ca_key => "ca-key.pem",
+    /// Users CA certificate.
+    users_ca_cert => "users-ca.pem",
+    /// Users CA key.
+    users_ca_key => "users-ca-key.pem",
+    /// Services CA certificate.
+    services_ca_cert => "services-ca.pem",
+    /// Services CA key.
+    services_ca_key => "services-ca-key.pem",
+    /// Nobody certificate chain.
+    nobody_cert => "nobody.crt",
+    /// Nobody key.
+    nobody_key => "nobody-key.pem",
+    /// Server certificate chain.
+    server_cert => "scheduler.crt",
+    /// Server key.
+    server_key => "scheduler-key.pem",
+    /// Database.
+    database => "scheduler.redb",
+    /// Operator socket.
+    admin_socket => "admin.sock",
+    /// The running scheduler's URI.
+    grpc_uri => "grpc-uri",
+}
+
+/// What the server needs from the data directory.
+pub struct Prepared {
+    /// Paths.
+    pub paths: Paths,
+    /// Root certificate PEM.
+    pub root_pem: String,
+    /// The users CA, which signs tenant CAs.
+    pub users_ca: Authority,
+    /// Server certificate chain and key, PEM.
+    pub server_chain_pem: String,
+    /// Server key, PEM.
+    pub server_key_pem: String,
+}
+
+/// Makes the data directory on first start (CA hierarchy, nobody identity), loads it on
+/// later ones, and issues a fresh server certificate for the configured host names.
+pub fn prepare(config: &Config) -> Result<Prepared> {
+    let paths = Paths {
+        dir: config.data_dir.clone(),
+    };
+    fs::create_dir_all(&paths.dir)
+        .with_context(|| format!("cannot create data directory {}", paths.dir.display()))?;
+    fs::set_permissions(&paths.dir, fs::Permissions::from_mode(0o700))?;
+    let ca_validity = Validity::days(config.ca_days);
+
+    if !paths.ca_cert().exists() {
+        tracing::info!(dir = %paths.dir.display(), "first start: creating the certificate authority");
+        let root = Authority::new_root(ca_validity)?;
+        let users = root.new_child_ca(names::USERS_CA_CN, ca_validity)?;
+        let services = root.new_child_ca(names::SERVICES_CA_CN, ca_validity)?;
+        let nobody = users.issue_leaf(names::NOBODY_CN, &["localhost".into()], ca_validity)?;
+        write_secret(&paths.users_ca_key(), users.key_pem())?;
+        write_public(&paths.users_ca_cert(), users.cert_pem())?;
+        write_secret(&paths.services_ca_key(), services.key_pem())?;
+        write_public(&paths.services_ca_cert(), services.cert_pem())?;
+        write_secret(&paths.nobody_key(), &nobody.key_pem)?;
+        write_public(
+            &paths.nobody_cert(),
+            &format!("{}{}", nobody.cert_pem, users.cert_pem()),
+        )?;
+        write_secret(&paths.ca_key(), root.key_pem())?;
+        // Last: its presence marks the directory as complete.
+        write_public(&paths.ca_cert(), root.cert_pem())?;
+    }
+
+    let root_pem = read(&paths.ca_cert())?;
+    let users_ca = Authority::load(
+        &read(&paths.users_ca_cert())?,
+        &read(&paths.users_ca_key())?,
+    )
+    .context("cannot load the users CA")?;
+    let services = Authority::load(
+        &read(&paths.services_ca_cert())?,
+        &read(&paths.services_ca_key())?,
+    )
+    .context("cannot load the services CA")?;
+
+    let mut sans = vec!["localhost".to_string()];
+    for host in &config.hostnames {
+        if !sans.contains(host) {
+            sans.push(host.clone());
+        }
+    }
+    let server = services.issue_leaf(
+        names::SCHEDULER_CN,
+        &sans,
+        Validity::days(config.server_cert_days),
+    )?;
+    // The server sends its intermediate: clients trust only the root.
+    let server_chain_pem = format!("{}{}", server.cert_pem, services.cert_pem());
+    write_secret(&paths.server_key(), &server.key_pem)?;
+    write_public(&paths.server_cert(), &server_chain_pem)?;
+
+    Ok(Prepared {
+        paths,
+        root_pem,
+        users_ca,
+        server_chain_pem,
+        server_key_pem: server.key_pem,
+    })
+}
+
+fn read(path: &Path) -> Result<String> {
+    fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
+}
+
+/// Writes a file readable by its owner only, atomically (temporary file, then rename).
+pub fn write_secret(path: &Path, contents: &str) -> Result<()> {
+    write_with_mode(path, contents, 0o600)
+}
+
+/// Writes a file anyone may read, atomically.
+pub fn write_public(path: &Path, contents: &str) -> Result<()> {
+    write_with_mode(path, contents, 0o644)
+}
+
+fn write_with_mode(path: &Path, contents: &str, mode: u32) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    let _ = fs::remove_file(&tmp);
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(&tmp)
+        .with_context(|| format!("cannot create {}", tmp.display()))?;
+    file.write_all(contents.as_bytes())?;
+    file.sync_all()?;
+    fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_start_creates_secret_files_0600_and_a_second_start_keeps_the_ca() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config::new(dir.path().join("data"));
+        let first = prepare(&config).unwrap();
+        let p = &first.paths;
+        for secret in [
+            p.ca_key(),
+            p.users_ca_key(),
+            p.services_ca_key(),
+            p.nobody_key(),
+            p.server_key(),
+        ] {
+            let mode = fs::metadata(&secret).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{}", secret.display());
+        }
+        let dir_mode = fs::metadata(&p.dir).unwrap().permissions().mode() & 0o777;
+        assert_eq!(dir_mode, 0o700);
+        let nobody = fs::read_to_string(p.nobody_cert()).unwrap();
+        assert_eq!(nobody.matches("BEGIN CERTIFICATE").count(), 2);
+        assert_eq!(
+            skylight_certs::subject_cn(&nobody).unwrap(),
+            names::NOBODY_CN
+        );
+
+        let second = prepare(&config).unwrap();
+        assert_eq!(first.root_pem, second.root_pem);
+        assert_eq!(first.users_ca.cert_pem(), second.users_ca.cert_pem());
+    }
+}

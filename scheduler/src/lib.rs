@@ -1,0 +1,20 @@
+//! Skylight's scheduler: the operator's service.
+//!
+//! It speaks Greenlight's `scheduler` protocol over mutual TLS: tenants register and recover
+//! by proving their node key with a signed challenge, and receive per-device certificates
+//! signed from their CSRs under a CA of their own.
+#![warn(missing_docs)]
+
+pub mod admin;
+pub mod api;
+pub mod auth;
+pub mod challenge;
+pub mod config;
+pub mod datadir;
+pub mod error;
+pub mod invite;
+pub mod proof;
+pub mod server;
+pub mod shutdown;
+pub mod state;
+pub mod store;

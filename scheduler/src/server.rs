@@ -1,0 +1,136 @@
+//! Starts the scheduler: data directory, database, gRPC over mutual TLS, admin socket.
+
+use std::os::unix::fs::PermissionsExt;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, anyhow};
+use skylight_proto::admin::admin_server::AdminServer;
+use skylight_proto::scheduler::{
+    debug_server::DebugServer, pairing_server::PairingServer, scheduler_server::SchedulerServer,
+};
+use tokio::net::{TcpListener, UnixListener};
+use tokio_stream::StreamExt;
+use tokio_stream::wrappers::{TcpListenerStream, UnixListenerStream};
+use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
+
+use crate::admin::AdminService;
+use crate::api::service::{DebugService, PairingService, SchedulerService};
+use crate::challenge::ChallengeBook;
+use crate::config::Config;
+use crate::datadir::{self, Paths};
+use crate::shutdown::Shutdown;
+use crate::state::State;
+use crate::store::{OpenError, Store};
+
+/// Runs the scheduler until `shutdown` is triggered.
+pub async fn run(config: Config, shutdown: Shutdown) -> Result<()> {
+    // rustls needs a process-wide crypto provider before tonic builds its server config.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+
+    let prepared = datadir::prepare(&config)?;
+    let paths = prepared.paths.clone();
+    let store = open_store(&paths, Some(&config.network))?;
+
+    let state = Arc::new(State {
+        challenges: ChallengeBook::new(config.challenge_ttl, config.max_outstanding_challenges),
+        store: store.clone(),
+        users_ca: prepared.users_ca,
+        root_pem: prepared.root_pem.clone(),
+        config: config.clone(),
+    });
+
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let port = listener.local_addr()?.port();
+    let uri = format!("https://localhost:{port}");
+
+    let socket = paths.admin_socket();
+    // We hold the database lock, so a socket left here is from a scheduler that died.
+    let _ = std::fs::remove_file(&socket);
+    let admin_listener = UnixListener::bind(&socket)
+        .with_context(|| format!("cannot create {}", socket.display()))?;
+    std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600))?;
+
+    let tls = ServerTlsConfig::new()
+        .identity(Identity::from_pem(
+            &prepared.server_chain_pem,
+            &prepared.server_key_pem,
+        ))
+        .client_ca_root(Certificate::from_pem(&prepared.root_pem));
+
+    // Small gRPC messages suffer badly from Nagle's algorithm meeting delayed ACKs.
+    let incoming = TcpListenerStream::new(listener).map(|conn| {
+        if let Ok(stream) = &conn {
+            let _ = stream.set_nodelay(true);
+        }
+        conn
+    });
+    let grpc = Server::builder()
+        .tls_config(tls)?
+        .add_service(SchedulerServer::new(SchedulerService(state.clone())))
+        .add_service(DebugServer::new(DebugService(state.clone())))
+        .add_service(PairingServer::new(PairingService(state.clone())))
+        .serve_with_incoming_shutdown(incoming, {
+            let s = shutdown.clone();
+            async move { s.wait().await }
+        });
+    let admin = Server::builder()
+        .add_service(AdminServer::new(AdminService { store }))
+        .serve_with_incoming_shutdown(UnixListenerStream::new(admin_listener), {
+            let s = shutdown.clone();
+            async move { s.wait().await }
+        });
+
+    datadir::write_public(&paths.grpc_uri(), &format!("{uri}\n"))?;
+    print_banner(&paths, &uri, &config);
+
+    // Graceful shutdown waits for open connections to finish, and a client may hold one
+    // open for ever (a signer's stream, an idle channel); after a grace period, stop anyway.
+    let grace = config.shutdown_grace;
+    let result = tokio::select! {
+        r = async { tokio::try_join!(grpc, admin) } => r.map(|_| ()),
+        () = async { shutdown.wait().await; tokio::time::sleep(grace).await } => {
+            tracing::warn!(grace_secs = grace.as_secs(), "connections still open after the grace period; closing them");
+            Ok(())
+        }
+    };
+    let _ = std::fs::remove_file(paths.grpc_uri());
+    let _ = std::fs::remove_file(&socket);
+    result.context("gRPC server failed")?;
+    tracing::info!("scheduler stopped");
+    Ok(())
+}
+
+/// Opens the database, explaining the usual reasons it cannot be.
+pub fn open_store(paths: &Paths, network: Option<&str>) -> Result<Store> {
+    let path = paths.database();
+    let store = Store::open(&path, network).map_err(|e| match e {
+        OpenError::Locked => anyhow!(
+            "{} is in use: is another scheduler running with data directory {}?",
+            path.display(),
+            paths.dir.display()
+        ),
+        other => anyhow!(other),
+    })?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(store)
+}
+
+fn print_banner(paths: &Paths, uri: &str, config: &Config) {
+    println!("Skylight scheduler listening on {uri} ({})", config.network);
+    println!("Data directory: {}", paths.dir.display());
+    println!(
+        "Invite codes are {} to register.",
+        if config.require_invite {
+            "required"
+        } else {
+            "not required"
+        }
+    );
+    println!("Point Greenlight clients and signer-cli at it with:");
+    println!("  export GL_SCHEDULER_GRPC_URI={uri}");
+    println!("  export GL_CA_CRT={}", paths.ca_cert().display());
+    println!("  export GL_NOBODY_CRT={}", paths.nobody_cert().display());
+    println!("  export GL_NOBODY_KEY={}", paths.nobody_key().display());
+}

@@ -1,0 +1,39 @@
+//! A handle to stop the scheduler gracefully: every task holding a clone can wait for it.
+
+use tokio::sync::watch;
+
+/// Triggers and observes shutdown.
+#[derive(Clone)]
+pub struct Shutdown {
+    tx: std::sync::Arc<watch::Sender<bool>>,
+    rx: watch::Receiver<bool>,
+}
+
+impl Default for Shutdown {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Shutdown {
+    /// A handle that has not been triggered.
+    pub fn new() -> Self {
+        let (tx, rx) = watch::channel(false);
+        Shutdown {
+            tx: std::sync::Arc::new(tx),
+            rx,
+        }
+    }
+
+    /// Asks everything to stop.
+    pub fn trigger(&self) {
+        let _ = self.tx.send(true);
+    }
+
+    /// Resolves once shutdown has been asked for.
+    pub async fn wait(&self) {
+        let mut rx = self.rx.clone();
+        // An error means every sender is gone, which is also a reason to stop.
+        let _ = rx.wait_for(|stop| *stop).await;
+    }
+}

@@ -1,0 +1,428 @@
+//! Durable state in redb: tenants, their CAs, devices, invite codes and signer reports.
+//!
+//! Every method is one transaction, so what belongs together (a tenant, its CA, its
+//! redeemed invite code, the codes it is given) commits together or not at all. redb
+//! serialises write transactions, which is what makes an invite code redeem exactly once.
+//! The methods block: call them from `spawn_blocking`.
+
+pub mod records;
+pub mod schema;
+
+use std::path::Path;
+
+use redb::{Database, ReadableDatabase, ReadableTable};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::Error;
+use crate::invite;
+use records::*;
+use schema::*;
+
+/// The scheduler's database.
+#[derive(Clone)]
+pub struct Store {
+    db: std::sync::Arc<Database>,
+}
+
+/// A tenant about to be registered, with everything stored with it.
+pub struct NewTenant {
+    /// 33-byte node id.
+    pub node_id: [u8; 33],
+    /// The tenant record.
+    pub record: TenantRecord,
+    /// Its CA.
+    pub ca: TenantCaRecord,
+    /// Its first device.
+    pub device_name: String,
+    /// The first device's certificate.
+    pub device: DeviceRecord,
+}
+
+fn storage(err: impl std::fmt::Display) -> Error {
+    Error::Internal(format!("storage: {err}"))
+}
+
+fn to_json(v: &impl Serialize) -> Result<String, Error> {
+    serde_json::to_string(v).map_err(storage)
+}
+
+fn from_json<T: DeserializeOwned>(s: &str) -> Result<T, Error> {
+    serde_json::from_str(s).map_err(storage)
+}
+
+/// Unix seconds now.
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path` for `network`. A database made for
+    /// one network refuses to open for another: tenants and their keys belong to one chain.
+    /// Without a network (operator commands) the stored one is neither checked nor set.
+    pub fn open(path: &Path, network: Option<&str>) -> Result<Store, OpenError> {
+        let db = Database::create(path).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => OpenError::Locked,
+            other => OpenError::Other(other.to_string()),
+        })?;
+        let store = Store {
+            db: std::sync::Arc::new(db),
+        };
+        store.init(network).map_err(|e| match e {
+            Error::FailedPrecondition(m) => OpenError::WrongNetwork(m),
+            other => OpenError::Other(other.to_string()),
+        })?;
+        Ok(store)
+    }
+
+    fn init(&self, network: Option<&str>) -> Result<(), Error> {
+        let txn = self.db.begin_write().map_err(storage)?;
+        {
+            let mut meta = txn.open_table(META).map_err(storage)?;
+            let version = meta
+                .get(SCHEMA_VERSION_KEY)
+                .map_err(storage)?
+                .map(|v| v.value().to_string());
+            match version {
+                None => {
+                    meta.insert(SCHEMA_VERSION_KEY, SCHEMA_VERSION.to_string().as_str())
+                        .map_err(storage)?;
+                }
+                Some(v) if v == SCHEMA_VERSION.to_string() => {}
+                Some(v) => {
+                    return Err(storage(format!(
+                        "database schema version {v} is not {SCHEMA_VERSION}, which this scheduler reads"
+                    )));
+                }
+            }
+            let stored = meta
+                .get(NETWORK_KEY)
+                .map_err(storage)?
+                .map(|v| v.value().to_string());
+            match (stored, network) {
+                (_, None) => {}
+                (None, Some(network)) => {
+                    meta.insert(NETWORK_KEY, network).map_err(storage)?;
+                }
+                (Some(n), Some(network)) if n == network => {}
+                (Some(n), Some(network)) => {
+                    return Err(Error::FailedPrecondition(format!(
+                        "this data directory serves {n}, not {network}; use another data directory"
+                    )));
+                }
+            }
+            // Create every table so read transactions never meet a missing one.
+            txn.open_table(TENANTS).map_err(storage)?;
+            txn.open_table(TENANT_CAS).map_err(storage)?;
+            txn.open_table(DEVICES).map_err(storage)?;
+            txn.open_table(INVITES).map_err(storage)?;
+            txn.open_multimap_table(INVITES_BY_OWNER).map_err(storage)?;
+            txn.open_table(REJECTIONS).map_err(storage)?;
+        }
+        txn.commit().map_err(storage)
+    }
+
+    /// Registers a tenant. With `invite`, the code must exist and be unredeemed, and is
+    /// redeemed in the same transaction. `share` fresh codes are given to the new tenant.
+    /// Returns those codes.
+    pub fn register(
+        &self,
+        tenant: NewTenant,
+        invite: Option<&str>,
+        share: u32,
+    ) -> Result<Vec<String>, Error> {
+        let node_hex = tenant.record.node_id.clone();
+        let txn = self.db.begin_write().map_err(storage)?;
+        let minted;
+        {
+            let mut tenants = txn.open_table(TENANTS).map_err(storage)?;
+            if tenants.get(&tenant.node_id[..]).map_err(storage)?.is_some() {
+                return Err(Error::AlreadyExists(format!(
+                    "node {node_hex} is already registered; use recover to get a new device certificate"
+                )));
+            }
+            let mut invites = txn.open_table(INVITES).map_err(storage)?;
+            if let Some(code) = invite {
+                let existing = invites
+                    .get(code)
+                    .map_err(storage)?
+                    .map(|v| v.value().to_string());
+                let Some(existing) = existing else {
+                    return Err(Error::NotFound(format!(
+                        "invite code {code:?} does not exist; check it or ask for another"
+                    )));
+                };
+                let mut rec: InviteRecord = from_json(&existing)?;
+                if rec.redeemed_by.is_some() {
+                    return Err(Error::FailedPrecondition(format!(
+                        "invite code {code:?} has already been used; ask for another"
+                    )));
+                }
+                rec.redeemed_by = Some(node_hex.clone());
+                rec.redeemed_at = Some(now());
+                invites
+                    .insert(code, to_json(&rec)?.as_str())
+                    .map_err(storage)?;
+            }
+            tenants
+                .insert(&tenant.node_id[..], to_json(&tenant.record)?.as_str())
+                .map_err(storage)?;
+            txn.open_table(TENANT_CAS)
+                .map_err(storage)?
+                .insert(&tenant.node_id[..], to_json(&tenant.ca)?.as_str())
+                .map_err(storage)?;
+            txn.open_table(DEVICES)
+                .map_err(storage)?
+                .insert(
+                    (&tenant.node_id[..], tenant.device_name.as_str()),
+                    to_json(&tenant.device)?.as_str(),
+                )
+                .map_err(storage)?;
+            let mut by_owner = txn.open_multimap_table(INVITES_BY_OWNER).map_err(storage)?;
+            minted = mint(&mut invites, share, Some(&node_hex))?;
+            for code in &minted {
+                by_owner
+                    .insert(&tenant.node_id[..], code.as_str())
+                    .map_err(storage)?;
+            }
+        }
+        txn.commit().map_err(storage)?;
+        Ok(minted)
+    }
+
+    /// The tenant, if registered.
+    pub fn tenant(&self, node_id: &[u8; 33]) -> Result<Option<TenantRecord>, Error> {
+        let txn = self.db.begin_read().map_err(storage)?;
+        let table = txn.open_table(TENANTS).map_err(storage)?;
+        let value = table.get(&node_id[..]).map_err(storage)?;
+        value.map(|v| from_json(v.value())).transpose()
+    }
+
+    /// Every tenant, with how many device certificates each was issued.
+    pub fn tenants(&self) -> Result<Vec<(TenantRecord, u32)>, Error> {
+        let txn = self.db.begin_read().map_err(storage)?;
+        let table = txn.open_table(TENANTS).map_err(storage)?;
+        let devices = txn.open_table(DEVICES).map_err(storage)?;
+        let mut out = Vec::new();
+        for entry in table.iter().map_err(storage)? {
+            let (k, v) = entry.map_err(storage)?;
+            let record: TenantRecord = from_json(v.value())?;
+            let node = k.value();
+            let count = devices
+                .range((node, "")..)
+                .map_err(storage)?
+                .take_while(|e| e.as_ref().is_ok_and(|(k, _)| k.value().0 == node))
+                .count();
+            out.push((record, count as u32));
+        }
+        Ok(out)
+    }
+
+    /// The tenant's CA.
+    pub fn tenant_ca(&self, node_id: &[u8; 33]) -> Result<Option<TenantCaRecord>, Error> {
+        let txn = self.db.begin_read().map_err(storage)?;
+        let table = txn.open_table(TENANT_CAS).map_err(storage)?;
+        let value = table.get(&node_id[..]).map_err(storage)?;
+        value.map(|v| from_json(v.value())).transpose()
+    }
+
+    /// Records a device certificate issued to a registered tenant.
+    pub fn add_device(
+        &self,
+        node_id: &[u8; 33],
+        device: &str,
+        record: &DeviceRecord,
+    ) -> Result<(), Error> {
+        let txn = self.db.begin_write().map_err(storage)?;
+        {
+            if txn
+                .open_table(TENANTS)
+                .map_err(storage)?
+                .get(&node_id[..])
+                .map_err(storage)?
+                .is_none()
+            {
+                return Err(Error::NotFound(format!(
+                    "node {} is not registered",
+                    hex::encode(node_id)
+                )));
+            }
+            txn.open_table(DEVICES)
+                .map_err(storage)?
+                .insert((&node_id[..], device), to_json(record)?.as_str())
+                .map_err(storage)?;
+        }
+        txn.commit().map_err(storage)
+    }
+
+    /// The device certificates issued to a tenant, by device name.
+    pub fn devices(&self, node_id: &[u8; 33]) -> Result<Vec<(String, DeviceRecord)>, Error> {
+        let txn = self.db.begin_read().map_err(storage)?;
+        let table = txn.open_table(DEVICES).map_err(storage)?;
+        let mut out = Vec::new();
+        for entry in table.range((&node_id[..], "")..).map_err(storage)? {
+            let (k, v) = entry.map_err(storage)?;
+            let (node, device) = k.value();
+            if node != &node_id[..] {
+                break;
+            }
+            out.push((device.to_string(), from_json(v.value())?));
+        }
+        Ok(out)
+    }
+
+    /// Records what a signer said in `MaybeUpgrade`; returns the version it replaces.
+    pub fn upgrade_signer(
+        &self,
+        node_id: &[u8; 33],
+        version: &str,
+        startup_msgs: Option<Vec<(String, String)>>,
+    ) -> Result<String, Error> {
+        let txn = self.db.begin_write().map_err(storage)?;
+        let old;
+        {
+            let mut tenants = txn.open_table(TENANTS).map_err(storage)?;
+            let current = tenants
+                .get(&node_id[..])
+                .map_err(storage)?
+                .map(|v| v.value().to_string());
+            let Some(current) = current else {
+                return Err(Error::NotFound(format!(
+                    "node {} is not registered",
+                    hex::encode(node_id)
+                )));
+            };
+            let mut record: TenantRecord = from_json(&current)?;
+            old = record.signer_version.clone();
+            if !version.is_empty() {
+                record.signer_version = version.to_string();
+            }
+            if let Some(msgs) = startup_msgs {
+                record.startup_msgs = msgs;
+            }
+            record.upgraded_at = Some(now());
+            tenants
+                .insert(&node_id[..], to_json(&record)?.as_str())
+                .map_err(storage)?;
+        }
+        txn.commit().map_err(storage)?;
+        Ok(old)
+    }
+
+    /// Mints `count` operator invite codes.
+    pub fn create_invites(&self, count: u32) -> Result<Vec<String>, Error> {
+        let txn = self.db.begin_write().map_err(storage)?;
+        let codes;
+        {
+            let mut invites = txn.open_table(INVITES).map_err(storage)?;
+            codes = mint(&mut invites, count, None)?;
+        }
+        txn.commit().map_err(storage)?;
+        Ok(codes)
+    }
+
+    /// Every invite code.
+    pub fn invites(&self) -> Result<Vec<(String, InviteRecord)>, Error> {
+        let txn = self.db.begin_read().map_err(storage)?;
+        let table = txn.open_table(INVITES).map_err(storage)?;
+        let mut out = Vec::new();
+        for entry in table.iter().map_err(storage)? {
+            let (k, v) = entry.map_err(storage)?;
+            out.push((k.value().to_string(), from_json(v.value())?));
+        }
+        Ok(out)
+    }
+
+    /// The invite codes given to a tenant, with whether each was redeemed.
+    pub fn invites_owned_by(&self, node_id: &[u8; 33]) -> Result<Vec<(String, bool)>, Error> {
+        let txn = self.db.begin_read().map_err(storage)?;
+        let by_owner = txn.open_multimap_table(INVITES_BY_OWNER).map_err(storage)?;
+        let invites = txn.open_table(INVITES).map_err(storage)?;
+        let mut out = Vec::new();
+        for code in by_owner.get(&node_id[..]).map_err(storage)? {
+            let code = code.map_err(storage)?.value().to_string();
+            let redeemed = match invites.get(code.as_str()).map_err(storage)? {
+                Some(v) => from_json::<InviteRecord>(v.value())?.redeemed_by.is_some(),
+                None => false,
+            };
+            out.push((code, redeemed));
+        }
+        Ok(out)
+    }
+
+    /// Stores a signer rejection report; returns its sequence number.
+    pub fn add_rejection(&self, record: &RejectionRecord) -> Result<u64, Error> {
+        let txn = self.db.begin_write().map_err(storage)?;
+        let id;
+        {
+            let mut table = txn.open_table(REJECTIONS).map_err(storage)?;
+            id = table
+                .last()
+                .map_err(storage)?
+                .map(|(k, _)| k.value() + 1)
+                .unwrap_or(1);
+            table
+                .insert(id, to_json(record)?.as_str())
+                .map_err(storage)?;
+        }
+        txn.commit().map_err(storage)?;
+        Ok(id)
+    }
+
+    /// Every signer rejection report, oldest first.
+    pub fn rejections(&self) -> Result<Vec<RejectionRecord>, Error> {
+        let txn = self.db.begin_read().map_err(storage)?;
+        let table = txn.open_table(REJECTIONS).map_err(storage)?;
+        let mut out = Vec::new();
+        for entry in table.iter().map_err(storage)? {
+            out.push(from_json(entry.map_err(storage)?.1.value())?);
+        }
+        Ok(out)
+    }
+}
+
+/// Inserts `count` new random codes, never reusing one that exists.
+fn mint(
+    invites: &mut redb::Table<&str, &str>,
+    count: u32,
+    owner: Option<&str>,
+) -> Result<Vec<String>, Error> {
+    let mut codes = Vec::with_capacity(count as usize);
+    while codes.len() < count as usize {
+        let code = invite::new_code();
+        if invites.get(code.as_str()).map_err(storage)?.is_some() {
+            continue;
+        }
+        let record = InviteRecord {
+            owner: owner.map(str::to_string),
+            created_at: now(),
+            redeemed_by: None,
+            redeemed_at: None,
+        };
+        invites
+            .insert(code.as_str(), to_json(&record)?.as_str())
+            .map_err(storage)?;
+        codes.push(code);
+    }
+    Ok(codes)
+}
+
+/// Why the database could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// Another process (a running scheduler) holds it.
+    #[error("the database is in use by another process")]
+    Locked,
+    /// It was made for another network.
+    #[error("{0}")]
+    WrongNetwork(String),
+    /// Anything else.
+    #[error("cannot open the database: {0}")]
+    Other(String),
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,78 @@
+//! What the scheduler stores about tenants, devices, invite codes and signer reports.
+
+use serde::{Deserialize, Serialize};
+
+/// A registered tenant.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TenantRecord {
+    /// Hex node id.
+    pub node_id: String,
+    /// The network the tenant registered for.
+    pub network: String,
+    /// The signer's protocol version (`signer_proto` on register, then `MaybeUpgrade`).
+    pub signer_version: String,
+    /// The signer's hsmd init reply, hex.
+    #[serde(default)]
+    pub init_msg: String,
+    /// The signer's startup messages (request, response), hex.
+    #[serde(default)]
+    pub startup_msgs: Vec<(String, String)>,
+    /// The invite code redeemed, if any.
+    #[serde(default)]
+    pub invite_code: Option<String>,
+    /// Unix seconds.
+    pub registered_at: u64,
+    /// Unix seconds of the last `MaybeUpgrade`.
+    #[serde(default)]
+    pub upgraded_at: Option<u64>,
+}
+
+/// A tenant's CA certificate and key. The key is secret.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct TenantCaRecord {
+    /// PEM certificate.
+    pub cert_pem: String,
+    /// PEM PKCS#8 private key.
+    pub key_pem: String,
+}
+
+/// A device certificate that was issued.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DeviceRecord {
+    /// The certificate's subject.
+    pub subject: String,
+    /// Unix seconds.
+    pub issued_at: u64,
+    /// Unix seconds.
+    pub not_after: i64,
+}
+
+/// An invite code.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct InviteRecord {
+    /// Hex node id of the tenant the code was given to; `None` for operator codes.
+    pub owner: Option<String>,
+    /// Unix seconds.
+    pub created_at: u64,
+    /// Hex node id of the tenant that redeemed it.
+    pub redeemed_by: Option<String>,
+    /// Unix seconds.
+    pub redeemed_at: Option<u64>,
+}
+
+/// A signer's report that it refused a request.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RejectionRecord {
+    /// Hex node id the report is about (from the body, else the caller's certificate).
+    pub node_id: String,
+    /// Who sent it: `nobody` or the device certificate's subject.
+    pub reporter: String,
+    /// The signer's reason.
+    pub msg: String,
+    /// The signer's build.
+    pub git_version: String,
+    /// The refused hsmd message, hex (truncated to a bound).
+    pub request_raw: String,
+    /// Unix seconds.
+    pub received_at: u64,
+}

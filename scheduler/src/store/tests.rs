@@ -1,0 +1,127 @@
+use super::*;
+
+fn tenant(n: u8) -> NewTenant {
+    let node_id = [n; 33];
+    NewTenant {
+        node_id,
+        record: TenantRecord {
+            node_id: hex::encode(node_id),
+            network: "regtest".into(),
+            signer_version: "v25.05".into(),
+            init_msg: String::new(),
+            startup_msgs: vec![],
+            invite_code: None,
+            registered_at: 1,
+            upgraded_at: None,
+        },
+        ca: TenantCaRecord {
+            cert_pem: "cert".into(),
+            key_pem: "key".into(),
+        },
+        device_name: "default".into(),
+        device: DeviceRecord {
+            subject: "s".into(),
+            issued_at: 1,
+            not_after: 2,
+        },
+    }
+}
+
+fn open(dir: &tempfile::TempDir) -> Store {
+    Store::open(&dir.path().join("db.redb"), Some("regtest")).unwrap()
+}
+
+#[test]
+fn a_tenant_registers_once_and_gets_its_invite_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let minted = store.register(tenant(2), None, 3).unwrap();
+    assert_eq!(minted.len(), 3);
+    assert!(matches!(
+        store.register(tenant(2), None, 3),
+        Err(Error::AlreadyExists(_))
+    ));
+    let owned = store.invites_owned_by(&[2; 33]).unwrap();
+    assert_eq!(owned.len(), 3);
+    assert!(owned.iter().all(|(_, redeemed)| !redeemed));
+    assert_eq!(store.devices(&[2; 33]).unwrap().len(), 1);
+}
+
+#[test]
+fn an_invite_code_redeems_once_and_unknown_codes_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let code = store.create_invites(1).unwrap().remove(0);
+    assert!(matches!(
+        store.register(tenant(2), Some("nope-nope"), 0),
+        Err(Error::NotFound(_))
+    ));
+    store.register(tenant(2), Some(&code), 0).unwrap();
+    assert!(matches!(
+        store.register(tenant(3), Some(&code), 0),
+        Err(Error::FailedPrecondition(_))
+    ));
+    // The failed registration left nothing behind.
+    assert!(store.tenant(&[3; 33]).unwrap().is_none());
+    let all = store.invites().unwrap();
+    assert_eq!(
+        all[0].1.redeemed_by.as_deref(),
+        Some(hex::encode([2u8; 33]).as_str())
+    );
+}
+
+#[test]
+fn concurrent_registrations_with_one_code_redeem_it_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let code = store.create_invites(1).unwrap().remove(0);
+    let handles: Vec<_> = (2..10u8)
+        .map(|n| {
+            let store = store.clone();
+            let code = code.clone();
+            std::thread::spawn(move || store.register(tenant(n), Some(&code), 0).is_ok())
+        })
+        .collect();
+    let ok = handles
+        .into_iter()
+        .map(|h| h.join().unwrap())
+        .filter(|registered| *registered)
+        .count();
+    assert_eq!(ok, 1, "exactly one registration may redeem the code");
+    assert_eq!(store.tenants().unwrap().len(), 1);
+}
+
+#[test]
+fn state_survives_reopening_and_the_network_is_fixed() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = open(&dir);
+        store.register(tenant(2), None, 2).unwrap();
+        store.create_invites(4).unwrap();
+        assert_eq!(
+            store.upgrade_signer(&[2; 33], "v26.06", None).unwrap(),
+            "v25.05"
+        );
+    }
+    let store = open(&dir);
+    assert_eq!(
+        store.tenant(&[2; 33]).unwrap().unwrap().signer_version,
+        "v26.06"
+    );
+    assert_eq!(store.invites().unwrap().len(), 6);
+    drop(store);
+    let err = Store::open(&dir.path().join("db.redb"), Some("bitcoin"))
+        .err()
+        .unwrap();
+    assert!(matches!(err, OpenError::WrongNetwork(_)));
+}
+
+#[test]
+fn a_second_opener_is_told_the_database_is_locked() {
+    let dir = tempfile::tempdir().unwrap();
+    let _store = open(&dir);
+    let err = Store::open(&dir.path().join("db.redb"), None)
+        .err()
+        .unwrap();
+    assert!(matches!(err, OpenError::Locked));
+}

@@ -1,0 +1,226 @@
+//! `signer-cli`: the user's device for a Skylight node.
+
+use std::io::BufRead;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use skylight_signer_cli::client::TlsIdentity;
+use skylight_signer_cli::config::{DataDir, Settings};
+use skylight_signer_cli::keys::NodeKeys;
+use skylight_signer_cli::secret::HsmSecret;
+use skylight_signer_cli::{creds, identity};
+
+#[derive(Parser)]
+#[command(
+    name = "signer-cli",
+    version,
+    about = "The device that holds a Skylight node's keys"
+)]
+struct Cli {
+    /// Data directory: secret, settings, credentials.
+    #[arg(long, global = true, env = "SKYLIGHT_SIGNER_DIR", default_value_os_t = default_dir())]
+    data_dir: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args, Clone)]
+struct SchedulerArgs {
+    /// The scheduler's URI.
+    #[arg(long, env = "GL_SCHEDULER_GRPC_URI")]
+    scheduler: String,
+    /// The CA certificate that signs the scheduler's (the operator's ca.pem).
+    #[arg(long, env = "GL_CA_CRT")]
+    ca_cert: PathBuf,
+    /// The nobody certificate chain.
+    #[arg(long, env = "GL_NOBODY_CRT")]
+    nobody_cert: PathBuf,
+    /// The nobody key.
+    #[arg(long, env = "GL_NOBODY_KEY")]
+    nobody_key: PathBuf,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create the node secret: a new BIP39 mnemonic (printed once: write it down), or import
+    /// one, or a raw 32-byte secret, read from standard input.
+    Init {
+        /// Bitcoin network.
+        #[arg(long, default_value = "regtest")]
+        network: String,
+        /// Read a BIP39 mnemonic from standard input instead of making one.
+        #[arg(long, conflicts_with = "import_secret_hex")]
+        import_mnemonic: bool,
+        /// Read a raw secret, 64 hex characters, from standard input.
+        #[arg(long)]
+        import_secret_hex: bool,
+    },
+    /// Register this node with the scheduler.
+    Register {
+        #[command(flatten)]
+        scheduler: SchedulerArgs,
+        /// Invite code.
+        #[arg(long)]
+        invite: Option<String>,
+    },
+    /// Get a new device certificate for a node registered before.
+    Recover {
+        #[command(flatten)]
+        scheduler: SchedulerArgs,
+    },
+    /// Show the node id, network, scheduler and certificate expiry.
+    Show,
+}
+
+fn default_dir() -> PathBuf {
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join(".skylight")
+        .join("signer")
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Runtime::new().expect("cannot start the async runtime");
+    if let Err(err) = runtime.block_on(run(cli)) {
+        eprintln!("error: {err:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    let dir = DataDir(cli.data_dir);
+    match cli.command {
+        Command::Init {
+            network,
+            import_mnemonic,
+            import_secret_hex,
+        } => init(&dir, &network, import_mnemonic, import_secret_hex),
+        Command::Register { scheduler, invite } => {
+            let (settings, keys, nobody) = prepare(&dir, &scheduler)?;
+            let device = identity::register(
+                &scheduler.scheduler,
+                &nobody,
+                &keys,
+                &settings.network,
+                invite.as_deref(),
+            )
+            .await?;
+            save(&dir, settings, &scheduler.scheduler, &device)?;
+            println!("registered node {}", hex::encode(keys.node_id_bytes()));
+            Ok(())
+        }
+        Command::Recover { scheduler } => {
+            let (settings, keys, nobody) = prepare(&dir, &scheduler)?;
+            let device = identity::recover(&scheduler.scheduler, &nobody, &keys).await?;
+            save(&dir, settings, &scheduler.scheduler, &device)?;
+            println!("recovered node {}", hex::encode(keys.node_id_bytes()));
+            Ok(())
+        }
+        Command::Show => show(&dir),
+    }
+}
+
+fn init(dir: &DataDir, network: &str, import_mnemonic: bool, import_hex: bool) -> Result<()> {
+    let net: bitcoin::Network = network
+        .parse()
+        .with_context(|| format!("unknown network {network:?}"))?;
+    if dir.secret().exists() {
+        bail!(
+            "{} exists already: this device is initialised",
+            dir.secret().display()
+        );
+    }
+    let (words, secret) = if import_mnemonic || import_hex {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line)?;
+        let secret = if import_mnemonic {
+            HsmSecret::from_mnemonic(&line)?
+        } else {
+            HsmSecret::from_hex(&line)?
+        };
+        (None, secret)
+    } else {
+        let (words, secret) = HsmSecret::generate()?;
+        (Some(words), secret)
+    };
+    std::fs::create_dir_all(&dir.0)
+        .with_context(|| format!("cannot create {}", dir.0.display()))?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&dir.0, std::fs::Permissions::from_mode(0o700))?;
+    }
+    secret.save_new(&dir.secret())?;
+    let keys = NodeKeys::derive(&secret, net);
+    Settings {
+        network: network.to_string(),
+        node_id: hex::encode(keys.node_id_bytes()),
+        scheduler: None,
+    }
+    .save(dir)?;
+    if let Some(words) = words {
+        println!("Your recovery words (write them down; they are shown only this once):");
+        println!("  {words}");
+    }
+    println!("node id {}", hex::encode(keys.node_id_bytes()));
+    Ok(())
+}
+
+fn prepare(dir: &DataDir, args: &SchedulerArgs) -> Result<(Settings, NodeKeys, TlsIdentity)> {
+    let settings = Settings::load(dir)?;
+    let secret = HsmSecret::load(&dir.secret())?;
+    let network: bitcoin::Network = settings
+        .network
+        .parse()
+        .context("bad network in settings")?;
+    let keys = NodeKeys::derive(&secret, network);
+    let read =
+        |p: &PathBuf| std::fs::read(p).with_context(|| format!("cannot read {}", p.display()));
+    let nobody = TlsIdentity {
+        ca_pem: read(&args.ca_cert)?,
+        cert_pem: read(&args.nobody_cert)?,
+        key_pem: read(&args.nobody_key)?,
+    };
+    Ok((settings, keys, nobody))
+}
+
+fn save(
+    dir: &DataDir,
+    mut settings: Settings,
+    uri: &str,
+    device: &skylight_proto::credentials::Device,
+) -> Result<()> {
+    creds::save(&dir.credentials(), device)?;
+    settings.scheduler = Some(uri.to_string());
+    settings.save(dir)
+}
+
+fn show(dir: &DataDir) -> Result<()> {
+    let settings = Settings::load(dir)?;
+    println!("node id:   {}", settings.node_id);
+    println!("network:   {}", settings.network);
+    println!(
+        "scheduler: {}",
+        settings.scheduler.as_deref().unwrap_or("(not registered)")
+    );
+    match creds::load(&dir.credentials()) {
+        Ok(device) => {
+            let cert = String::from_utf8_lossy(&device.cert);
+            let cn = skylight_certs::subject_cn(&cert)?;
+            let expiry = skylight_certs::not_after(&cert)?;
+            println!("device:    {cn}");
+            println!("expires:   {} (unix {expiry})", format_utc(expiry));
+        }
+        Err(_) => println!("device:    (no credentials yet: register or recover)"),
+    }
+    Ok(())
+}
+
+/// A readable UTC time from unix seconds.
+fn format_utc(secs: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(secs)
+        .map(|t| t.to_string())
+        .unwrap_or_else(|_| "(out of range)".into())
+}
