@@ -15,7 +15,8 @@
 //!
 //! Keys are P-256 in PKCS#8. Leaves carry EKU serverAuth and clientAuth, as Greenlight's
 //! do, and their common names may be longer than RFC 5280's 64 characters (a device CN
-//! holds a 66-character node id).
+//! holds a 66-character node id). Only server certificates carry subject alternative
+//! names: without one, a client identity (nobody, a device) cannot impersonate a server.
 #![warn(missing_docs)]
 
 mod csr;
@@ -160,14 +161,16 @@ impl Authority {
     ///
     /// Only the CSR's public key is used: whatever else it asks for (a CA flag, other
     /// names, other usages) is ignored, so a client cannot obtain more than a device
-    /// certificate.
+    /// certificate. It carries no subject alternative name: webpki matches server names
+    /// only against SANs, so a device certificate can never pass for a server (the
+    /// scheduler at `localhost`, say), while client authentication does not need one.
     pub fn sign_device(
         &self,
         csr: &DeviceCsr,
         cn: &str,
         validity: Validity,
     ) -> Result<String, CertError> {
-        let params = leaf_params(cn, &["localhost".to_string()], validity)?;
+        let params = leaf_params(cn, &[], validity)?;
         let cert = params.signed_by(&csr.public_key, &self.issuer)?;
         Ok(cert.pem())
     }

@@ -33,6 +33,10 @@ fn a_device_certificate_names_its_tenant_and_chains_to_the_tenant_ca() {
             device: "default".into()
         }
     );
+    // No SAN: a device certificate must never pass for a server.
+    let der = first_der(&pem).unwrap();
+    let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
+    assert!(cert.subject_alternative_name().unwrap().is_none());
     let expiry = not_after(&pem).unwrap();
     let now = OffsetDateTime::now_utc().unix_timestamp();
     assert!(expiry > now && expiry <= now + 86_400 + 5);

@@ -5,7 +5,7 @@
 //! challenge can be tried once at most. Challenges live in memory: they last seconds, and a
 //! scheduler restart only means clients ask again.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -23,17 +23,48 @@ struct Outstanding {
 pub struct ChallengeBook {
     ttl: Duration,
     max_outstanding: usize,
-    outstanding: Mutex<HashMap<[u8; 32], Outstanding>>,
+    book: Mutex<Book>,
+}
+
+/// Challenges by value, and their issue order (which, with one TTL for all, is also their
+/// expiry order).
+#[derive(Default)]
+struct Book {
+    by_value: HashMap<[u8; 32], Outstanding>,
+    order: VecDeque<([u8; 32], Instant)>,
+}
+
+impl Book {
+    /// Drops expired challenges, and the oldest ones while more than `max` remain.
+    fn trim(&mut self, now: Instant, max: usize) {
+        while let Some((value, expires)) = self.order.front().copied() {
+            let live = self.by_value.contains_key(&value);
+            if live && expires > now && self.by_value.len() <= max {
+                break;
+            }
+            self.order.pop_front();
+            if live
+                && self
+                    .by_value
+                    .get(&value)
+                    .is_some_and(|c| c.expires == expires)
+            {
+                self.by_value.remove(&value);
+            }
+        }
+    }
 }
 
 impl ChallengeBook {
-    /// Challenges live `ttl`; at most `max_outstanding` exist at once (a bound on memory a
-    /// flood of GetChallenge can take).
+    /// Challenges live `ttl`; at most `max_outstanding` exist at once, the oldest making
+    /// way for new ones. That bounds the memory a flood of GetChallenge can take without
+    /// locking honest clients out: they redeem within a round trip, long before a flood of
+    /// `max_outstanding` newer challenges could push theirs out.
     pub fn new(ttl: Duration, max_outstanding: usize) -> Self {
         ChallengeBook {
             ttl,
-            max_outstanding,
-            outstanding: Mutex::new(HashMap::new()),
+            max_outstanding: max_outstanding.max(1),
+            book: Mutex::new(Book::default()),
         }
     }
 
@@ -43,23 +74,19 @@ impl ChallengeBook {
         getrandom::getrandom(&mut challenge)
             .map_err(|e| Error::Internal(format!("random source: {e}")))?;
         let now = Instant::now();
-        let mut book = self.outstanding.lock().unwrap_or_else(|p| p.into_inner());
-        if book.len() >= self.max_outstanding {
-            book.retain(|_, c| c.expires > now);
-            if book.len() >= self.max_outstanding {
-                return Err(Error::ResourceExhausted(
-                    "too many challenges are outstanding; try again in a minute".into(),
-                ));
-            }
-        }
-        book.insert(
+        let expires = now + self.ttl;
+        let mut book = self.book.lock().unwrap_or_else(|p| p.into_inner());
+        // Trim before inserting, so the new challenge is never the one trimmed.
+        book.trim(now, self.max_outstanding - 1);
+        book.by_value.insert(
             challenge,
             Outstanding {
                 scope,
                 node_id,
-                expires: now + self.ttl,
+                expires,
             },
         );
+        book.order.push_back((challenge, expires));
         Ok(challenge)
     }
 
@@ -77,14 +104,16 @@ impl ChallengeBook {
                 challenge.len()
             ))
         })?;
+        // Removed before anything is checked: a challenge is good for one attempt.
         let taken = self
-            .outstanding
+            .book
             .lock()
             .unwrap_or_else(|p| p.into_inner())
+            .by_value
             .remove(&key);
         let Some(c) = taken else {
             return Err(Error::Unauthenticated(
-                "this challenge was never issued or has already been used; call GetChallenge again"
+                "this challenge is unknown, already used or long expired; call GetChallenge again"
                     .into(),
             ));
         };
@@ -124,7 +153,7 @@ mod tests {
         let err = book
             .redeem(&c, ChallengeScope::Register, &NODE)
             .unwrap_err();
-        assert!(matches!(err, Error::Unauthenticated(m) if m.contains("already been used")));
+        assert!(matches!(err, Error::Unauthenticated(m) if m.contains("already used")));
     }
 
     #[test]
@@ -153,13 +182,23 @@ mod tests {
     }
 
     #[test]
-    fn outstanding_challenges_are_bounded() {
+    fn outstanding_challenges_are_bounded_and_the_oldest_make_way() {
         let book = ChallengeBook::new(Duration::from_secs(60), 2);
-        book.issue(ChallengeScope::Register, NODE).unwrap();
-        book.issue(ChallengeScope::Register, NODE).unwrap();
-        assert!(matches!(
-            book.issue(ChallengeScope::Register, NODE),
-            Err(Error::ResourceExhausted(_))
-        ));
+        let first = book.issue(ChallengeScope::Register, NODE).unwrap();
+        let second = book.issue(ChallengeScope::Register, NODE).unwrap();
+        let third = book.issue(ChallengeScope::Register, NODE).unwrap();
+        {
+            let b = book.book.lock().unwrap();
+            assert_eq!(b.by_value.len(), 2);
+            assert!(b.order.len() <= 2);
+        }
+        assert!(
+            book.redeem(&first, ChallengeScope::Register, &NODE)
+                .is_err()
+        );
+        book.redeem(&second, ChallengeScope::Register, &NODE)
+            .unwrap();
+        book.redeem(&third, ChallengeScope::Register, &NODE)
+            .unwrap();
     }
 }

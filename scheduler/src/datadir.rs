@@ -84,23 +84,43 @@ pub struct Prepared {
     pub server_key_pem: String,
 }
 
-/// Makes the data directory on first start (CA hierarchy, nobody identity), loads it on
-/// later ones, and issues a fresh server certificate for the configured host names.
-pub fn prepare(config: &Config) -> Result<Prepared> {
+/// Creates the data directory (0700) if needed.
+pub fn create(config: &Config) -> Result<Paths> {
     let paths = Paths {
         dir: config.data_dir.clone(),
     };
     fs::create_dir_all(&paths.dir)
         .with_context(|| format!("cannot create data directory {}", paths.dir.display()))?;
     fs::set_permissions(&paths.dir, fs::Permissions::from_mode(0o700))?;
+    Ok(paths)
+}
+
+/// Makes the CA hierarchy and nobody identity on first start, loads them on later ones, and
+/// issues a fresh server certificate for the configured host names.
+///
+/// Call it only while holding the database open: redb's lock on it is what keeps a second
+/// scheduler on the same directory from writing these files at the same time.
+/// `has_tenants` says whether the database already holds tenants.
+pub fn prepare(config: &Config, has_tenants: bool) -> Result<Prepared> {
+    let paths = create(config)?;
     let ca_validity = Validity::days(config.ca_days);
 
     if !paths.ca_cert().exists() {
+        if has_tenants {
+            // A new CA would orphan every tenant: their CAs hang under the old users CA.
+            anyhow::bail!(
+                "{} is missing but {} holds tenants: restore the CA files from a backup rather than \
+                 starting a new CA that no registered device would chain to",
+                paths.ca_cert().display(),
+                paths.database().display()
+            );
+        }
         tracing::info!(dir = %paths.dir.display(), "first start: creating the certificate authority");
         let root = Authority::new_root(ca_validity)?;
         let users = root.new_child_ca(names::USERS_CA_CN, ca_validity)?;
         let services = root.new_child_ca(names::SERVICES_CA_CN, ca_validity)?;
-        let nobody = users.issue_leaf(names::NOBODY_CN, &["localhost".into()], ca_validity)?;
+        // No SAN: the nobody key is handed to everyone, so it must never pass for a server.
+        let nobody = users.issue_leaf(names::NOBODY_CN, &[], ca_validity)?;
         write_secret(&paths.users_ca_key(), users.key_pem())?;
         write_public(&paths.users_ca_cert(), users.cert_pem())?;
         write_secret(&paths.services_ca_key(), services.key_pem())?;
@@ -189,7 +209,7 @@ mod tests {
     fn first_start_creates_secret_files_0600_and_a_second_start_keeps_the_ca() {
         let dir = tempfile::tempdir().unwrap();
         let config = Config::new(dir.path().join("data"));
-        let first = prepare(&config).unwrap();
+        let first = prepare(&config, false).unwrap();
         let p = &first.paths;
         for secret in [
             p.ca_key(),
@@ -205,13 +225,27 @@ mod tests {
         assert_eq!(dir_mode, 0o700);
         let nobody = fs::read_to_string(p.nobody_cert()).unwrap();
         assert_eq!(nobody.matches("BEGIN CERTIFICATE").count(), 2);
+        // The nobody key is public knowledge: its certificate names no server.
+        let der = skylight_certs::first_der(&nobody).unwrap();
+        let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
+        assert!(cert.subject_alternative_name().unwrap().is_none());
         assert_eq!(
             skylight_certs::subject_cn(&nobody).unwrap(),
             names::NOBODY_CN
         );
 
-        let second = prepare(&config).unwrap();
+        let second = prepare(&config, false).unwrap();
         assert_eq!(first.root_pem, second.root_pem);
         assert_eq!(first.users_ca.cert_pem(), second.users_ca.cert_pem());
+    }
+
+    #[test]
+    fn a_lost_ca_is_not_silently_replaced_while_a_database_exists() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config::new(dir.path().join("data"));
+        let paths = prepare(&config, false).unwrap().paths;
+        fs::remove_file(paths.ca_cert()).unwrap();
+        let err = prepare(&config, true).err().unwrap().to_string();
+        assert!(err.contains("restore the CA files"), "{err}");
     }
 }

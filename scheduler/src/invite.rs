@@ -1,15 +1,20 @@
-//! Invite codes: `xxxx-xxxx` from an alphabet without look-alike characters.
+//! Invite codes: `xxxx-xxxx-xxxx` from an alphabet without look-alike characters.
 
 /// Letters and digits that cannot be mistaken for one another (no i, l, o, 0, 1).
 const ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyz23456789";
 
-/// A new random code, 8 symbols (about 40 bits), grouped `xxxx-xxxx` as Greenlight's are.
+/// Symbols in a code: 12 from 31 is about 59 bits, too many to guess online even with
+/// thousands of codes outstanding (Greenlight's `xxxx-xxxx` would be about 40).
+const SYMBOLS: usize = 12;
+const LEN: usize = SYMBOLS + SYMBOLS / 4 - 1;
+
+/// A new random code, grouped by four: `xxxx-xxxx-xxxx`.
 pub fn new_code() -> String {
-    let mut out = String::with_capacity(9);
+    let mut out = String::with_capacity(LEN);
     let mut buf = [0u8; 32];
     let mut i = buf.len();
-    while out.len() < 9 {
-        if out.len() == 4 {
+    while out.len() < LEN {
+        if out.len() % 5 == 4 {
             out.push('-');
             continue;
         }
@@ -40,8 +45,9 @@ mod tests {
     #[test]
     fn codes_have_the_expected_shape_and_differ() {
         let a = new_code();
-        assert_eq!(a.len(), 9);
+        assert_eq!(a.len(), 14);
         assert_eq!(&a[4..5], "-");
+        assert_eq!(&a[9..10], "-");
         assert!(
             a.chars()
                 .filter(|c| *c != '-')

@@ -22,14 +22,23 @@ use crate::shutdown::Shutdown;
 use crate::state::State;
 use crate::store::{OpenError, Store};
 
+/// How long a client has to complete the TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Runs the scheduler until `shutdown` is triggered.
 pub async fn run(config: Config, shutdown: Shutdown) -> Result<()> {
     // rustls needs a process-wide crypto provider before tonic builds its server config.
     let _ = rustls::crypto::ring::default_provider().install_default();
 
-    let prepared = datadir::prepare(&config)?;
-    let paths = prepared.paths.clone();
+    // The database first: its lock makes us the only scheduler on this directory before
+    // any CA or key file is written.
+    let paths = datadir::create(&config)?;
     let store = open_store(&paths, Some(&config.network))?;
+    let has_tenants = {
+        let store = store.clone();
+        tokio::task::spawn_blocking(move || store.has_tenants()).await??
+    };
+    let prepared = datadir::prepare(&config, has_tenants)?;
 
     let state = Arc::new(State {
         challenges: ChallengeBook::new(config.challenge_ttl, config.max_outstanding_challenges),
@@ -57,7 +66,9 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<()> {
             &prepared.server_chain_pem,
             &prepared.server_key_pem,
         ))
-        .client_ca_root(Certificate::from_pem(&prepared.root_pem));
+        .client_ca_root(Certificate::from_pem(&prepared.root_pem))
+        // Without a bound, a client that never finishes its handshake holds a connection.
+        .timeout(TLS_HANDSHAKE_TIMEOUT);
 
     // Small gRPC messages suffer badly from Nagle's algorithm meeting delayed ACKs.
     let incoming = TcpListenerStream::new(listener).map(|conn| {

@@ -434,8 +434,19 @@ async fn the_nobody_identity_reaches_only_the_open_calls() {
         Code::PermissionDenied
     );
 
-    // Signers report rejections with the nobody identity.
+    // Signers report rejections with the nobody identity; a malformed node id is refused.
     let mut debug = DebugClient::new(client::channel(&s.uri, &nobody).await.unwrap());
+    assert_eq!(
+        code_of(
+            debug
+                .report_signer_rejection(SignerRejection {
+                    node_id: vec![9; 5],
+                    ..Default::default()
+                })
+                .await
+        ),
+        Code::InvalidArgument
+    );
     debug
         .report_signer_rejection(SignerRejection {
             msg: "policy: feerate too high".into(),

@@ -18,12 +18,8 @@ pub async fn handle(
 ) -> Result<UpgradeResponse, Error> {
     let tenant = auth::tenant(&req, "MaybeUpgrade")?;
     let req = req.into_inner();
-    let msgs = (!req.startupmsgs.is_empty()).then(|| {
-        req.startupmsgs
-            .iter()
-            .map(|m| (hex::encode(&m.request), hex::encode(&m.response)))
-            .collect()
-    });
+    let msgs = super::signer_facts(&req.signer_version, &[], &req.startupmsgs)?;
+    let msgs = (!msgs.is_empty()).then_some(msgs);
     let st = state.clone();
     let version = req.signer_version.clone();
     let old_version = blocking(move || st.store.upgrade_signer(&tenant, &version, msgs)).await?;

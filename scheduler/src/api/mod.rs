@@ -14,6 +14,45 @@ use crate::error::Error;
 use crate::state::State;
 use crate::store::records::DeviceRecord;
 
+/// Bounds on what a signer may have stored about itself: a tenant record is small.
+const MAX_SIGNER_VERSION: usize = 64;
+const MAX_STARTUP_MSGS: usize = 32;
+const MAX_HSM_MSG: usize = 4096;
+
+/// Checks the signer's self-description (Register, MaybeUpgrade) against those bounds and
+/// returns the startup messages as stored.
+fn signer_facts(
+    version: &str,
+    init_msg: &[u8],
+    msgs: &[skylight_proto::scheduler::StartupMessage],
+) -> Result<Vec<(String, String)>, Error> {
+    if version.len() > MAX_SIGNER_VERSION {
+        return Err(Error::InvalidArgument(format!(
+            "the signer version is longer than {MAX_SIGNER_VERSION} bytes"
+        )));
+    }
+    if init_msg.len() > MAX_HSM_MSG {
+        return Err(Error::InvalidArgument(format!(
+            "the init message is longer than {MAX_HSM_MSG} bytes"
+        )));
+    }
+    if msgs.len() > MAX_STARTUP_MSGS {
+        return Err(Error::InvalidArgument(format!(
+            "more than {MAX_STARTUP_MSGS} startup messages"
+        )));
+    }
+    msgs.iter()
+        .map(|m| {
+            if m.request.len() > MAX_HSM_MSG || m.response.len() > MAX_HSM_MSG {
+                return Err(Error::InvalidArgument(format!(
+                    "a startup message is longer than {MAX_HSM_MSG} bytes"
+                )));
+            }
+            Ok((hex::encode(&m.request), hex::encode(&m.response)))
+        })
+        .collect()
+}
+
 /// Parses the CSR of a register or recover and checks it is not made out for another node.
 fn device_csr(csr: &[u8], node_id: &[u8; 33]) -> Result<DeviceCsr, Error> {
     let csr = DeviceCsr::from_pem(csr)?;

@@ -36,13 +36,23 @@ pub async fn handle(
     proof::verify(&node, &req.challenge, &req.signature)?;
     let csr = super::device_csr(&req.csr, &node_id)?;
 
+    let startup_msgs = super::signer_facts(&req.signer_proto, &req.init_msg, &req.startupmsgs)?;
+
     let code = invite::normalize(&req.invite_code);
     let code = (!code.is_empty()).then_some(code);
-    if code.is_none() && state.config.require_invite {
-        return Err(Error::PermissionDenied(
-            "registering on this scheduler needs an invite code; ask the operator or an existing user for one"
-                .into(),
-        ));
+    match &code {
+        None if state.config.require_invite => {
+            return Err(Error::PermissionDenied(
+                "registering on this scheduler needs an invite code; ask the operator or an existing user for one"
+                    .into(),
+            ));
+        }
+        // A cheap look first, so a wrong guess costs no key generation.
+        Some(c) => {
+            let (st, c) = (state.clone(), c.clone());
+            blocking(move || st.store.invite_usable(&c)).await?;
+        }
+        None => {}
     }
 
     let record = TenantRecord {
@@ -50,11 +60,7 @@ pub async fn handle(
         network: req.network.clone(),
         signer_version: req.signer_proto.clone(),
         init_msg: hex::encode(&req.init_msg),
-        startup_msgs: req
-            .startupmsgs
-            .iter()
-            .map(|m| (hex::encode(&m.request), hex::encode(&m.response)))
-            .collect(),
+        startup_msgs,
         invite_code: code.clone(),
         registered_at: crate::store::now(),
         upgraded_at: None,

@@ -8,17 +8,23 @@ use tonic::Request;
 
 use crate::auth::{self, Caller};
 use crate::error::Error;
+use crate::proof;
 use crate::state::{State, blocking};
 use crate::store::records::RejectionRecord;
 
-/// Bounds on what one report may store, so reports cannot fill the disk quickly.
-const MAX_MSG: usize = 4096;
-const MAX_RAW: usize = 65_536;
+/// Bounds on what reports may store: anyone with the nobody identity can send them.
+const MAX_MSG: usize = 1024;
+const MAX_RAW: usize = 8192;
+/// How many reports are kept (the newest).
+const KEEP: u64 = 10_000;
 
 /// Handles the RPC.
 pub async fn handle(state: &Arc<State>, req: Request<SignerRejection>) -> Result<(), Error> {
     let caller = auth::caller(&req)?;
     let req = req.into_inner();
+    if !req.node_id.is_empty() {
+        proof::parse_node_id(&req.node_id)?;
+    }
     let node_id = match (&caller, req.node_id.is_empty()) {
         (Caller::Device { node_id, .. }, _) => {
             auth::same_tenant(node_id, &req.node_id)?;
@@ -44,7 +50,7 @@ pub async fn handle(state: &Arc<State>, req: Request<SignerRejection>) -> Result
         "signer rejected a request"
     );
     let st = state.clone();
-    blocking(move || st.store.add_rejection(&record)).await?;
+    blocking(move || st.store.add_rejection(&record, KEEP)).await?;
     Ok(())
 }
 

@@ -151,15 +151,11 @@ impl Store {
                     .map_err(storage)?
                     .map(|v| v.value().to_string());
                 let Some(existing) = existing else {
-                    return Err(Error::NotFound(format!(
-                        "invite code {code:?} does not exist; check it or ask for another"
-                    )));
+                    return Err(unknown_invite(code));
                 };
                 let mut rec: InviteRecord = from_json(&existing)?;
                 if rec.redeemed_by.is_some() {
-                    return Err(Error::FailedPrecondition(format!(
-                        "invite code {code:?} has already been used; ask for another"
-                    )));
+                    return Err(used_invite(code));
                 }
                 rec.redeemed_by = Some(node_hex.clone());
                 rec.redeemed_at = Some(now());
@@ -199,6 +195,13 @@ impl Store {
         let table = txn.open_table(TENANTS).map_err(storage)?;
         let value = table.get(&node_id[..]).map_err(storage)?;
         value.map(|v| from_json(v.value())).transpose()
+    }
+
+    /// Whether any tenant is registered.
+    pub fn has_tenants(&self) -> Result<bool, Error> {
+        let txn = self.db.begin_read().map_err(storage)?;
+        let table = txn.open_table(TENANTS).map_err(storage)?;
+        Ok(table.first().map_err(storage)?.is_some())
     }
 
     /// Every tenant, with how many device certificates each was issued.
@@ -324,6 +327,24 @@ impl Store {
         Ok(codes)
     }
 
+    /// Whether `code` exists and is unredeemed: a cheap look before the expensive work of
+    /// a registration. The registration's own transaction decides for good.
+    pub fn invite_usable(&self, code: &str) -> Result<(), Error> {
+        let txn = self.db.begin_read().map_err(storage)?;
+        let table = txn.open_table(INVITES).map_err(storage)?;
+        let value = table.get(code).map_err(storage)?;
+        let Some(value) = value else {
+            return Err(unknown_invite(code));
+        };
+        if from_json::<InviteRecord>(value.value())?
+            .redeemed_by
+            .is_some()
+        {
+            return Err(used_invite(code));
+        }
+        Ok(())
+    }
+
     /// Every invite code.
     pub fn invites(&self) -> Result<Vec<(String, InviteRecord)>, Error> {
         let txn = self.db.begin_read().map_err(storage)?;
@@ -353,8 +374,9 @@ impl Store {
         Ok(out)
     }
 
-    /// Stores a signer rejection report; returns its sequence number.
-    pub fn add_rejection(&self, record: &RejectionRecord) -> Result<u64, Error> {
+    /// Stores a signer rejection report, keeping only the newest `keep`; returns its
+    /// sequence number.
+    pub fn add_rejection(&self, record: &RejectionRecord, keep: u64) -> Result<u64, Error> {
         let txn = self.db.begin_write().map_err(storage)?;
         let id;
         {
@@ -367,6 +389,12 @@ impl Store {
             table
                 .insert(id, to_json(record)?.as_str())
                 .map_err(storage)?;
+            if id > keep {
+                // Reports arrive from unauthenticated callers: bound what they can store.
+                table
+                    .retain_in(..=id - keep, |_, _| false)
+                    .map_err(storage)?;
+            }
         }
         txn.commit().map_err(storage)?;
         Ok(id)
@@ -382,6 +410,18 @@ impl Store {
         }
         Ok(out)
     }
+}
+
+fn unknown_invite(code: &str) -> Error {
+    Error::NotFound(format!(
+        "invite code {code:?} does not exist; check it or ask for another"
+    ))
+}
+
+fn used_invite(code: &str) -> Error {
+    Error::FailedPrecondition(format!(
+        "invite code {code:?} has already been used; ask for another"
+    ))
 }
 
 /// Inserts `count` new random codes, never reusing one that exists.

@@ -125,3 +125,27 @@ fn a_second_opener_is_told_the_database_is_locked() {
         .unwrap();
     assert!(matches!(err, OpenError::Locked));
 }
+
+#[test]
+fn only_the_newest_rejection_reports_are_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    for i in 0..5 {
+        let record = RejectionRecord {
+            node_id: String::new(),
+            reporter: "nobody".into(),
+            msg: format!("report {i}"),
+            git_version: String::new(),
+            request_raw: String::new(),
+            received_at: 0,
+        };
+        store.add_rejection(&record, 3).unwrap();
+    }
+    let kept: Vec<String> = store
+        .rejections()
+        .unwrap()
+        .into_iter()
+        .map(|r| r.msg)
+        .collect();
+    assert_eq!(kept, ["report 2", "report 3", "report 4"]);
+}

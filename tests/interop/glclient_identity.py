@@ -1,0 +1,55 @@
+"""Greenlight's published Python client (gl-client) against a Skylight scheduler.
+
+Run by tests/tests/glclient_interop.rs with the GL_* variables pointing at the scheduler and
+two invite codes in INVITE_1 and INVITE_2. Exits non-zero on the first surprise.
+"""
+import os
+import sys
+
+import glclient
+from glclient import Credentials, Scheduler, Signer
+
+GREENLIGHT_VECTOR_NODE = "02058e8b6c2ad363ec59aa136429256d745164c2bdc87f98f0a68690ec2c5c9b0b"
+
+
+def refused(call, code):
+    try:
+        call()
+    except ValueError as e:
+        if f"status: {code}" not in str(e):
+            sys.exit(f"expected {code}, got: {e}")
+        return str(e)
+    sys.exit(f"expected {code}, but the call succeeded")
+
+
+nobody = Credentials()  # GL_NOBODY_CRT, GL_NOBODY_KEY, GL_CA_CRT
+signer = Signer(bytes(32), "regtest", nobody)
+assert signer.node_id().hex() == GREENLIGHT_VECTOR_NODE, signer.node_id().hex()
+scheduler = Scheduler("regtest", nobody)
+
+msg = refused(lambda: scheduler.register(signer), "PermissionDenied")
+assert "invite code" in msg, msg
+
+res = scheduler.register(signer, invite_code=os.environ["INVITE_1"])
+# The scheduler signed the client's CSR and sent no key; gl-client put its own key here.
+assert "PRIVATE KEY" in res.device_key, "gl-client fills in the key it made itself"
+creds = Credentials.from_bytes(res.creds)
+assert bytes(creds.node_id()) == signer.node_id(), "device certificate names the node"
+
+refused(lambda: scheduler.register(signer, invite_code=os.environ["INVITE_2"]), "AlreadyExists")
+
+rec = scheduler.recover(signer)
+recovered = Credentials.from_bytes(rec.creds)
+assert bytes(recovered.node_id()) == signer.node_id()
+
+stranger = Signer(bytes([1] * 32), "regtest", nobody)
+refused(lambda: scheduler.recover(stranger), "NotFound")
+
+for c in (creds, recovered):
+    authed = Scheduler("regtest", c)
+    codes = authed.get_invite_codes()
+    assert len(codes.invite_code_list) == 3, codes
+    assert not any(i.is_redeemed for i in codes.invite_code_list)
+    refused(authed.schedule, "Unimplemented")
+
+print("gl-client", glclient.__version__ if hasattr(glclient, "__version__") else "", "interop ok")
