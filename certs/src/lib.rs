@@ -157,6 +157,20 @@ impl Authority {
         })
     }
 
+    /// Issues a tenant's node server certificate (`GL /users/<node_id>/node`, SAN
+    /// `localhost`, as Greenlight's clients verify node connections) under this tenant CA.
+    pub fn issue_node_server(
+        &self,
+        node_id_hex: &str,
+        validity: Validity,
+    ) -> Result<Issued, CertError> {
+        self.issue_leaf(
+            &names::node_server_cn(node_id_hex),
+            &["localhost".to_string()],
+            validity,
+        )
+    }
+
     /// Signs a device certificate for the key in `csr`, with the subject rewritten to `cn`.
     ///
     /// Only the CSR's public key is used: whatever else it asks for (a CA flag, other

@@ -130,3 +130,33 @@ fn a_ca_survives_a_round_trip_through_pem() {
 fn pem_encode(label: &str, der: &[u8]) -> String {
     pem::encode(&pem::Pem::new(label, der.to_vec()))
 }
+
+#[test]
+fn a_node_server_certificate_names_localhost_under_the_tenant_ca() {
+    let v = Validity::days(1);
+    let tenant = Authority::new_root(v)
+        .unwrap()
+        .new_child_ca(&names::tenant_ca_cn(NODE), v)
+        .unwrap();
+    let issued = tenant.issue_node_server(NODE, v).unwrap();
+    assert_eq!(
+        subject_cn(&issued.cert_pem).unwrap(),
+        names::node_server_cn(NODE)
+    );
+    let der = first_der(&issued.cert_pem).unwrap();
+    let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
+    let san = cert.subject_alternative_name().unwrap().unwrap();
+    assert_eq!(
+        format!("{:?}", san.value.general_names),
+        "[DNSName(\"localhost\")]"
+    );
+    assert_eq!(
+        cert.issuer()
+            .iter_common_name()
+            .next()
+            .unwrap()
+            .as_str()
+            .unwrap(),
+        names::tenant_ca_cn(NODE)
+    );
+}
