@@ -14,7 +14,7 @@ use tonic::{Request, Response, Status};
 use crate::error::Error;
 use crate::state::blocking;
 use crate::store::Store;
-use crate::store::records::InviteRecord;
+use crate::store::records::{InviteRecord, TenantRecord};
 
 /// The most codes one call mints.
 pub const MAX_INVITES_PER_CALL: u32 = 10_000;
@@ -62,16 +62,7 @@ impl admin_server::Admin for AdminService {
         let store = self.store.clone();
         let tenants = blocking(move || store.tenants()).await?;
         Ok(Response::new(pb::ListTenantsResponse {
-            tenants: tenants
-                .into_iter()
-                .map(|(t, devices)| pb::TenantInfo {
-                    node_id: t.node_id,
-                    network: t.network,
-                    signer_version: t.signer_version,
-                    registered_at: t.registered_at,
-                    devices,
-                })
-                .collect(),
+            tenants: tenants.into_iter().map(tenant_info).collect(),
         }))
     }
 }
@@ -84,6 +75,17 @@ pub fn invite_info((code, r): (String, InviteRecord)) -> pb::InviteCodeInfo {
         created_at: r.created_at,
         redeemed_by: r.redeemed_by.unwrap_or_default(),
         redeemed_at: r.redeemed_at.unwrap_or_default(),
+    }
+}
+
+/// The wire form of a tenant and how many devices it has.
+pub fn tenant_info((t, devices): (TenantRecord, u32)) -> pb::TenantInfo {
+    pb::TenantInfo {
+        node_id: t.node_id,
+        network: t.network,
+        signer_version: t.signer_version,
+        registered_at: t.registered_at,
+        devices,
     }
 }
 

@@ -241,13 +241,7 @@ async fn tenants(data_dir: PathBuf) -> Result<()> {
         Admin::Local(store) => store
             .tenants()?
             .into_iter()
-            .map(|(t, devices)| pb::TenantInfo {
-                node_id: t.node_id,
-                network: t.network,
-                signer_version: t.signer_version,
-                registered_at: t.registered_at,
-                devices,
-            })
+            .map(admin::tenant_info)
             .collect(),
     };
     println!(

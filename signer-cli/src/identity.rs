@@ -4,6 +4,7 @@
 use anyhow::{Context, Result};
 use skylight_certs::names;
 use skylight_proto::credentials::Device;
+use skylight_proto::scheduler::scheduler_client::SchedulerClient;
 use skylight_proto::scheduler::{
     ChallengeRequest, ChallengeScope, RecoveryRequest, RegistrationRequest,
 };
@@ -12,6 +13,7 @@ use crate::client::{self, TlsIdentity};
 use crate::creds;
 use crate::device::DeviceRequest;
 use crate::keys::NodeKeys;
+use tonic::transport::Channel;
 
 /// The signer protocol version sent on register.
 pub const SIGNER_VERSION: &str = concat!("skylight-v", env!("CARGO_PKG_VERSION"));
@@ -27,15 +29,7 @@ pub async fn register(
 ) -> Result<Device> {
     let mut scheduler = client::scheduler(uri, nobody).await?;
     let node_id = keys.node_id_bytes();
-    let challenge = scheduler
-        .get_challenge(ChallengeRequest {
-            scope: ChallengeScope::Register as i32,
-            node_id: node_id.to_vec(),
-        })
-        .await
-        .map_err(refused("GetChallenge"))?
-        .into_inner()
-        .challenge;
+    let challenge = challenge(&mut scheduler, ChallengeScope::Register, &node_id).await?;
     let request = DeviceRequest::new(&names::device_cn(
         &hex::encode(node_id),
         names::REGISTER_DEVICE,
@@ -66,15 +60,7 @@ pub async fn register(
 pub async fn recover(uri: &str, nobody: &TlsIdentity, keys: &NodeKeys) -> Result<Device> {
     let mut scheduler = client::scheduler(uri, nobody).await?;
     let node_id = keys.node_id_bytes();
-    let challenge = scheduler
-        .get_challenge(ChallengeRequest {
-            scope: ChallengeScope::Recover as i32,
-            node_id: node_id.to_vec(),
-        })
-        .await
-        .map_err(refused("GetChallenge"))?
-        .into_inner()
-        .challenge;
+    let challenge = challenge(&mut scheduler, ChallengeScope::Recover, &node_id).await?;
     let device = names::recovered_device(&challenge);
     let request = DeviceRequest::new(&names::device_cn(&hex::encode(node_id), &device))?;
     let reply = scheduler
@@ -105,6 +91,23 @@ fn finish(cert: &str, server_key: &str, our_key: String, nobody: &TlsIdentity) -
         server_key.to_string()
     };
     Ok(creds::device(cert, &key, &nobody.ca_pem))
+}
+
+/// Asks for a challenge for `scope` and this node.
+async fn challenge(
+    scheduler: &mut SchedulerClient<Channel>,
+    scope: ChallengeScope,
+    node_id: &[u8; 33],
+) -> Result<Vec<u8>> {
+    Ok(scheduler
+        .get_challenge(ChallengeRequest {
+            scope: scope as i32,
+            node_id: node_id.to_vec(),
+        })
+        .await
+        .map_err(refused("GetChallenge"))?
+        .into_inner()
+        .challenge)
 }
 
 /// Turns a refusal into an error that reads well and still carries the status.
