@@ -100,6 +100,8 @@ async fn main() {
                 "run",
                 "--listen",
                 "127.0.0.1:0",
+                "--chain-rpc-listen",
+                "127.0.0.1:0",
                 "--require-invite",
                 "false",
             ])

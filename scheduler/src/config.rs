@@ -32,6 +32,25 @@ pub struct Config {
     pub server_cert_days: u64,
     /// How long a stopping scheduler lets open calls finish before closing connections.
     pub shutdown_grace: Duration,
+    /// The chain node-hosts follow.
+    pub chain: ChainSource,
+}
+
+/// Where the chain comes from.
+#[derive(Debug, Clone)]
+pub enum ChainSource {
+    /// An external bitcoind's JSON-RPC (URL with credentials, or a cookie file).
+    Bitcoind {
+        /// `http://user:pass@host:port` or `http://host:port`.
+        url: String,
+    },
+    /// The embedded regtest chain, in `<data-dir>/chain`.
+    Embedded {
+        /// Where its JSON-RPC listens.
+        listen: SocketAddr,
+        /// Blocks mined to its faucet when new.
+        initial_blocks: u32,
+    },
 }
 
 impl Config {
@@ -50,6 +69,10 @@ impl Config {
             ca_days: 36500,
             server_cert_days: 365,
             shutdown_grace: Duration::from_secs(5),
+            chain: ChainSource::Embedded {
+                listen: SocketAddr::from(([127, 0, 0, 1], 18443)),
+                initial_blocks: 101,
+            },
         }
     }
 }

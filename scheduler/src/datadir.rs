@@ -14,6 +14,7 @@
 //! scheduler.redb      the database                                  0600
 //! admin.sock          operator socket, while running                0600
 //! grpc-uri            where the running scheduler listens
+//! chain/              the embedded regtest chain: chain.redb, rpc.cookie (0600), rpc-uri
 //! ```
 
 use std::fs;
@@ -68,6 +69,8 @@ path_fns! {
     admin_socket => "admin.sock",
     /// The running scheduler's URI.
     grpc_uri => "grpc-uri",
+    /// The embedded chain's directory.
+    chain_dir => "chain",
 }
 
 /// What the server needs from the data directory.

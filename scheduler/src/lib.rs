@@ -8,6 +8,7 @@
 pub mod admin;
 pub mod api;
 pub mod auth;
+pub mod chain;
 pub mod challenge;
 pub mod config;
 pub mod datadir;

@@ -6,8 +6,10 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
+use skylight_devchain::client::ChainClient;
+use skylight_devchain::ops::{self, ChainCommand};
 use skylight_proto::admin as pb;
-use skylight_scheduler::config::Config;
+use skylight_scheduler::config::{ChainSource, Config};
 use skylight_scheduler::datadir::Paths;
 use skylight_scheduler::shutdown::Shutdown;
 use skylight_scheduler::{admin, server};
@@ -36,6 +38,9 @@ enum Command {
     /// Tenants.
     #[command(subcommand)]
     Tenant(TenantCommand),
+    /// The running scheduler's embedded regtest chain: mine, fund, tip.
+    #[command(subcommand)]
+    Chain(ChainCommand),
 }
 
 #[derive(clap::Args)]
@@ -65,6 +70,21 @@ struct RunArgs {
     /// Seconds a stopping scheduler lets open calls finish before closing connections.
     #[arg(long, env = "SKYLIGHT_SHUTDOWN_GRACE", default_value_t = 5)]
     shutdown_grace: u64,
+    /// An external bitcoind's JSON-RPC URL (`http://user:pass@host:port`). Without it, on
+    /// regtest, the scheduler runs its own embedded chain.
+    #[arg(long, env = "SKYLIGHT_BITCOIND_RPC")]
+    bitcoind_rpc: Option<String>,
+    /// Where the embedded chain's JSON-RPC listens.
+    #[arg(
+        long,
+        env = "SKYLIGHT_CHAIN_RPC_LISTEN",
+        default_value = "127.0.0.1:18443"
+    )]
+    chain_rpc_listen: SocketAddr,
+    /// Blocks the embedded chain mines to its faucet when new (101 makes one coinbase
+    /// spendable).
+    #[arg(long, env = "SKYLIGHT_CHAIN_INITIAL_BLOCKS", default_value_t = 101)]
+    chain_initial_blocks: u32,
 }
 
 #[derive(Subcommand)]
@@ -115,6 +135,12 @@ fn real_main() -> Result<()> {
             Command::Run(args) => run(cli.data_dir, args).await,
             Command::Invite(cmd) => invite(cli.data_dir, cmd).await,
             Command::Tenant(TenantCommand::List) => tenants(cli.data_dir).await,
+            Command::Chain(cmd) => {
+                let dir = Paths { dir: cli.data_dir }.chain_dir();
+                let client = ChainClient::for_dir(&dir)
+                    .context("is the scheduler running with its embedded chain?")?;
+                ops::operate(&client, cmd).await
+            }
         }
     })
 }
@@ -135,6 +161,17 @@ async fn run(data_dir: PathBuf, args: RunArgs) -> Result<()> {
     config.challenge_ttl = Duration::from_secs(args.challenge_ttl);
     config.device_cert_days = args.device_cert_days;
     config.shutdown_grace = Duration::from_secs(args.shutdown_grace);
+    config.chain = match args.bitcoind_rpc {
+        Some(url) => ChainSource::Bitcoind { url },
+        None if config.network == "regtest" => ChainSource::Embedded {
+            listen: args.chain_rpc_listen,
+            initial_blocks: args.chain_initial_blocks,
+        },
+        None => bail!(
+            "--bitcoind-rpc is required on {}: the embedded chain is regtest only",
+            config.network
+        ),
+    };
 
     let shutdown = Shutdown::new();
     let trigger = shutdown.clone();

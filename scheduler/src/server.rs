@@ -15,6 +15,7 @@ use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 
 use crate::admin::AdminService;
 use crate::api::service::{DebugService, PairingService, SchedulerService};
+use crate::chain::Chain;
 use crate::challenge::ChallengeBook;
 use crate::config::Config;
 use crate::datadir::{self, Paths};
@@ -93,8 +94,9 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<()> {
             async move { s.wait().await }
         });
 
+    let chain = Chain::start(&config, &paths, &shutdown).await?;
     datadir::write_public(&paths.grpc_uri(), &format!("{uri}\n"))?;
-    print_banner(&paths, &uri, &config);
+    print_banner(&paths, &uri, &config, &chain);
 
     // Graceful shutdown waits for open connections to finish, and a client may hold one
     // open for ever (a signer's stream, an idle channel); after a grace period, stop anyway.
@@ -108,6 +110,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<()> {
     };
     let _ = std::fs::remove_file(paths.grpc_uri());
     let _ = std::fs::remove_file(&socket);
+    chain.stop().await?;
     result.context("gRPC server failed")?;
     tracing::info!("scheduler stopped");
     Ok(())
@@ -128,7 +131,7 @@ pub fn open_store(paths: &Paths, network: Option<&str>) -> Result<Store> {
     Ok(store)
 }
 
-fn print_banner(paths: &Paths, uri: &str, config: &Config) {
+fn print_banner(paths: &Paths, uri: &str, config: &Config, chain: &Chain) {
     println!("Skylight scheduler listening on {uri} ({})", config.network);
     println!("Data directory: {}", paths.dir.display());
     println!(
@@ -144,4 +147,22 @@ fn print_banner(paths: &Paths, uri: &str, config: &Config) {
     println!("  export GL_CA_CRT={}", paths.ca_cert().display());
     println!("  export GL_NOBODY_CRT={}", paths.nobody_cert().display());
     println!("  export GL_NOBODY_KEY={}", paths.nobody_key().display());
+    match &chain.cookie {
+        Some(cookie) => println!(
+            "Embedded regtest chain: {} (bitcoind JSON-RPC; credentials in {})",
+            chain.url,
+            cookie.display()
+        ),
+        None => println!("Chain: bitcoind JSON-RPC at {}", redact(&chain.url)),
+    }
+}
+
+/// A URL without its password, for printing.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}://…@{}", &url[..scheme], &url[at + 1..])
+        }
+        _ => url.to_string(),
+    }
 }

@@ -62,7 +62,12 @@ impl Scheduler {
             .arg("--data-dir")
             .arg(&self.dir)
             .arg("run")
-            .args(["--listen", "127.0.0.1:0"])
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--chain-rpc-listen",
+                "127.0.0.1:0",
+            ])
             .args(&self.args)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
