@@ -167,16 +167,21 @@ impl Faucet {
 
     /// Signs every input of `tx`, each spending the matching `prevouts` entry (P2WPKH).
     fn sign(&self, tx: &mut Transaction, prevouts: &[TxOut]) {
-        let secp = Secp256k1::signing_only();
-        let pk = CompressedPublicKey(self.secret.public_key(&secp));
-        let mut cache = SighashCache::new(tx.clone());
         for (i, prev) in prevouts.iter().enumerate() {
-            let sighash = cache
-                .p2wpkh_signature_hash(i, &prev.script_pubkey, prev.value, EcdsaSighashType::All)
-                .expect("our own P2WPKH input");
-            let sig = secp.sign_ecdsa(&Message::from(sighash), &self.secret);
-            let sig = bitcoin::ecdsa::Signature::sighash_all(sig);
-            tx.input[i].witness = Witness::p2wpkh(&sig, &pk.0);
+            sign_p2wpkh(tx, i, &self.secret, prev.value);
         }
     }
+}
+
+/// Signs input `index` of `tx`, which spends a P2WPKH output of `value` paying `secret`'s
+/// key (SIGHASH_ALL).
+pub fn sign_p2wpkh(tx: &mut Transaction, index: usize, secret: &SecretKey, value: Amount) {
+    let secp = Secp256k1::signing_only();
+    let pk = CompressedPublicKey(secret.public_key(&secp));
+    let script = ScriptBuf::new_p2wpkh(&pk.wpubkey_hash());
+    let sighash = SighashCache::new(&*tx)
+        .p2wpkh_signature_hash(index, &script, value, EcdsaSighashType::All)
+        .expect("input index within the transaction");
+    let sig = secp.sign_ecdsa(&Message::from(sighash), secret);
+    tx.input[index].witness = Witness::p2wpkh(&bitcoin::ecdsa::Signature::sighash_all(sig), &pk.0);
 }

@@ -94,11 +94,7 @@ fn invalidating_a_block_returns_its_transactions_to_the_mempool() {
 
 /// A P2WPKH spend of `prev` (paying `key`) back to `key`, leaving `fee`.
 fn respend(key: &SecretKey, prev: OutPoint, value: Amount, fee: Amount) -> bitcoin::Transaction {
-    use bitcoin::secp256k1::{Message, Secp256k1};
-    use bitcoin::sighash::{EcdsaSighashType, SighashCache};
-    let secp = Secp256k1::new();
-    let pk = bitcoin::CompressedPublicKey(key.public_key(&secp));
-    let script = Address::p2wpkh(&pk, Network::Regtest).script_pubkey();
+    let pk = bitcoin::CompressedPublicKey(key.public_key(&bitcoin::secp256k1::Secp256k1::new()));
     let mut tx = bitcoin::Transaction {
         version: bitcoin::transaction::Version::TWO,
         lock_time: bitcoin::absolute::LockTime::ZERO,
@@ -110,15 +106,10 @@ fn respend(key: &SecretKey, prev: OutPoint, value: Amount, fee: Amount) -> bitco
         }],
         output: vec![bitcoin::TxOut {
             value: value - fee,
-            script_pubkey: script.clone(),
+            script_pubkey: Address::p2wpkh(&pk, Network::Regtest).script_pubkey(),
         }],
     };
-    let sighash = SighashCache::new(&tx)
-        .p2wpkh_signature_hash(0, &script, value, EcdsaSighashType::All)
-        .unwrap();
-    let sig = secp.sign_ecdsa(&Message::from(sighash), key);
-    tx.input[0].witness =
-        bitcoin::Witness::p2wpkh(&bitcoin::ecdsa::Signature::sighash_all(sig), &pk.0);
+    faucet::sign_p2wpkh(&mut tx, 0, key, value);
     tx
 }
 

@@ -91,18 +91,8 @@ impl Key {
                 script_pubkey: to,
             }],
         };
-        let secp = Secp256k1::new();
-        let sighash = SighashCache::new(&tx)
-            .p2wpkh_signature_hash(
-                0,
-                &self.address.script_pubkey(),
-                prev.1,
-                EcdsaSighashType::All,
-            )
-            .unwrap();
-        let sig = secp.sign_ecdsa(&Message::from(sighash), signer);
-        let pk = signer.public_key(&secp);
-        tx.input[0].witness = Witness::p2wpkh(&bitcoin::ecdsa::Signature::sighash_all(sig), &pk);
+        // Signed by `signer`, whose key may not be the one the output pays (a forgery).
+        skylight_devchain::faucet::sign_p2wpkh(&mut tx, 0, signer, prev.1);
         tx
     }
 }
