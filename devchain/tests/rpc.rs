@@ -6,8 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use bitcoin::consensus::encode::serialize_hex;
 use bitcoin::hashes::Hash;
-use bitcoin::secp256k1::{Message, Secp256k1, SecretKey};
-use bitcoin::sighash::{EcdsaSighashType, SighashCache};
+use bitcoin::secp256k1::{Secp256k1, SecretKey};
 use bitcoin::{
     Address, Amount, BlockHash, CompressedPublicKey, Network, OutPoint, ScriptBuf, Sequence,
     Transaction, TxIn, TxOut, Txid, Witness, absolute, transaction,
