@@ -76,9 +76,32 @@ impl Key {
         sequence: Sequence,
         signer: &SecretKey,
     ) -> Transaction {
+        self.spend_locked(
+            prev,
+            to,
+            fee,
+            version,
+            sequence,
+            signer,
+            absolute::LockTime::ZERO,
+        )
+    }
+
+    /// As `spend`, with an absolute locktime.
+    #[allow(clippy::too_many_arguments)]
+    fn spend_locked(
+        &self,
+        prev: (OutPoint, Amount),
+        to: ScriptBuf,
+        fee: Amount,
+        version: i32,
+        sequence: Sequence,
+        signer: &SecretKey,
+        lock_time: absolute::LockTime,
+    ) -> Transaction {
         let mut tx = Transaction {
             version: transaction::Version(version),
-            lock_time: absolute::LockTime::ZERO,
+            lock_time,
             input: vec![TxIn {
                 previous_output: prev.0,
                 script_sig: ScriptBuf::new(),
@@ -413,6 +436,34 @@ async fn refusals_carry_bitcoinds_codes() {
         &key.secret,
     );
     call(&r.client, "sendrawtransaction", &[hex(&v1)]).await;
+
+    // An absolute locktime (by height) five blocks ahead: not final until the next block's
+    // height passes it.
+    let (fresh, amount) = funded(&r, &key, 0.2).await;
+    let height = call(&r.client, "getblockcount", &[])
+        .await
+        .as_u64()
+        .unwrap() as u32;
+    let lock = absolute::LockTime::from_height(height + 5).unwrap();
+    let later = key.spend_locked(
+        (fresh, amount),
+        sink.clone(),
+        fee,
+        2,
+        Sequence::ENABLE_LOCKTIME_NO_RBF,
+        &key.secret,
+        lock,
+    );
+    let e = refusal(&r.client, "sendrawtransaction", &[hex(&later)]).await;
+    assert!(e.contains("(-26)") && e.contains("non-final"), "{e}");
+    mine(&r.client, 4, &Key::new().address).await;
+    let e = refusal(&r.client, "sendrawtransaction", &[hex(&later)]).await;
+    assert!(
+        e.contains("non-final"),
+        "the next block's height equals the lock: {e}"
+    );
+    mine(&r.client, 1, &Key::new().address).await;
+    call(&r.client, "sendrawtransaction", &[hex(&later)]).await;
 
     // Below the minimum relay fee; garbage that is no transaction.
     let (fresh, amount) = funded(&r, &key, 0.1).await;
