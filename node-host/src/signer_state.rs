@@ -1,0 +1,291 @@
+//! The signer's state, as node-host keeps it: a versioned key/value map.
+//!
+//! A signer wraps each request as enter → handle → prepare and returns the entries it
+//! changed. node-host merges them here, durably, *before* the answer is released to the
+//! node: a node must never act on a signature whose state it could lose, or the signer
+//! could later be shown an older state and sign something that contradicts it.
+//!
+//! Merge rule (Greenlight's): per key, the higher version wins; an equal version with the
+//! same value may add a signature; a lower version is ignored and counted as a conflict. A
+//! tombstone (version `u64::MAX`) deletes the key for good.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use skylight_proto::greenlight::SignerStateEntry;
+
+/// key → version (u64 BE) ‖ signature length (u16 BE) ‖ signature ‖ value.
+const ENTRIES: TableDefinition<&str, &[u8]> = TableDefinition::new("signer_state");
+
+/// The version that marks a deleted key.
+pub const TOMBSTONE: u64 = u64::MAX;
+
+/// One entry of the state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// Strictly increasing per key.
+    pub version: u64,
+    /// The value (canonical JSON for VLS state).
+    pub value: Vec<u8>,
+    /// The signer's signature over the entry, if it signs its state.
+    pub signature: Vec<u8>,
+}
+
+/// What a merge did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct MergeReport {
+    /// Entries written (new or newer).
+    pub applied: usize,
+    /// Entries older than what is stored, ignored.
+    pub conflicts: usize,
+}
+
+/// A storage failure: the answer that carried the state must not be released.
+#[derive(Debug, thiserror::Error)]
+#[error("signer state storage: {0}")]
+pub struct StateError(String);
+
+fn err(e: impl std::fmt::Display) -> StateError {
+    StateError(e.to_string())
+}
+
+/// The state, in memory and on disk.
+pub struct SignerState {
+    db: Database,
+    entries: std::sync::Mutex<BTreeMap<String, Entry>>,
+}
+
+impl SignerState {
+    /// Opens (creating) the state database.
+    pub fn open(path: &Path) -> Result<Self, StateError> {
+        let db = Database::create(path).map_err(err)?;
+        let txn = db.begin_write().map_err(err)?;
+        txn.open_table(ENTRIES).map_err(err)?;
+        txn.commit().map_err(err)?;
+        let mut entries = BTreeMap::new();
+        {
+            let txn = db.begin_read().map_err(err)?;
+            let table = txn.open_table(ENTRIES).map_err(err)?;
+            for row in table.iter().map_err(err)? {
+                let (k, v) = row.map_err(err)?;
+                entries.insert(k.value().to_string(), decode(v.value())?);
+            }
+        }
+        Ok(SignerState {
+            db,
+            entries: std::sync::Mutex::new(entries),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Entry>> {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Every live entry (tombstones left out), for a signer that attaches.
+    pub fn snapshot(&self) -> Vec<SignerStateEntry> {
+        self.lock()
+            .iter()
+            .filter(|(_, e)| e.version != TOMBSTONE)
+            .map(|(k, e)| wire(k, e))
+            .collect()
+    }
+
+    /// Entries newer than what `sent` says a signer already has; updates `sent`.
+    pub fn changes_since(&self, sent: &mut BTreeMap<String, u64>) -> Vec<SignerStateEntry> {
+        let entries = self.lock();
+        let mut out = Vec::new();
+        for (k, e) in entries.iter() {
+            if e.version == TOMBSTONE || sent.get(k).is_some_and(|v| *v >= e.version) {
+                continue;
+            }
+            sent.insert(k.clone(), e.version);
+            out.push(wire(k, e));
+        }
+        out
+    }
+
+    /// The entry under `key`.
+    pub fn get(&self, key: &str) -> Option<Entry> {
+        self.lock().get(key).cloned()
+    }
+
+    /// Merges a signer's changes, durably (fsync) before returning.
+    pub fn merge(&self, incoming: &[SignerStateEntry]) -> Result<MergeReport, StateError> {
+        let mut entries = self.lock();
+        let mut report = MergeReport::default();
+        let mut writes: Vec<(String, Entry)> = Vec::new();
+        for e in incoming {
+            let new = Entry {
+                version: e.version,
+                value: e.value.clone(),
+                signature: e.signature.clone(),
+            };
+            match entries.get(&e.key) {
+                Some(old) if old.version == TOMBSTONE => report.conflicts += 1,
+                Some(old) if old.version > new.version => report.conflicts += 1,
+                Some(old) if old.version == new.version => {
+                    if old.value != new.value {
+                        // Same version, different value: two histories. Keep ours.
+                        report.conflicts += 1;
+                    } else if old.signature.is_empty() && !new.signature.is_empty() {
+                        writes.push((e.key.clone(), new));
+                    }
+                }
+                _ => writes.push((e.key.clone(), new)),
+            }
+        }
+        if writes.is_empty() {
+            return Ok(report);
+        }
+        let txn = self.db.begin_write().map_err(err)?;
+        {
+            let mut table = txn.open_table(ENTRIES).map_err(err)?;
+            for (k, e) in &writes {
+                table
+                    .insert(k.as_str(), encode(e).as_slice())
+                    .map_err(err)?;
+            }
+        }
+        txn.commit().map_err(err)?;
+        // Only after the commit: memory never runs ahead of the disk.
+        report.applied = writes.len();
+        for (k, e) in writes {
+            entries.insert(k, e);
+        }
+        Ok(report)
+    }
+}
+
+fn wire(key: &str, e: &Entry) -> SignerStateEntry {
+    SignerStateEntry {
+        version: e.version,
+        key: key.to_string(),
+        value: e.value.clone(),
+        signature: e.signature.clone(),
+    }
+}
+
+fn encode(e: &Entry) -> Vec<u8> {
+    let mut v = Vec::with_capacity(10 + e.signature.len() + e.value.len());
+    v.extend_from_slice(&e.version.to_be_bytes());
+    v.extend_from_slice(&(e.signature.len() as u16).to_be_bytes());
+    v.extend_from_slice(&e.signature);
+    v.extend_from_slice(&e.value);
+    v
+}
+
+fn decode(raw: &[u8]) -> Result<Entry, StateError> {
+    let damaged = || StateError("damaged signer state entry".into());
+    let version = u64::from_be_bytes(
+        raw.get(..8)
+            .ok_or_else(damaged)?
+            .try_into()
+            .map_err(|_| damaged())?,
+    );
+    let sig_len = u16::from_be_bytes(
+        raw.get(8..10)
+            .ok_or_else(damaged)?
+            .try_into()
+            .map_err(|_| damaged())?,
+    ) as usize;
+    let signature = raw.get(10..10 + sig_len).ok_or_else(damaged)?.to_vec();
+    let value = raw.get(10 + sig_len..).ok_or_else(damaged)?.to_vec();
+    Ok(Entry {
+        version,
+        value,
+        signature,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn e(key: &str, version: u64, value: &str) -> SignerStateEntry {
+        SignerStateEntry {
+            version,
+            key: key.into(),
+            value: value.as_bytes().to_vec(),
+            signature: vec![],
+        }
+    }
+
+    #[test]
+    fn the_higher_version_wins_and_survives_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.redb");
+        {
+            let s = SignerState::open(&path).unwrap();
+            let r = s
+                .merge(&[e("nodes/a", 1, "one"), e("channels/x", 3, "three")])
+                .unwrap();
+            assert_eq!(
+                r,
+                MergeReport {
+                    applied: 2,
+                    conflicts: 0
+                }
+            );
+            let r = s
+                .merge(&[e("nodes/a", 2, "two"), e("channels/x", 2, "stale")])
+                .unwrap();
+            assert_eq!(
+                r,
+                MergeReport {
+                    applied: 1,
+                    conflicts: 1
+                }
+            );
+            // Same version, other value: a second history is refused.
+            let r = s.merge(&[e("nodes/a", 2, "fork")]).unwrap();
+            assert_eq!(r.conflicts, 1);
+        }
+        let s = SignerState::open(&path).unwrap();
+        assert_eq!(s.get("nodes/a").unwrap().value, b"two");
+        assert_eq!(s.get("channels/x").unwrap().version, 3);
+    }
+
+    #[test]
+    fn a_tombstone_deletes_for_good_and_attach_sees_live_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SignerState::open(&dir.path().join("s.redb")).unwrap();
+        s.merge(&[e("channels/x", 5, "x"), e("nodes/a", 1, "a")])
+            .unwrap();
+        s.merge(&[e("channels/x", TOMBSTONE, "null")]).unwrap();
+        assert_eq!(
+            s.merge(&[e("channels/x", 6, "again")]).unwrap().conflicts,
+            1
+        );
+        let keys: Vec<String> = s.snapshot().into_iter().map(|e| e.key).collect();
+        assert_eq!(keys, ["nodes/a"]);
+    }
+
+    #[test]
+    fn a_signature_can_be_added_to_an_equal_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SignerState::open(&dir.path().join("s.redb")).unwrap();
+        s.merge(&[e("nodes/a", 1, "a")]).unwrap();
+        let mut signed = e("nodes/a", 1, "a");
+        signed.signature = vec![7; 64];
+        assert_eq!(s.merge(&[signed]).unwrap().applied, 1);
+        assert_eq!(s.get("nodes/a").unwrap().signature, vec![7; 64]);
+    }
+
+    #[test]
+    fn a_signer_is_sent_each_change_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SignerState::open(&dir.path().join("s.redb")).unwrap();
+        s.merge(&[e("a", 1, "1"), e("b", 1, "1")]).unwrap();
+        let mut sent = BTreeMap::new();
+        assert_eq!(s.changes_since(&mut sent).len(), 2);
+        assert!(s.changes_since(&mut sent).is_empty());
+        s.merge(&[e("b", 2, "2")]).unwrap();
+        let changed: Vec<String> = s
+            .changes_since(&mut sent)
+            .into_iter()
+            .map(|e| e.key)
+            .collect();
+        assert_eq!(changed, ["b"]);
+    }
+}

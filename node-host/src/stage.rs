@@ -1,0 +1,257 @@
+//! The stage: signing requests waiting for a signer.
+//!
+//! Every request gets an id and is handed to every attached signer; a signer that attaches
+//! gets the backlog first, so requests are re-sent after a reconnect with the same id and
+//! the same bytes (never a different request for the same commitment). The first answer
+//! wins; later answers for the same id are refused as unknown.
+//!
+//! The node's threads wait on their request with a deadline. A request whose waiter gave up
+//! stays staged: when a signer answers it later, the signer's state changes still reach the
+//! store (the caller merges them before calling [`Stage::respond`]), so node-host never
+//! loses track of what the signer signed.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use std::sync::mpsc as std_mpsc;
+use std::time::Duration;
+
+use skylight_proto::greenlight::HsmRequestContext;
+use tokio::sync::mpsc;
+
+/// The most requests kept for waiters that gave up; beyond it the oldest are dropped.
+const MAX_ABANDONED: usize = 1024;
+
+/// A request as handed to signers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Staged {
+    /// The request id signers answer with.
+    pub request_id: u32,
+    /// Peer and channel the request is about; `None` for node-level requests.
+    pub context: Option<HsmRequestContext>,
+    /// The signer protocol message.
+    pub raw: Vec<u8>,
+}
+
+/// Why a request got no signature.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SignerError {
+    /// The signer refused on policy; the reason is the signer's.
+    #[error("the signer refused: {0}")]
+    Refused(String),
+    /// No signer answered in time, or it failed for a reason that may pass.
+    #[error("no signature yet: {0}")]
+    Unavailable(String),
+}
+
+impl SignerError {
+    /// Classifies a signer's error text: VLS marks passing failures `Temporary`; anything
+    /// else is a refusal.
+    pub fn from_signer_text(text: &str) -> Self {
+        let lower = text.trim_start().to_ascii_lowercase();
+        if lower.starts_with("temporary") || lower.starts_with("temporarily") {
+            SignerError::Unavailable(text.to_string())
+        } else {
+            SignerError::Refused(text.to_string())
+        }
+    }
+}
+
+/// What became of an answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// Handed to the waiting thread.
+    Delivered,
+    /// The waiter had given up; the request is now done.
+    NoWaiter,
+    /// A temporary failure: the request stays staged for another try.
+    KeptPending,
+    /// No such staged request: answered already, or never issued.
+    Unknown,
+}
+
+type Answer = Result<Vec<u8>, SignerError>;
+
+struct Pending {
+    staged: Staged,
+    waiter: Option<std_mpsc::SyncSender<Answer>>,
+    abandoned: bool,
+}
+
+#[derive(Default)]
+struct Inner {
+    next_id: u32,
+    pending: BTreeMap<u32, Pending>,
+    signers: HashMap<u64, mpsc::UnboundedSender<Staged>>,
+    next_session: u64,
+}
+
+/// The stage.
+#[derive(Default)]
+pub struct Stage {
+    inner: Mutex<Inner>,
+}
+
+/// A staged request and where its answer arrives.
+pub struct Ticket {
+    /// The request id.
+    pub request_id: u32,
+    answer: std_mpsc::Receiver<Answer>,
+}
+
+/// An attached signer's feed of requests.
+pub struct Attachment {
+    /// Identifies the attachment for [`Stage::detach`].
+    pub session: u64,
+    /// Requests, the backlog first.
+    pub requests: mpsc::UnboundedReceiver<Staged>,
+}
+
+impl Stage {
+    /// An empty stage.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Stages a request and hands it to every attached signer.
+    pub fn submit(&self, context: Option<HsmRequestContext>, raw: Vec<u8>) -> Ticket {
+        let (tx, rx) = std_mpsc::sync_channel(1);
+        let mut inner = self.lock();
+        // Id 0 is left out: Greenlight's node sends its heartbeat as request 0.
+        inner.next_id = inner.next_id.wrapping_add(1).max(1);
+        let request_id = inner.next_id;
+        let staged = Staged {
+            request_id,
+            context,
+            raw,
+        };
+        inner.signers.retain(|_, s| s.send(staged.clone()).is_ok());
+        inner.pending.insert(
+            request_id,
+            Pending {
+                staged,
+                waiter: Some(tx),
+                abandoned: false,
+            },
+        );
+        Ticket {
+            request_id,
+            answer: rx,
+        }
+    }
+
+    /// Stages a request and waits for its answer at most `deadline`. Called from the node's
+    /// threads; on a tokio worker thread it tells the runtime it is blocking, so replies
+    /// keep flowing.
+    pub fn call(
+        &self,
+        context: Option<HsmRequestContext>,
+        raw: Vec<u8>,
+        deadline: Duration,
+    ) -> Result<Vec<u8>, SignerError> {
+        let ticket = self.submit(context, raw);
+        let id = ticket.request_id;
+        let wait = || ticket.answer.recv_timeout(deadline);
+        let received = match tokio::runtime::Handle::try_current() {
+            Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(wait)
+            }
+            _ => wait(),
+        };
+        match received {
+            Ok(answer) => answer,
+            Err(_) => {
+                self.abandon(id);
+                Err(SignerError::Unavailable(format!(
+                    "no signer answered request {id} within {} s",
+                    deadline.as_secs()
+                )))
+            }
+        }
+    }
+
+    /// Marks a request whose waiter gave up; bounds how many such requests are kept.
+    fn abandon(&self, id: u32) {
+        let mut inner = self.lock();
+        if let Some(p) = inner.pending.get_mut(&id) {
+            p.abandoned = true;
+            p.waiter = None;
+        }
+        let abandoned: Vec<u32> = inner
+            .pending
+            .iter()
+            .filter(|(_, p)| p.abandoned)
+            .map(|(id, _)| *id)
+            .collect();
+        if abandoned.len() > MAX_ABANDONED {
+            for id in &abandoned[..abandoned.len() - MAX_ABANDONED] {
+                inner.pending.remove(id);
+            }
+        }
+    }
+
+    /// Attaches a signer: it receives every staged request, oldest first, then new ones.
+    pub fn attach(&self) -> Attachment {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let mut inner = self.lock();
+        // Under the lock, so no request can slip between the backlog and the live feed.
+        for p in inner.pending.values() {
+            let _ = tx.send(p.staged.clone());
+        }
+        inner.next_session += 1;
+        let session = inner.next_session;
+        inner.signers.insert(session, tx);
+        Attachment {
+            session,
+            requests: rx,
+        }
+    }
+
+    /// Detaches a signer.
+    pub fn detach(&self, session: u64) {
+        self.lock().signers.remove(&session);
+    }
+
+    /// How many signers are attached.
+    pub fn signers(&self) -> usize {
+        let mut inner = self.lock();
+        inner.signers.retain(|_, s| !s.is_closed());
+        inner.signers.len()
+    }
+
+    /// How many requests are staged.
+    pub fn pending(&self) -> usize {
+        self.lock().pending.len()
+    }
+
+    /// Whether `request_id` is staged (an answer for it would be accepted).
+    pub fn is_pending(&self, request_id: u32) -> bool {
+        self.lock().pending.contains_key(&request_id)
+    }
+
+    /// Delivers a signer's answer. The caller must have stored the answer's state changes
+    /// durably before calling this: from here the node may act on it.
+    pub fn respond(&self, request_id: u32, answer: Answer) -> Delivery {
+        let mut inner = self.lock();
+        if matches!(answer, Err(SignerError::Unavailable(_))) {
+            return if inner.pending.contains_key(&request_id) {
+                Delivery::KeptPending
+            } else {
+                Delivery::Unknown
+            };
+        }
+        let Some(pending) = inner.pending.remove(&request_id) else {
+            return Delivery::Unknown;
+        };
+        match pending.waiter {
+            Some(waiter) if waiter.try_send(answer).is_ok() => Delivery::Delivered,
+            _ => Delivery::NoWaiter,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
