@@ -1,0 +1,47 @@
+//! The node server: gRPC over mutual TLS, trusting only the tenant's CA, so no other
+//! tenant's device (and not the nobody identity) can even complete a handshake.
+
+use std::net::SocketAddr;
+
+use skylight_proto::greenlight::node_server::NodeServer;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
+
+use crate::node_service::NodeService;
+
+/// What the node server presents and trusts.
+pub struct ServerTls {
+    /// The node's server certificate chain (leaf, tenant CA), PEM.
+    pub cert_chain_pem: String,
+    /// Its key, PEM.
+    pub key_pem: String,
+    /// The tenant's CA, PEM: the only client trust anchor.
+    pub tenant_ca_pem: String,
+}
+
+/// Binds `addr`; returns the listener and its address.
+pub async fn bind(addr: SocketAddr) -> std::io::Result<(TcpListener, SocketAddr)> {
+    let listener = TcpListener::bind(addr).await?;
+    let local = listener.local_addr()?;
+    Ok((listener, local))
+}
+
+/// Serves `service` on `listener` until `shutdown` resolves.
+pub async fn serve(
+    listener: TcpListener,
+    tls: ServerTls,
+    service: NodeService,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), tonic::transport::Error> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let config = ServerTlsConfig::new()
+        .identity(Identity::from_pem(&tls.cert_chain_pem, &tls.key_pem))
+        .client_ca_root(Certificate::from_pem(&tls.tenant_ca_pem))
+        .timeout(std::time::Duration::from_secs(10));
+    Server::builder()
+        .tls_config(config)?
+        .add_service(NodeServer::new(service))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .await
+}

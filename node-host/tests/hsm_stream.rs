@@ -1,0 +1,240 @@
+//! The node server's signer plumbing over real mutual TLS, in process.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair};
+use skylight_certs::{Authority, DeviceCsr, Validity, names};
+use skylight_node_host::hsm_service::HsmService;
+use skylight_node_host::node_service::NodeService;
+use skylight_node_host::server::{self, ServerTls};
+use skylight_node_host::signer_state::SignerState;
+use skylight_node_host::stage::{SignerError, Stage};
+use skylight_proto::greenlight::node_client::NodeClient;
+use skylight_proto::greenlight::{Empty, HsmResponse, SignerStateEntry};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
+
+const A: [u8; 33] = [2; 33];
+const B: [u8; 33] = [3; 33];
+
+struct Pki {
+    root: Authority,
+    users: Authority,
+    tenants: Vec<Authority>,
+}
+
+impl Pki {
+    fn new() -> Self {
+        let v = Validity::days(1);
+        let root = Authority::new_root(v).unwrap();
+        let users = root.new_child_ca(names::USERS_CA_CN, v).unwrap();
+        let tenants = [A, B]
+            .iter()
+            .map(|n| {
+                users
+                    .new_child_ca(&names::tenant_ca_cn(&hex(n)), v)
+                    .unwrap()
+            })
+            .collect();
+        Pki {
+            root,
+            users,
+            tenants,
+        }
+    }
+
+    /// A device of tenant `i`: chain and key, as the scheduler would issue them.
+    fn device(&self, i: usize, node: &[u8; 33]) -> (String, String) {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.distinguished_name = DistinguishedName::new();
+        params.distinguished_name.push(DnType::CommonName, "device");
+        let csr = params.serialize_request(&key).unwrap().pem().unwrap();
+        let csr = DeviceCsr::from_pem(csr.as_bytes()).unwrap();
+        let tenant = &self.tenants[i];
+        let leaf = tenant
+            .sign_device(
+                &csr,
+                &names::device_cn(&hex(node), "default"),
+                Validity::days(1),
+            )
+            .unwrap();
+        let chain = format!(
+            "{leaf}{}{}{}",
+            tenant.cert_pem(),
+            self.users.cert_pem(),
+            self.root.cert_pem()
+        );
+        (chain, key.serialize_pem())
+    }
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+struct Node {
+    addr: std::net::SocketAddr,
+    stage: Arc<Stage>,
+    state: Arc<SignerState>,
+    _dir: tempfile::TempDir,
+}
+
+async fn start(pki: &Pki) -> Node {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = tempfile::tempdir().unwrap();
+    let stage = Arc::new(Stage::new());
+    let state = Arc::new(SignerState::open(&dir.path().join("state.redb")).unwrap());
+    let tenant = &pki.tenants[0];
+    let server_cert = tenant
+        .issue_node_server(&hex(&A), Validity::days(1))
+        .unwrap();
+    let tls = ServerTls {
+        cert_chain_pem: format!(
+            "{}{}{}",
+            server_cert.cert_pem,
+            tenant.cert_pem(),
+            pki.users.cert_pem()
+        ),
+        key_pem: server_cert.key_pem,
+        tenant_ca_pem: tenant.cert_pem().to_string(),
+    };
+    let (listener, addr) = server::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let service = NodeService {
+        hsm: HsmService::new(A, stage.clone(), state.clone()),
+    };
+    tokio::spawn(server::serve(
+        listener,
+        tls,
+        service,
+        std::future::pending(),
+    ));
+    Node {
+        addr,
+        stage,
+        state,
+        _dir: dir,
+    }
+}
+
+async fn client(
+    node: &Node,
+    pki: &Pki,
+    chain: &str,
+    key: &str,
+) -> Result<NodeClient<Channel>, tonic::transport::Error> {
+    let tls = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(pki.root.cert_pem()))
+        .identity(Identity::from_pem(chain, key))
+        .domain_name("localhost");
+    let channel = Channel::from_shared(format!("https://{}", node.addr))
+        .unwrap()
+        .tls_config(tls)?
+        .connect()
+        .await?;
+    Ok(NodeClient::new(channel))
+}
+
+fn entry(key: &str, version: u64, value: &str) -> SignerStateEntry {
+    SignerStateEntry {
+        version,
+        key: key.into(),
+        value: value.as_bytes().to_vec(),
+        signature: vec![],
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tenants_signer_gets_requests_with_state_and_its_answers_are_stored_first() {
+    let pki = Pki::new();
+    let node = start(&pki).await;
+    node.state
+        .merge(&[entry("nodes/a", 1, "{}"), entry("channels/x", 4, "{}")])
+        .unwrap();
+
+    let (chain, key) = pki.device(0, &A);
+    let mut signer = client(&node, &pki, &chain, &key).await.unwrap();
+    let mut stream = signer
+        .stream_hsm_requests(Empty {})
+        .await
+        .unwrap()
+        .into_inner();
+
+    // A node thread asks for a signature and waits.
+    let stage = node.stage.clone();
+    let waiting =
+        std::thread::spawn(move || stage.call(None, vec![0, 23], Duration::from_secs(30)));
+    let req = stream.message().await.unwrap().unwrap();
+    assert_eq!(req.raw, vec![0, 23]);
+    let keys: Vec<String> = req.signer_state.iter().map(|e| e.key.clone()).collect();
+    assert_eq!(
+        keys,
+        ["channels/x", "nodes/a"],
+        "the first request carries the whole state"
+    );
+
+    signer
+        .respond_hsm_request(HsmResponse {
+            request_id: req.request_id,
+            raw: vec![1, 2, 3],
+            signer_state: vec![entry("channels/x", 5, "{\"n\":1}")],
+            error: String::new(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(waiting.join().unwrap(), Ok(vec![1, 2, 3]));
+    assert_eq!(node.state.get("channels/x").unwrap().version, 5);
+
+    // The next request carries only what changed since; a second answer is refused.
+    let stage = node.stage.clone();
+    let waiting = std::thread::spawn(move || stage.call(None, vec![9], Duration::from_secs(30)));
+    let req2 = stream.message().await.unwrap().unwrap();
+    assert!(req2.signer_state.is_empty(), "{:?}", req2.signer_state);
+    let refusal = "policy failure: validate_payments: unbalanced payments";
+    signer
+        .respond_hsm_request(HsmResponse {
+            request_id: req2.request_id,
+            error: refusal.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        waiting.join().unwrap(),
+        Err(SignerError::Refused(refusal.into()))
+    );
+    let again = signer
+        .respond_hsm_request(HsmResponse {
+            request_id: req.request_id,
+            raw: vec![7],
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(again.code(), tonic::Code::NotFound);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_tenants_device_and_the_nobody_identity_cannot_attach() {
+    let pki = Pki::new();
+    let node = start(&pki).await;
+
+    let (chain, key) = pki.device(1, &B);
+    let refused = match client(&node, &pki, &chain, &key).await {
+        Err(_) => true,
+        Ok(mut c) => c.stream_hsm_requests(Empty {}).await.is_err(),
+    };
+    assert!(refused, "tenant B's device must not reach tenant A's node");
+
+    let nobody = pki
+        .users
+        .issue_leaf(names::NOBODY_CN, &[], Validity::days(1))
+        .unwrap();
+    let nobody_chain = format!("{}{}", nobody.cert_pem, pki.users.cert_pem());
+    let refused = match client(&node, &pki, &nobody_chain, &nobody.key_pem).await {
+        Err(_) => true,
+        Ok(mut c) => c.stream_hsm_requests(Empty {}).await.is_err(),
+    };
+    assert!(refused, "the nobody identity must not reach a node");
+    assert_eq!(node.stage.signers(), 0);
+}
