@@ -73,7 +73,14 @@ impl HsmService {
         lock(&streams).insert(attachment.session, (device.clone(), known.clone()));
         tracing::info!(session = attachment.session, %device, "signer attached");
         let stream = async_stream_of(move |tx| async move {
-            while let Some(staged) = attachment.requests.recv().await {
+            loop {
+                // A signer that goes away must stop counting as attached even when no
+                // request is coming: watch for the stream closing too.
+                let staged = tokio::select! {
+                    staged = attachment.requests.recv() => staged,
+                    () = tx.closed() => None,
+                };
+                let Some(staged) = staged else { break };
                 // Only what this signer does not have yet: everything on the first request.
                 let signer_state = state.changes_since(&mut lock(&known));
                 let request = HsmRequest {

@@ -8,6 +8,7 @@
 //! calls into requests are not built yet.
 #![warn(missing_docs)]
 
+pub mod activity;
 pub mod hsm_service;
 pub mod node_service;
 pub mod server;

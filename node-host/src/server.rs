@@ -8,7 +8,9 @@ use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 
+use crate::activity::Activity;
 use crate::node_service::NodeService;
+use std::sync::Arc;
 
 /// What the node server presents and trusts.
 pub struct ServerTls {
@@ -27,11 +29,13 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<(TcpListener, SocketAddr)
     Ok((listener, local))
 }
 
-/// Serves `service` on `listener` until `shutdown` resolves.
+/// Serves `service` on `listener` until `shutdown` resolves; every call counts as
+/// activity.
 pub async fn serve(
     listener: TcpListener,
     tls: ServerTls,
     service: NodeService,
+    activity: Arc<Activity>,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), tonic::transport::Error> {
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -41,7 +45,10 @@ pub async fn serve(
         .timeout(std::time::Duration::from_secs(10));
     Server::builder()
         .tls_config(config)?
-        .add_service(NodeServer::new(service))
+        .add_service(NodeServer::with_interceptor(service, move |req| {
+            activity.touch();
+            Ok(req)
+        }))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await
 }

@@ -103,10 +103,12 @@ async fn start(pki: &Pki) -> Node {
     let service = NodeService {
         hsm: HsmService::new(A, stage.clone(), state.clone()),
     };
+    let activity = Arc::new(skylight_node_host::activity::Activity::default());
     tokio::spawn(server::serve(
         listener,
         tls,
         service,
+        activity,
         std::future::pending(),
     ));
     Node {

@@ -34,6 +34,10 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// The chain node-hosts follow.
     pub chain: ChainSource,
+    /// The node-host binary (by default, next to the scheduler's own).
+    pub node_host_bin: PathBuf,
+    /// A node-host with no client call and no signer for this long stops itself.
+    pub node_idle_timeout: Duration,
 }
 
 /// Where the chain comes from.
@@ -73,6 +77,16 @@ impl Config {
                 listen: SocketAddr::from(([127, 0, 0, 1], 18443)),
                 initial_blocks: 101,
             },
+            node_host_bin: default_node_host_bin(),
+            node_idle_timeout: Duration::from_secs(600),
         }
     }
+}
+
+/// `node-host` next to the running executable (where cargo and installs put it).
+pub fn default_node_host_bin() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|d| d.join("node-host")))
+        .unwrap_or_else(|| PathBuf::from("node-host"))
 }

@@ -15,6 +15,7 @@
 //! admin.sock          operator socket, while running                0600
 //! grpc-uri            where the running scheduler listens
 //! chain/              the embedded regtest chain: chain.redb, rpc.cookie (0600), rpc-uri
+//! nodes/<node_id>/    one tenant's node-host: certificates, signer state, pid, log
 //! ```
 
 use std::fs;
@@ -71,6 +72,8 @@ path_fns! {
     grpc_uri => "grpc-uri",
     /// The embedded chain's directory.
     chain_dir => "chain",
+    /// The tenants' node directories.
+    nodes_dir => "nodes",
 }
 
 /// What the server needs from the data directory.

@@ -27,6 +27,9 @@ pub enum Error {
     /// Too many outstanding requests of this kind.
     #[error("{0}")]
     ResourceExhausted(String),
+    /// A dependency (a node-host) is not available now; trying again may work.
+    #[error("{0}")]
+    Unavailable(String),
     /// The call is part of the protocol but this version of Skylight does not build it yet.
     #[error("{0}")]
     Unimplemented(String),
@@ -55,6 +58,7 @@ impl From<Error> for Status {
             Error::FailedPrecondition(m) => (Code::FailedPrecondition, m),
             Error::ResourceExhausted(m) => (Code::ResourceExhausted, m),
             Error::Unimplemented(m) => (Code::Unimplemented, m),
+            Error::Unavailable(m) => (Code::Unavailable, m),
             Error::Internal(detail) => {
                 tracing::error!(%detail, "internal error");
                 (

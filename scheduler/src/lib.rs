@@ -14,6 +14,7 @@ pub mod config;
 pub mod datadir;
 pub mod error;
 pub mod invite;
+pub mod nodes;
 pub mod proof;
 pub mod server;
 pub mod shutdown;

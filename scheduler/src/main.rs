@@ -85,6 +85,12 @@ struct RunArgs {
     /// spendable).
     #[arg(long, env = "SKYLIGHT_CHAIN_INITIAL_BLOCKS", default_value_t = 101)]
     chain_initial_blocks: u32,
+    /// The node-host binary (default: next to this scheduler).
+    #[arg(long, env = "SKYLIGHT_NODE_HOST_BIN")]
+    node_host_bin: Option<PathBuf>,
+    /// Seconds with no client call and no signer after which a node-host stops.
+    #[arg(long, env = "SKYLIGHT_NODE_IDLE_TIMEOUT", default_value_t = 600)]
+    node_idle_timeout: u64,
 }
 
 #[derive(Subcommand)]
@@ -161,6 +167,10 @@ async fn run(data_dir: PathBuf, args: RunArgs) -> Result<()> {
     config.challenge_ttl = Duration::from_secs(args.challenge_ttl);
     config.device_cert_days = args.device_cert_days;
     config.shutdown_grace = Duration::from_secs(args.shutdown_grace);
+    if let Some(bin) = args.node_host_bin {
+        config.node_host_bin = bin;
+    }
+    config.node_idle_timeout = Duration::from_secs(args.node_idle_timeout);
     config.chain = match args.bitcoind_rpc {
         Some(url) => ChainSource::Bitcoind { url },
         None if config.network == "regtest" => ChainSource::Embedded {

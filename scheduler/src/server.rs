@@ -19,9 +19,16 @@ use crate::chain::Chain;
 use crate::challenge::ChallengeBook;
 use crate::config::Config;
 use crate::datadir::{self, Paths};
+use crate::nodes::process::reap_orphans;
+use crate::nodes::{NodeManager, NodeSettings};
 use crate::shutdown::Shutdown;
 use crate::state::State;
 use crate::store::{OpenError, Store};
+
+/// How long a node-host may take to answer after it is started.
+const NODE_START_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+/// How long a node-host gets to stop before it is killed.
+const NODE_STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// How long a client has to complete the TLS handshake.
 const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -41,12 +48,34 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<()> {
     };
     let prepared = datadir::prepare(&config, has_tenants)?;
 
+    // Node-hosts a killed predecessor left running would be orphans: stop them first.
+    let reaped = reap_orphans(&paths.nodes_dir(), NODE_STOP_GRACE).await;
+    if reaped > 0 {
+        tracing::info!(reaped, "stopped node-hosts left by a previous scheduler");
+    }
+    let chain = Chain::start(&config, &paths, &shutdown).await?;
+    let nodes = NodeManager::new(
+        NodeSettings {
+            binary: config.node_host_bin.clone(),
+            nodes_dir: paths.nodes_dir(),
+            network: config.network.clone(),
+            chain_url: chain.url.clone(),
+            chain_cookie: chain.cookie.clone(),
+            idle_timeout: config.node_idle_timeout,
+            start_timeout: NODE_START_TIMEOUT,
+            stop_grace: NODE_STOP_GRACE,
+            cert_days: config.server_cert_days,
+        },
+        store.clone(),
+        &prepared.users_ca,
+    );
     let state = Arc::new(State {
         challenges: ChallengeBook::new(config.challenge_ttl, config.max_outstanding_challenges),
         store: store.clone(),
         users_ca: prepared.users_ca,
         root_pem: prepared.root_pem.clone(),
         config: config.clone(),
+        nodes,
     });
 
     let listener = TcpListener::bind(config.listen)
@@ -94,7 +123,6 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<()> {
             async move { s.wait().await }
         });
 
-    let chain = Chain::start(&config, &paths, &shutdown).await?;
     datadir::write_public(&paths.grpc_uri(), &format!("{uri}\n"))?;
     print_banner(&paths, &uri, &config, &chain);
 
@@ -110,6 +138,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<()> {
     };
     let _ = std::fs::remove_file(paths.grpc_uri());
     let _ = std::fs::remove_file(&socket);
+    state.nodes.stop_all().await;
     chain.stop().await?;
     result.context("gRPC server failed")?;
     tracing::info!("scheduler stopped");

@@ -4,6 +4,7 @@ use skylight_certs::Authority;
 
 use crate::challenge::ChallengeBook;
 use crate::config::Config;
+use crate::nodes::NodeManager;
 use crate::store::Store;
 
 /// The scheduler's shared state.
@@ -18,6 +19,8 @@ pub struct State {
     pub root_pem: String,
     /// Outstanding challenges.
     pub challenges: ChallengeBook,
+    /// The tenants' node-hosts.
+    pub nodes: NodeManager,
 }
 
 impl State {

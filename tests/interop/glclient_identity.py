@@ -50,6 +50,7 @@ for c in (creds, recovered):
     codes = authed.get_invite_codes()
     assert len(codes.invite_code_list) == 3, codes
     assert not any(i.is_redeemed for i in codes.invite_code_list)
-    refused(authed.schedule, "Unimplemented")
+    info = authed.schedule()
+    assert info.grpc_uri.startswith("https://localhost:"), info
 
 print("gl-client", glclient.__version__ if hasattr(glclient, "__version__") else "", "interop ok")

@@ -113,6 +113,15 @@ impl Scheduler {
         self.launch()
     }
 
+    /// Kills it with SIGKILL (no cleanup at all) and starts it again on the same directory.
+    pub fn kill_and_restart(&mut self) -> Result<()> {
+        if let Some(mut child) = self.child.take() {
+            child.kill()?;
+            child.wait()?;
+        }
+        self.launch()
+    }
+
     /// Runs a `scheduler` operator command against this data directory.
     pub fn command(&self, args: &[&str]) -> Result<Output> {
         Ok(Command::new(bin("scheduler"))

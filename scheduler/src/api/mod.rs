@@ -1,11 +1,13 @@
 //! One file per RPC. `service.rs` wires them to the generated gRPC traits.
 
 pub mod get_challenge;
+pub mod get_node_info;
 pub mod list_invite_codes;
 pub mod maybe_upgrade;
 pub mod recover;
 pub mod register;
 pub mod report_signer_rejection;
+pub mod schedule;
 pub mod service;
 
 use skylight_certs::{DeviceCsr, Validity};

@@ -60,16 +60,14 @@ impl scheduler_server::Scheduler for SchedulerService {
     }
 
     async fn schedule(&self, req: Request<pb::ScheduleRequest>) -> Reply<pb::NodeInfoResponse> {
-        let node_id = req.get_ref().node_id.clone();
-        not_built(&req, "Schedule", &node_id)
+        reply(super::schedule::handle(&self.0, req).await)
     }
 
     async fn get_node_info(
         &self,
         req: Request<pb::NodeInfoRequest>,
     ) -> Reply<pb::NodeInfoResponse> {
-        let node_id = req.get_ref().node_id.clone();
-        not_built(&req, "GetNodeInfo", &node_id)
+        reply(super::get_node_info::handle(&self.0, req).await)
     }
 
     async fn maybe_upgrade(&self, req: Request<pb::UpgradeRequest>) -> Reply<pb::UpgradeResponse> {

@@ -1,0 +1,28 @@
+//! `Scheduler.GetNodeInfo`: where the caller's node is, without starting it. With `wait`,
+//! long-polls until it is scheduled (Greenlight's signer waits this way); otherwise an
+//! empty `grpc_uri` means it is not running.
+
+use std::sync::Arc;
+
+use skylight_proto::scheduler::{NodeInfoRequest, NodeInfoResponse};
+use tonic::Request;
+
+use crate::auth;
+use crate::error::Error;
+use crate::state::State;
+
+/// Handles the RPC.
+pub async fn handle(
+    state: &Arc<State>,
+    req: Request<NodeInfoRequest>,
+) -> Result<NodeInfoResponse, Error> {
+    let tenant = auth::tenant(&req, "GetNodeInfo")?;
+    let req = req.into_inner();
+    auth::same_tenant(&tenant, &req.node_id)?;
+    let running = state.nodes.info(&tenant, req.wait).await;
+    Ok(NodeInfoResponse {
+        node_id: tenant.to_vec(),
+        grpc_uri: running.as_ref().map(|r| r.uri.clone()).unwrap_or_default(),
+        session_id: running.map(|r| r.session_id).unwrap_or_default(),
+    })
+}

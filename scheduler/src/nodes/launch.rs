@@ -1,0 +1,122 @@
+//! Starting one node-host: its directory, its server certificate, the process, readiness.
+
+use std::os::unix::fs::PermissionsExt;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use skylight_certs::{Authority, Validity};
+use tokio::process::{Child, Command};
+
+use super::{NodeManager, Running, process};
+use crate::datadir::{write_public, write_secret};
+use crate::error::Error;
+
+fn failed(what: impl std::fmt::Display) -> Error {
+    Error::Unavailable(format!(
+        "the node could not be started ({what}); try again, and if it persists the operator's log has details"
+    ))
+}
+
+/// Prepares the node directory and starts node-host; returns once its gRPC listens.
+pub async fn start(m: &NodeManager, node_id: &[u8; 33]) -> Result<(Running, Child), Error> {
+    let node_hex = hex::encode(node_id);
+    let dir = m.node_dir(node_id);
+    let store = m.store.clone();
+    let id = *node_id;
+    let ca = tokio::task::spawn_blocking(move || store.tenant_ca(&id))
+        .await
+        .map_err(|e| Error::Internal(e.to_string()))??
+        .ok_or_else(|| Error::NotFound(format!("node {node_hex} is not registered here")))?;
+
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| Error::Internal(format!("{}: {e}", dir.display())))?;
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
+        .map_err(|e| Error::Internal(e.to_string()))?;
+
+    // A fresh server certificate under the tenant's CA at every start: the node trusts only
+    // that CA for clients, and clients find `localhost` in it, as Greenlight's expect.
+    let tenant = Authority::load(&ca.cert_pem, &ca.key_pem)
+        .map_err(|e| Error::Internal(format!("tenant CA of {node_hex}: {e}")))?;
+    let server = tenant.issue_node_server(&node_hex, Validity::days(m.settings.cert_days))?;
+    let chain = format!("{}{}{}", server.cert_pem, ca.cert_pem, m.users_ca_pem);
+    let internal = |e: anyhow::Error| Error::Internal(e.to_string());
+    write_public(&dir.join("server.crt"), &chain).map_err(internal)?;
+    write_secret(&dir.join("server-key.pem"), &server.key_pem).map_err(internal)?;
+    write_public(&dir.join("tenant-ca.pem"), &ca.cert_pem).map_err(internal)?;
+
+    let uri_file = dir.join("grpc-uri");
+    let _ = std::fs::remove_file(&uri_file);
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("node-host.log"))
+        .map_err(|e| Error::Internal(format!("node-host.log: {e}")))?;
+    let s = &m.settings;
+    let mut cmd = Command::new(&s.binary);
+    cmd.arg("--node-id")
+        .arg(&node_hex)
+        .args(["--network", &s.network])
+        .arg("--data-dir")
+        .arg(&dir)
+        .arg("--cert")
+        .arg(dir.join("server.crt"))
+        .arg("--key")
+        .arg(dir.join("server-key.pem"))
+        .arg("--tenant-ca")
+        .arg(dir.join("tenant-ca.pem"))
+        .args(["--bitcoind-rpc", &s.chain_url])
+        .args(["--idle-timeout", &s.idle_timeout.as_secs().to_string()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log);
+    if let Some(cookie) = &s.chain_cookie {
+        cmd.arg("--bitcoind-cookie").arg(cookie);
+    }
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| failed(format!("cannot run {}: {e}", s.binary.display())))?;
+    let pid = child
+        .id()
+        .ok_or_else(|| failed("node-host exited at once"))?;
+    write_public(&process::pid_file(&dir), &format!("{pid}\n")).map_err(internal)?;
+
+    // Ready when it has written its URI and its port accepts connections.
+    let deadline = Instant::now() + s.start_timeout;
+    let uri = loop {
+        if let Ok(uri) = std::fs::read_to_string(&uri_file) {
+            let uri = uri.trim().to_string();
+            if let Some(port) = uri.rsplit(':').next()
+                && tokio::net::TcpStream::connect(("127.0.0.1", port.parse().unwrap_or(0)))
+                    .await
+                    .is_ok()
+            {
+                break uri;
+            }
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            let _ = std::fs::remove_file(process::pid_file(&dir));
+            return Err(failed(format!("node-host exited with {status}")));
+        }
+        if Instant::now() > deadline {
+            process::terminate(pid, Duration::from_secs(2)).await;
+            let _ = child.wait().await;
+            return Err(failed(format!(
+                "node-host did not answer within {} s",
+                s.start_timeout.as_secs()
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let session_id = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    Ok((
+        Running {
+            uri,
+            session_id,
+            pid,
+        },
+        child,
+    ))
+}

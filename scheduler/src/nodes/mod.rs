@@ -1,0 +1,165 @@
+//! One node-host process per tenant, started on demand and supervised.
+//!
+//! `schedule` starts the tenant's node-host (or returns the running one) and waits until
+//! its gRPC answers. A supervisor task waits on the process: when it exits (idle, crash,
+//! kill -9) its URI is withdrawn at once, so no caller is handed a dead node, and the next
+//! `schedule` starts it again. `info` with `wait` long-polls until the node is scheduled.
+
+mod launch;
+pub mod process;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use skylight_certs::Authority;
+use tokio::sync::watch;
+
+use crate::error::Error;
+use crate::store::Store;
+
+/// A running node-host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Running {
+    /// `https://localhost:<port>`.
+    pub uri: String,
+    /// Changes with every start.
+    pub session_id: u64,
+    /// The process.
+    pub pid: u32,
+}
+
+/// How node-hosts are started.
+#[derive(Debug, Clone)]
+pub struct NodeSettings {
+    /// The node-host binary.
+    pub binary: PathBuf,
+    /// Where each tenant's node directory lives (`<dir>/<node_id_hex>`).
+    pub nodes_dir: PathBuf,
+    /// Bitcoin network.
+    pub network: String,
+    /// The chain's JSON-RPC URL.
+    pub chain_url: String,
+    /// The chain's cookie file, if it uses one.
+    pub chain_cookie: Option<PathBuf>,
+    /// A node-host with no client call and no signer for this long stops itself.
+    pub idle_timeout: Duration,
+    /// How long a start may take before it is given up.
+    pub start_timeout: Duration,
+    /// How long a stopping node-host gets before it is killed.
+    pub stop_grace: Duration,
+    /// Validity of node server certificates, days.
+    pub cert_days: u64,
+}
+
+struct Slot {
+    running: watch::Sender<Option<Running>>,
+    /// Serialises starts of one node.
+    starting: Arc<tokio::sync::Mutex<()>>,
+}
+
+/// The node-hosts of every tenant.
+pub struct NodeManager {
+    settings: NodeSettings,
+    store: Store,
+    /// The users CA certificate, PEM: node server chains end with it.
+    users_ca_pem: String,
+    slots: Mutex<HashMap<[u8; 33], Arc<Slot>>>,
+}
+
+impl NodeManager {
+    /// A manager with nothing running.
+    pub fn new(settings: NodeSettings, store: Store, users_ca: &Authority) -> Self {
+        NodeManager {
+            settings,
+            store,
+            users_ca_pem: users_ca.cert_pem().to_string(),
+            slots: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn slot(&self, node_id: &[u8; 33]) -> Arc<Slot> {
+        let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        slots
+            .entry(*node_id)
+            .or_insert_with(|| {
+                Arc::new(Slot {
+                    running: watch::channel(None).0,
+                    starting: Arc::default(),
+                })
+            })
+            .clone()
+    }
+
+    /// Starts the tenant's node-host if it is not running; returns where it listens.
+    pub async fn schedule(&self, node_id: &[u8; 33]) -> Result<Running, Error> {
+        let slot = self.slot(node_id);
+        let _one_start_at_a_time = slot.starting.lock().await;
+        if let Some(r) = slot.running.borrow().clone()
+            && process::alive(r.pid)
+        {
+            return Ok(r);
+        }
+        let (running, child) = launch::start(self, node_id).await?;
+        slot.running.send_replace(Some(running.clone()));
+        tracing::info!(node_id = %hex::encode(node_id), pid = running.pid, uri = %running.uri, "node-host started");
+
+        // Supervise: withdraw the URI the moment the process is gone.
+        let dir = self.node_dir(node_id);
+        let supervised = slot.clone();
+        let node_hex = hex::encode(node_id);
+        tokio::spawn(async move {
+            let mut child = child;
+            let status = child.wait().await;
+            supervised.running.send_if_modified(|cur| {
+                if cur.as_ref().is_some_and(|r| r.pid == running.pid) {
+                    *cur = None;
+                    true
+                } else {
+                    false
+                }
+            });
+            let _ = std::fs::remove_file(process::pid_file(&dir));
+            match status {
+                Ok(s) if s.success() => tracing::info!(node_id = %node_hex, "node-host stopped"),
+                Ok(s) => tracing::warn!(node_id = %node_hex, status = %s, "node-host exited"),
+                Err(e) => {
+                    tracing::warn!(node_id = %node_hex, error = %e, "lost track of node-host")
+                }
+            }
+        });
+        Ok(slot.running.borrow().clone().expect("just set"))
+    }
+
+    /// Where the tenant's node-host listens, if running; with `wait`, waits until it is.
+    pub async fn info(&self, node_id: &[u8; 33], wait: bool) -> Option<Running> {
+        let mut rx = self.slot(node_id).running.subscribe();
+        if !wait {
+            return rx.borrow().clone();
+        }
+        rx.wait_for(Option::is_some)
+            .await
+            .ok()
+            .and_then(|r| r.clone())
+    }
+
+    /// Stops every node-host this scheduler started.
+    pub async fn stop_all(&self) {
+        let running: Vec<Running> = {
+            let slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+            slots
+                .values()
+                .filter_map(|s| s.running.borrow().clone())
+                .collect()
+        };
+        for r in running {
+            process::terminate(r.pid, self.settings.stop_grace).await;
+        }
+    }
+
+    /// The tenant's node directory.
+    pub fn node_dir(&self, node_id: &[u8; 33]) -> PathBuf {
+        self.settings.nodes_dir.join(hex::encode(node_id))
+    }
+}
