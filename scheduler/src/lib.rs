@@ -18,5 +18,6 @@ pub mod nodes;
 pub mod proof;
 pub mod server;
 pub mod shutdown;
+pub mod signers;
 pub mod state;
 pub mod store;

@@ -76,6 +76,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<()> {
         root_pem: prepared.root_pem.clone(),
         config: config.clone(),
         nodes,
+        signers: Default::default(),
     });
 
     let listener = TcpListener::bind(config.listen)
@@ -108,6 +109,9 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<()> {
         conn
     });
     let grpc = Server::builder()
+        // Keep long-lived streams (signers) honest: a peer that vanished is noticed.
+        .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(std::time::Duration::from_secs(20)))
         .tls_config(tls)?
         .add_service(SchedulerServer::new(SchedulerService(state.clone())))
         .add_service(DebugServer::new(DebugService(state.clone())))

@@ -21,6 +21,8 @@ pub struct State {
     pub challenges: ChallengeBook,
     /// The tenants' node-hosts.
     pub nodes: NodeManager,
+    /// Signers attached through `SignerRequestsStream`.
+    pub signers: crate::signers::SignerHub,
 }
 
 impl State {

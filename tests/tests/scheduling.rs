@@ -215,3 +215,28 @@ async fn killing_and_restarting_the_scheduler_leaves_no_orphan_node_host() {
         "a stopped scheduler leaves no node-host running"
     );
 }
+
+#[tokio::test]
+async fn a_signer_stays_attached_to_the_scheduler_and_nobody_cannot_attach() {
+    let s = Scheduler::start(&[]).unwrap();
+    let (_, a) = registered(&s).await;
+    let mut c = client::scheduler(&s.uri, &a).await.unwrap();
+    let (_answers, outbound) =
+        tokio::sync::mpsc::channel::<skylight_proto::scheduler::SignerResponse>(1);
+    let mut stream = c
+        .signer_requests_stream(tokio_stream::wrappers::ReceiverStream::new(outbound))
+        .await
+        .expect("a device attaches")
+        .into_inner();
+    // Nothing to sign yet, and the stream neither ends nor fails.
+    let waited = tokio::time::timeout(Duration::from_secs(2), stream.message()).await;
+    assert!(waited.is_err(), "the stream stays open: {waited:?}");
+
+    let mut nobody = client::scheduler(&s.uri, &s.nobody()).await.unwrap();
+    let (_tx, rx) = tokio::sync::mpsc::channel::<skylight_proto::scheduler::SignerResponse>(1);
+    let st = nobody
+        .signer_requests_stream(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .unwrap_err();
+    assert_eq!(st.code(), tonic::Code::PermissionDenied);
+}

@@ -127,7 +127,33 @@ impl scheduler_server::Scheduler for SchedulerService {
         &self,
         req: Request<Streaming<pb::SignerResponse>>,
     ) -> Reply<Self::SignerRequestsStreamStream> {
-        not_built(&req, "SignerRequestsStream", &[])
+        let tenant = auth::tenant(&req, "SignerRequestsStream")?;
+        let mut answers = req.into_inner();
+        let (id, mut requests) = self.0.signers.attach(tenant);
+        tracing::info!(node_id = %hex::encode(tenant), "signer attached to the scheduler");
+        let state = self.0.clone();
+        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    request = requests.recv() => match request {
+                        Some(r) => if tx.send(Ok(r)).await.is_err() { break },
+                        None => break,
+                    },
+                    answer = answers.message() => match answer {
+                        Ok(Some(a)) => state.signers.answered(&tenant, &a),
+                        // The signer closed its side, or the connection broke.
+                        Ok(None) | Err(_) => break,
+                    },
+                    () = tx.closed() => break,
+                }
+            }
+            state.signers.detach(&tenant, id);
+            tracing::info!(node_id = %hex::encode(tenant), "signer detached from the scheduler");
+        });
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
     }
 }
 

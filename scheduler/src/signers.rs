@@ -1,0 +1,99 @@
+//! Signers attached to the scheduler through `SignerRequestsStream`, per tenant.
+//!
+//! The scheduler sends requests that come from the scheduler itself (pairing approvals,
+//! later) down these streams, and reads the signers' answers. A stream stays open for as
+//! long as the signer keeps it; HTTP/2 keepalive pings notice a signer that vanished.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use skylight_proto::scheduler::{SignerRequest, SignerResponse};
+use tokio::sync::mpsc;
+
+/// How many requests may wait for one slow signer before it is dropped.
+const QUEUE: usize = 64;
+
+/// The attached signer streams.
+#[derive(Default)]
+pub struct SignerHub {
+    streams: Mutex<HashMap<[u8; 33], Vec<(u64, mpsc::Sender<SignerRequest>)>>>,
+    next: std::sync::atomic::AtomicU64,
+}
+
+impl SignerHub {
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<[u8; 33], Vec<(u64, mpsc::Sender<SignerRequest>)>>> {
+        self.streams.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Attaches a signer of `tenant`; returns its id and the requests for it.
+    pub fn attach(&self, tenant: [u8; 33]) -> (u64, mpsc::Receiver<SignerRequest>) {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let id = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.lock().entry(tenant).or_default().push((id, tx));
+        (id, rx)
+    }
+
+    /// Detaches a signer.
+    pub fn detach(&self, tenant: &[u8; 33], id: u64) {
+        let mut streams = self.lock();
+        if let Some(list) = streams.get_mut(tenant) {
+            list.retain(|(i, _)| *i != id);
+            if list.is_empty() {
+                streams.remove(tenant);
+            }
+        }
+    }
+
+    /// How many signers of `tenant` are attached.
+    pub fn attached(&self, tenant: &[u8; 33]) -> usize {
+        let mut streams = self.lock();
+        let Some(list) = streams.get_mut(tenant) else {
+            return 0;
+        };
+        list.retain(|(_, tx)| !tx.is_closed());
+        list.len()
+    }
+
+    /// Sends `request` to every attached signer of `tenant`; returns how many got it.
+    pub fn send(&self, tenant: &[u8; 33], request: SignerRequest) -> usize {
+        let mut streams = self.lock();
+        let Some(list) = streams.get_mut(tenant) else {
+            return 0;
+        };
+        list.retain(|(_, tx)| tx.try_send(request.clone()).is_ok());
+        list.len()
+    }
+
+    /// A signer's answer. Nothing the scheduler sends expects one yet; it is logged.
+    pub fn answered(&self, tenant: &[u8; 33], response: &SignerResponse) {
+        tracing::debug!(node_id = %hex::encode(tenant), request_id = response.request_id, "signer answered a scheduler request");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_reach_only_the_tenants_signers() {
+        let hub = SignerHub::default();
+        let (a1, mut ra1) = hub.attach([2; 33]);
+        let (_b, mut rb) = hub.attach([3; 33]);
+        let (_a2, mut ra2) = hub.attach([2; 33]);
+        assert_eq!(hub.attached(&[2; 33]), 2);
+        let req = SignerRequest {
+            request_id: 7,
+            request: None,
+        };
+        assert_eq!(hub.send(&[2; 33], req.clone()), 2);
+        assert_eq!(ra1.try_recv().unwrap(), req);
+        assert_eq!(ra2.try_recv().unwrap(), req);
+        assert!(rb.try_recv().is_err());
+        hub.detach(&[2; 33], a1);
+        assert_eq!(hub.attached(&[2; 33]), 1);
+        drop(ra2);
+        assert_eq!(hub.attached(&[2; 33]), 0);
+    }
+}
