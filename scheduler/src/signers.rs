@@ -13,17 +13,18 @@ use tokio::sync::mpsc;
 /// How many requests may wait for one slow signer before it is dropped.
 const QUEUE: usize = 64;
 
+/// Each tenant's attached streams: (attachment id, where its requests go).
+type Streams = HashMap<[u8; 33], Vec<(u64, mpsc::Sender<SignerRequest>)>>;
+
 /// The attached signer streams.
 #[derive(Default)]
 pub struct SignerHub {
-    streams: Mutex<HashMap<[u8; 33], Vec<(u64, mpsc::Sender<SignerRequest>)>>>,
+    streams: Mutex<Streams>,
     next: std::sync::atomic::AtomicU64,
 }
 
 impl SignerHub {
-    fn lock(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<[u8; 33], Vec<(u64, mpsc::Sender<SignerRequest>)>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Streams> {
         self.streams.lock().unwrap_or_else(|p| p.into_inner())
     }
 
