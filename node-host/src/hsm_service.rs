@@ -14,6 +14,7 @@ use skylight_proto::greenlight::{Empty, HsmRequest, HsmResponse};
 use tokio_stream::Stream;
 use tonic::{Request, Status};
 
+use crate::signed_requests::Verifier;
 use crate::signer_state::SignerState;
 use crate::stage::{Delivery, SignerError, Stage};
 
@@ -29,6 +30,8 @@ pub struct HsmService {
     state: Arc<SignerState>,
     /// Attached streams by session: their device and what their signer already has.
     streams: Arc<Mutex<HashMap<u64, (String, Known)>>>,
+    /// Recent signed client requests, shipped with each signing request.
+    verifier: Arc<Verifier>,
 }
 
 /// A stream of requests for one signer.
@@ -36,12 +39,18 @@ pub type RequestStream = Pin<Box<dyn Stream<Item = Result<HsmRequest, Status>> +
 
 impl HsmService {
     /// Serves signers of `node_id` from `stage` and `state`.
-    pub fn new(node_id: [u8; 33], stage: Arc<Stage>, state: Arc<SignerState>) -> Self {
+    pub fn new(
+        node_id: [u8; 33],
+        stage: Arc<Stage>,
+        state: Arc<SignerState>,
+        verifier: Arc<Verifier>,
+    ) -> Self {
         HsmService {
             node_id,
             stage,
             state,
             streams: Arc::default(),
+            verifier,
         }
     }
 
@@ -69,6 +78,7 @@ impl HsmService {
         let state = self.state.clone();
         let stage = self.stage.clone();
         let known: Known = Arc::default();
+        let verifier = self.verifier.clone();
         let streams = self.streams.clone();
         lock(&streams).insert(attachment.session, (device.clone(), known.clone()));
         tracing::info!(session = attachment.session, %device, "signer attached");
@@ -88,7 +98,8 @@ impl HsmService {
                     context: staged.context,
                     raw: staged.raw,
                     signer_state,
-                    requests: vec![],
+                    // What devices asked for lately: the signer matches requests against it.
+                    requests: verifier.recent(),
                 };
                 if tx.send(Ok(request)).await.is_err() {
                     break;

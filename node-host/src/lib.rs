@@ -12,5 +12,7 @@ pub mod activity;
 pub mod hsm_service;
 pub mod node_service;
 pub mod server;
+pub mod signed_requests;
+pub mod signed_service;
 pub mod signer_state;
 pub mod stage;

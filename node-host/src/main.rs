@@ -15,6 +15,7 @@ use skylight_node_host::activity::Activity;
 use skylight_node_host::hsm_service::HsmService;
 use skylight_node_host::node_service::NodeService;
 use skylight_node_host::server::{self, ServerTls};
+use skylight_node_host::signed_requests::Verifier;
 use skylight_node_host::signer_state::SignerState;
 use skylight_node_host::stage::Stage;
 
@@ -55,6 +56,10 @@ struct Args {
     /// Stop after this many seconds with no client call and no signer attached.
     #[arg(long, default_value_t = 600)]
     idle_timeout: u64,
+    /// Signed client requests whose timestamp is further than this many seconds from the
+    /// node's clock are refused.
+    #[arg(long, default_value_t = 300)]
+    signed_request_window: u64,
 }
 
 fn main() {
@@ -146,16 +151,26 @@ async fn run(args: Args) -> Result<()> {
         });
     }
 
+    let verifier = Arc::new(Verifier::new(Duration::from_secs(
+        args.signed_request_window,
+    )));
     let service = NodeService {
-        hsm: HsmService::new(node_id, stage.clone(), state.clone()),
+        hsm: HsmService::new(node_id, stage.clone(), state.clone(), verifier.clone()),
     };
     let uri_file = args.data_dir.join("grpc-uri");
     std::fs::write(&uri_file, format!("{uri}\n"))?;
     tracing::info!(%uri, "node-host serving");
     let mut stopped = stop_rx.clone();
-    let result = server::serve(listener, tls, service, activity.clone(), async move {
-        let _ = stopped.wait_for(|s| *s).await;
-    })
+    let result = server::serve(
+        listener,
+        tls,
+        service,
+        activity.clone(),
+        verifier,
+        async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        },
+    )
     .await;
     let _ = std::fs::remove_file(&uri_file);
     result.context("node server failed")?;

@@ -10,6 +10,8 @@ use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 
 use crate::activity::Activity;
 use crate::node_service::NodeService;
+use crate::signed_requests::Verifier;
+use crate::signed_service::SignedService;
 use std::sync::Arc;
 
 /// What the node server presents and trusts.
@@ -30,12 +32,14 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<(TcpListener, SocketAddr)
 }
 
 /// Serves `service` on `listener` until `shutdown` resolves; every call counts as
-/// activity.
+/// activity, and every call but the signer's plumbing must be signed (see
+/// [`crate::signed_requests`]).
 pub async fn serve(
     listener: TcpListener,
     tls: ServerTls,
     service: NodeService,
     activity: Arc<Activity>,
+    verifier: Arc<Verifier>,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), tonic::transport::Error> {
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -45,10 +49,13 @@ pub async fn serve(
         .timeout(std::time::Duration::from_secs(10));
     Server::builder()
         .tls_config(config)?
-        .add_service(NodeServer::with_interceptor(service, move |req| {
-            activity.touch();
-            Ok(req)
-        }))
+        .add_service(SignedService::new(
+            NodeServer::with_interceptor(service, move |req| {
+                activity.touch();
+                Ok(req)
+            }),
+            verifier,
+        ))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await
 }

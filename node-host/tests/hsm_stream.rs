@@ -8,6 +8,7 @@ use skylight_certs::{Authority, DeviceCsr, Validity, names};
 use skylight_node_host::hsm_service::HsmService;
 use skylight_node_host::node_service::NodeService;
 use skylight_node_host::server::{self, ServerTls};
+use skylight_node_host::signed_requests::Verifier;
 use skylight_node_host::signer_state::SignerState;
 use skylight_node_host::stage::{SignerError, Stage};
 use skylight_proto::greenlight::node_client::NodeClient;
@@ -100,8 +101,9 @@ async fn start(pki: &Pki) -> Node {
         tenant_ca_pem: tenant.cert_pem().to_string(),
     };
     let (listener, addr) = server::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let verifier = Arc::new(Verifier::new(Duration::from_secs(60)));
     let service = NodeService {
-        hsm: HsmService::new(A, stage.clone(), state.clone()),
+        hsm: HsmService::new(A, stage.clone(), state.clone(), verifier.clone()),
     };
     let activity = Arc::new(skylight_node_host::activity::Activity::default());
     tokio::spawn(server::serve(
@@ -109,6 +111,7 @@ async fn start(pki: &Pki) -> Node {
         tls,
         service,
         activity,
+        verifier,
         std::future::pending(),
     ));
     Node {
@@ -239,4 +242,103 @@ async fn another_tenants_device_and_the_nobody_identity_cannot_attach() {
     };
     assert!(refused, "the nobody identity must not reach a node");
     assert_eq!(node.stage.signers(), 0);
+}
+
+/// Signs a unary call as Greenlight's clients do: the gRPC frame ‖ u64be(ms), with the
+/// device's TLS key.
+fn signed<T: prost::Message>(msg: T, key_pem: &str, ts_ms: u64) -> tonic::Request<T> {
+    use base64::Engine;
+    use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
+    use rustls_pki_types::pem::PemObject;
+    let der = rustls_pki_types::PrivatePkcs8KeyDer::from_pem_slice(key_pem.as_bytes()).unwrap();
+    let rng = ring::rand::SystemRandom::new();
+    let key = EcdsaKeyPair::from_pkcs8(
+        &ECDSA_P256_SHA256_FIXED_SIGNING,
+        der.secret_pkcs8_der(),
+        &rng,
+    )
+    .unwrap();
+    let payload = msg.encode_to_vec();
+    let mut body = vec![0u8];
+    body.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+    body.extend_from_slice(&payload);
+    body.extend_from_slice(&ts_ms.to_be_bytes());
+    let sig = key.sign(&rng, &body).unwrap();
+    let b64 = base64::engine::general_purpose::STANDARD_NO_PAD;
+    let mut req = tonic::Request::new(msg);
+    let md = req.metadata_mut();
+    md.insert(
+        "glauthpubkey",
+        b64.encode(key.public_key().as_ref()).parse().unwrap(),
+    );
+    md.insert("glauthsig", b64.encode(sig.as_ref()).parse().unwrap());
+    md.insert("glts", b64.encode(ts_ms.to_be_bytes()).parse().unwrap());
+    req
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_calls_must_be_signed_by_the_callers_device_key_and_are_shipped_to_the_signer() {
+    use skylight_proto::greenlight::GlConfig;
+    let pki = Pki::new();
+    let node = start(&pki).await;
+    let (chain, key) = pki.device(0, &A);
+    let mut c = client(&node, &pki, &chain, &key).await.unwrap();
+    let msg = GlConfig {
+        close_to_addr: "bcrt1qexample".into(),
+    };
+
+    // Unsigned: refused before the service.
+    let st = c.configure(msg.clone()).await.unwrap_err();
+    assert_eq!(st.code(), tonic::Code::Unauthenticated, "{st:?}");
+
+    // Signed by this device: passes the check and reaches the (not yet built) call.
+    let ts = now_ms();
+    let st = c
+        .configure(signed(msg.clone(), &key, ts))
+        .await
+        .unwrap_err();
+    assert_eq!(st.code(), tonic::Code::Unimplemented, "{st:?}");
+
+    // The same signed request again: a replay.
+    let st = c
+        .configure(signed(msg.clone(), &key, ts))
+        .await
+        .unwrap_err();
+    assert_eq!(st.code(), tonic::Code::Unauthenticated, "{st:?}");
+    assert!(st.message().contains("replay"), "{st:?}");
+
+    // A signature that does not cover this body.
+    let mut forged = signed(
+        GlConfig {
+            close_to_addr: "other".into(),
+        },
+        &key,
+        now_ms(),
+    );
+    *forged.get_mut() = msg.clone();
+    let st = c.configure(forged).await.unwrap_err();
+    assert_eq!(st.code(), tonic::Code::Unauthenticated, "{st:?}");
+
+    // Stale: ten minutes old.
+    let st = c
+        .configure(signed(msg.clone(), &key, now_ms() - 600_000))
+        .await
+        .unwrap_err();
+    assert_eq!(st.code(), tonic::Code::Unauthenticated, "{st:?}");
+
+    // The accepted request travels with the next signing request, for the signer to match.
+    let mut stream = c.stream_hsm_requests(Empty {}).await.unwrap().into_inner();
+    let stage = node.stage.clone();
+    std::thread::spawn(move || stage.call(None, vec![1], Duration::from_secs(5)));
+    let req = stream.message().await.unwrap().unwrap();
+    assert_eq!(req.requests.len(), 1);
+    assert_eq!(req.requests[0].uri, "/greenlight.Node/Configure");
+    assert_eq!(req.requests[0].timestamp, ts);
 }
