@@ -9,3 +9,4 @@ pub mod device;
 pub mod identity;
 pub mod keys;
 pub mod secret;
+pub mod signer;

@@ -1,0 +1,105 @@
+use bitcoin::secp256k1::PublicKey;
+use vls_protocol::msgs::{DeBolt, HsmdInit2Reply, SerBolt};
+
+use super::*;
+
+fn init_request(id: u32) -> HsmRequest {
+    let init = HsmdInit2 {
+        derivation_style: 0,
+        network_name: WireString(b"regtest".to_vec()),
+        dev_seed: None,
+        dev_allowlist: vls_protocol::serde_bolt::Array::new(),
+    };
+    HsmRequest {
+        request_id: id,
+        raw: init.as_vec(),
+        ..Default::default()
+    }
+}
+
+fn decode<T: DeBolt>(raw: &[u8]) -> T {
+    T::from_vec(raw.to_vec()).unwrap_or_else(|e| panic!("reply does not decode: {e:?}"))
+}
+
+#[test]
+fn the_first_init_creates_the_node_and_ships_its_state_to_the_node() {
+    let mut s = Signer::new(&HsmSecret::from_bytes([0; 32]), Network::Regtest);
+    let resp = s.handle(&init_request(1));
+    assert!(resp.error.is_empty(), "{}", resp.error);
+    let reply: HsmdInit2Reply = decode(&resp.raw);
+    let node_id = PublicKey::from_slice(&reply.node_id.0).unwrap();
+    // The same node id Greenlight derives for this seed.
+    assert_eq!(
+        node_id.to_string(),
+        "02058e8b6c2ad363ec59aa136429256d745164c2bdc87f98f0a68690ec2c5c9b0b"
+    );
+    assert!(
+        !resp.signer_state.is_empty(),
+        "a new node's state goes to the node"
+    );
+    let keys: Vec<&str> = resp.signer_state.iter().map(|e| e.key.as_str()).collect();
+    assert!(keys.iter().any(|k| k.starts_with("node")), "{keys:?}");
+
+    // Until the node acknowledges, the news keeps coming; after, nothing is re-sent.
+    let again = s.handle(&init_request(2));
+    assert_eq!(again.signer_state.len(), resp.signer_state.len());
+    s.acknowledged(&again.signer_state);
+    let third = s.handle(&init_request(3));
+    assert!(
+        third.signer_state.is_empty(),
+        "{:?}",
+        third
+            .signer_state
+            .iter()
+            .map(|e| &e.key)
+            .collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn a_node_restart_that_initialises_again_does_not_wedge_the_signer() {
+    let mut s = Signer::new(&HsmSecret::from_bytes([7; 32]), Network::Regtest);
+    for id in 1..=3 {
+        s.begin_session();
+        let resp = s.handle(&init_request(id));
+        assert!(resp.error.is_empty(), "init {id}: {}", resp.error);
+    }
+}
+
+#[test]
+fn a_second_signer_device_restores_from_the_state_the_node_ships() {
+    let secret = HsmSecret::from_bytes([9; 32]);
+    let mut first = Signer::new(&secret, Network::Regtest);
+    let created = first.handle(&init_request(1));
+    // Another device with the same secret and no local state gets the node's copy.
+    let mut second = Signer::new(&secret, Network::Regtest);
+    let mut req = init_request(2);
+    req.signer_state = created.signer_state.clone();
+    let resp = second.handle(&req);
+    assert!(resp.error.is_empty(), "{}", resp.error);
+    let a: HsmdInit2Reply = decode(&created.raw);
+    let b: HsmdInit2Reply = decode(&resp.raw);
+    assert_eq!(a.node_id.0, b.node_id.0);
+    assert!(
+        resp.signer_state.is_empty(),
+        "nothing new for a node that shipped everything"
+    );
+}
+
+#[test]
+fn the_node_cannot_ask_for_a_message_signature_and_garbage_is_refused() {
+    let mut s = Signer::new(&HsmSecret::from_bytes([1; 32]), Network::Regtest);
+    let resp = s.handle(&HsmRequest {
+        request_id: 5,
+        raw: vec![0, 23, 0, 1, 0x41],
+        ..Default::default()
+    });
+    assert!(resp.error.starts_with("policy"), "{}", resp.error);
+    let resp = s.handle(&HsmRequest {
+        request_id: 6,
+        raw: vec![0xff, 0xff, 1, 2, 3],
+        ..Default::default()
+    });
+    assert!(resp.error.starts_with("policy"), "{}", resp.error);
+    assert!(resp.raw.is_empty());
+}
