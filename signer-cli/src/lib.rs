@@ -8,5 +8,6 @@ pub mod creds;
 pub mod device;
 pub mod identity;
 pub mod keys;
+pub mod run;
 pub mod secret;
 pub mod signer;

@@ -71,6 +71,11 @@ enum Command {
     },
     /// Show the node id, network, scheduler and certificate expiry.
     Show,
+    /// Run the signer: attach to the node whenever it is scheduled and sign what VLS
+    /// approves, until interrupted.
+    Run,
+    /// Ask the scheduler to start the node; print where it listens.
+    Schedule,
 }
 
 fn default_dir() -> PathBuf {
@@ -82,6 +87,13 @@ fn default_dir() -> PathBuf {
 }
 
 fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,h2=warn,tower=warn,hyper=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     let cli = Cli::parse();
     let runtime = tokio::runtime::Runtime::new().expect("cannot start the async runtime");
     if let Err(err) = runtime.block_on(run(cli)) {
@@ -120,6 +132,43 @@ async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Show => show(&dir),
+        Command::Run => {
+            let (uri, device, settings) = device_context(&dir)?;
+            let secret = HsmSecret::load(&dir.secret())?;
+            let network: bitcoin::Network = settings
+                .network
+                .parse()
+                .context("bad network in settings")?;
+            let signer = skylight_signer_cli::signer::Signer::new(&secret, network);
+            eprintln!(
+                "signer running for node {} (scheduler {uri})",
+                settings.node_id
+            );
+            let stop = async {
+                let mut term =
+                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                        .expect("SIGTERM handler");
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            };
+            skylight_signer_cli::run::run(uri, device, signer, stop).await
+        }
+        Command::Schedule => {
+            let (uri, device, _) = device_context(&dir)?;
+            let mut c = skylight_signer_cli::client::scheduler(&uri, &device).await?;
+            let info = c
+                .schedule(skylight_proto::scheduler::ScheduleRequest::default())
+                .await
+                .map_err(|status| skylight_signer_cli::client::Refused {
+                    rpc: "Schedule",
+                    status,
+                })?
+                .into_inner();
+            println!("{}", info.grpc_uri);
+            Ok(())
+        }
     }
 }
 
@@ -195,6 +244,19 @@ fn save(
     creds::save(&dir.credentials(), device)?;
     settings.scheduler = Some(uri.to_string());
     settings.save(dir)
+}
+
+/// The scheduler, device identity and settings a registered device uses.
+fn device_context(
+    dir: &DataDir,
+) -> Result<(String, skylight_signer_cli::client::TlsIdentity, Settings)> {
+    let settings = Settings::load(dir)?;
+    let uri = settings
+        .scheduler
+        .clone()
+        .context("this device is not registered: run `signer-cli register` or `recover` first")?;
+    let device = creds::identity(&creds::load(&dir.credentials())?);
+    Ok((uri, device, settings))
 }
 
 fn show(dir: &DataDir) -> Result<()> {

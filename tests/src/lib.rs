@@ -69,7 +69,8 @@ impl Scheduler {
                 "127.0.0.1:0",
             ])
             .args(&self.args)
-            .env("RUST_LOG", "warn")
+            // Node-hosts inherit this: their signer attach/detach lines are what tests read.
+            .env("RUST_LOG", "warn,skylight_node_host::hsm_service=info")
             .stdout(Stdio::null())
             .spawn()
             .context("cannot start scheduler")?;
@@ -191,6 +192,16 @@ pub struct SignerCli {
     _tmp: tempfile::TempDir,
 }
 
+/// A background process, killed and reaped when dropped.
+pub struct ChildGuard(pub Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// What a `signer-cli` run printed.
 pub struct Run {
     /// Exit success.
@@ -236,6 +247,20 @@ impl SignerCli {
     /// Runs `signer-cli <args>`.
     pub fn run(&self, args: &[&str]) -> Result<Run> {
         self.run_with_input(args, "")
+    }
+
+    /// Starts `signer-cli <args>` in the background (killed when the guard drops).
+    pub fn spawn(&self, args: &[&str]) -> Result<ChildGuard> {
+        let child = Command::new(bin("signer-cli"))
+            .arg("--data-dir")
+            .arg(&self.dir)
+            .args(args)
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?;
+        Ok(ChildGuard(child))
     }
 
     /// The device credentials it holds.

@@ -1,0 +1,222 @@
+//! `signer-cli run`: keep the node's signer attached, wherever and whenever the node runs.
+//!
+//! MaybeUpgrade first (Greenlight's order), then two loops side by side: the node loop waits
+//! for the node to be scheduled (GetNodeInfo with wait), attaches to its hsm stream and
+//! answers every request with VLS; the scheduler loop keeps `SignerRequestsStream` open.
+//! Either reconnects with backoff when its stream drops.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use skylight_proto::greenlight::node_client::NodeClient;
+use skylight_proto::greenlight::{Empty, HsmRequest};
+use skylight_proto::scheduler::debug_client::DebugClient;
+use skylight_proto::scheduler::{NodeInfoRequest, SignerRejection, SignerResponse, UpgradeRequest};
+use tonic::Code;
+
+use crate::client::{self, TlsIdentity};
+use crate::identity::SIGNER_VERSION;
+use crate::signer::Signer;
+
+/// Backoff between reconnects: doubles from 250 ms to 30 s, reset after a good session.
+struct Backoff(Duration);
+
+impl Backoff {
+    fn new() -> Self {
+        Backoff(Duration::from_millis(250))
+    }
+    async fn wait(&mut self) {
+        tokio::time::sleep(self.0).await;
+        self.0 = (self.0 * 2).min(Duration::from_secs(30));
+    }
+    fn reset(&mut self) {
+        self.0 = Duration::from_millis(250);
+    }
+}
+
+/// Runs the signer until `stop` resolves.
+pub async fn run(
+    scheduler_uri: String,
+    device: TlsIdentity,
+    signer: Signer,
+    stop: impl std::future::Future<Output = ()>,
+) -> Result<()> {
+    maybe_upgrade(&scheduler_uri, &device).await?;
+    let signer = Arc::new(Mutex::new(signer));
+    let node = node_loop(scheduler_uri.clone(), device.clone(), signer);
+    let scheduler = scheduler_loop(scheduler_uri, device);
+    tokio::select! {
+        () = stop => Ok(()),
+        r = node => r,
+        r = scheduler => r,
+    }
+}
+
+/// Greenlight's signer calls MaybeUpgrade first, retrying only on UNAVAILABLE.
+async fn maybe_upgrade(uri: &str, device: &TlsIdentity) -> Result<()> {
+    loop {
+        let attempt = async {
+            let mut c = client::scheduler(uri, device).await?;
+            c.maybe_upgrade(UpgradeRequest {
+                signer_version: SIGNER_VERSION.into(),
+                ..Default::default()
+            })
+            .await
+            .map_err(anyhow::Error::from)
+        };
+        match attempt.await {
+            Ok(_) => return Ok(()),
+            Err(e)
+                if e.downcast_ref::<tonic::Status>()
+                    .is_some_and(|s| s.code() != Code::Unavailable) =>
+            {
+                return Err(e).context("the scheduler refused MaybeUpgrade");
+            }
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "scheduler unreachable; retrying in 3 s");
+                tokio::time::sleep(Duration::from_secs(3)).await;
+            }
+        }
+    }
+}
+
+async fn node_loop(uri: String, device: TlsIdentity, signer: Arc<Mutex<Signer>>) -> Result<()> {
+    let mut backoff = Backoff::new();
+    loop {
+        let node_uri = match wait_for_node(&uri, &device).await {
+            Ok(u) => u,
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "cannot ask the scheduler where the node is");
+                backoff.wait().await;
+                continue;
+            }
+        };
+        tracing::info!(node = %node_uri, "attaching to the node");
+        match node_session(&uri, &node_uri, &device, &signer).await {
+            Ok(answered) => {
+                tracing::info!(answered, "the node closed the session");
+                backoff.reset();
+            }
+            Err(e) => tracing::warn!(error = %format!("{e:#}"), "node session ended"),
+        }
+        backoff.wait().await;
+    }
+}
+
+/// Long-polls until the node is scheduled; returns its URI.
+async fn wait_for_node(uri: &str, device: &TlsIdentity) -> Result<String> {
+    let mut c = client::scheduler(uri, device).await?;
+    loop {
+        let info = c
+            .get_node_info(NodeInfoRequest {
+                node_id: vec![],
+                wait: true,
+            })
+            .await?
+            .into_inner();
+        if !info.grpc_uri.is_empty() {
+            return Ok(info.grpc_uri);
+        }
+    }
+}
+
+/// One attachment to the node's hsm stream; returns how many requests were answered.
+async fn node_session(
+    scheduler_uri: &str,
+    node_uri: &str,
+    device: &TlsIdentity,
+    signer: &Arc<Mutex<Signer>>,
+) -> Result<u64> {
+    let channel = client::channel(node_uri, device).await?;
+    let mut node = NodeClient::new(channel);
+    let mut stream = node.stream_hsm_requests(Empty {}).await?.into_inner();
+    signer
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .begin_session();
+    let mut answered = 0u64;
+    while let Some(request) = stream.message().await? {
+        let response = {
+            let signer = signer.clone();
+            let request = request.clone();
+            // VLS work is CPU-bound: keep it off the async workers.
+            tokio::task::spawn_blocking(move || {
+                signer
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .handle(&request)
+            })
+            .await?
+        };
+        let refused = response.error.starts_with("policy");
+        let state = response.signer_state.clone();
+        match node.respond_hsm_request(response.clone()).await {
+            // Only now does the node hold the state: stop sending it.
+            Ok(_) => signer
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .acknowledged(&state),
+            Err(s) => {
+                tracing::warn!(request = request.request_id, status = %s.message(), "the node did not take the answer")
+            }
+        }
+        if refused {
+            tracing::warn!(request = request.request_id, reason = %response.error, "refused to sign");
+            report_rejection(scheduler_uri, device, &request, &response.error).await;
+        }
+        answered += 1;
+    }
+    Ok(answered)
+}
+
+/// Tells the operator (Debug.ReportSignerRejection) why a request was refused.
+async fn report_rejection(uri: &str, device: &TlsIdentity, request: &HsmRequest, reason: &str) {
+    let report = async {
+        let mut c = DebugClient::new(client::channel(uri, device).await?);
+        c.report_signer_rejection(SignerRejection {
+            msg: reason.to_string(),
+            request: Some(request.clone()),
+            git_version: SIGNER_VERSION.into(),
+            node_id: vec![],
+        })
+        .await?;
+        anyhow::Ok(())
+    };
+    if let Err(e) = report.await {
+        tracing::warn!(error = %format!("{e:#}"), "cannot report the refusal to the scheduler");
+    }
+}
+
+async fn scheduler_loop(uri: String, device: TlsIdentity) -> Result<()> {
+    let mut backoff = Backoff::new();
+    loop {
+        let session = async {
+            let mut c = client::scheduler(&uri, &device).await?;
+            let (answers, outbound) = tokio::sync::mpsc::channel::<SignerResponse>(16);
+            let mut requests = c
+                .signer_requests_stream(tokio_stream::wrappers::ReceiverStream::new(outbound))
+                .await?
+                .into_inner();
+            while let Some(req) = requests.message().await? {
+                // Nothing the scheduler sends is handled yet: say so rather than stay silent.
+                tracing::warn!(
+                    request = req.request_id,
+                    "the scheduler sent a request this signer does not handle"
+                );
+                let _ = answers
+                    .send(SignerResponse {
+                        request_id: req.request_id,
+                        response: None,
+                    })
+                    .await;
+            }
+            anyhow::Ok(())
+        };
+        match session.await {
+            Ok(()) => backoff.reset(),
+            Err(e) => tracing::debug!(error = %format!("{e:#}"), "scheduler stream ended"),
+        }
+        backoff.wait().await;
+    }
+}

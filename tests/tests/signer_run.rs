@@ -1,0 +1,88 @@
+//! `signer-cli run` against the real scheduler and node-host: it attaches to its node when
+//! the node is scheduled, keeps it from idling, and re-attaches by itself after the node is
+//! killed and scheduled again.
+
+use std::time::{Duration, Instant};
+
+use skylight_tests::{Scheduler, SignerCli};
+
+fn node_log(s: &Scheduler, node_id: &str) -> String {
+    std::fs::read_to_string(s.dir.join("nodes").join(node_id).join("node-host.log"))
+        .unwrap_or_default()
+}
+
+fn pid(s: &Scheduler, node_id: &str) -> Option<u32> {
+    std::fs::read_to_string(s.dir.join("nodes").join(node_id).join("node-host.pid"))
+        .ok()
+        .and_then(|p| p.trim().parse().ok())
+}
+
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            !s.rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('Z')
+        })
+        .unwrap_or(false)
+}
+
+/// Waits until `cond` holds (a bound on waiting, not a timing assertion).
+fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !cond() {
+        assert!(Instant::now() < deadline, "{what} did not happen");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn the_signer_attaches_keeps_the_node_up_and_reattaches_after_a_crash() {
+    let s = Scheduler::start(&["--node-idle-timeout", "2"]).unwrap();
+    let cli = SignerCli::new(&s).unwrap();
+    assert!(cli.run(&["init"]).unwrap().ok);
+    let code = s.invite(1).unwrap().remove(0);
+    let r = cli.run(&["register", "--invite", &code]).unwrap();
+    assert!(r.ok, "{}", r.stderr);
+    let node = cli.node_id();
+
+    let signer = cli.spawn(&["run"]).unwrap();
+    let r = cli.run(&["schedule"]).unwrap();
+    assert!(
+        r.ok && r.stdout.starts_with("https://localhost:"),
+        "{} {}",
+        r.stdout,
+        r.stderr
+    );
+    eventually("the signer attaches", || {
+        node_log(&s, &node).matches("signer attached").count() >= 1
+    });
+
+    // Attached, the node outlives its idle timeout.
+    let first = pid(&s, &node).unwrap();
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(
+        alive(first),
+        "a node with its signer attached does not idle out"
+    );
+
+    // Crash the node; schedule it again; the running signer finds it by itself.
+    std::process::Command::new("kill")
+        .args(["-9", &first.to_string()])
+        .status()
+        .unwrap();
+    eventually("the node is gone", || !alive(first));
+    let r = cli.run(&["schedule"]).unwrap();
+    assert!(r.ok, "{}", r.stderr);
+    let second = pid(&s, &node).unwrap();
+    assert_ne!(second, first);
+    eventually("the signer re-attaches", || {
+        node_log(&s, &node).matches("signer attached").count() >= 2
+    });
+
+    // Without its signer the node idles out.
+    drop(signer);
+    eventually("the node idles out", || !alive(second));
+}
