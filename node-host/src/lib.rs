@@ -11,6 +11,7 @@
 pub mod activity;
 pub mod hsm_service;
 pub mod node_service;
+pub mod proxy;
 pub mod server;
 pub mod signed_requests;
 pub mod signed_service;
