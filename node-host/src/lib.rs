@@ -10,6 +10,7 @@
 
 pub mod activity;
 pub mod hsm_service;
+pub mod keys;
 pub mod node_service;
 pub mod proxy;
 pub mod server;

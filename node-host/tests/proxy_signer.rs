@@ -123,3 +123,104 @@ fn with_no_signer_a_call_waits_its_deadline_then_fails_without_a_panic() {
         vls_protocol_client::Error::TransportTransient
     );
 }
+
+#[test]
+fn remote_keys_sign_with_the_signer_keep_the_channel_counter_and_fail_softly_without_it() {
+    use bitcoin::hashes::Hash;
+    use bitcoin::secp256k1::{Message, Scalar, SecretKey, ecdh::SharedSecret};
+    use lightning_signer::lightning::sign::EntropySource;
+    use lightning_signer::lightning_invoice::{Currency, InvoiceBuilder};
+    use skylight_node_host::keys::RemoteKeys;
+
+    let dir = tempfile::tempdir().unwrap();
+    let stage = Arc::new(Stage::new());
+    let state = Arc::new(SignerState::open(&dir.path().join("state.redb")).unwrap());
+    let secret = HsmSecret::from_bytes([0x42; 32]);
+    let (session, signer) = attach_signer(stage.clone(), state.clone(), secret.clone());
+    let transport = Arc::new(StageTransport::new(stage.clone(), Duration::from_secs(30)));
+    let client = KeysManagerClient::new(
+        transport.clone(),
+        "regtest".into(),
+        None,
+        None,
+        ReceiveAuthKey([7; 32]),
+    );
+    let counter = dir.path().join("next_dbid");
+    let keys = RemoteKeys::new(client, transport.clone(), &counter).unwrap();
+    let node_id = keys.get_node_id(Recipient::Node).unwrap();
+    let secp = bitcoin::secp256k1::Secp256k1::new();
+
+    // ECDH with and without a tweak, checked from the other side of the exchange.
+    let other = SecretKey::from_slice(&[3; 32]).unwrap();
+    let other_pub = other.public_key(&secp);
+    let shared = keys.ecdh(Recipient::Node, &other_pub, None).unwrap();
+    assert_eq!(shared, SharedSecret::new(&node_id, &other));
+    let tweak = Scalar::from_be_bytes([9; 32]).unwrap();
+    let tweaked = keys
+        .ecdh(Recipient::Node, &other_pub, Some(&tweak))
+        .unwrap();
+    assert_eq!(
+        tweaked,
+        SharedSecret::new(&node_id, &other.mul_tweak(&tweak).unwrap())
+    );
+    assert!(keys.ecdh(Recipient::PhantomNode, &other_pub, None).is_err());
+
+    // An invoice signed by the signer recovers to the node id.
+    let raw = InvoiceBuilder::new(Currency::Regtest)
+        .description("coffee".into())
+        .payment_hash(bitcoin::hashes::sha256::Hash::from_slice(&[1; 32]).unwrap())
+        .payment_secret(lightning_signer::lightning::types::payment::PaymentSecret(
+            [2; 32],
+        ))
+        .current_timestamp()
+        .min_final_cltv_expiry_delta(18)
+        .amount_milli_satoshis(10_000)
+        .build_raw()
+        .unwrap();
+    let sig = keys.sign_invoice(&raw, Recipient::Node).unwrap();
+    let hash = Message::from_digest(raw.signable_hash());
+    assert_eq!(secp.recover_ecdsa(&hash, &sig).unwrap(), node_id);
+
+    // Entropy is local: no signer round trip.
+    let pending_before = stage.pending();
+    assert_ne!(
+        keys.get_secure_random_bytes(),
+        keys.get_secure_random_bytes()
+    );
+    assert_eq!(stage.pending(), pending_before);
+
+    // The channel counter survives a restart: never the same channel keys twice.
+    let first = keys.generate_channel_keys_id(false, 0);
+    let second = keys.generate_channel_keys_id(false, 0);
+    assert_ne!(first, second);
+    let client = KeysManagerClient::new(
+        transport.clone(),
+        "regtest".into(),
+        None,
+        None,
+        ReceiveAuthKey([7; 32]),
+    );
+    let restarted = RemoteKeys::new(client, transport.clone(), &counter).unwrap();
+    let third = restarted.generate_channel_keys_id(false, 0);
+    assert!(
+        third != first && third != second,
+        "a restarted node continues the counter"
+    );
+
+    // Keys whose calls wait two seconds at most.
+    let short = Arc::new(StageTransport::new(stage.clone(), Duration::from_secs(2)));
+    let client = KeysManagerClient::new(
+        short.clone(),
+        "regtest".into(),
+        None,
+        None,
+        ReceiveAuthKey([7; 32]),
+    );
+    let impatient = RemoteKeys::new(client, short, &dir.path().join("other_dbid")).unwrap();
+
+    // The signer goes away: calls fail after their deadline; the node does not panic.
+    stage.detach(session);
+    signer.join().unwrap();
+    assert!(impatient.ecdh(Recipient::Node, &other_pub, None).is_err());
+    assert!(impatient.sign_invoice(&raw, Recipient::Node).is_err());
+}

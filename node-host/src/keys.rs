@@ -1,0 +1,258 @@
+//! The node's keys, all held by the signer: `vls-protocol-client`'s LDK adapter, wrapped
+//! where it falls short for a node whose signer may be away.
+//!
+//! - Entropy is local (the upstream client asks the signer for random bytes: three round
+//!   trips per payment for nothing).
+//! - The channel-keys counter is persisted: upstream restarts it at 1, so a restarted node
+//!   would derive its first channel's keys again for a new channel.
+//! - Node-level calls that upstream `.expect()`s (ECDH, invoice and gossip signing) return
+//!   errors instead, so an absent or refusing signer fails the call rather than the node;
+//!   an ECDH tweak is applied node-side, which upstream does not support.
+//! - Phantom-node requests are refused.
+//!
+//! Channel signers are upstream's `SignerClient` (its constructor is private); its gaps are
+//! known (ldk-vls.md §0) and are closed by our own client later.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use bitcoin::secp256k1::ecdh::SharedSecret;
+use bitcoin::secp256k1::ecdsa::{RecoverableSignature, RecoveryId, Signature};
+use bitcoin::secp256k1::{All, PublicKey, Scalar, Secp256k1};
+use bitcoin::{ScriptBuf, Transaction, TxOut};
+use lightning::ln::inbound_payment::ExpandedKey;
+use lightning::ln::msgs::UnsignedGossipMessage;
+use lightning::ln::script::ShutdownScript;
+use lightning::sign::{
+    EntropySource, NodeSigner, OutputSpender, PeerStorageKey, ReceiveAuthKey, Recipient,
+    SignerProvider, SpendableOutputDescriptor,
+};
+use lightning::util::ser::Writeable;
+use lightning_signer::bitcoin;
+use lightning_signer::channel::ChannelId;
+use lightning_signer::lightning;
+use lightning_signer::lightning_invoice::RawBolt11Invoice;
+use vls_protocol::model::PubKey;
+use vls_protocol::msgs::{
+    Ecdh, EcdhReply, SignBolt12Invoice, SignBolt12InvoiceReply, SignGossipMessage,
+    SignGossipMessageReply, SignInvoice, SignInvoiceReply,
+};
+use vls_protocol::serde_bolt::Octets;
+use vls_protocol_client::{KeysManagerClient, SignerClient};
+
+use crate::proxy::StageTransport;
+
+/// The node's keys.
+pub struct RemoteKeys {
+    client: KeysManagerClient,
+    transport: Arc<StageTransport>,
+    counter: Mutex<DbidCounter>,
+}
+
+/// The next channel id (VLS "dbid"), kept in a file written durably before each use.
+struct DbidCounter {
+    path: PathBuf,
+    next: u64,
+}
+
+impl DbidCounter {
+    fn open(path: &Path) -> std::io::Result<Self> {
+        let next = match std::fs::read_to_string(path) {
+            Ok(s) => s
+                .trim()
+                .parse()
+                .map_err(|_| std::io::Error::other(format!("{} is damaged", path.display())))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => 1,
+            Err(e) => return Err(e),
+        };
+        Ok(DbidCounter {
+            path: path.to_path_buf(),
+            next,
+        })
+    }
+
+    /// Takes the next id; the one after it is on disk before this returns.
+    fn take(&mut self) -> std::io::Result<u64> {
+        let id = self.next;
+        let tmp = self.path.with_extension("tmp");
+        {
+            use std::io::Write;
+            let mut f = std::fs::File::create(&tmp)?;
+            write!(f, "{}", id + 1)?;
+            f.sync_all()?;
+        }
+        std::fs::rename(&tmp, &self.path)?;
+        self.next = id + 1;
+        Ok(id)
+    }
+}
+
+impl RemoteKeys {
+    /// Wraps an initialised client; the channel counter lives at `counter_path`.
+    pub fn new(
+        client: KeysManagerClient,
+        transport: Arc<StageTransport>,
+        counter_path: &Path,
+    ) -> std::io::Result<Self> {
+        Ok(RemoteKeys {
+            client,
+            transport,
+            counter: Mutex::new(DbidCounter::open(counter_path)?),
+        })
+    }
+
+    /// The signer's reason for the most recent refusal, if any.
+    pub fn take_refusal(&self) -> Option<String> {
+        self.transport.take_refusal()
+    }
+}
+
+impl EntropySource for RemoteKeys {
+    fn get_secure_random_bytes(&self) -> [u8; 32] {
+        let mut bytes = [0u8; 32];
+        getrandom::getrandom(&mut bytes).expect("the operating system's random source failed");
+        bytes
+    }
+}
+
+impl NodeSigner for RemoteKeys {
+    fn get_expanded_key(&self) -> ExpandedKey {
+        self.client.get_expanded_key()
+    }
+
+    fn get_peer_storage_key(&self) -> PeerStorageKey {
+        self.client.get_peer_storage_key()
+    }
+
+    fn get_receive_auth_key(&self) -> ReceiveAuthKey {
+        self.client.get_receive_auth_key()
+    }
+
+    fn get_node_id(&self, recipient: Recipient) -> Result<PublicKey, ()> {
+        match recipient {
+            Recipient::Node => self.client.get_node_id(Recipient::Node),
+            Recipient::PhantomNode => Err(()),
+        }
+    }
+
+    fn ecdh(
+        &self,
+        recipient: Recipient,
+        other_key: &PublicKey,
+        tweak: Option<&Scalar>,
+    ) -> Result<SharedSecret, ()> {
+        if !matches!(recipient, Recipient::Node) {
+            return Err(());
+        }
+        // (k·t)·P = k·(t·P): the tweak applies to the other key, here.
+        let point = match tweak {
+            Some(t) => other_key.mul_tweak(&Secp256k1::new(), t).map_err(|_| ())?,
+            None => *other_key,
+        };
+        let reply: EcdhReply = self
+            .client
+            .call(Ecdh {
+                point: PubKey(point.serialize()),
+            })
+            .map_err(|_| ())?;
+        Ok(SharedSecret::from_bytes(reply.secret.0))
+    }
+
+    fn sign_invoice(
+        &self,
+        invoice: &RawBolt11Invoice,
+        recipient: Recipient,
+    ) -> Result<RecoverableSignature, ()> {
+        if !matches!(recipient, Recipient::Node) {
+            return Err(());
+        }
+        let (hrp, data) = invoice.to_raw();
+        let reply: SignInvoiceReply = self
+            .client
+            .call(SignInvoice {
+                u5bytes: Octets(data.iter().map(|u| u.to_u8()).collect()),
+                hrp: hrp.into_bytes().into(),
+            })
+            .map_err(|_| ())?;
+        let sig = &reply.signature.0;
+        let rid = RecoveryId::from_i32(sig[64] as i32).map_err(|_| ())?;
+        RecoverableSignature::from_compact(&sig[..64], rid).map_err(|_| ())
+    }
+
+    fn sign_bolt12_invoice(
+        &self,
+        invoice: &lightning::offers::invoice::UnsignedBolt12Invoice,
+    ) -> Result<bitcoin::secp256k1::schnorr::Signature, ()> {
+        let mut bytes = Vec::new();
+        invoice.write(&mut bytes).map_err(|_| ())?;
+        let reply: SignBolt12InvoiceReply = self
+            .client
+            .call(SignBolt12Invoice {
+                invoice_bytes: Octets(bytes),
+            })
+            .map_err(|_| ())?;
+        bitcoin::secp256k1::schnorr::Signature::from_slice(&reply.signature.0).map_err(|_| ())
+    }
+
+    fn sign_gossip_message(&self, msg: UnsignedGossipMessage) -> Result<Signature, ()> {
+        let reply: SignGossipMessageReply = self
+            .client
+            .call(SignGossipMessage {
+                message: Octets(msg.encode()),
+            })
+            .map_err(|_| ())?;
+        Signature::from_compact(&reply.signature.0).map_err(|_| ())
+    }
+
+    fn sign_message(&self, msg: &[u8]) -> Result<String, ()> {
+        self.client.sign_message(msg)
+    }
+}
+
+impl SignerProvider for RemoteKeys {
+    type EcdsaSigner = SignerClient;
+
+    fn generate_channel_keys_id(&self, _inbound: bool, _user_channel_id: u128) -> [u8; 32] {
+        let dbid = self
+            .counter
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+            // Reusing an id would reuse a channel's keys: stopping is the only safe answer.
+            .expect("cannot persist the channel counter");
+        ChannelId::new_from_oid(dbid).ldk_channel_keys_id()
+    }
+
+    fn derive_channel_signer(&self, channel_keys_id: [u8; 32]) -> Self::EcdsaSigner {
+        self.client.derive_channel_signer(channel_keys_id)
+    }
+
+    fn get_destination_script(&self, keys_id: [u8; 32]) -> Result<ScriptBuf, ()> {
+        self.client.get_destination_script(keys_id)
+    }
+
+    fn get_shutdown_scriptpubkey(&self) -> Result<ShutdownScript, ()> {
+        self.client.get_shutdown_scriptpubkey()
+    }
+}
+
+impl OutputSpender for RemoteKeys {
+    fn spend_spendable_outputs(
+        &self,
+        descriptors: &[&SpendableOutputDescriptor],
+        outputs: Vec<TxOut>,
+        change_destination_script: ScriptBuf,
+        feerate_sat_per_1000_weight: u32,
+        locktime: Option<bitcoin::absolute::LockTime>,
+        secp_ctx: &Secp256k1<All>,
+    ) -> Result<Transaction, ()> {
+        self.client.spend_spendable_outputs(
+            descriptors,
+            outputs,
+            change_destination_script,
+            feerate_sat_per_1000_weight,
+            locktime,
+            secp_ctx,
+        )
+    }
+}
