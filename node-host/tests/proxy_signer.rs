@@ -1,9 +1,9 @@
 //! LDK's signer traits, through vls-protocol-client, over the stage, to the real signer core
 //! (VLS) with the signer state kept by node-host: the path every signature will take.
 
-use std::collections::BTreeMap;
+mod common;
+
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use bitcoin::Network;
@@ -12,52 +12,12 @@ use lightning_signer::lightning::sign::{
 };
 use skylight_node_host::proxy::StageTransport;
 use skylight_node_host::signer_state::SignerState;
-use skylight_node_host::stage::{SignerError, Stage};
-use skylight_proto::greenlight::HsmRequest;
+use skylight_node_host::stage::Stage;
 use skylight_signer_cli::keys::NodeKeys;
 use skylight_signer_cli::secret::HsmSecret;
-use skylight_signer_cli::signer::Signer;
 use vls_protocol_client::KeysManagerClient;
 
-/// A signer attached to the stage, answering on its own thread as signer-cli does over the
-/// network, with node-host storing its state before each answer is released.
-fn attach_signer(
-    stage: Arc<Stage>,
-    state: Arc<SignerState>,
-    secret: HsmSecret,
-) -> (u64, JoinHandle<u64>) {
-    let mut attachment = stage.attach();
-    let session = attachment.session;
-    let handle = std::thread::spawn(move || {
-        let mut signer = Signer::new(&secret, Network::Regtest);
-        let mut sent = BTreeMap::new();
-        let mut answered = 0;
-        while let Some(staged) = attachment.requests.blocking_recv() {
-            let request = HsmRequest {
-                request_id: staged.request_id,
-                context: staged.context,
-                raw: staged.raw,
-                signer_state: state.changes_since(&mut sent),
-                requests: vec![],
-            };
-            let response = signer.handle(&request);
-            state.merge(&response.signer_state).expect("state stored");
-            for e in &response.signer_state {
-                sent.insert(e.key.clone(), e.version);
-            }
-            signer.acknowledged(&response.signer_state);
-            let answer = if response.error.is_empty() {
-                Ok(response.raw)
-            } else {
-                Err(SignerError::from_signer_text(&response.error))
-            };
-            stage.respond(staged.request_id, answer);
-            answered += 1;
-        }
-        answered
-    });
-    (session, handle)
-}
+use common::attach_signer;
 
 #[test]
 fn ldk_signer_calls_cross_the_stage_to_vls_and_the_state_lands_in_node_host() {

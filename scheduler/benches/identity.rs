@@ -4,7 +4,8 @@
 //! nothing about time. Environment: `BENCH_CHALLENGES` (default 20000), `BENCH_REGISTERS`
 //! (default 1000), `BENCH_CONCURRENCY` (default 16).
 
-use std::process::{Child, Command, Stdio};
+mod common;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,7 +13,7 @@ use bitcoin::Network;
 use skylight_certs::names;
 use skylight_proto::scheduler::scheduler_client::SchedulerClient;
 use skylight_proto::scheduler::{ChallengeRequest, ChallengeScope, RegistrationRequest};
-use skylight_signer_cli::client::{self, TlsIdentity};
+use skylight_signer_cli::client;
 use skylight_signer_cli::device::DeviceRequest;
 use skylight_signer_cli::keys::NodeKeys;
 use skylight_signer_cli::secret::HsmSecret;
@@ -23,14 +24,6 @@ fn env_or(name: &str, default: usize) -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-struct Server(Child);
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -90,40 +83,8 @@ async fn main() {
     let registers = env_or("BENCH_REGISTERS", 1_000);
     let concurrency = env_or("BENCH_CONCURRENCY", 16);
 
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("scheduler");
-    let _server = Server(
-        Command::new(env!("CARGO_BIN_EXE_scheduler"))
-            .arg("--data-dir")
-            .arg(&dir)
-            .args([
-                "run",
-                "--listen",
-                "127.0.0.1:0",
-                "--chain-rpc-listen",
-                "127.0.0.1:0",
-                "--require-invite",
-                "false",
-            ])
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("start scheduler"),
-    );
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let uri = loop {
-        if let Ok(u) = std::fs::read_to_string(dir.join("grpc-uri")) {
-            break u.trim().to_string();
-        }
-        assert!(Instant::now() < deadline, "scheduler did not start");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
-    let read = |f: &str| std::fs::read(dir.join(f)).unwrap();
-    let nobody = TlsIdentity {
-        ca_pem: read("ca.pem"),
-        cert_pem: read("nobody.crt"),
-        key_pem: read("nobody-key.pem"),
-    };
+    let running = common::start(std::path::Path::new(env!("CARGO_BIN_EXE_scheduler")), &[]).await;
+    let (uri, nobody) = (running.uri.clone(), running.nobody.clone());
     let channel: Channel = client::channel(&uri, &nobody).await.unwrap();
     println!(
         "scheduler {uri}: {} cores, concurrency {concurrency}, one mTLS connection (HTTP/2)",

@@ -10,8 +10,12 @@ use skylight_proto::scheduler::{NodeInfoRequest, NodeInfoResponse, ScheduleReque
 use skylight_signer_cli::client::{self, TlsIdentity};
 use skylight_signer_cli::keys::NodeKeys;
 use skylight_signer_cli::secret::HsmSecret;
-use skylight_tests::Scheduler;
+use skylight_tests::{Scheduler, alive, node_pid};
 use tonic::transport::Channel;
+
+fn pid_of(s: &Scheduler, keys: &NodeKeys) -> u32 {
+    node_pid(s, &hex::encode(keys.node_id_bytes())).expect("a pid file")
+}
 
 async fn registered(s: &Scheduler) -> (NodeKeys, TlsIdentity) {
     let secret: [u8; 32] = bitcoin::secp256k1::rand::random();
@@ -39,32 +43,6 @@ async fn info(c: &mut SchedulerClient<Channel>) -> NodeInfoResponse {
     .await
     .expect("GetNodeInfo")
     .into_inner()
-}
-
-fn pid_of(s: &Scheduler, keys: &NodeKeys) -> u32 {
-    let file = s
-        .dir
-        .join("nodes")
-        .join(hex::encode(keys.node_id_bytes()))
-        .join("node-host.pid");
-    std::fs::read_to_string(file)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap()
-}
-
-fn alive(pid: u32) -> bool {
-    // A zombie is dead for our purposes.
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| {
-            !s.rsplit(')')
-                .next()
-                .unwrap_or("")
-                .trim_start()
-                .starts_with('Z')
-        })
-        .unwrap_or(false)
 }
 
 /// Polls `cond` until it holds; fails after a generous bound (this waits, it does not time).

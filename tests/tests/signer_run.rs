@@ -2,40 +2,13 @@
 //! the node is scheduled, keeps it from idling, and re-attaches by itself after the node is
 //! killed and scheduled again.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use skylight_tests::{Scheduler, SignerCli};
+use skylight_tests::{Scheduler, SignerCli, alive, eventually, node_pid as pid};
 
 fn node_log(s: &Scheduler, node_id: &str) -> String {
     std::fs::read_to_string(s.dir.join("nodes").join(node_id).join("node-host.log"))
         .unwrap_or_default()
-}
-
-fn pid(s: &Scheduler, node_id: &str) -> Option<u32> {
-    std::fs::read_to_string(s.dir.join("nodes").join(node_id).join("node-host.pid"))
-        .ok()
-        .and_then(|p| p.trim().parse().ok())
-}
-
-fn alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| {
-            !s.rsplit(')')
-                .next()
-                .unwrap_or("")
-                .trim_start()
-                .starts_with('Z')
-        })
-        .unwrap_or(false)
-}
-
-/// Waits until `cond` holds (a bound on waiting, not a timing assertion).
-fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !cond() {
-        assert!(Instant::now() < deadline, "{what} did not happen");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 #[test]

@@ -1,0 +1,61 @@
+//! Signer round trip through the proxy: an LDK signer call (ECDH, invoice signing) staged,
+//! answered by the real VLS signer core with node-host storing the state (fsync) before the
+//! answer is released. In process: no network or TLS in the figure.
+//!
+//! `cargo bench -p skylight-node-host --bench signer_round_trip`. `BENCH_CALLS` (default 500).
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use lightning_signer::lightning::sign::{NodeSigner, ReceiveAuthKey, Recipient};
+use skylight_node_host::keys::RemoteKeys;
+use skylight_node_host::proxy::StageTransport;
+use skylight_node_host::signer_state::SignerState;
+use skylight_node_host::stage::Stage;
+use skylight_signer_cli::secret::HsmSecret;
+use vls_protocol_client::KeysManagerClient;
+
+use common::attach_signer;
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn main() {
+    let calls: usize = std::env::var("BENCH_CALLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(500);
+    let dir = tempfile::tempdir().unwrap();
+    let stage = Arc::new(Stage::new());
+    let state = Arc::new(SignerState::open(&dir.path().join("state.redb")).unwrap());
+    let _signer = attach_signer(stage.clone(), state, HsmSecret::from_bytes([0x43; 32]));
+    let transport = Arc::new(StageTransport::new(stage, Duration::from_secs(30)));
+    let client = KeysManagerClient::new(
+        transport.clone(),
+        "regtest".into(),
+        None,
+        None,
+        ReceiveAuthKey([1; 32]),
+    );
+    let keys = RemoteKeys::new(client, transport, &dir.path().join("next_dbid")).unwrap();
+    let other = bitcoin::secp256k1::SecretKey::from_slice(&[5; 32])
+        .unwrap()
+        .public_key(&bitcoin::secp256k1::Secp256k1::new());
+
+    let mut lat = Vec::with_capacity(calls);
+    for _ in 0..calls {
+        let t = Instant::now();
+        keys.ecdh(Recipient::Node, &other, None).unwrap();
+        lat.push(t.elapsed());
+    }
+    lat.sort();
+    println!(
+        "signer round trip (ECDH, stage -> VLS signer core, in process), {calls} calls: p50 {:.2} ms  p99 {:.2} ms",
+        percentile(&lat, 0.5).as_secs_f64() * 1e3,
+        percentile(&lat, 0.99).as_secs_f64() * 1e3
+    );
+}

@@ -1,0 +1,74 @@
+//! Starting the real scheduler binary for a benchmark, and the nobody identity to reach it.
+
+// Shared by several benches, each using only some of it.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use skylight_signer_cli::client::TlsIdentity;
+
+/// A running scheduler in a temporary directory; stopped (SIGTERM) when dropped.
+pub struct Running {
+    /// `https://localhost:<port>`.
+    pub uri: String,
+    /// Its data directory.
+    pub dir: PathBuf,
+    /// The nobody identity.
+    pub nobody: TlsIdentity,
+    child: Child,
+    _tmp: tempfile::TempDir,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `binary run` on ephemeral ports, without invite codes, with `extra` arguments.
+pub async fn start(binary: &std::path::Path, extra: &[&str]) -> Running {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("scheduler");
+    let child = Command::new(binary)
+        .arg("--data-dir")
+        .arg(&dir)
+        .args([
+            "run",
+            "--listen",
+            "127.0.0.1:0",
+            "--chain-rpc-listen",
+            "127.0.0.1:0",
+        ])
+        .args(["--require-invite", "false"])
+        .args(extra)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start scheduler");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let uri = loop {
+        if let Ok(u) = std::fs::read_to_string(dir.join("grpc-uri")) {
+            break u.trim().to_string();
+        }
+        assert!(Instant::now() < deadline, "scheduler did not start");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let read = |f: &str| std::fs::read(dir.join(f)).unwrap();
+    let nobody = TlsIdentity {
+        ca_pem: read("ca.pem"),
+        cert_pem: read("nobody.crt"),
+        key_pem: read("nobody-key.pem"),
+    };
+    Running {
+        uri,
+        dir,
+        nobody,
+        child,
+        _tmp: tmp,
+    }
+}
