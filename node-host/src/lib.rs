@@ -11,6 +11,7 @@
 pub mod activity;
 pub mod hsm_service;
 pub mod keys;
+pub mod ldk;
 pub mod node_service;
 pub mod proxy;
 pub mod server;

@@ -1,0 +1,73 @@
+//! An LDK channel manager whose keys are all on the signer: it makes a BOLT11 invoice that
+//! the (real, VLS) signer signs through the stage.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bitcoin::Network;
+use lightning_persister::fs_store::FilesystemStore;
+use lightning_signer::lightning::chain::BestBlock;
+use lightning_signer::lightning::ln::channelmanager::Bolt11InvoiceParameters;
+use lightning_signer::lightning::sign::ReceiveAuthKey;
+use lightning_signer::lightning_invoice::{Bolt11InvoiceDescription, Description};
+use skylight_node_host::keys::RemoteKeys;
+use skylight_node_host::ldk::{Broadcaster, FeeRates, new_node};
+use skylight_node_host::proxy::StageTransport;
+use skylight_node_host::signer_state::SignerState;
+use skylight_node_host::stage::Stage;
+use skylight_signer_cli::keys::NodeKeys;
+use skylight_signer_cli::secret::HsmSecret;
+use vls_protocol_client::KeysManagerClient;
+
+use common::attach_signer;
+
+#[test]
+fn the_channel_manager_makes_an_invoice_the_signer_signs() {
+    let dir = tempfile::tempdir().unwrap();
+    let stage = Arc::new(Stage::new());
+    let state = Arc::new(SignerState::open(&dir.path().join("state.redb")).unwrap());
+    let secret = HsmSecret::from_bytes([0x44; 32]);
+    let (session, signer) = attach_signer(stage.clone(), state, secret.clone());
+
+    let transport = Arc::new(StageTransport::new(stage.clone(), Duration::from_secs(30)));
+    let client = KeysManagerClient::new(
+        transport.clone(),
+        "regtest".into(),
+        None,
+        None,
+        ReceiveAuthKey([3; 32]),
+    );
+    let keys = Arc::new(RemoteKeys::new(client, transport, &dir.path().join("next_dbid")).unwrap());
+    let (broadcaster, _queue) = Broadcaster::new();
+    let node = new_node(
+        Network::Regtest,
+        keys,
+        Arc::new(FilesystemStore::new(dir.path().join("ldk"))),
+        Arc::new(FeeRates::flat(1000)),
+        Arc::new(broadcaster),
+        BestBlock::from_network(Network::Regtest),
+        1_795_000_000,
+    );
+    let expected = NodeKeys::derive(&secret, Network::Regtest).node_id;
+    assert_eq!(node.channel_manager.get_our_node_id(), expected);
+
+    let invoice = node
+        .channel_manager
+        .create_bolt11_invoice(Bolt11InvoiceParameters {
+            amount_msats: Some(21_000),
+            description: Bolt11InvoiceDescription::Direct(
+                Description::new("coffee".into()).unwrap(),
+            ),
+            invoice_expiry_delta_secs: Some(3600),
+            ..Default::default()
+        })
+        .expect("an invoice");
+    assert_eq!(invoice.recover_payee_pub_key(), expected);
+    assert_eq!(invoice.amount_milli_satoshis(), Some(21_000));
+    assert!(invoice.to_string().starts_with("lnbcrt210n1"), "{invoice}");
+
+    stage.detach(session);
+    signer.join().unwrap();
+}
