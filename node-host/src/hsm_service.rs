@@ -18,6 +18,9 @@ use crate::signed_requests::Verifier;
 use crate::signer_state::SignerState;
 use crate::stage::{Delivery, SignerError, Stage};
 
+/// The key of VLS's last-writer record in the state.
+const WRITER_KEY: &str = "_WRITER";
+
 /// What one attached stream's signer already has: the versions sent to it or received
 /// from its device.
 type Known = Arc<Mutex<BTreeMap<String, u64>>>;
@@ -128,21 +131,34 @@ impl HsmService {
                 tracing::error!(error = %e, request = resp.request_id, "cannot store signer state; answer refused");
                 Status::unavailable("the node could not store the signer's state; the request stays open")
             })?;
-            if report.conflicts > 0 {
-                tracing::warn!(
-                    conflicts = report.conflicts,
-                    request = resp.request_id,
-                    "signer sent state older than ours"
-                );
+            // The writer record is the signer's own bookkeeping (which device wrote last); a
+            // conflict anywhere else means the answer was computed from a state the node
+            // does not hold, and acting on it could contradict what it does hold.
+            let real: Vec<&String> = report
+                .conflicting_keys
+                .iter()
+                .filter(|k| k.as_str() != WRITER_KEY)
+                .collect();
+            if !real.is_empty() {
+                tracing::warn!(request = resp.request_id, keys = ?real, "signer answered from a state the node does not hold; answer refused");
+                return Err(Status::failed_precondition(format!(
+                    "the answer's state conflicts with the node's ({} entries); the request stays open and the node's state wins",
+                    real.len()
+                )));
             }
-            // The answering device has these entries: never echo them back to it.
-            for (dev, known) in lock(&self.streams).values() {
-                if *dev == device {
-                    let mut known = lock(known);
-                    for e in &resp.signer_state {
-                        let v = known.entry(e.key.clone()).or_default();
-                        *v = (*v).max(e.version);
-                    }
+            // The answering device has these entries: never echo them back to it. Only when
+            // the device has one stream: with two, which one answered is unknown.
+            let streams = lock(&self.streams);
+            let of_device: Vec<&Known> = streams
+                .values()
+                .filter(|(dev, _)| *dev == device)
+                .map(|(_, k)| k)
+                .collect();
+            if let [known] = of_device.as_slice() {
+                let mut known = lock(known);
+                for e in &resp.signer_state {
+                    let v = known.entry(e.key.clone()).or_default();
+                    *v = (*v).max(e.version);
                 }
             }
         }

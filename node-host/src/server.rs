@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use skylight_proto::greenlight::node_server::NodeServer;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 
 use crate::activity::Activity;
@@ -23,6 +24,9 @@ pub struct ServerTls {
     /// The tenant's CA, PEM: the only client trust anchor.
     pub tenant_ca_pem: String,
 }
+
+/// The largest message either way (signer state grows with channels and payments).
+pub const MAX_MESSAGE: usize = 32 * 1024 * 1024;
 
 /// Binds `addr`; returns the listener and its address.
 pub async fn bind(addr: SocketAddr) -> std::io::Result<(TcpListener, SocketAddr)> {
@@ -48,12 +52,20 @@ pub async fn serve(
         .client_ca_root(Certificate::from_pem(&tls.tenant_ca_pem))
         .timeout(std::time::Duration::from_secs(10));
     Server::builder()
+        // A signer on a connection that died must stop counting as attached.
+        .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(std::time::Duration::from_secs(20)))
         .tls_config(config)?
         .add_service(SignedService::new(
-            NodeServer::with_interceptor(service, move |req| {
-                activity.touch();
-                Ok(req)
-            }),
+            InterceptedService::new(
+                NodeServer::new(service)
+                    .max_decoding_message_size(MAX_MESSAGE)
+                    .max_encoding_message_size(MAX_MESSAGE),
+                move |req: tonic::Request<()>| {
+                    activity.touch();
+                    Ok(req)
+                },
+            ),
             verifier,
         ))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)

@@ -26,8 +26,10 @@ pub const UNSIGNED_PATHS: &[&str] = &[
     "/greenlight.Node/RespondHsmRequest",
 ];
 
-/// The most signed requests kept for signers.
+/// The most signed requests kept for signers, by count and by total bytes (they travel
+/// with every signing request).
 const MAX_RECENT: usize = 256;
+const MAX_RECENT_BYTES: usize = 1 << 20;
 
 /// Base64 as Greenlight writes it (no padding), accepting padding too.
 const B64: GeneralPurpose = GeneralPurpose::new(
@@ -187,7 +189,9 @@ impl Verifier {
             timestamp,
             rune,
         });
-        while recent.len() > MAX_RECENT {
+        while recent.len() > MAX_RECENT
+            || recent.iter().map(|r| r.request.len()).sum::<usize>() > MAX_RECENT_BYTES
+        {
             recent.pop_front();
         }
         Ok(())

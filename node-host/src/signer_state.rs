@@ -37,8 +37,10 @@ pub struct Entry {
 pub struct MergeReport {
     /// Entries written (new or newer).
     pub applied: usize,
-    /// Entries older than what is stored, ignored.
+    /// Entries older than what is stored, or another value at the stored version: ignored.
     pub conflicts: usize,
+    /// The keys of those entries.
+    pub conflicting_keys: Vec<String>,
 }
 
 /// A storage failure: the answer that carried the state must not be released.
@@ -122,12 +124,15 @@ impl SignerState {
                 signature: e.signature.clone(),
             };
             match entries.get(&e.key) {
-                Some(old) if old.version == TOMBSTONE => report.conflicts += 1,
-                Some(old) if old.version > new.version => report.conflicts += 1,
+                Some(old) if old.version == TOMBSTONE || old.version > new.version => {
+                    report.conflicts += 1;
+                    report.conflicting_keys.push(e.key.clone());
+                }
                 Some(old) if old.version == new.version => {
                     if old.value != new.value {
                         // Same version, different value: two histories. Keep ours.
                         report.conflicts += 1;
+                        report.conflicting_keys.push(e.key.clone());
                     } else if old.signature.is_empty() && !new.signature.is_empty() {
                         writes.push((e.key.clone(), new));
                     }
@@ -220,23 +225,12 @@ mod tests {
             let r = s
                 .merge(&[e("nodes/a", 1, "one"), e("channels/x", 3, "three")])
                 .unwrap();
-            assert_eq!(
-                r,
-                MergeReport {
-                    applied: 2,
-                    conflicts: 0
-                }
-            );
+            assert_eq!((r.applied, r.conflicts), (2, 0));
             let r = s
                 .merge(&[e("nodes/a", 2, "two"), e("channels/x", 2, "stale")])
                 .unwrap();
-            assert_eq!(
-                r,
-                MergeReport {
-                    applied: 1,
-                    conflicts: 1
-                }
-            );
+            assert_eq!((r.applied, r.conflicts), (1, 1));
+            assert_eq!(r.conflicting_keys, ["channels/x"]);
             // Same version, other value: a second history is refused.
             let r = s.merge(&[e("nodes/a", 2, "fork")]).unwrap();
             assert_eq!(r.conflicts, 1);

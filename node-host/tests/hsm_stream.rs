@@ -342,3 +342,48 @@ async fn node_calls_must_be_signed_by_the_callers_device_key_and_are_shipped_to_
     assert_eq!(req.requests[0].uri, "/greenlight.Node/Configure");
     assert_eq!(req.requests[0].timestamp, ts);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_computed_from_a_state_the_node_does_not_hold_is_not_released() {
+    let pki = Pki::new();
+    let node = start(&pki).await;
+    node.state
+        .merge(&[entry("channels/x", 5, "{\"n\":5}")])
+        .unwrap();
+    let (chain, key) = pki.device(0, &A);
+    let mut signer = client(&node, &pki, &chain, &key).await.unwrap();
+    let mut stream = signer
+        .stream_hsm_requests(Empty {})
+        .await
+        .unwrap()
+        .into_inner();
+    let ticket = node.stage.submit(None, vec![1]);
+    let req = stream.message().await.unwrap().unwrap();
+
+    // Another value at the stored version: a fork. Refused, and the request stays open.
+    let st = signer
+        .respond_hsm_request(HsmResponse {
+            request_id: req.request_id,
+            raw: vec![9],
+            signer_state: vec![entry("channels/x", 5, "{\"n\":\"fork\"}")],
+            error: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(st.code(), tonic::Code::FailedPrecondition, "{st:?}");
+    assert!(node.stage.is_pending(ticket.request_id));
+    assert_eq!(node.state.get("channels/x").unwrap().value, b"{\"n\":5}");
+
+    // The writer record is bookkeeping: a conflict there alone does not block the answer.
+    node.state.merge(&[entry("_WRITER", 3, "a")]).unwrap();
+    signer
+        .respond_hsm_request(HsmResponse {
+            request_id: req.request_id,
+            raw: vec![7],
+            signer_state: vec![entry("_WRITER", 3, "b")],
+            error: String::new(),
+        })
+        .await
+        .unwrap();
+    assert!(!node.stage.is_pending(ticket.request_id));
+}

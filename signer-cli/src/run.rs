@@ -129,7 +129,10 @@ async fn node_session(
     signer: &Arc<Mutex<Signer>>,
 ) -> Result<u64> {
     let channel = client::channel(node_uri, device).await?;
-    let mut node = NodeClient::new(channel);
+    // Signer state grows with channels and payments: well above gRPC's 4 MB default.
+    let mut node = NodeClient::new(channel)
+        .max_decoding_message_size(32 * 1024 * 1024)
+        .max_encoding_message_size(32 * 1024 * 1024);
     let mut stream = node.stream_hsm_requests(Empty {}).await?.into_inner();
     signer
         .lock()

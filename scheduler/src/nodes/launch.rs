@@ -68,7 +68,10 @@ pub async fn start(m: &NodeManager, node_id: &[u8; 33]) -> Result<(Running, Chil
         .args(["--idle-timeout", &s.idle_timeout.as_secs().to_string()])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(log);
+        .stderr(log)
+        // If this start is abandoned (the caller went away, an error below), the process
+        // goes with it rather than living on unsupervised, holding the node's files.
+        .kill_on_drop(true);
     if let Some(cookie) = &s.chain_cookie {
         cmd.arg("--bitcoind-cookie").arg(cookie);
     }

@@ -102,6 +102,7 @@ impl NodeManager {
             return Ok(r);
         }
         let (running, child) = launch::start(self, node_id).await?;
+        let running_copy = running.clone();
         slot.running.send_replace(Some(running.clone()));
         tracing::info!(node_id = %hex::encode(node_id), pid = running.pid, uri = %running.uri, "node-host started");
 
@@ -129,7 +130,7 @@ impl NodeManager {
                 }
             }
         });
-        Ok(slot.running.borrow().clone().expect("just set"))
+        Ok(running_copy)
     }
 
     /// Where the tenant's node-host listens, if running; with `wait`, waits until it is.

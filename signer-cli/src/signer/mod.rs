@@ -34,11 +34,35 @@ use store::SharedStore;
 /// prove the node key, e.g. to the scheduler).
 const SIGN_MESSAGE: u16 = 23;
 
+/// What the node key signs to prove itself (Lightning's signmessage, the scheduler's
+/// challenges). Gossip signing hashes node-supplied bytes with the same sha256d, so a
+/// gossip payload starting with this prefix would be a challenge proof in disguise.
+const SIGNED_MESSAGE_PREFIX: &[u8] = b"Lightning Signed Message:";
+
+/// Refuses requests that would sign what a `signmessage` signs.
+fn refuse_disguised_message_signing(message: &Message) -> Result<(), String> {
+    // The region each request hashes and signs (after the signature slots it carries).
+    let signed: Option<&[u8]> = match message {
+        Message::SignGossipMessage(m) => Some(&m.message.0[..]),
+        Message::SignChannelUpdate(m) => m.update.0.get(2 + 64..),
+        Message::SignNodeAnnouncement(m) => m.announcement.0.get(2 + 64..),
+        Message::SignChannelAnnouncement(m) => m.announcement.0.get(2 + 4 * 64..),
+        _ => None,
+    };
+    if signed.is_some_and(|r| r.starts_with(SIGNED_MESSAGE_PREFIX)) {
+        return Err(
+            "policy: refusing to sign a gossip payload shaped like a signed message".into(),
+        );
+    }
+    Ok(())
+}
+
 /// A signer for one node.
 pub struct Signer {
     seed: [u8; 32],
     network: Network,
     approver: Arc<dyn Approve>,
+    signer_id: [u8; 16],
     local: SharedStore,
     /// The version of each entry the node is known to hold.
     node_has: BTreeMap<String, u64>,
@@ -47,11 +71,21 @@ pub struct Signer {
 impl Signer {
     /// A signer with `secret`, approving no payment by itself (strict default).
     pub fn new(secret: &HsmSecret, network: Network) -> Self {
-        let signer_id: [u8; 16] = secret.bytes()[..16].try_into().expect("16 bytes");
+        // The id VLS writes into the state it ships (its `_WRITER` record): a one-way hash,
+        // never bytes of the secret, since the state is stored by the node.
+        let digest = {
+            use bitcoin::hashes::{Hash, HashEngine, sha256};
+            let mut engine = sha256::Hash::engine();
+            engine.input(b"skylight/signer-id/v1");
+            engine.input(secret.bytes());
+            sha256::Hash::from_engine(engine).to_byte_array()
+        };
+        let signer_id: [u8; 16] = digest[..16].try_into().expect("16 bytes");
         Signer {
             seed: *secret.bytes(),
             network,
             approver: Arc::new(NegativeApprover()),
+            signer_id,
             local: SharedStore(Arc::new(MemoryKVVStore::new(signer_id))),
             node_has: BTreeMap::new(),
         }
@@ -88,16 +122,39 @@ impl Signer {
         response
     }
 
-    /// Takes the node's entries that are newer than ours.
+    /// Takes the node's entries that are newer than ours. An entry at our version with
+    /// another value is a fork only we have: the node refuses to release an answer whose
+    /// state it could not store, so ours never counted, and the node's copy wins.
     fn merge(&mut self, entries: &[SignerStateEntry]) -> Result<(), String> {
+        let err = |e: lightning_signer::persist::Error| format!("{e:?}");
+        let mut forked = std::collections::BTreeSet::new();
+        for e in entries {
+            if let Some((v, value)) = self.local.get(&e.key).map_err(err)?
+                && v == e.version
+                && value != e.value
+            {
+                forked.insert(e.key.clone());
+            }
+        }
+        if !forked.is_empty() {
+            tracing::warn!(keys = ?forked, "the node holds another version of our state; taking the node's");
+            // The store cannot forget a key (its delete writes a newer version), so the
+            // local copy is rebuilt without the forked entries.
+            let fresh = MemoryKVVStore::new(self.signer_id);
+            let kept: Vec<KVV> = self
+                .local
+                .get_prefix("")
+                .map_err(err)?
+                .filter(|kvv| !forked.contains(&kvv.0))
+                .collect();
+            fresh.put_batch(kept).map_err(err)?;
+            self.local = SharedStore(Arc::new(fresh));
+        }
         let mut newer = Vec::new();
         for e in entries {
             let v = self.node_has.entry(e.key.clone()).or_default();
             *v = (*v).max(e.version);
-            let ours = self
-                .local
-                .get_version(&e.key)
-                .map_err(|e| format!("{e:?}"))?;
+            let ours = self.local.get_version(&e.key).map_err(err)?;
             if ours.is_none_or(|o| o < e.version) {
                 newer.push(KVV(e.key.clone(), (e.version, e.value.clone())));
             }
@@ -105,7 +162,7 @@ impl Signer {
         if newer.is_empty() {
             return Ok(());
         }
-        self.local.put_batch(newer).map_err(|e| format!("{e:?}"))
+        self.local.put_batch(newer).map_err(err)
     }
 
     /// Every local entry the node does not hold at this version.
@@ -131,6 +188,7 @@ impl Signer {
         }
         let message = msgs::from_vec(req.raw.clone())
             .map_err(|e| format!("policy: the request does not parse: {e:?}"))?;
+        refuse_disguised_message_signing(&message)?;
 
         let persister = Arc::new(KVVPersister(
             CloudKVVStore::new(self.local.clone()),
@@ -138,7 +196,12 @@ impl Signer {
         ));
         lightning_signer::persist::Persist::enter(&*persister)
             .map_err(|e| format!("temporary: cannot start a state transaction: {e:?}"))?;
-        let result = self.handle_in_transaction(persister.clone(), message, req);
+        // VLS panics on some malformed requests (short gossip payloads, say): a panic is a
+        // refusal, and dropping the transaction abandons whatever it logged.
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.handle_in_transaction(persister.clone(), message, req)
+        }))
+        .unwrap_or_else(|_| Err("policy: the signer could not handle this request".into()));
         // The changes themselves are read back from the local store once committed
         // (`news_for_node`), together with any the node has not stored yet.
         let _changes = lightning_signer::persist::Persist::prepare(&*persister);

@@ -103,3 +103,90 @@ fn the_node_cannot_ask_for_a_message_signature_and_garbage_is_refused() {
     assert!(resp.error.starts_with("policy"), "{}", resp.error);
     assert!(resp.raw.is_empty());
 }
+
+#[test]
+fn a_gossip_request_disguising_a_challenge_proof_is_refused() {
+    use vls_protocol::msgs::SignGossipMessage;
+    use vls_protocol::serde_bolt::Octets;
+    let mut s = Signer::new(&HsmSecret::from_bytes([2; 32]), Network::Regtest);
+    assert!(s.handle(&init_request(1)).error.is_empty());
+    let mut payload = b"Lightning Signed Message:".to_vec();
+    payload.extend_from_slice(&[0u8; 32]);
+    let resp = s.handle(&HsmRequest {
+        request_id: 2,
+        raw: SignGossipMessage {
+            message: Octets(payload),
+        }
+        .as_vec(),
+        ..Default::default()
+    });
+    assert!(resp.error.starts_with("policy"), "{}", resp.error);
+    assert!(resp.raw.is_empty());
+}
+
+#[test]
+fn a_request_that_makes_vls_panic_is_refused_and_the_signer_goes_on() {
+    use vls_protocol::msgs::SignNodeAnnouncement;
+    use vls_protocol::serde_bolt::Octets;
+    let mut s = Signer::new(&HsmSecret::from_bytes([4; 32]), Network::Regtest);
+    assert!(s.handle(&init_request(1)).error.is_empty());
+    // Shorter than the 66 bytes VLS slices off unchecked.
+    let resp = s.handle(&HsmRequest {
+        request_id: 2,
+        raw: SignNodeAnnouncement {
+            announcement: Octets(vec![1, 2, 3]),
+        }
+        .as_vec(),
+        ..Default::default()
+    });
+    assert!(resp.error.starts_with("policy"), "{}", resp.error);
+    assert!(
+        s.handle(&init_request(3)).error.is_empty(),
+        "the next request is served"
+    );
+}
+
+#[test]
+fn a_state_fork_only_the_signer_has_gives_way_to_the_nodes_copy() {
+    let secret = HsmSecret::from_bytes([6; 32]);
+    let mut s = Signer::new(&secret, Network::Regtest);
+    let created = s.handle(&init_request(1));
+    let entry = created
+        .signer_state
+        .iter()
+        .find(|e| e.key != "_WRITER")
+        .unwrap()
+        .clone();
+    let mut forked = entry.clone();
+    forked.value = b"{\"forked\":true}".to_vec();
+    s.merge(std::slice::from_ref(&forked)).unwrap();
+    assert_eq!(
+        s.local.get(&entry.key).unwrap().unwrap(),
+        (forked.version, forked.value.clone())
+    );
+    // An older entry from the node never replaces ours.
+    let mut older = entry.clone();
+    older.version = 0;
+    older.value = b"{}".to_vec();
+    if entry.version > 0 {
+        s.merge(std::slice::from_ref(&older)).unwrap();
+        assert_eq!(s.local.get(&entry.key).unwrap().unwrap().1, forked.value);
+    }
+}
+
+#[test]
+fn no_state_shipped_to_the_node_contains_secret_bytes() {
+    let secret = HsmSecret::from_bytes([0x5a; 32]);
+    let mut s = Signer::new(&secret, Network::Regtest);
+    let resp = s.handle(&init_request(1));
+    assert!(!resp.signer_state.is_empty());
+    for e in &resp.signer_state {
+        for window in secret.bytes().windows(8) {
+            assert!(
+                !e.value.windows(8).any(|w| w == window),
+                "entry {} carries secret bytes",
+                e.key
+            );
+        }
+    }
+}
