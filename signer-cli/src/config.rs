@@ -4,6 +4,7 @@
 //! hsm_secret        the 32-byte node secret                     0600
 //! signer.json       network, node id, scheduler URI
 //! credentials.gfs   device certificate and key (Greenlight's format)  0600
+//! state-marks.json  highest version of each signer state entry seen (rollback guard)
 //! ```
 
 use std::fs;
@@ -28,6 +29,10 @@ impl DataDir {
     /// The credentials file.
     pub fn credentials(&self) -> PathBuf {
         self.0.join("credentials.gfs")
+    }
+    /// The highest version of each signer state entry this device has seen.
+    pub fn state_marks(&self) -> PathBuf {
+        self.0.join("state-marks.json")
     }
 }
 

@@ -139,7 +139,9 @@ async fn run(cli: Cli) -> Result<()> {
                 .network
                 .parse()
                 .context("bad network in settings")?;
-            let signer = skylight_signer_cli::signer::Signer::new(&secret, network);
+            // The marks that let this device refuse a rolled-back state survive restarts.
+            let signer = skylight_signer_cli::signer::Signer::new(&secret, network)
+                .with_watermarks(&dir.state_marks())?;
             eprintln!(
                 "signer running for node {} (scheduler {uri})",
                 settings.node_id

@@ -7,6 +7,7 @@
 //! restarts or reconnects (and initialises again) never meets a handler that has already
 //! been initialised: upstream panics on a second init.
 
+mod integrity;
 mod store;
 
 use std::collections::BTreeMap;
@@ -28,6 +29,7 @@ use vls_protocol_signer::approver::{Approve, NegativeApprover};
 use vls_protocol_signer::handler::{Error as HandlerError, Handler, HandlerBuilder, RootHandler};
 
 use crate::secret::HsmSecret;
+use integrity::{StateSigner, Watermarks};
 use store::SharedStore;
 
 /// hsmd message type of `SignMessage`: a node may not ask for one (it would let the node
@@ -64,6 +66,10 @@ pub struct Signer {
     approver: Arc<dyn Approve>,
     signer_id: [u8; 16],
     local: SharedStore,
+    /// Signs the state entries this signer produces and checks the node's copies.
+    state_key: StateSigner,
+    /// The highest version of each entry this device has seen.
+    marks: Watermarks,
     /// The version of each entry the node is known to hold.
     node_has: BTreeMap<String, u64>,
 }
@@ -86,9 +92,18 @@ impl Signer {
             network,
             approver: Arc::new(NegativeApprover()),
             signer_id,
+            state_key: StateSigner::new(secret.bytes()),
+            marks: Watermarks::in_memory(),
             local: SharedStore(Arc::new(MemoryKVVStore::new(signer_id))),
             node_has: BTreeMap::new(),
         }
+    }
+
+    /// Keeps this device's version marks in `path`, so a node cannot serve it an older
+    /// state than it has seen, even after the signer restarts.
+    pub fn with_watermarks(mut self, path: &std::path::Path) -> std::io::Result<Self> {
+        self.marks = Watermarks::open(path)?;
+        Ok(self)
     }
 
     /// A new session with a node: what it holds is learnt again from its requests.
@@ -111,7 +126,11 @@ impl Signer {
             ..Default::default()
         };
         if let Err(e) = self.merge(&req.signer_state) {
-            response.error = format!("temporary: cannot merge the node's signer state: {e}");
+            response.error = if e.starts_with("policy") {
+                e
+            } else {
+                format!("temporary: cannot merge the node's signer state: {e}")
+            };
             return response;
         }
         match self.sign(req) {
@@ -119,6 +138,22 @@ impl Signer {
             Err(error) => response.error = error,
         }
         response.signer_state = self.news_for_node();
+        for e in &mut response.signer_state {
+            self.state_key.sign(e);
+        }
+        let seen = self
+            .local
+            .get_prefix("")
+            .map(|all| all.map(|KVV(k, (v, _))| (k, v)).collect::<Vec<_>>())
+            .unwrap_or_default();
+        if let Err(e) = self.marks.raise(seen) {
+            // Without its marks the device could be rolled back later: do not sign on.
+            return HsmResponse {
+                request_id: req.request_id,
+                error: format!("temporary: cannot record state versions on this device: {e}"),
+                ..Default::default()
+            };
+        }
         response
     }
 
@@ -126,6 +161,20 @@ impl Signer {
     /// another value is a fork only we have: the node refuses to release an answer whose
     /// state it could not store, so ours never counted, and the node's copy wins.
     fn merge(&mut self, entries: &[SignerStateEntry]) -> Result<(), String> {
+        for e in entries {
+            if !self.state_key.verify(e) {
+                return Err(format!(
+                    "policy: the node's copy of signer state entry {:?} is not signed by this signer (altered or foreign)",
+                    e.key
+                ));
+            }
+            if self.marks.get(&e.key).is_some_and(|m| e.version < m) {
+                return Err(format!(
+                    "policy: the node offers version {} of {:?}, older than this device has seen (a rollback)",
+                    e.version, e.key
+                ));
+            }
+        }
         let err = |e: lightning_signer::persist::Error| format!("{e:?}");
         let mut forked = std::collections::BTreeSet::new();
         for e in entries {

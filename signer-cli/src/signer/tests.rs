@@ -159,6 +159,7 @@ fn a_state_fork_only_the_signer_has_gives_way_to_the_nodes_copy() {
         .clone();
     let mut forked = entry.clone();
     forked.value = b"{\"forked\":true}".to_vec();
+    s.state_key.sign(&mut forked);
     s.merge(std::slice::from_ref(&forked)).unwrap();
     assert_eq!(
         s.local.get(&entry.key).unwrap().unwrap(),
@@ -168,6 +169,7 @@ fn a_state_fork_only_the_signer_has_gives_way_to_the_nodes_copy() {
     let mut older = entry.clone();
     older.version = 0;
     older.value = b"{}".to_vec();
+    s.state_key.sign(&mut older);
     if entry.version > 0 {
         s.merge(std::slice::from_ref(&older)).unwrap();
         assert_eq!(s.local.get(&entry.key).unwrap().unwrap().1, forked.value);
@@ -189,4 +191,60 @@ fn no_state_shipped_to_the_node_contains_secret_bytes() {
             );
         }
     }
+}
+
+#[test]
+fn altered_or_rolled_back_state_from_the_node_is_refused() {
+    let secret = HsmSecret::from_bytes([0x33; 32]);
+    let dir = tempfile::tempdir().unwrap();
+    let marks = dir.path().join("marks.json");
+    let mut s = Signer::new(&secret, Network::Regtest)
+        .with_watermarks(&marks)
+        .unwrap();
+    let created = s.handle(&init_request(1));
+    assert!(
+        created.signer_state.iter().all(|e| e.signature.len() == 64),
+        "every shipped entry is signed"
+    );
+    let entry = created
+        .signer_state
+        .iter()
+        .find(|e| e.key != "_WRITER")
+        .unwrap()
+        .clone();
+
+    // Altered by the node: the signature no longer covers it.
+    let mut altered = entry.clone();
+    altered.version += 1;
+    let mut req = init_request(2);
+    req.signer_state = vec![altered];
+    let resp = s.handle(&req);
+    assert!(
+        resp.error.starts_with("policy") && resp.error.contains("not signed"),
+        "{}",
+        resp.error
+    );
+
+    // This device has since seen a newer version of that entry (its mark is raised, as
+    // handling a later request would); a restarted signer still refuses the older one.
+    {
+        let mut s2 = Signer::new(&secret, Network::Regtest)
+            .with_watermarks(&marks)
+            .unwrap();
+        s2.marks
+            .raise([(entry.key.clone(), entry.version + 1)])
+            .unwrap();
+    }
+    let mut s3 = Signer::new(&secret, Network::Regtest)
+        .with_watermarks(&marks)
+        .unwrap();
+    let mut req = init_request(4);
+    req.signer_state = vec![entry.clone()];
+    let resp = s3.handle(&req);
+    assert!(resp.error.contains("rollback"), "{}", resp.error);
+    // The node's signed, current copy is accepted.
+    let mut fresh = Signer::new(&secret, Network::Regtest);
+    let mut req = init_request(5);
+    req.signer_state = created.signer_state.clone();
+    assert!(fresh.handle(&req).error.is_empty());
 }

@@ -1,0 +1,171 @@
+//! The integrity of the signer state the node keeps.
+//!
+//! The node stores the signer's state and ships it back; a node that altered it, or served
+//! an old copy, could lead VLS to sign something that contradicts what it signed before.
+//! So every entry the signer produces is signed with a key derived from the seed (the node
+//! cannot forge one), and the device remembers, durably, the highest version of each key it
+//! has seen (the node cannot roll it back). The signature follows Greenlight's scheme:
+//! ECDSA over sha256("greenlight/state-signing/v1\0" ‖ u32be(len key) ‖ key ‖ u64be(version)
+//! ‖ u32be(len value) ‖ value), with the key HKDF-SHA256(seed, "greenlight/state-signing/v1").
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use bitcoin::hashes::{Hash, HashEngine, sha256};
+use bitcoin::secp256k1::{Message, PublicKey, Secp256k1, SecretKey, ecdsa::Signature};
+use lightning_signer::util::crypto_utils::hkdf_sha256;
+use skylight_proto::greenlight::SignerStateEntry;
+
+const DOMAIN: &[u8] = b"greenlight/state-signing/v1";
+
+/// Signs and checks state entries.
+pub struct StateSigner {
+    key: SecretKey,
+    public: PublicKey,
+}
+
+impl StateSigner {
+    /// The state key of `seed`.
+    pub fn new(seed: &[u8; 32]) -> Self {
+        let bytes = hkdf_sha256(seed, DOMAIN, &[]);
+        let key = SecretKey::from_slice(&bytes).expect("an HKDF output is a valid key");
+        StateSigner {
+            public: key.public_key(&Secp256k1::signing_only()),
+            key,
+        }
+    }
+
+    fn digest(entry: &SignerStateEntry) -> Message {
+        let mut e = sha256::Hash::engine();
+        e.input(DOMAIN);
+        e.input(&[0]);
+        e.input(&(entry.key.len() as u32).to_be_bytes());
+        e.input(entry.key.as_bytes());
+        e.input(&entry.version.to_be_bytes());
+        e.input(&(entry.value.len() as u32).to_be_bytes());
+        e.input(&entry.value);
+        Message::from_digest(sha256::Hash::from_engine(e).to_byte_array())
+    }
+
+    /// Signs `entry` in place.
+    pub fn sign(&self, entry: &mut SignerStateEntry) {
+        let sig = Secp256k1::signing_only().sign_ecdsa(&Self::digest(entry), &self.key);
+        entry.signature = sig.serialize_compact().to_vec();
+    }
+
+    /// Whether `entry` carries this signer's valid signature.
+    pub fn verify(&self, entry: &SignerStateEntry) -> bool {
+        Signature::from_compact(&entry.signature).is_ok_and(|sig| {
+            Secp256k1::verification_only()
+                .verify_ecdsa(&Self::digest(entry), &sig, &self.public)
+                .is_ok()
+        })
+    }
+}
+
+/// The highest version of each key this device has seen, kept in a file (or only in
+/// memory, for a signer without a data directory).
+pub struct Watermarks {
+    path: Option<PathBuf>,
+    marks: BTreeMap<String, u64>,
+}
+
+impl Watermarks {
+    /// Marks kept in memory only.
+    pub fn in_memory() -> Self {
+        Watermarks {
+            path: None,
+            marks: BTreeMap::new(),
+        }
+    }
+
+    /// Marks kept in `path` (JSON), read if it exists.
+    pub fn open(path: &Path) -> std::io::Result<Self> {
+        let marks = match std::fs::read(path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|e| std::io::Error::other(format!("{}: {e}", path.display())))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
+            Err(e) => return Err(e),
+        };
+        Ok(Watermarks {
+            path: Some(path.to_path_buf()),
+            marks,
+        })
+    }
+
+    /// The mark of `key`.
+    pub fn get(&self, key: &str) -> Option<u64> {
+        self.marks.get(key).copied()
+    }
+
+    /// Raises marks to these versions and writes them durably.
+    pub fn raise(
+        &mut self,
+        entries: impl IntoIterator<Item = (String, u64)>,
+    ) -> std::io::Result<()> {
+        let mut changed = false;
+        for (k, v) in entries {
+            let m = self.marks.entry(k).or_default();
+            if v > *m {
+                *m = v;
+                changed = true;
+            }
+        }
+        match (&self.path, changed) {
+            (Some(path), true) => {
+                let tmp = path.with_extension("tmp");
+                {
+                    use std::io::Write;
+                    let mut f = std::fs::File::create(&tmp)?;
+                    f.write_all(&serde_json::to_vec(&self.marks).map_err(std::io::Error::other)?)?;
+                    f.sync_all()?;
+                }
+                std::fs::rename(&tmp, path)
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry() -> SignerStateEntry {
+        SignerStateEntry {
+            version: 4,
+            key: "channels/x".into(),
+            value: b"{}".to_vec(),
+            signature: vec![],
+        }
+    }
+
+    #[test]
+    fn a_signed_entry_verifies_and_any_change_breaks_it() {
+        let s = StateSigner::new(&[1; 32]);
+        let mut e = entry();
+        assert!(!s.verify(&e));
+        s.sign(&mut e);
+        assert!(s.verify(&e));
+        let mut bumped = e.clone();
+        bumped.version = 9;
+        assert!(!s.verify(&bumped));
+        let mut altered = e.clone();
+        altered.value = b"{\"x\":1}".to_vec();
+        assert!(!s.verify(&altered));
+        assert!(!StateSigner::new(&[2; 32]).verify(&e), "another seed's key");
+    }
+
+    #[test]
+    fn marks_survive_a_restart_and_never_go_down() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("marks.json");
+        let mut m = Watermarks::open(&path).unwrap();
+        m.raise([("a".to_string(), 5), ("b".to_string(), 2)])
+            .unwrap();
+        m.raise([("a".to_string(), 3)]).unwrap();
+        let m = Watermarks::open(&path).unwrap();
+        assert_eq!(m.get("a"), Some(5));
+        assert_eq!(m.get("b"), Some(2));
+    }
+}
