@@ -20,6 +20,9 @@ use tokio::sync::mpsc;
 
 /// The most requests kept for waiters that gave up; beyond it the oldest are dropped.
 const MAX_ABANDONED: usize = 1024;
+/// How many requests may wait for one signer to take them; a signer this far behind (its
+/// connection died without closing, say) is detached, and gets the backlog on reconnect.
+const FEED: usize = 4096;
 
 /// A request as handed to signers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,7 +84,7 @@ struct Pending {
 struct Inner {
     next_id: u32,
     pending: BTreeMap<u32, Pending>,
-    signers: HashMap<u64, mpsc::UnboundedSender<Staged>>,
+    signers: HashMap<u64, mpsc::Sender<Staged>>,
     next_session: u64,
 }
 
@@ -103,7 +106,7 @@ pub struct Attachment {
     /// Identifies the attachment for [`Stage::detach`].
     pub session: u64,
     /// Requests, the backlog first.
-    pub requests: mpsc::UnboundedReceiver<Staged>,
+    pub requests: mpsc::Receiver<Staged>,
 }
 
 impl Stage {
@@ -120,15 +123,27 @@ impl Stage {
     pub fn submit(&self, context: Option<HsmRequestContext>, raw: Vec<u8>) -> Ticket {
         let (tx, rx) = std_mpsc::sync_channel(1);
         let mut inner = self.lock();
-        // Id 0 is left out: Greenlight's node sends its heartbeat as request 0.
-        inner.next_id = inner.next_id.wrapping_add(1).max(1);
+        // Id 0 is left out: Greenlight's node sends its heartbeat as request 0. After a wrap,
+        // ids still staged are skipped: an answer must never reach another request's waiter.
+        loop {
+            inner.next_id = inner.next_id.wrapping_add(1).max(1);
+            if !inner.pending.contains_key(&inner.next_id) {
+                break;
+            }
+        }
         let request_id = inner.next_id;
         let staged = Staged {
             request_id,
             context,
             raw,
         };
-        inner.signers.retain(|_, s| s.send(staged.clone()).is_ok());
+        inner.signers.retain(|session, s| {
+            let taken = s.try_send(staged.clone()).is_ok();
+            if !taken {
+                tracing::warn!(session, "a signer is not taking requests; detaching it");
+            }
+            taken
+        });
         inner.pending.insert(
             request_id,
             Pending {
@@ -195,11 +210,11 @@ impl Stage {
 
     /// Attaches a signer: it receives every staged request, oldest first, then new ones.
     pub fn attach(&self) -> Attachment {
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = mpsc::channel(FEED);
         let mut inner = self.lock();
         // Under the lock, so no request can slip between the backlog and the live feed.
         for p in inner.pending.values() {
-            let _ = tx.send(p.staged.clone());
+            let _ = tx.try_send(p.staged.clone());
         }
         inner.next_session += 1;
         let session = inner.next_session;

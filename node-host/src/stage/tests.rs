@@ -134,3 +134,29 @@ async fn a_call_from_a_runtime_worker_does_not_starve_the_reply_path() {
         .unwrap();
     assert_eq!(answer, Ok(vec![3, 2, 1]));
 }
+
+#[test]
+fn an_id_still_staged_is_never_reused_after_the_counter_wraps() {
+    let stage = Stage::new();
+    let old = stage.submit(None, vec![1]);
+    stage.lock().next_id = u32::MAX;
+    // The counter wraps past 0 to 1, which `old` still holds.
+    assert_eq!(old.request_id, 1);
+    let new = stage.submit(None, vec![2]);
+    assert_ne!(new.request_id, old.request_id);
+    assert_eq!(
+        stage.respond(old.request_id, Ok(vec![9])),
+        Delivery::Delivered
+    );
+    assert_eq!(old.answer.recv().unwrap(), Ok(vec![9]));
+}
+
+#[test]
+fn a_signer_that_stops_taking_requests_is_detached() {
+    let stage = Stage::new();
+    let _stuck = stage.attach();
+    for i in 0..(FEED + 1) {
+        stage.submit(None, vec![i as u8]);
+    }
+    assert_eq!(stage.signers(), 0);
+}

@@ -154,9 +154,13 @@ impl NodeManager {
                 .filter_map(|s| s.running.borrow().clone())
                 .collect()
         };
+        // All at once: stopping one after another would take a grace period each.
+        let mut stopping = tokio::task::JoinSet::new();
         for r in running {
-            process::terminate(r.pid, self.settings.stop_grace).await;
+            let grace = self.settings.stop_grace;
+            stopping.spawn(async move { process::terminate(r.pid, grace).await });
         }
+        while stopping.join_next().await.is_some() {}
     }
 
     /// The tenant's node directory.
