@@ -120,7 +120,7 @@ async fn get_node_info_with_wait_returns_once_the_node_is_scheduled() {
 
 #[tokio::test]
 async fn an_idle_node_host_stops_and_the_next_schedule_brings_it_back() {
-    let s = Scheduler::start(&["--node-idle-timeout", "1"]).unwrap();
+    let s = Scheduler::start(&["--node-idle-timeout", "2"]).unwrap();
     let (keys, a) = registered(&s).await;
     let mut c = client::scheduler(&s.uri, &a).await.unwrap();
     let first = schedule(&mut c).await;
@@ -129,7 +129,7 @@ async fn an_idle_node_host_stops_and_the_next_schedule_brings_it_back() {
     // An attached signer keeps it running past the idle time.
     let mut node = node_client(&first.grpc_uri, &a).await.unwrap();
     let stream = node.stream_hsm_requests(Empty {}).await.unwrap();
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
     assert!(alive(pid), "a node with its signer attached is not idle");
     drop(stream);
     drop(node);
