@@ -158,7 +158,10 @@ async fn run(args: Args) -> Result<()> {
         hsm: HsmService::new(node_id, stage.clone(), state.clone(), verifier.clone()),
     };
     let uri_file = args.data_dir.join("grpc-uri");
-    std::fs::write(&uri_file, format!("{uri}\n"))?;
+    // Written whole, then renamed into place: the scheduler polls for this file.
+    let tmp = uri_file.with_extension("tmp");
+    std::fs::write(&tmp, format!("{uri}\n"))?;
+    std::fs::rename(&tmp, &uri_file)?;
     tracing::info!(%uri, "node-host serving");
     let mut stopped = stop_rx.clone();
     let result = server::serve(

@@ -182,7 +182,11 @@ pub async fn bind(dir: &Path, addr: SocketAddr) -> std::io::Result<(TcpListener,
     let (uri_file, cookie) = Endpoint::files(dir);
     Credentials::load_or_create(&cookie)?;
     let url = format!("http://{local}");
-    std::fs::write(&uri_file, format!("{url}\n"))?;
+    // Written whole, then renamed into place: a client polling for the file never reads
+    // it half-written.
+    let tmp = uri_file.with_extension("tmp");
+    std::fs::write(&tmp, format!("{url}\n"))?;
+    std::fs::rename(&tmp, &uri_file)?;
     Ok((listener, Endpoint { url, cookie }))
 }
 
