@@ -137,22 +137,26 @@ impl Signer {
             Ok(raw) => response.raw = raw,
             Err(error) => response.error = error,
         }
-        response.signer_state = self.news_for_node();
-        for e in &mut response.signer_state {
-            self.state_key.sign(e);
-        }
-        let seen = self
+        // One listing of the local state serves both the device's marks and the news.
+        let local: Vec<KVV> = self
             .local
             .get_prefix("")
-            .map(|all| all.map(|KVV(k, (v, _))| (k, v)).collect::<Vec<_>>())
+            .map(|all| all.collect())
             .unwrap_or_default();
-        if let Err(e) = self.marks.raise(seen) {
+        if let Err(e) = self
+            .marks
+            .raise(local.iter().map(|KVV(k, (v, _))| (k.clone(), *v)))
+        {
             // Without its marks the device could be rolled back later: do not sign on.
             return HsmResponse {
                 request_id: req.request_id,
                 error: format!("temporary: cannot record state versions on this device: {e}"),
                 ..Default::default()
             };
+        }
+        response.signer_state = self.news_for_node(local);
+        for e in &mut response.signer_state {
+            self.state_key.sign(e);
         }
         response
     }
@@ -214,12 +218,11 @@ impl Signer {
         self.local.put_batch(newer).map_err(err)
     }
 
-    /// Every local entry the node does not hold at this version.
-    fn news_for_node(&self) -> Vec<SignerStateEntry> {
-        let Ok(all) = self.local.get_prefix("") else {
-            return vec![];
-        };
-        all.filter(|kvv| self.node_has.get(&kvv.0).is_none_or(|v| *v < kvv.1.0))
+    /// The entries of `local` the node does not hold at this version.
+    fn news_for_node(&self, local: Vec<KVV>) -> Vec<SignerStateEntry> {
+        local
+            .into_iter()
+            .filter(|kvv| self.node_has.get(&kvv.0).is_none_or(|v| *v < kvv.1.0))
             .map(|KVV(key, (version, value))| SignerStateEntry {
                 version,
                 key,
