@@ -10,35 +10,25 @@ use bitcoin::Network;
 use lightning_persister::fs_store::FilesystemStore;
 use lightning_signer::lightning::chain::BestBlock;
 use lightning_signer::lightning::ln::channelmanager::Bolt11InvoiceParameters;
-use lightning_signer::lightning::sign::ReceiveAuthKey;
 use lightning_signer::lightning_invoice::{Bolt11InvoiceDescription, Description};
 use skylight_node_host::keys::RemoteKeys;
 use skylight_node_host::ldk::{Broadcaster, FeeRates, new_node};
-use skylight_node_host::proxy::StageTransport;
-use skylight_node_host::signer_state::SignerState;
-use skylight_node_host::stage::Stage;
 use skylight_signer_cli::keys::NodeKeys;
 use skylight_signer_cli::secret::HsmSecret;
-use vls_protocol_client::KeysManagerClient;
 
-use common::attach_signer;
+use common::{Linked, linked, signer_client};
 
 #[test]
 fn the_channel_manager_makes_an_invoice_the_signer_signs() {
-    let dir = tempfile::tempdir().unwrap();
-    let stage = Arc::new(Stage::new());
-    let state = Arc::new(SignerState::open(&dir.path().join("state.redb")).unwrap());
     let secret = HsmSecret::from_bytes([0x44; 32]);
-    let (session, signer) = attach_signer(stage.clone(), state, secret.clone());
-
-    let transport = Arc::new(StageTransport::new(stage.clone(), Duration::from_secs(30)));
-    let client = KeysManagerClient::new(
-        transport.clone(),
-        "regtest".into(),
-        None,
-        None,
-        ReceiveAuthKey([3; 32]),
-    );
+    let Linked {
+        dir,
+        stage,
+        session,
+        signer,
+        ..
+    } = linked(&secret);
+    let (transport, client) = signer_client(&stage, Duration::from_secs(30));
     let keys = Arc::new(RemoteKeys::new(client, transport, &dir.path().join("next_dbid")).unwrap());
     let (broadcaster, _queue) = Broadcaster::new();
     let node = new_node(

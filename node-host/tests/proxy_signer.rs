@@ -7,34 +7,25 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bitcoin::Network;
-use lightning_signer::lightning::sign::{
-    ChannelSigner, NodeSigner, ReceiveAuthKey, Recipient, SignerProvider,
-};
+use lightning_signer::lightning::sign::{ChannelSigner, NodeSigner, Recipient, SignerProvider};
 use skylight_node_host::proxy::StageTransport;
-use skylight_node_host::signer_state::SignerState;
 use skylight_node_host::stage::Stage;
 use skylight_signer_cli::keys::NodeKeys;
 use skylight_signer_cli::secret::HsmSecret;
-use vls_protocol_client::KeysManagerClient;
 
-use common::attach_signer;
+use common::{Linked, linked, signer_client};
 
 #[test]
 fn ldk_signer_calls_cross_the_stage_to_vls_and_the_state_lands_in_node_host() {
-    let dir = tempfile::tempdir().unwrap();
-    let stage = Arc::new(Stage::new());
-    let state = Arc::new(SignerState::open(&dir.path().join("state.redb")).unwrap());
     let secret = HsmSecret::from_bytes([0x41; 32]);
-    let (session, signer) = attach_signer(stage.clone(), state.clone(), secret.clone());
-
-    let transport = Arc::new(StageTransport::new(stage.clone(), Duration::from_secs(30)));
-    let keys = KeysManagerClient::new(
-        transport.clone(),
-        "regtest".into(),
-        None,
-        None,
-        ReceiveAuthKey([7; 32]),
-    );
+    let Linked {
+        stage,
+        state,
+        session,
+        signer,
+        ..
+    } = linked(&secret);
+    let (_transport, keys) = signer_client(&stage, Duration::from_secs(30));
     // The node id LDK sees is the signer's (VLS native derivation, as Greenlight's).
     let expected = NodeKeys::derive(&secret, Network::Regtest).node_id;
     assert_eq!(keys.get_node_id(Recipient::Node).unwrap(), expected);
@@ -92,19 +83,15 @@ fn remote_keys_sign_with_the_signer_keep_the_channel_counter_and_fail_softly_wit
     use lightning_signer::lightning_invoice::{Currency, InvoiceBuilder};
     use skylight_node_host::keys::RemoteKeys;
 
-    let dir = tempfile::tempdir().unwrap();
-    let stage = Arc::new(Stage::new());
-    let state = Arc::new(SignerState::open(&dir.path().join("state.redb")).unwrap());
     let secret = HsmSecret::from_bytes([0x42; 32]);
-    let (session, signer) = attach_signer(stage.clone(), state.clone(), secret.clone());
-    let transport = Arc::new(StageTransport::new(stage.clone(), Duration::from_secs(30)));
-    let client = KeysManagerClient::new(
-        transport.clone(),
-        "regtest".into(),
-        None,
-        None,
-        ReceiveAuthKey([7; 32]),
-    );
+    let Linked {
+        dir,
+        stage,
+        session,
+        signer,
+        ..
+    } = linked(&secret);
+    let (transport, client) = signer_client(&stage, Duration::from_secs(30));
     let counter = dir.path().join("next_dbid");
     let keys = RemoteKeys::new(client, transport.clone(), &counter).unwrap();
     let node_id = keys.get_node_id(Recipient::Node).unwrap();
@@ -153,14 +140,9 @@ fn remote_keys_sign_with_the_signer_keep_the_channel_counter_and_fail_softly_wit
     let first = keys.generate_channel_keys_id(false, 0);
     let second = keys.generate_channel_keys_id(false, 0);
     assert_ne!(first, second);
-    let client = KeysManagerClient::new(
-        transport.clone(),
-        "regtest".into(),
-        None,
-        None,
-        ReceiveAuthKey([7; 32]),
-    );
-    let restarted = RemoteKeys::new(client, transport.clone(), &counter).unwrap();
+    // The same signer, a restarted node: a new client on the same counter file.
+    let (transport, client) = signer_client(&stage, Duration::from_secs(30));
+    let restarted = RemoteKeys::new(client, transport, &counter).unwrap();
     let third = restarted.generate_channel_keys_id(false, 0);
     assert!(
         third != first && third != second,
@@ -168,14 +150,7 @@ fn remote_keys_sign_with_the_signer_keep_the_channel_counter_and_fail_softly_wit
     );
 
     // Keys whose calls wait two seconds at most.
-    let short = Arc::new(StageTransport::new(stage.clone(), Duration::from_secs(2)));
-    let client = KeysManagerClient::new(
-        short.clone(),
-        "regtest".into(),
-        None,
-        None,
-        ReceiveAuthKey([7; 32]),
-    );
+    let (short, client) = signer_client(&stage, Duration::from_secs(2));
     let impatient = RemoteKeys::new(client, short, &dir.path().join("other_dbid")).unwrap();
 
     // The signer goes away: calls fail after their deadline; the node does not panic.

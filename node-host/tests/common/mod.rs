@@ -1,16 +1,23 @@
 //! A signer attached to a stage in process: it answers as signer-cli does over the
 //! network, with node-host storing the signer's state before each answer is released.
 
+// Shared by the tests and a bench, each using only some of it.
+#![allow(dead_code)]
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use bitcoin::Network;
+use lightning_signer::lightning::sign::ReceiveAuthKey;
+use skylight_node_host::proxy::StageTransport;
 use skylight_node_host::signer_state::SignerState;
 use skylight_node_host::stage::{SignerError, Stage};
 use skylight_proto::greenlight::HsmRequest;
 use skylight_signer_cli::secret::HsmSecret;
 use skylight_signer_cli::signer::Signer;
+use vls_protocol_client::KeysManagerClient;
 
 /// Attaches a signer with `secret`; returns its session (to detach it) and its thread,
 /// which ends with the number of requests it answered once detached.
@@ -50,4 +57,51 @@ pub fn attach_signer(
         answered
     });
     (session, handle)
+}
+
+/// A stage, node-host's state store and an attached signer with `secret`, in a temporary
+/// directory.
+pub struct Linked {
+    /// Holds the state store and anything a test puts beside it.
+    pub dir: tempfile::TempDir,
+    /// The stage.
+    pub stage: Arc<Stage>,
+    /// node-host's copy of the signer state.
+    pub state: Arc<SignerState>,
+    /// The signer's session, to detach it.
+    pub session: u64,
+    /// The signer's thread.
+    pub signer: JoinHandle<u64>,
+}
+
+/// Links a signer with `secret` to a new stage.
+pub fn linked(secret: &HsmSecret) -> Linked {
+    let dir = tempfile::tempdir().unwrap();
+    let stage = Arc::new(Stage::new());
+    let state = Arc::new(SignerState::open(&dir.path().join("state.redb")).unwrap());
+    let (session, signer) = attach_signer(stage.clone(), state.clone(), secret.clone());
+    Linked {
+        dir,
+        stage,
+        state,
+        session,
+        signer,
+    }
+}
+
+/// A transport over `stage` whose calls wait at most `deadline`, and a signer client on it
+/// (its HsmdInit2 answered by the attached signer).
+pub fn signer_client(
+    stage: &Arc<Stage>,
+    deadline: Duration,
+) -> (Arc<StageTransport>, KeysManagerClient) {
+    let transport = Arc::new(StageTransport::new(stage.clone(), deadline));
+    let client = KeysManagerClient::new(
+        transport.clone(),
+        "regtest".into(),
+        None,
+        None,
+        ReceiveAuthKey([7; 32]),
+    );
+    (transport, client)
 }
