@@ -1,7 +1,12 @@
 //! Generates the gRPC code with protox, so no system `protoc` is needed.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let files = ["greenlight.proto", "scheduler.proto", "admin.proto"];
+    let files = [
+        "greenlight.proto",
+        "scheduler.proto",
+        "admin.proto",
+        "cln.proto",
+    ];
     let fds = protox::compile(files, ["proto"])?;
     tonic_prost_build::configure()
         .build_server(true)

@@ -70,3 +70,28 @@ impl ChainClient {
         &self.rpc
     }
 }
+
+/// A node follows the chain through this client as it would through `RpcClient`.
+impl lightning_block_sync::BlockSource for ChainClient {
+    fn get_header<'a>(
+        &'a self,
+        header_hash: &'a bitcoin::BlockHash,
+        height_hint: Option<u32>,
+    ) -> lightning_block_sync::AsyncBlockSourceResult<'a, lightning_block_sync::BlockHeaderData>
+    {
+        lightning_block_sync::BlockSource::get_header(&self.rpc, header_hash, height_hint)
+    }
+
+    fn get_block<'a>(
+        &'a self,
+        header_hash: &'a bitcoin::BlockHash,
+    ) -> lightning_block_sync::AsyncBlockSourceResult<'a, lightning_block_sync::BlockData> {
+        lightning_block_sync::BlockSource::get_block(&self.rpc, header_hash)
+    }
+
+    fn get_best_block(
+        &self,
+    ) -> lightning_block_sync::AsyncBlockSourceResult<'_, (bitcoin::BlockHash, Option<u32>)> {
+        lightning_block_sync::BlockSource::get_best_block(&self.rpc)
+    }
+}

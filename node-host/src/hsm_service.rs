@@ -9,7 +9,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
-use skylight_certs::PeerIdentity;
 use skylight_proto::greenlight::{Empty, HsmRequest, HsmResponse};
 use tokio_stream::Stream;
 use tonic::{Request, Status};
@@ -60,18 +59,7 @@ impl HsmService {
     /// Only this tenant's devices may sign: TLS already trusts only the tenant's CA; this
     /// also checks the certificate names a device of this node. Returns the device name.
     pub fn check_caller<T>(&self, req: &Request<T>) -> Result<String, Status> {
-        let certs = req
-            .peer_certs()
-            .ok_or_else(|| Status::unauthenticated("a device certificate is required"))?;
-        let leaf = certs
-            .first()
-            .ok_or_else(|| Status::unauthenticated("a device certificate is required"))?;
-        match PeerIdentity::from_der(leaf.as_ref()) {
-            Ok(PeerIdentity::Device { node_id, device }) if node_id == self.node_id => Ok(device),
-            Ok(_) | Err(_) => Err(Status::permission_denied(
-                "only a device of this node's tenant may attach as its signer",
-            )),
-        }
+        crate::caller::tenant_device(req, &self.node_id)
     }
 
     /// `StreamHsmRequests`.

@@ -256,3 +256,13 @@ impl OutputSpender for RemoteKeys {
         )
     }
 }
+
+/// Change from sweeps goes to the signer's wallet, where the signer recognises it.
+impl lightning::sign::ChangeDestinationSource for RemoteKeys {
+    fn get_change_destination_script<'a>(
+        &'a self,
+    ) -> lightning::util::async_poll::AsyncResult<'a, ScriptBuf, ()> {
+        let script = self.get_shutdown_scriptpubkey().map(|s| s.into_inner());
+        Box::pin(async move { script })
+    }
+}

@@ -1,24 +1,32 @@
 //! The LDK node's parts, with every key on the tenant's signer (through [`RemoteKeys`]).
 //!
-//! Built so far: the channel manager and chain monitor with their logger, fee table,
-//! broadcast queue and on-disk store. Not yet: chain sync, peers, the background processor.
+//! Here: the logger, fee table and broadcast queue LDK calls synchronously, the types of the
+//! node's LDK objects, and [`open_node`], which builds them new or reads them back from the
+//! store. Chain sync, peers and the background processor that drive them are in
+//! [`crate::lightning`].
 
-use std::sync::{Arc, Mutex, RwLock};
+use std::io::Cursor;
+use std::sync::{Arc, RwLock};
 
 use lightning::chain::chaininterface::{BroadcasterInterface, ConfirmationTarget, FeeEstimator};
+use lightning::chain::channelmonitor::ChannelMonitor;
 use lightning::chain::{BestBlock, Filter, chainmonitor};
-use lightning::ln::channelmanager::{self, ChainParameters};
+use lightning::ln::channelmanager::{self, ChainParameters, ChannelManagerReadArgs};
+use lightning::ln::peer_handler::{self, IgnoringMessageHandler};
 use lightning::onion_message::messenger::DefaultMessageRouter;
-use lightning::routing::gossip::NetworkGraph;
+use lightning::routing::gossip::{NetworkGraph, P2PGossipSync};
 use lightning::routing::router::DefaultRouter;
 use lightning::routing::scoring::{
     ProbabilisticScorer, ProbabilisticScoringDecayParameters, ProbabilisticScoringFeeParameters,
 };
+use lightning::routing::utxo::UtxoLookup;
 use lightning::sign::NodeSigner;
 use lightning::util::config::UserConfig;
 use lightning::util::logger::{Level, Logger as LdkLogger, Record};
+use lightning::util::persist::{self as persist, KVStoreSync, read_channel_monitors};
+use lightning::util::ser::{ReadableArgs, Writeable};
 use lightning_persister::fs_store::FilesystemStore;
-use lightning_signer::bitcoin::{Network, Transaction};
+use lightning_signer::bitcoin::{BlockHash, Network, Transaction};
 use lightning_signer::lightning;
 use tokio::sync::mpsc;
 use vls_protocol_client::SignerClient;
@@ -130,6 +138,8 @@ pub type ChainMonitor = chainmonitor::ChainMonitor<
     Arc<FilesystemStore>,
     Arc<RemoteKeys>,
 >;
+/// A channel monitor.
+pub type Monitor = ChannelMonitor<SignerClient>;
 /// The payment router.
 pub type Router = DefaultRouter<
     Arc<Graph>,
@@ -153,6 +163,19 @@ pub type ChannelManager = channelmanager::ChannelManager<
     Arc<MessageRouter>,
     Arc<Logger>,
 >;
+/// Gossip from peers into the graph (no UTXO lookup: channels are taken as announced).
+pub type GossipSync = P2PGossipSync<Arc<Graph>, Arc<dyn UtxoLookup + Send + Sync>, Arc<Logger>>;
+/// The peer manager. Onion messages (BOLT12) are not handled yet.
+pub type PeerManager = peer_handler::PeerManager<
+    lightning_net_tokio::SocketDescriptor,
+    Arc<ChannelManager>,
+    Arc<GossipSync>,
+    Arc<IgnoringMessageHandler>,
+    Arc<Logger>,
+    Arc<IgnoringMessageHandler>,
+    Arc<RemoteKeys>,
+    Arc<ChainMonitor>,
+>;
 
 /// The node's LDK objects.
 pub struct Node {
@@ -162,73 +185,201 @@ pub struct Node {
     pub chain_monitor: Arc<ChainMonitor>,
     /// The network graph.
     pub graph: Arc<Graph>,
+    /// The payment scorer.
+    pub scorer: Arc<RwLock<Scorer>>,
     /// The keys (on the signer).
     pub keys: Arc<RemoteKeys>,
     /// The store.
     pub store: Arc<FilesystemStore>,
-    /// Serialises channel-manager writes.
-    pub persist_lock: Mutex<()>,
+    /// The logger.
+    pub logger: Arc<Logger>,
 }
 
-/// Builds a new node (no channels yet) at `best_block`.
-pub fn new_node(
-    network: Network,
-    keys: Arc<RemoteKeys>,
-    store: Arc<FilesystemStore>,
-    fees: Arc<FeeRates>,
-    broadcaster: Arc<Broadcaster>,
-    best_block: BestBlock,
-    now_secs: u32,
-) -> Node {
+/// A node read back from the store, with the blocks each part last saw: they must be
+/// brought to the chain's tip before the node is used, and the monitors then handed to the
+/// chain monitor (see [`Restored::finish`]).
+pub struct Restored {
+    /// The node.
+    pub node: Node,
+    /// The block the channel manager last saw.
+    pub manager_block: BlockHash,
+    /// Each channel monitor with the block it last saw.
+    pub monitors: Vec<(BlockHash, Monitor)>,
+}
+
+impl Restored {
+    /// Hands the (synced) monitors to the chain monitor.
+    pub fn finish(self) -> std::io::Result<Node> {
+        for (_, monitor) in self.monitors {
+            let id = monitor.channel_id();
+            self.node
+                .chain_monitor
+                .load_existing_monitor(id, monitor)
+                .map_err(|()| std::io::Error::other(format!("cannot load channel monitor {id}")))?;
+        }
+        Ok(self.node)
+    }
+}
+
+/// What a node is built from.
+pub struct Parts {
+    /// Bitcoin network.
+    pub network: Network,
+    /// The keys.
+    pub keys: Arc<RemoteKeys>,
+    /// The store.
+    pub store: Arc<FilesystemStore>,
+    /// The fee table.
+    pub fees: Arc<FeeRates>,
+    /// The broadcast queue.
+    pub broadcaster: Arc<Broadcaster>,
+}
+
+/// Whether the store holds a node (a channel manager).
+pub fn has_node(store: &FilesystemStore) -> bool {
+    store
+        .read(
+            persist::CHANNEL_MANAGER_PERSISTENCE_PRIMARY_NAMESPACE,
+            persist::CHANNEL_MANAGER_PERSISTENCE_SECONDARY_NAMESPACE,
+            persist::CHANNEL_MANAGER_PERSISTENCE_KEY,
+        )
+        .is_ok()
+}
+
+/// Builds a new node (no channels yet) at `best_block`, and stores its channel manager so
+/// that a restart reads it back rather than starting over.
+pub fn new_node(parts: Parts, best_block: BestBlock, now_secs: u32) -> std::io::Result<Node> {
     let logger = Arc::new(Logger);
-    let chain_monitor = Arc::new(ChainMonitor::new(
-        None,
-        broadcaster.clone(),
-        logger.clone(),
-        fees.clone(),
-        store.clone(),
-        keys.clone(),
-        keys.get_peer_storage_key(),
-    ));
-    let graph = Arc::new(Graph::new(network, logger.clone()));
+    let graph = Arc::new(Graph::new(parts.network, logger.clone()));
     let scorer = Arc::new(RwLock::new(Scorer::new(
         ProbabilisticScoringDecayParameters::default(),
         graph.clone(),
         logger.clone(),
     )));
-    let router = Arc::new(Router::new(
-        graph.clone(),
-        logger.clone(),
-        keys.clone(),
-        scorer,
-        ProbabilisticScoringFeeParameters::default(),
-    ));
-    let message_router = Arc::new(MessageRouter::new(graph.clone(), keys.clone()));
+    let (chain_monitor, router, message_router) = wiring(&parts, &logger, &graph, &scorer);
     let channel_manager = Arc::new(ChannelManager::new(
-        fees,
+        parts.fees,
         chain_monitor.clone(),
-        broadcaster,
+        parts.broadcaster,
         router,
         message_router,
-        logger,
-        keys.clone(),
-        keys.clone(),
-        keys.clone(),
+        logger.clone(),
+        parts.keys.clone(),
+        parts.keys.clone(),
+        parts.keys.clone(),
         user_config(),
         ChainParameters {
-            network,
+            network: parts.network,
             best_block,
         },
         now_secs,
     ));
-    Node {
+    parts.store.write(
+        persist::CHANNEL_MANAGER_PERSISTENCE_PRIMARY_NAMESPACE,
+        persist::CHANNEL_MANAGER_PERSISTENCE_SECONDARY_NAMESPACE,
+        persist::CHANNEL_MANAGER_PERSISTENCE_KEY,
+        channel_manager.encode(),
+    )?;
+    Ok(Node {
         channel_manager,
         chain_monitor,
         graph,
-        keys,
-        store,
-        persist_lock: Mutex::new(()),
-    }
+        scorer,
+        keys: parts.keys,
+        store: parts.store,
+        logger,
+    })
+}
+
+/// Reads the node back from the store: graph, scorer, channel monitors (their signers are
+/// derived through the signer) and channel manager.
+pub fn restore_node(parts: Parts) -> std::io::Result<Restored> {
+    let logger = Arc::new(Logger);
+    let store = parts.store.clone();
+    let read = |key: &str| {
+        store.read(
+            persist::NETWORK_GRAPH_PERSISTENCE_PRIMARY_NAMESPACE,
+            persist::NETWORK_GRAPH_PERSISTENCE_SECONDARY_NAMESPACE,
+            key,
+        )
+    };
+    let graph = Arc::new(
+        read(persist::NETWORK_GRAPH_PERSISTENCE_KEY)
+            .ok()
+            .and_then(|b| Graph::read(&mut Cursor::new(b), logger.clone()).ok())
+            .unwrap_or_else(|| Graph::new(parts.network, logger.clone())),
+    );
+    let decay = ProbabilisticScoringDecayParameters::default();
+    let scorer = Arc::new(RwLock::new(
+        read(persist::SCORER_PERSISTENCE_KEY)
+            .ok()
+            .and_then(|b| {
+                Scorer::read(&mut Cursor::new(b), (decay, graph.clone(), logger.clone())).ok()
+            })
+            .unwrap_or_else(|| Scorer::new(decay, graph.clone(), logger.clone())),
+    ));
+    let monitors = read_channel_monitors(store.clone(), parts.keys.clone(), parts.keys.clone())?;
+    let (chain_monitor, router, message_router) = wiring(&parts, &logger, &graph, &scorer);
+    let manager_bytes = store.read(
+        persist::CHANNEL_MANAGER_PERSISTENCE_PRIMARY_NAMESPACE,
+        persist::CHANNEL_MANAGER_PERSISTENCE_SECONDARY_NAMESPACE,
+        persist::CHANNEL_MANAGER_PERSISTENCE_KEY,
+    )?;
+    let args = ChannelManagerReadArgs::new(
+        parts.keys.clone(),
+        parts.keys.clone(),
+        parts.keys.clone(),
+        parts.fees,
+        chain_monitor.clone(),
+        parts.broadcaster,
+        router,
+        message_router,
+        logger.clone(),
+        user_config(),
+        monitors.iter().map(|(_, m)| m).collect(),
+    );
+    let (manager_block, channel_manager) =
+        <(BlockHash, ChannelManager)>::read(&mut Cursor::new(manager_bytes), args)
+            .map_err(|e| std::io::Error::other(format!("the stored channel manager: {e:?}")))?;
+    Ok(Restored {
+        node: Node {
+            channel_manager: Arc::new(channel_manager),
+            chain_monitor,
+            graph,
+            scorer,
+            keys: parts.keys,
+            store,
+            logger,
+        },
+        manager_block,
+        monitors,
+    })
+}
+
+fn wiring(
+    parts: &Parts,
+    logger: &Arc<Logger>,
+    graph: &Arc<Graph>,
+    scorer: &Arc<RwLock<Scorer>>,
+) -> (Arc<ChainMonitor>, Arc<Router>, Arc<MessageRouter>) {
+    let chain_monitor = Arc::new(ChainMonitor::new(
+        None,
+        parts.broadcaster.clone(),
+        logger.clone(),
+        parts.fees.clone(),
+        parts.store.clone(),
+        parts.keys.clone(),
+        parts.keys.get_peer_storage_key(),
+    ));
+    let router = Arc::new(Router::new(
+        graph.clone(),
+        logger.clone(),
+        parts.keys.clone(),
+        scorer.clone(),
+        ProbabilisticScoringFeeParameters::default(),
+    ));
+    let message_router = Arc::new(MessageRouter::new(graph.clone(), parts.keys.clone()));
+    (chain_monitor, router, message_router)
 }
 
 /// The channel settings every node-host uses. Anchors and splicing stay off: the upstream

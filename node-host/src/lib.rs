@@ -1,17 +1,25 @@
 //! Skylight's node-host: one process per tenant, running its Lightning node while every
 //! key operation is answered by the tenant's signer.
 //!
-//! Built so far: the *stage* (signing requests waiting for a signer), the *signer state*
-//! store (the signer's versioned state, kept durably here and shipped with requests), and
-//! the node server's signer plumbing (`StreamHsmRequests`, `RespondHsmRequest` over mutual
-//! TLS trusting only the tenant's CA). The LDK node and the proxy that turns LDK's signer
-//! calls into requests are not built yet.
+//! - [`stage`]: signing requests waiting for a signer; [`proxy`] and [`keys`] turn LDK's
+//!   signer calls into such requests.
+//! - [`signer_state`]: the signer's versioned state, kept durably here and shipped with
+//!   requests.
+//! - [`node_service`] and [`hsm_service`]: `greenlight.Node`, with the signer's plumbing
+//!   (`StreamHsmRequests`, `RespondHsmRequest`), over mutual TLS trusting only the tenant's
+//!   CA ([`server`]); node calls must be signed by a device key ([`signed_requests`]).
+//! - [`node`] and [`ldk`]: the LDK node, started once the signer is there.
+//! - [`api`]: `cln.Node`, the node API.
 #![warn(missing_docs)]
 
 pub mod activity;
+pub mod api;
+pub mod caller;
 pub mod hsm_service;
+pub mod invoices;
 pub mod keys;
 pub mod ldk;
+pub mod node;
 pub mod node_service;
 pub mod proxy;
 pub mod server;

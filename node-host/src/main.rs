@@ -1,8 +1,8 @@
 //! `node-host`: one tenant's node, started by the scheduler.
 //!
-//! What runs today is the signer link: the node server (`greenlight.Node` over mutual TLS,
-//! trusting only the tenant's CA) with the stage and the durable signer state. The LDK
-//! Lightning node is not built yet, and node-host says so at start.
+//! It serves the node server at once (`greenlight.Node` with the signer link, and `cln.Node`,
+//! over mutual TLS trusting only the tenant's CA); the LDK node starts when the tenant's
+//! signer first attaches, and runs until node-host stops (SIGTERM, or idle).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -11,8 +11,15 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Parser;
+use lightning_signer::bitcoin::Network;
+use lightning_signer::bitcoin::secp256k1::PublicKey;
+use skylight_devchain::client::ChainClient;
+use skylight_devchain::rpc::Credentials;
 use skylight_node_host::activity::Activity;
+use skylight_node_host::api::ClnService;
 use skylight_node_host::hsm_service::HsmService;
+use skylight_node_host::invoices::Invoices;
+use skylight_node_host::node::{self, NodeHandle, Settings};
 use skylight_node_host::node_service::NodeService;
 use skylight_node_host::server::{self, ServerTls};
 use skylight_node_host::signed_requests::Verifier;
@@ -56,6 +63,18 @@ struct Args {
     /// Stop after this many seconds with no client call and no signer attached.
     #[arg(long, default_value_t = 600)]
     idle_timeout: u64,
+    /// Address where Lightning peers connect (port 0 picks one).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    p2p_listen: SocketAddr,
+    /// Seconds a node call that needs the signer (an invoice, say) waits for one to attach.
+    #[arg(long, default_value_t = 30)]
+    signer_wait: u64,
+    /// Seconds a signing request waits for the signer's answer.
+    #[arg(long, default_value_t = 120)]
+    signer_deadline: u64,
+    /// Milliseconds between polls of the chain for a new tip.
+    #[arg(long, default_value_t = 1000)]
+    chain_poll_ms: u64,
     /// Signed client requests whose timestamp is further than this many seconds from the
     /// node's clock are refused.
     #[arg(long, default_value_t = 300)]
@@ -69,13 +88,18 @@ fn main() {
                 .unwrap_or_else(|_| "info,h2=warn,tower=warn,hyper=warn".into()),
         )
         .with_writer(std::io::stderr)
+        // The scheduler sends node-host's output to a log file: no colour codes there.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let args = Args::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("cannot start the async runtime");
-    if let Err(e) = runtime.block_on(run(args)) {
+    let result = runtime.block_on(run(args));
+    // A blocking task may still wait on a signer call that was staged before the stop.
+    runtime.shutdown_timeout(Duration::from_secs(2));
+    if let Err(e) = result {
         eprintln!("error: {e:#}");
         std::process::exit(1);
     }
@@ -83,6 +107,21 @@ fn main() {
 
 fn read(path: &Path) -> Result<String> {
     std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
+}
+
+/// The chain client, from `--bitcoind-rpc` and its cookie.
+fn chain_client(args: &Args) -> Result<ChainClient> {
+    let url = args
+        .bitcoind_rpc
+        .as_deref()
+        .context("--bitcoind-rpc is required: the node follows the chain through it")?;
+    let credentials = match &args.bitcoind_cookie {
+        Some(path) => Credentials::load(path)
+            .with_context(|| format!("cannot read the cookie {}", path.display()))?
+            .base64(),
+        None => String::new(),
+    };
+    ChainClient::new(url, &credentials)
 }
 
 async fn run(args: Args) -> Result<()> {
@@ -110,14 +149,15 @@ async fn run(args: Args) -> Result<()> {
     let (listener, addr) = server::bind(args.listen).await?;
     let uri = format!("https://localhost:{}", addr.port());
 
-    tracing::warn!(
-        node_id = %args.node_id,
-        network = %args.network,
-        "the Lightning node is not built yet in this version: only the signer link runs"
+    let network: Network = args
+        .network
+        .parse()
+        .with_context(|| format!("unknown network {:?}", args.network))?;
+    let chain = Arc::new(chain_client(&args)?);
+    let invoices = Arc::new(
+        Invoices::open(&args.data_dir.join("invoices.redb")).context("cannot open the invoices")?,
     );
-    if let Some(url) = &args.bitcoind_rpc {
-        tracing::info!(%url, "chain source recorded (used once the Lightning node is built)");
-    }
+    let handle = NodeHandle::new(invoices);
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let idle = Duration::from_secs(args.idle_timeout);
@@ -157,6 +197,34 @@ async fn run(args: Args) -> Result<()> {
     let service = NodeService {
         hsm: HsmService::new(node_id, stage.clone(), state.clone(), verifier.clone()),
     };
+    let cln = ClnService {
+        node_id,
+        network,
+        node: handle.clone(),
+        stage: stage.clone(),
+        signer_wait: Duration::from_secs(args.signer_wait),
+    };
+    let settings = Settings {
+        network,
+        node_id: PublicKey::from_slice(&node_id).context("--node-id is not a public key")?,
+        data_dir: args.data_dir.clone(),
+        chain,
+        p2p_listen: args.p2p_listen,
+        signer_deadline: Duration::from_secs(args.signer_deadline),
+        chain_poll: Duration::from_millis(args.chain_poll_ms),
+    };
+    let lightning = {
+        let (stage, handle, stop) = (stage.clone(), handle.clone(), stop_rx.clone());
+        let stop_tx = stop_tx.clone();
+        tokio::spawn(async move {
+            let result = node::run(settings, stage, handle, stop).await;
+            if let Err(e) = &result {
+                tracing::error!(error = %format!("{e:#}"), "the Lightning node failed: stopping");
+                let _ = stop_tx.send(true);
+            }
+            result
+        })
+    };
     let uri_file = args.data_dir.join("grpc-uri");
     // Written whole, then renamed into place: the scheduler polls for this file.
     let tmp = uri_file.with_extension("tmp");
@@ -168,6 +236,7 @@ async fn run(args: Args) -> Result<()> {
         listener,
         tls,
         service,
+        cln,
         activity.clone(),
         verifier,
         async move {
@@ -176,7 +245,16 @@ async fn run(args: Args) -> Result<()> {
     )
     .await;
     let _ = std::fs::remove_file(&uri_file);
+    let _ = stop_tx.send(true);
+    // No signer will be asked anything more: release LDK threads waiting for one, so the
+    // node can persist and stop now rather than at their deadline.
+    stage.close();
+    let node_result = lightning.await;
     result.context("node server failed")?;
+    match node_result {
+        Ok(r) => r?,
+        Err(e) => anyhow::bail!("the Lightning node crashed: {e}"),
+    }
     tracing::info!("node-host stopped");
     Ok(())
 }

@@ -10,9 +10,11 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 
 use crate::activity::Activity;
+use crate::api::ClnService;
 use crate::node_service::NodeService;
 use crate::signed_requests::Verifier;
 use crate::signed_service::SignedService;
+use skylight_proto::cln::node_server::NodeServer as ClnNodeServer;
 use std::sync::Arc;
 
 /// What the node server presents and trusts.
@@ -42,6 +44,7 @@ pub async fn serve(
     listener: TcpListener,
     tls: ServerTls,
     service: NodeService,
+    cln: ClnService,
     activity: Arc<Activity>,
     verifier: Arc<Verifier>,
     shutdown: impl std::future::Future<Output = ()>,
@@ -51,6 +54,13 @@ pub async fn serve(
         .identity(Identity::from_pem(&tls.cert_chain_pem, &tls.key_pem))
         .client_ca_root(Certificate::from_pem(&tls.tenant_ca_pem))
         .timeout(std::time::Duration::from_secs(10));
+    let touch = {
+        let activity = activity.clone();
+        move |req: tonic::Request<()>| {
+            activity.touch();
+            Ok(req)
+        }
+    };
     Server::builder()
         // A signer on a connection that died must stop counting as attached.
         .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
@@ -61,11 +71,12 @@ pub async fn serve(
                 NodeServer::new(service)
                     .max_decoding_message_size(MAX_MESSAGE)
                     .max_encoding_message_size(MAX_MESSAGE),
-                move |req: tonic::Request<()>| {
-                    activity.touch();
-                    Ok(req)
-                },
+                touch.clone(),
             ),
+            verifier.clone(),
+        ))
+        .add_service(SignedService::new(
+            InterceptedService::new(ClnNodeServer::new(cln), touch),
             verifier,
         ))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)

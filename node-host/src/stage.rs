@@ -74,6 +74,9 @@ pub enum Delivery {
 
 type Answer = Result<Vec<u8>, SignerError>;
 
+/// Why calls fail once the stage is closed.
+const CLOSED: &str = "node-host is stopping";
+
 struct Pending {
     staged: Staged,
     waiter: Option<std_mpsc::SyncSender<Answer>>,
@@ -86,6 +89,7 @@ struct Inner {
     pending: BTreeMap<u32, Pending>,
     signers: HashMap<u64, mpsc::Sender<Staged>>,
     next_session: u64,
+    closed: bool,
 }
 
 /// The stage.
@@ -123,6 +127,13 @@ impl Stage {
     pub fn submit(&self, context: Option<HsmRequestContext>, raw: Vec<u8>) -> Ticket {
         let (tx, rx) = std_mpsc::sync_channel(1);
         let mut inner = self.lock();
+        if inner.closed {
+            let _ = tx.try_send(Err(SignerError::Unavailable(CLOSED.into())));
+            return Ticket {
+                request_id: 0,
+                answer: rx,
+            };
+        }
         // Id 0 is left out: Greenlight's node sends its heartbeat as request 0. After a wrap,
         // ids still staged are skipped: an answer must never reach another request's waiter.
         loop {
@@ -245,6 +256,19 @@ impl Stage {
     /// Whether `request_id` is staged (an answer for it would be accepted).
     pub fn is_pending(&self, request_id: u32) -> bool {
         self.lock().pending.contains_key(&request_id)
+    }
+
+    /// Closes the stage as node-host stops: every waiting call fails at once, as does any
+    /// later one, so no thread stays blocked on a signer that will not be asked again.
+    pub fn close(&self) {
+        let mut inner = self.lock();
+        inner.closed = true;
+        inner.signers.clear();
+        for (_, p) in std::mem::take(&mut inner.pending) {
+            if let Some(w) = p.waiter {
+                let _ = w.try_send(Err(SignerError::Unavailable(CLOSED.into())));
+            }
+        }
     }
 
     /// Delivers a signer's answer. The caller must have stored the answer's state changes

@@ -106,10 +106,21 @@ async fn start(pki: &Pki) -> Node {
         hsm: HsmService::new(A, stage.clone(), state.clone(), verifier.clone()),
     };
     let activity = Arc::new(skylight_node_host::activity::Activity::default());
+    let invoices =
+        skylight_node_host::invoices::Invoices::open(&dir.path().join("i.redb")).unwrap();
+    // No Lightning node runs here: these tests are about the signer link.
+    let cln = skylight_node_host::api::ClnService {
+        node_id: A,
+        network: bitcoin::Network::Regtest,
+        node: skylight_node_host::node::NodeHandle::new(Arc::new(invoices)),
+        stage: stage.clone(),
+        signer_wait: Duration::from_secs(1),
+    };
     tokio::spawn(server::serve(
         listener,
         tls,
         service,
+        cln,
         activity,
         verifier,
         std::future::pending(),

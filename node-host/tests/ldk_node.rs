@@ -12,7 +12,7 @@ use lightning_signer::lightning::chain::BestBlock;
 use lightning_signer::lightning::ln::channelmanager::Bolt11InvoiceParameters;
 use lightning_signer::lightning_invoice::{Bolt11InvoiceDescription, Description};
 use skylight_node_host::keys::RemoteKeys;
-use skylight_node_host::ldk::{Broadcaster, FeeRates, new_node};
+use skylight_node_host::ldk::{Broadcaster, FeeRates, Parts, has_node, new_node, restore_node};
 use skylight_signer_cli::keys::NodeKeys;
 use skylight_signer_cli::secret::HsmSecret;
 
@@ -31,15 +31,22 @@ fn the_channel_manager_makes_an_invoice_the_signer_signs() {
     let (transport, client) = signer_client(&stage, Duration::from_secs(30));
     let keys = Arc::new(RemoteKeys::new(client, transport, &dir.path().join("next_dbid")).unwrap());
     let (broadcaster, _queue) = Broadcaster::new();
-    let node = new_node(
-        Network::Regtest,
+    let store = Arc::new(FilesystemStore::new(dir.path().join("ldk")));
+    let parts = |keys| Parts {
+        network: Network::Regtest,
         keys,
-        Arc::new(FilesystemStore::new(dir.path().join("ldk"))),
-        Arc::new(FeeRates::flat(1000)),
-        Arc::new(broadcaster),
+        store: store.clone(),
+        fees: Arc::new(FeeRates::flat(1000)),
+        broadcaster: Arc::new(broadcaster),
+    };
+    assert!(!has_node(&store));
+    let node = new_node(
+        parts(keys.clone()),
         BestBlock::from_network(Network::Regtest),
         1_795_000_000,
-    );
+    )
+    .unwrap();
+    assert!(has_node(&store), "a new node is stored at once");
     let expected = NodeKeys::derive(&secret, Network::Regtest).node_id;
     assert_eq!(node.channel_manager.get_our_node_id(), expected);
 
@@ -57,6 +64,24 @@ fn the_channel_manager_makes_an_invoice_the_signer_signs() {
     assert_eq!(invoice.recover_payee_pub_key(), expected);
     assert_eq!(invoice.amount_milli_satoshis(), Some(21_000));
     assert!(invoice.to_string().starts_with("lnbcrt210n1"), "{invoice}");
+
+    // Read back from the store, it is the same node.
+    let (broadcaster, _queue) = Broadcaster::new();
+    let restored = restore_node(Parts {
+        network: Network::Regtest,
+        keys,
+        store: store.clone(),
+        fees: Arc::new(FeeRates::flat(1000)),
+        broadcaster: Arc::new(broadcaster),
+    })
+    .unwrap();
+    assert_eq!(
+        restored.manager_block,
+        BestBlock::from_network(Network::Regtest).block_hash
+    );
+    assert!(restored.monitors.is_empty());
+    let node = restored.finish().unwrap();
+    assert_eq!(node.channel_manager.get_our_node_id(), expected);
 
     stage.detach(session);
     signer.join().unwrap();

@@ -15,6 +15,12 @@ pub mod scheduler {
     tonic::include_proto!("scheduler");
 }
 
+/// Core Lightning's node interface (`cln.Node`), the part node-host serves, wire-compatible
+/// with CLN's gRPC.
+pub mod cln {
+    tonic::include_proto!("cln");
+}
+
 /// Skylight's operator service, served on the scheduler's unix socket.
 pub mod admin {
     tonic::include_proto!("skylight.admin");

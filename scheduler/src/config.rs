@@ -38,6 +38,8 @@ pub struct Config {
     pub node_host_bin: PathBuf,
     /// A node-host with no client call and no signer for this long stops itself.
     pub node_idle_timeout: Duration,
+    /// How long a node call that needs the signer waits for one.
+    pub node_signer_wait: Duration,
 }
 
 /// Where the chain comes from.
@@ -79,6 +81,7 @@ impl Config {
             },
             node_host_bin: default_node_host_bin(),
             node_idle_timeout: Duration::from_secs(600),
+            node_signer_wait: Duration::from_secs(30),
         }
     }
 }

@@ -91,6 +91,10 @@ struct RunArgs {
     /// Seconds with no client call and no signer after which a node-host stops.
     #[arg(long, env = "SKYLIGHT_NODE_IDLE_TIMEOUT", default_value_t = 600)]
     node_idle_timeout: u64,
+    /// Seconds a node call that needs the tenant's signer (an invoice, say) waits for the
+    /// signer to attach before it fails.
+    #[arg(long, env = "SKYLIGHT_NODE_SIGNER_WAIT", default_value_t = 30)]
+    node_signer_wait: u64,
 }
 
 #[derive(Subcommand)]
@@ -171,6 +175,7 @@ async fn run(data_dir: PathBuf, args: RunArgs) -> Result<()> {
         config.node_host_bin = bin;
     }
     config.node_idle_timeout = Duration::from_secs(args.node_idle_timeout);
+    config.node_signer_wait = Duration::from_secs(args.node_signer_wait);
     config.chain = match args.bitcoind_rpc {
         Some(url) => ChainSource::Bitcoind { url },
         None if config.network == "regtest" => ChainSource::Embedded {

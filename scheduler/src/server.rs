@@ -62,6 +62,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<()> {
             chain_url: chain.url.clone(),
             chain_cookie: chain.cookie.clone(),
             idle_timeout: config.node_idle_timeout,
+            signer_wait: config.node_signer_wait,
             start_timeout: NODE_START_TIMEOUT,
             stop_grace: NODE_STOP_GRACE,
             cert_days: config.server_cert_days,

@@ -8,6 +8,7 @@ pub mod creds;
 pub mod device;
 pub mod identity;
 pub mod keys;
+pub mod node_api;
 pub mod run;
 pub mod secret;
 pub mod signer;

@@ -76,6 +76,35 @@ enum Command {
     Run,
     /// Ask the scheduler to start the node; print where it listens.
     Schedule,
+    /// Call the node (scheduling it first); calls are signed with this device's key.
+    Node {
+        #[command(subcommand)]
+        call: NodeCall,
+    },
+}
+
+#[derive(Subcommand)]
+enum NodeCall {
+    /// The node's id, chain height, peers and channels (JSON).
+    Getinfo,
+    /// Make a BOLT11 invoice, signed by the node's signer (JSON).
+    Invoice {
+        /// Amount in msat, or `any`.
+        #[arg(long)]
+        amount_msat: String,
+        /// A label naming the invoice (unique).
+        #[arg(long)]
+        label: String,
+        /// The description the payer sees.
+        #[arg(long, default_value = "")]
+        description: String,
+        /// Seconds until it expires (default: a week).
+        #[arg(long)]
+        expiry: Option<u64>,
+        /// The preimage to use (64 hex characters) instead of one the node derives.
+        #[arg(long)]
+        preimage: Option<String>,
+    },
 }
 
 fn default_dir() -> PathBuf {
@@ -157,6 +186,7 @@ async fn run(cli: Cli) -> Result<()> {
             };
             skylight_signer_cli::run::run(uri, device, signer, stop).await
         }
+        Command::Node { call } => node_call(&dir, call).await,
         Command::Schedule => {
             let (uri, device, _) = device_context(&dir)?;
             let mut c = skylight_signer_cli::client::scheduler(&uri, &device).await?;
@@ -172,6 +202,55 @@ async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
     }
+}
+
+async fn node_call(dir: &DataDir, call: NodeCall) -> Result<()> {
+    use skylight_signer_cli::node_api::{self, RequestSigner};
+    let (uri, device, _) = device_context(dir)?;
+    let signer = RequestSigner::new(&device.key_pem)?;
+    let mut node = node_api::connect(&uri, &device).await?;
+    let refused = |rpc| move |status| skylight_signer_cli::client::Refused { rpc, status };
+    let out = match call {
+        NodeCall::Getinfo => {
+            let r = node
+                .getinfo(signer.sign(skylight_proto::cln::GetinfoRequest {})?)
+                .await
+                .map_err(refused("Getinfo"))?;
+            node_api::getinfo_json(r.get_ref())
+        }
+        NodeCall::Invoice {
+            amount_msat,
+            label,
+            description,
+            expiry,
+            preimage,
+        } => {
+            let preimage = match preimage {
+                Some(h) => Some(
+                    hex::decode(h.trim())
+                        .ok()
+                        .filter(|b| b.len() == 32)
+                        .context("--preimage must be 64 hex characters")?,
+                ),
+                None => None,
+            };
+            let req = skylight_proto::cln::InvoiceRequest {
+                amount_msat: Some(node_api::amount_or_any(&amount_msat)?),
+                label,
+                description,
+                expiry,
+                preimage,
+                ..Default::default()
+            };
+            let r = node
+                .invoice(signer.sign(req)?)
+                .await
+                .map_err(refused("Invoice"))?;
+            node_api::invoice_json(r.get_ref())
+        }
+    };
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(())
 }
 
 fn init(dir: &DataDir, network: &str, import_mnemonic: bool, import_hex: bool) -> Result<()> {

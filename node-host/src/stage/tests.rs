@@ -160,3 +160,25 @@ fn a_signer_that_stops_taking_requests_is_detached() {
     }
     assert_eq!(stage.signers(), 0);
 }
+
+#[test]
+fn closing_the_stage_releases_every_waiting_call_and_fails_later_ones() {
+    let stage = Arc::new(Stage::new());
+    let waiting = {
+        let stage = stage.clone();
+        std::thread::spawn(move || stage.call(None, vec![1], Duration::from_secs(600)))
+    };
+    while stage.pending() == 0 {
+        std::thread::yield_now();
+    }
+    stage.close();
+    let answer = waiting.join().unwrap();
+    assert!(
+        matches!(answer, Err(SignerError::Unavailable(_))),
+        "{answer:?}"
+    );
+    let later = stage.call(None, vec![2], Duration::from_secs(600));
+    assert!(matches!(later, Err(SignerError::Unavailable(_))));
+    assert_eq!(stage.pending(), 0);
+    assert_eq!(stage.signers(), 0);
+}

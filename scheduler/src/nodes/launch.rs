@@ -66,6 +66,7 @@ pub async fn start(m: &NodeManager, node_id: &[u8; 33]) -> Result<(Running, Chil
         .arg(dir.join("tenant-ca.pem"))
         .args(["--bitcoind-rpc", &s.chain_url])
         .args(["--idle-timeout", &s.idle_timeout.as_secs().to_string()])
+        .args(["--signer-wait", &s.signer_wait.as_secs().to_string()])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log)

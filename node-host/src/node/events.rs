@@ -1,0 +1,163 @@
+//! LDK's background processor and the node's answers to LDK's events.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use lightning_background_processor::{
+    GossipSync as Gossip, NO_LIQUIDITY_MANAGER, NO_ONION_MESSENGER, process_events_async,
+};
+use lightning_persister::fs_store::FilesystemStore;
+use lightning_signer::lightning::chain::Filter;
+use lightning_signer::lightning::events::{Event, ReplayEvent};
+use lightning_signer::lightning::types::payment::PaymentPreimage;
+use lightning_signer::lightning::util::sweep::OutputSweeper;
+use tokio::sync::watch;
+
+use super::NodeHandle;
+use crate::keys::RemoteKeys;
+use crate::ldk::{self, Broadcaster, FeeRates, GossipSync, Logger, PeerManager};
+
+/// The sweeper's type. None runs yet: outputs a force close leaves to us are reported, not
+/// swept (see `SpendableOutputs` below).
+type Sweeper = OutputSweeper<
+    Arc<Broadcaster>,
+    Arc<RemoteKeys>,
+    Arc<FeeRates>,
+    Arc<dyn Filter + Send + Sync>,
+    Arc<FilesystemStore>,
+    Arc<Logger>,
+    Arc<RemoteKeys>,
+>;
+
+/// LDK's background processor: events, persistence of the channel manager, graph and
+/// scorer, timers, peer message processing. Ends once `stop` turns true.
+pub fn background(
+    node: &ldk::Node,
+    peer_manager: Arc<PeerManager>,
+    gossip: Arc<GossipSync>,
+    handle: NodeHandle,
+    stop: watch::Receiver<bool>,
+) -> impl Future<Output = Result<(), lightning_signer::lightning::io::Error>> + use<> {
+    let channel_manager = node.channel_manager.clone();
+    let handler = move |event: Event| {
+        let channel_manager = channel_manager.clone();
+        let handle = handle.clone();
+        async move { on_event(event, &channel_manager, &handle) }
+    };
+    let sleeper = move |d: Duration| {
+        let mut stop = stop.clone();
+        Box::pin(async move {
+            tokio::select! {
+                _ = tokio::time::sleep(d) => false,
+                _ = stop.wait_for(|s| *s) => true,
+            }
+        })
+    };
+    process_events_async(
+        node.store.clone(),
+        handler,
+        node.chain_monitor.clone(),
+        node.channel_manager.clone(),
+        NO_ONION_MESSENGER,
+        Gossip::p2p(gossip),
+        peer_manager,
+        NO_LIQUIDITY_MANAGER,
+        None::<Arc<Sweeper>>,
+        node.logger.clone(),
+        Some(node.scorer.clone()),
+        sleeper,
+        false,
+        || SystemTime::now().duration_since(UNIX_EPOCH).ok(),
+    )
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn on_event(
+    event: Event,
+    channel_manager: &ldk::ChannelManager,
+    handle: &NodeHandle,
+) -> Result<(), ReplayEvent> {
+    match event {
+        Event::PaymentClaimable {
+            payment_hash,
+            purpose,
+            amount_msat,
+            ..
+        } => {
+            let preimage = match purpose.preimage() {
+                Some(p) => Some(p),
+                // An invoice made with the caller's preimage: LDK does not know it.
+                None => match handle.invoices.by_hash(&payment_hash.0) {
+                    Ok(inv) => inv
+                        .and_then(|i| i.preimage)
+                        .and_then(|h| hex::decode(h).ok())
+                        .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                        .map(PaymentPreimage),
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot read the invoices; will retry");
+                        return Err(ReplayEvent());
+                    }
+                },
+            };
+            match preimage {
+                Some(p) => {
+                    tracing::info!(hash = %payment_hash, amount_msat, "claiming a payment");
+                    channel_manager.claim_funds(p);
+                }
+                None => {
+                    tracing::warn!(hash = %payment_hash, "a payment for no invoice of ours: failing it back");
+                    channel_manager.fail_htlc_backwards(&payment_hash);
+                }
+            }
+        }
+        Event::PaymentClaimed {
+            payment_hash,
+            amount_msat,
+            purpose,
+            ..
+        } => {
+            let preimage = purpose.preimage().map(|p| p.0).or_else(|| {
+                handle
+                    .invoices
+                    .by_hash(&payment_hash.0)
+                    .ok()
+                    .flatten()
+                    .and_then(|i| i.preimage)
+                    .and_then(|h| hex::decode(h).ok())
+                    .and_then(|b| b.try_into().ok())
+            });
+            let Some(preimage) = preimage else {
+                tracing::warn!(hash = %payment_hash, "claimed a payment without knowing its preimage");
+                return Ok(());
+            };
+            match handle
+                .invoices
+                .mark_paid(&payment_hash.0, amount_msat, &preimage, now_secs())
+            {
+                Ok(Some(i)) => {
+                    tracing::info!(label = %i.label, amount_msat, "invoice paid")
+                }
+                Ok(None) => tracing::info!(hash = %payment_hash, amount_msat, "payment received"),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot record the payment; will retry");
+                    return Err(ReplayEvent());
+                }
+            }
+        }
+        Event::SpendableOutputs { outputs, .. } => {
+            tracing::warn!(
+                count = outputs.len(),
+                "outputs to sweep on chain: sweeping is not built in this version"
+            );
+        }
+        other => tracing::debug!(event = ?other, "LDK event"),
+    }
+    Ok(())
+}

@@ -1,0 +1,178 @@
+//! The tenant's Lightning node, run once its signer is there.
+//!
+//! LDK cannot be built without the signer: the node id, the inbound-payment key and every
+//! channel's keys come from it (`HsmdInit2`, then one request per channel to read a stored
+//! node back). So node-host serves its API and signer link from the start, and this task
+//! waits for the first signer, then builds or restores the node, brings it to the chain's
+//! tip, and runs it — chain polling, broadcasting, fee refresh, peers and LDK's background
+//! processor — until node-host stops.
+
+mod chain;
+mod events;
+mod peers;
+mod start;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use lightning_signer::bitcoin::Network;
+use lightning_signer::bitcoin::secp256k1::PublicKey;
+use skylight_devchain::client::ChainClient;
+use tokio::sync::watch;
+
+use crate::invoices::Invoices;
+use crate::ldk;
+use crate::stage::Stage;
+
+/// How the node runs.
+pub struct Settings {
+    /// Bitcoin network.
+    pub network: Network,
+    /// The tenant's node id: the attached signer must have this one.
+    pub node_id: PublicKey,
+    /// node-host's data directory.
+    pub data_dir: PathBuf,
+    /// The chain.
+    pub chain: Arc<ChainClient>,
+    /// Where peers connect.
+    pub p2p_listen: SocketAddr,
+    /// How long a signing request waits for a signer.
+    pub signer_deadline: Duration,
+    /// How often the chain is polled for a new tip.
+    pub chain_poll: Duration,
+}
+
+/// The running node.
+pub struct Running {
+    /// LDK's objects.
+    pub ldk: ldk::Node,
+    /// The peer manager.
+    pub peer_manager: Arc<ldk::PeerManager>,
+    /// Where peers connect.
+    pub p2p_addr: SocketAddr,
+}
+
+/// The node as the API sees it: running or not yet, and the chain's height.
+#[derive(Clone)]
+pub struct NodeHandle {
+    running: watch::Sender<Option<Arc<Running>>>,
+    height: watch::Sender<Option<u32>>,
+    /// The invoices.
+    pub invoices: Arc<Invoices>,
+}
+
+impl NodeHandle {
+    /// A handle for a node not started yet.
+    pub fn new(invoices: Arc<Invoices>) -> Self {
+        NodeHandle {
+            running: watch::channel(None).0,
+            height: watch::channel(None).0,
+            invoices,
+        }
+    }
+
+    /// The node, if it runs.
+    pub fn running(&self) -> Option<Arc<Running>> {
+        self.running.borrow().clone()
+    }
+
+    /// The node, waiting at most `within` for it to start.
+    pub async fn wait_running(&self, within: Duration) -> Option<Arc<Running>> {
+        let mut rx = self.running.subscribe();
+        let wait = rx.wait_for(|r| r.is_some());
+        match tokio::time::timeout(within, wait).await {
+            Ok(Ok(r)) => r.clone(),
+            _ => None,
+        }
+    }
+
+    /// The chain's height as last seen, if known.
+    pub fn chain_height(&self) -> Option<u32> {
+        *self.height.borrow()
+    }
+
+    pub(crate) fn set_height(&self, height: u32) {
+        self.height.send_replace(Some(height));
+    }
+}
+
+/// Runs the node until `stop` turns true: waits for a signer, builds the node, runs it.
+pub async fn run(
+    settings: Settings,
+    stage: Arc<Stage>,
+    handle: NodeHandle,
+    mut stop: watch::Receiver<bool>,
+) -> Result<()> {
+    // The chain's height is worth reporting before the node runs.
+    if let Ok(h) = chain::height(&settings.chain).await {
+        handle.set_height(h);
+    }
+    let Some(keys) = start::keys_from_signer(&settings, &stage, &mut stop).await? else {
+        return Ok(());
+    };
+    let built = start::build(&settings, keys, &handle).await?;
+    let mut tasks = tokio::task::JoinSet::new();
+    let (node, tip, queue, fees) = (built.node, built.tip, built.queue, built.fees);
+    tasks.spawn(chain::broadcast(settings.chain.clone(), queue));
+    tasks.spawn(chain::refresh_fees(
+        settings.chain.clone(),
+        fees,
+        stop.clone(),
+    ));
+    tasks.spawn(chain::follow(
+        settings.chain.clone(),
+        settings.network,
+        tip,
+        node.channel_manager.clone(),
+        node.chain_monitor.clone(),
+        handle.clone(),
+        settings.chain_poll,
+        stop.clone(),
+    ));
+    let (peer_manager, gossip) = peers::peer_manager(&node);
+    let listener = tokio::net::TcpListener::bind(settings.p2p_listen)
+        .await
+        .with_context(|| format!("cannot listen for peers on {}", settings.p2p_listen))?;
+    let p2p_addr = listener.local_addr()?;
+    tasks.spawn(peers::accept(
+        listener,
+        peer_manager.clone(),
+        stage.clone(),
+        stop.clone(),
+    ));
+    tasks.spawn(peers::disconnect_without_signer(
+        peer_manager.clone(),
+        stage.clone(),
+        stop.clone(),
+    ));
+    let processor = events::background(
+        &node,
+        peer_manager.clone(),
+        gossip,
+        handle.clone(),
+        stop.clone(),
+    );
+    let running = Arc::new(Running {
+        ldk: node,
+        peer_manager: peer_manager.clone(),
+        p2p_addr,
+    });
+    handle.running.send_replace(Some(running.clone()));
+    tracing::info!(
+        node_id = %running.ldk.channel_manager.get_our_node_id(),
+        %p2p_addr,
+        "the Lightning node runs"
+    );
+
+    // The background processor returns once `stop` turns true, after persisting the
+    // channel manager one last time.
+    let result = processor.await;
+    let _ = stop.wait_for(|s| *s).await;
+    peer_manager.disconnect_all_peers();
+    tasks.shutdown().await;
+    result.context("the background processor failed")?;
+    Ok(())
+}

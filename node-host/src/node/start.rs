@@ -1,0 +1,215 @@
+//! Starting the node: the keys from the first signer, then the node built or read back and
+//! brought to the chain's tip.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use lightning_block_sync::poll::ValidatedBlockHeader;
+use lightning_block_sync::{UnboundedCache, init};
+use lightning_persister::fs_store::FilesystemStore;
+use lightning_signer::bitcoin::Transaction;
+use lightning_signer::lightning::chain::{BestBlock, Listen};
+use lightning_signer::lightning::sign::{NodeSigner, ReceiveAuthKey, Recipient};
+use tokio::sync::{mpsc, watch};
+use vls_protocol_client::KeysManagerClient;
+
+use super::{NodeHandle, Settings};
+use crate::keys::RemoteKeys;
+use crate::ldk::{self, Broadcaster, FeeRates, Parts};
+use crate::proxy::StageTransport;
+use crate::stage::Stage;
+
+/// The file holding the key that authenticates payments to our blinded paths: local to
+/// the node, kept across restarts so paths it handed out stay valid.
+const RECEIVE_AUTH_KEY: &str = "receive-auth-key";
+/// The file holding the next channel id for the signer.
+const NEXT_DBID: &str = "next-dbid";
+/// The directory of LDK's store.
+pub const LDK_DIR: &str = "ldk";
+
+/// Waits for a signer and initialises the keys through it; `None` if node-host stops
+/// first. A signer that does not answer the init is retried.
+pub async fn keys_from_signer(
+    settings: &Settings,
+    stage: &Arc<Stage>,
+    stop: &mut watch::Receiver<bool>,
+) -> Result<Option<Arc<RemoteKeys>>> {
+    let receive_auth = receive_auth_key(settings)?;
+    let transport = Arc::new(StageTransport::new(stage.clone(), settings.signer_deadline));
+    let mut announced = false;
+    loop {
+        while stage.signers() == 0 {
+            if !announced {
+                tracing::info!("waiting for the tenant's signer to start the Lightning node");
+                announced = true;
+            }
+            tokio::select! {
+                _ = stop.wait_for(|s| *s) => return Ok(None),
+                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+            }
+        }
+        let (t, network) = (transport.clone(), settings.network.to_string());
+        // The upstream client panics when its init gets no answer; the panic stays in this
+        // blocking task, and the init is tried again.
+        let init = tokio::task::spawn_blocking(move || {
+            KeysManagerClient::new(t, network, None, None, ReceiveAuthKey(receive_auth))
+        });
+        let init = tokio::select! {
+            _ = stop.wait_for(|s| *s) => return Ok(None),
+            r = init => r,
+        };
+        match init {
+            Ok(client) => {
+                let keys = RemoteKeys::new(
+                    client,
+                    transport.clone(),
+                    &settings.data_dir.join(NEXT_DBID),
+                )
+                .context("cannot open the channel counter")?;
+                let id = keys
+                    .get_node_id(Recipient::Node)
+                    .map_err(|()| anyhow!("the signer gave no node id"))?;
+                if id != settings.node_id {
+                    bail!(
+                        "the attached signer is node {id}, not this node ({}): refusing it",
+                        settings.node_id
+                    );
+                }
+                return Ok(Some(Arc::new(keys)));
+            }
+            Err(_) => {
+                tracing::warn!("the signer did not complete the init; trying again");
+                tokio::select! {
+                    _ = stop.wait_for(|s| *s) => return Ok(None),
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+            }
+        }
+    }
+}
+
+/// The blinded-path receive key, created on first use (0600).
+fn receive_auth_key(settings: &Settings) -> Result<[u8; 32]> {
+    let path = settings.data_dir.join(RECEIVE_AUTH_KEY);
+    match std::fs::read(&path) {
+        Ok(b) => b
+            .try_into()
+            .map_err(|_| anyhow!("{} is damaged (not 32 bytes)", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut key = [0u8; 32];
+            getrandom::getrandom(&mut key).context("no randomness")?;
+            use std::io::Write;
+            use std::os::unix::fs::OpenOptionsExt;
+            let tmp = path.with_extension("tmp");
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&tmp)?;
+            f.write_all(&key)?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, &path)?;
+            Ok(key)
+        }
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
+/// A node built and at the chain's tip, with what drives it.
+pub struct Built {
+    /// LDK's objects.
+    pub node: ldk::Node,
+    /// The chain's tip the node is at.
+    pub tip: ValidatedBlockHeader,
+    /// Transactions to broadcast.
+    pub queue: mpsc::UnboundedReceiver<Vec<Transaction>>,
+    /// The fee table.
+    pub fees: Arc<FeeRates>,
+}
+
+/// Builds the node new, or reads it back from its store, and brings it to the tip.
+pub async fn build(
+    settings: &Settings,
+    keys: Arc<RemoteKeys>,
+    handle: &NodeHandle,
+) -> Result<Built> {
+    let store = Arc::new(FilesystemStore::new(settings.data_dir.join(LDK_DIR)));
+    let fees = Arc::new(FeeRates::flat(ldk::FEE_FLOOR));
+    super::chain::update_fees(&settings.chain, &fees).await;
+    let (broadcaster, queue) = Broadcaster::new();
+    let broadcaster = Arc::new(broadcaster);
+    let parts = Parts {
+        network: settings.network,
+        keys,
+        store: store.clone(),
+        fees: fees.clone(),
+        broadcaster: broadcaster.clone(),
+    };
+    let chain = settings.chain.clone();
+    let (node, tip) = if ldk::has_node(&store) {
+        // Reading channels back asks the signer for their keys: off the async workers.
+        let restored = tokio::task::spawn_blocking(move || ldk::restore_node(parts))
+            .await
+            .map_err(|_| anyhow!("reading the node back failed (the signer went away?)"))?
+            .context("cannot read the node back from its store")?;
+        let ldk::Restored {
+            node,
+            manager_block,
+            monitors,
+        } = restored;
+        // A monitor follows the chain together with what it broadcasts through.
+        let monitors: Vec<_> = monitors
+            .into_iter()
+            .map(|(hash, m)| {
+                let with = (m, broadcaster.clone(), fees.clone(), node.logger.clone());
+                (hash, with)
+            })
+            .collect();
+        let mut cache = UnboundedCache::new();
+        let tip = {
+            let mut listeners: Vec<(_, &(dyn Listen + Send + Sync))> = vec![(
+                manager_block,
+                &*node.channel_manager as &(dyn Listen + Send + Sync),
+            )];
+            for (hash, m) in &monitors {
+                listeners.push((*hash, m as &(dyn Listen + Send + Sync)));
+            }
+            init::synchronize_listeners(&*chain, settings.network, &mut cache, listeners)
+                .await
+                .map_err(|e| anyhow!("cannot bring the node to the chain's tip: {e:?}"))?
+        };
+        let restored = ldk::Restored {
+            node,
+            manager_block,
+            monitors: monitors.into_iter().map(|(h, (m, ..))| (h, m)).collect(),
+        };
+        tracing::info!(
+            height = tip.height,
+            "node read back from its store and synced"
+        );
+        (restored.finish()?, tip)
+    } else {
+        let tip = init::validate_best_block_header(&*chain)
+            .await
+            .map_err(|e| anyhow!("cannot read the chain's tip: {e:?}"))?;
+        let best = BestBlock::new(tip.header.block_hash(), tip.height);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_secs() as u32;
+        let node = tokio::task::spawn_blocking(move || ldk::new_node(parts, best, now))
+            .await
+            .map_err(|_| anyhow!("building the node failed"))?
+            .context("cannot store the new node")?;
+        tracing::info!(height = tip.height, "new node created at the chain's tip");
+        (node, tip)
+    };
+    handle.set_height(tip.height);
+    Ok(Built {
+        node,
+        tip,
+        queue,
+        fees,
+    })
+}
