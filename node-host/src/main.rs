@@ -232,23 +232,19 @@ async fn run(args: Args) -> Result<()> {
     std::fs::rename(&tmp, &uri_file)?;
     tracing::info!(%uri, "node-host serving");
     let mut stopped = stop_rx.clone();
-    let result = server::serve(
-        listener,
-        tls,
-        service,
-        cln,
-        activity.clone(),
-        verifier,
+    let result = server::serve(listener, tls, service, cln, activity.clone(), verifier, {
+        let stage = stage.clone();
         async move {
             let _ = stopped.wait_for(|s| *s).await;
-        },
-    )
+            // Ends the signers' streams (the server waits for open calls before it
+            // stops) and releases LDK threads waiting for a signer.
+            stage.close();
+        }
+    })
     .await;
     let _ = std::fs::remove_file(&uri_file);
     let _ = stop_tx.send(true);
-    // No signer will be asked anything more: release LDK threads waiting for one, so the
-    // node can persist and stop now rather than at their deadline.
-    stage.close();
+    stage.close(); // Also when the server failed rather than stopped.
     let node_result = lightning.await;
     result.context("node server failed")?;
     match node_result {

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 
 use skylight_proto::greenlight::node_server::NodeServer;
 use tokio::net::TcpListener;
+use tokio_stream::StreamExt;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
@@ -61,6 +62,13 @@ pub async fn serve(
             Ok(req)
         }
     };
+    // Signing requests and answers are small messages on long-lived streams: without
+    // TCP_NODELAY, Nagle's algorithm and delayed ACKs add tens of milliseconds to each.
+    let incoming = TcpListenerStream::new(listener).map(|conn| {
+        conn.inspect(|stream| {
+            let _ = stream.set_nodelay(true);
+        })
+    });
     Server::builder()
         // A signer on a connection that died must stop counting as attached.
         .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
@@ -79,6 +87,6 @@ pub async fn serve(
             InterceptedService::new(ClnNodeServer::new(cln), touch),
             verifier,
         ))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .serve_with_incoming_shutdown(incoming, shutdown)
         .await
 }

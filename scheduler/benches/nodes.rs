@@ -1,8 +1,12 @@
-//! Schedule → ready latency (cold: the node-host starts; warm: it runs) and an idle
-//! node-host's resident memory, against the real release binaries.
+//! Against the real release binaries: schedule → ready latency (cold: the node-host starts;
+//! warm: it runs), an idle node-host's resident memory, and, with the real signer attached
+//! over gRPC, the time for the LDK node to start, the latency of a signed `Invoice` call (one
+//! signer round trip: node-host → hsm stream → VLS → RespondHsmRequest → node-host) and the
+//! resident memory of a node-host running LDK.
 //!
 //! `cargo build --release --bins && cargo bench -p skylight-scheduler --bench nodes`
-//! (node-host must sit next to the scheduler binary). `BENCH_TENANTS` (default 10).
+//! (node-host must sit next to the scheduler binary). `BENCH_TENANTS` (default 10),
+//! `BENCH_INVOICES` (default 200, on each of the first 3 tenants).
 
 mod common;
 
@@ -52,11 +56,14 @@ async fn main() {
     let mut cold = Vec::new();
     let mut warm = Vec::new();
     let mut rss = Vec::new();
+    let invoices: usize = std::env::var("BENCH_INVOICES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200);
+    let mut with_signer: Vec<Signed> = Vec::new();
     for _ in 0..tenants {
-        let keys = NodeKeys::derive(
-            &HsmSecret::from_bytes(bitcoin::secp256k1::rand::random()),
-            Network::Regtest,
-        );
+        let secret = HsmSecret::from_bytes(bitcoin::secp256k1::rand::random());
+        let keys = NodeKeys::derive(&secret, Network::Regtest);
         let creds = skylight_signer_cli::identity::register(uri, nobody, &keys, "regtest", None)
             .await
             .expect("register");
@@ -93,6 +100,9 @@ async fn main() {
         if let Some(kib) = rss_kib(pid) {
             rss.push(kib);
         }
+        if with_signer.len() < 3 {
+            with_signer.push(signed_invoices(uri, device, secret, invoices, pid).await);
+        }
     }
     cold.sort();
     warm.sort();
@@ -115,9 +125,96 @@ async fn main() {
     );
     if !rss.is_empty() {
         println!(
-            "idle node-host RSS (signer link only, no LDK node yet): median {} KiB, max {} KiB",
+            "idle node-host RSS (no signer yet, LDK node not started): median {} KiB, max {} KiB",
             rss[rss.len() / 2],
             rss[rss.len() - 1]
         );
+    }
+    let mut starts: Vec<Duration> = with_signer.iter().map(|w| w.start).collect();
+    starts.sort();
+    let mut calls: Vec<Duration> = with_signer.iter().flat_map(|w| w.calls.clone()).collect();
+    calls.sort();
+    let mut running_rss: Vec<u64> = with_signer.iter().filter_map(|w| w.rss_kib).collect();
+    running_rss.sort();
+    println!(
+        "signer attach -> LDK node running ({} tenants): median {:.1} ms, max {:.1} ms",
+        starts.len(),
+        ms(starts[starts.len() / 2]),
+        ms(starts[starts.len() - 1])
+    );
+    println!(
+        "signed Invoice call, one signer round trip ({} calls): p50 {:.2} ms  p99 {:.2} ms",
+        calls.len(),
+        ms(percentile(&calls, 0.5)),
+        ms(percentile(&calls, 0.99))
+    );
+    if !running_rss.is_empty() {
+        println!(
+            "node-host RSS with the LDK node running and {} invoices made: median {} KiB, max {} KiB",
+            invoices,
+            running_rss[running_rss.len() / 2],
+            running_rss[running_rss.len() - 1]
+        );
+    }
+}
+
+/// What one tenant with its signer attached measured.
+struct Signed {
+    start: Duration,
+    calls: Vec<Duration>,
+    rss_kib: Option<u64>,
+}
+
+/// Attaches the real signer (signer-cli's run loop, in this process, over gRPC), waits for
+/// the LDK node to run, then makes `count` invoices one after another.
+async fn signed_invoices(
+    uri: &str,
+    device: client::TlsIdentity,
+    secret: HsmSecret,
+    count: usize,
+    pid: u32,
+) -> Signed {
+    use skylight_proto::cln::{GetinfoRequest, InvoiceRequest};
+    use skylight_signer_cli::node_api::{self, RequestSigner};
+    let signer = skylight_signer_cli::signer::Signer::new(&secret, Network::Regtest);
+    let t = Instant::now();
+    tokio::spawn(skylight_signer_cli::run::run(
+        uri.to_string(),
+        device.clone(),
+        signer,
+        std::future::pending(),
+    ));
+    let sign = RequestSigner::new(&device.key_pem).unwrap();
+    let mut node = node_api::connect(uri, &device).await.unwrap();
+    loop {
+        let info = node
+            .getinfo(sign.sign(GetinfoRequest {}).unwrap())
+            .await
+            .expect("getinfo")
+            .into_inner();
+        if info.warning_lightningd_sync.is_none() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let start = t.elapsed();
+    let mut calls = Vec::with_capacity(count);
+    for i in 0..count {
+        let req = InvoiceRequest {
+            label: format!("bench-{i}"),
+            description: "bench".into(),
+            amount_msat: Some(node_api::amount_or_any("1000").unwrap()),
+            ..Default::default()
+        };
+        let t = Instant::now();
+        node.invoice(sign.sign(req).unwrap())
+            .await
+            .expect("invoice");
+        calls.push(t.elapsed());
+    }
+    Signed {
+        start,
+        calls,
+        rss_kib: rss_kib(pid),
     }
 }
