@@ -34,8 +34,8 @@ use lightning_signer::lightning;
 use lightning_signer::lightning_invoice::RawBolt11Invoice;
 use vls_protocol::model::PubKey;
 use vls_protocol::msgs::{
-    Ecdh, EcdhReply, SignBolt12Invoice, SignBolt12InvoiceReply, SignGossipMessage,
-    SignGossipMessageReply, SignInvoice, SignInvoiceReply,
+    Ecdh, EcdhReply, NodeInfo, NodeInfoReply, SignBolt12Invoice, SignBolt12InvoiceReply,
+    SignGossipMessage, SignGossipMessageReply, SignInvoice, SignInvoiceReply,
 };
 use vls_protocol::serde_bolt::Octets;
 use vls_protocol_client::{KeysManagerClient, SignerClient};
@@ -99,6 +99,12 @@ impl RemoteKeys {
             transport,
             counter: Mutex::new(DbidCounter::open(counter_path)?),
         })
+    }
+
+    /// The signer's wallet account key (`NodeInfo`): the wallet's keys are its children.
+    pub fn wallet_xpub(&self) -> Option<bitcoin::bip32::Xpub> {
+        let reply: NodeInfoReply = self.client.call(NodeInfo {}).ok()?;
+        bitcoin::bip32::Xpub::decode(&reply.bip32.0).ok()
     }
 
     /// The signer's reason for the most recent refusal, if any.

@@ -27,3 +27,4 @@ pub mod signed_requests;
 pub mod signed_service;
 pub mod signer_state;
 pub mod stage;
+pub mod wallet;

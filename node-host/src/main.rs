@@ -92,12 +92,23 @@ fn main() {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let args = Args::parse();
+    // Two runtimes. LDK's threads block on the signer, and LDK's calls block on locks those
+    // threads hold; the node server, which carries the signer's answers back, must never
+    // wait behind them, so it has its own runtime (ldk-vls.md §6.3).
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        .thread_name("ldk")
         .enable_all()
         .build()
         .expect("cannot start the async runtime");
-    let result = runtime.block_on(run(args));
+    let io = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("node-io")
+        .enable_all()
+        .build()
+        .expect("cannot start the async runtime");
+    let result = runtime.block_on(run(args, io.handle().clone()));
     // A blocking task may still wait on a signer call that was staged before the stop.
+    io.shutdown_timeout(Duration::from_secs(2));
     runtime.shutdown_timeout(Duration::from_secs(2));
     if let Err(e) = result {
         eprintln!("error: {e:#}");
@@ -124,7 +135,7 @@ fn chain_client(args: &Args) -> Result<ChainClient> {
     ChainClient::new(url, &credentials)
 }
 
-async fn run(args: Args) -> Result<()> {
+async fn run(args: Args, io: tokio::runtime::Handle) -> Result<()> {
     let node_id: [u8; 33] = hex::decode(&args.node_id)
         .ok()
         .and_then(|b| b.try_into().ok())
@@ -146,7 +157,11 @@ async fn run(args: Args) -> Result<()> {
     );
     let stage = Arc::new(Stage::new());
     let activity = Arc::new(Activity::default());
-    let (listener, addr) = server::bind(args.listen).await?;
+    // Bound here, served on the I/O runtime.
+    let listener = std::net::TcpListener::bind(args.listen)
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    listener.set_nonblocking(true)?;
+    let addr = listener.local_addr()?;
     let uri = format!("https://localhost:{}", addr.port());
 
     let network: Network = args
@@ -203,6 +218,7 @@ async fn run(args: Args) -> Result<()> {
         node: handle.clone(),
         stage: stage.clone(),
         signer_wait: Duration::from_secs(args.signer_wait),
+        ldk: tokio::runtime::Handle::current(),
     };
     let settings = Settings {
         network,
@@ -232,7 +248,7 @@ async fn run(args: Args) -> Result<()> {
     std::fs::rename(&tmp, &uri_file)?;
     tracing::info!(%uri, "node-host serving");
     let mut stopped = stop_rx.clone();
-    let result = server::serve(listener, tls, service, cln, activity.clone(), verifier, {
+    let shutdown = {
         let stage = stage.clone();
         async move {
             let _ = stopped.wait_for(|s| *s).await;
@@ -240,8 +256,17 @@ async fn run(args: Args) -> Result<()> {
             // stops) and releases LDK threads waiting for a signer.
             stage.close();
         }
-    })
-    .await;
+    };
+    let activity_ = activity.clone();
+    let serving = io.spawn(async move {
+        let listener = tokio::net::TcpListener::from_std(listener)?;
+        server::serve(listener, tls, service, cln, activity_, verifier, shutdown)
+            .await
+            .map_err(anyhow::Error::from)
+    });
+    let result = serving
+        .await
+        .unwrap_or_else(|e| Err(anyhow::anyhow!("the node server crashed: {e}")));
     let _ = std::fs::remove_file(&uri_file);
     let _ = stop_tx.send(true);
     stage.close(); // Also when the server failed rather than stopped.

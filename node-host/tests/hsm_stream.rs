@@ -115,6 +115,7 @@ async fn start(pki: &Pki) -> Node {
         node: skylight_node_host::node::NodeHandle::new(Arc::new(invoices)),
         stage: stage.clone(),
         signer_wait: Duration::from_secs(1),
+        ldk: tokio::runtime::Handle::current(),
     };
     tokio::spawn(server::serve(
         listener,

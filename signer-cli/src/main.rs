@@ -105,6 +105,19 @@ enum NodeCall {
         #[arg(long)]
         preimage: Option<String>,
     },
+    /// A new address of the node's on-chain wallet (JSON).
+    Newaddr,
+    /// The wallet's outputs and the node's channels (JSON).
+    Listfunds {
+        /// Include spent outputs.
+        #[arg(long)]
+        spent: bool,
+    },
+    /// Connect to a Lightning peer: `NODE_ID@HOST:PORT` (JSON).
+    Connect {
+        /// The peer, `NODE_ID@HOST:PORT`.
+        peer: String,
+    },
 }
 
 fn default_dir() -> PathBuf {
@@ -247,6 +260,35 @@ async fn node_call(dir: &DataDir, call: NodeCall) -> Result<()> {
                 .await
                 .map_err(refused("Invoice"))?;
             node_api::invoice_json(r.get_ref())
+        }
+        NodeCall::Newaddr => {
+            let r = node
+                .new_addr(signer.sign(skylight_proto::cln::NewaddrRequest::default())?)
+                .await
+                .map_err(refused("NewAddr"))?;
+            serde_json::json!({ "bech32": r.get_ref().bech32 })
+        }
+        NodeCall::Listfunds { spent } => {
+            let req = skylight_proto::cln::ListfundsRequest { spent: Some(spent) };
+            let r = node
+                .list_funds(signer.sign(req)?)
+                .await
+                .map_err(refused("ListFunds"))?;
+            node_api::listfunds_json(r.get_ref())
+        }
+        NodeCall::Connect { peer } => {
+            let req = skylight_proto::cln::ConnectRequest {
+                id: peer,
+                ..Default::default()
+            };
+            let r = node
+                .connect_peer(signer.sign(req)?)
+                .await
+                .map_err(refused("ConnectPeer"))?;
+            serde_json::json!({
+                "id": hex::encode(&r.get_ref().id),
+                "direction": if r.get_ref().direction == 1 { "out" } else { "in" },
+            })
         }
     };
     println!("{}", serde_json::to_string_pretty(&out)?);

@@ -140,3 +140,50 @@ pub fn amount_or_any(text: &str) -> Result<skylight_proto::cln::AmountOrAny> {
     };
     Ok(AmountOrAny { value: Some(value) })
 }
+
+/// What `node listfunds` prints.
+pub fn listfunds_json(r: &skylight_proto::cln::ListfundsResponse) -> serde_json::Value {
+    use skylight_proto::cln::listfunds_outputs::ListfundsOutputsStatus;
+    let txid = |b: &[u8]| {
+        let mut b = b.to_vec();
+        b.reverse(); // displayed byte order
+        hex::encode(b)
+    };
+    let outputs: Vec<_> = r
+        .outputs
+        .iter()
+        .map(|o| {
+            let status = ListfundsOutputsStatus::try_from(o.status)
+                .map(|s| s.as_str_name().to_ascii_lowercase())
+                .unwrap_or_default();
+            serde_json::json!({
+                "txid": txid(&o.txid),
+                "output": o.output,
+                "amount_msat": o.amount_msat.as_ref().map_or(0, |a| a.msat),
+                "address": o.address,
+                "status": status,
+                "blockheight": o.blockheight,
+            })
+        })
+        .collect();
+    let channels: Vec<_> = r
+        .channels
+        .iter()
+        .map(|c| {
+            serde_json::json!({
+                "peer_id": hex::encode(&c.peer_id),
+                "our_amount_msat": c.our_amount_msat.as_ref().map_or(0, |a| a.msat),
+                "amount_msat": c.amount_msat.as_ref().map_or(0, |a| a.msat),
+                "funding_txid": txid(&c.funding_txid),
+                "funding_output": c.funding_output,
+                "connected": c.connected,
+                "state": skylight_proto::cln::ChannelState::try_from(c.state)
+                    .map(|s| s.as_str_name().to_string())
+                    .unwrap_or_default(),
+                "short_channel_id": c.short_channel_id,
+                "channel_id": hex::encode(&c.channel_id),
+            })
+        })
+        .collect();
+    serde_json::json!({ "outputs": outputs, "channels": channels })
+}

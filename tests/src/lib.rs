@@ -70,7 +70,7 @@ impl Scheduler {
             ])
             .args(&self.args)
             // Node-hosts inherit this: their signer attach/detach lines are what tests read.
-            .env("RUST_LOG", "warn,skylight_node_host::hsm_service=info")
+            .env("RUST_LOG", "warn,skylight_node_host=info,ldk=info")
             .stdout(Stdio::null())
             .spawn()
             .context("cannot start scheduler")?;
@@ -177,6 +177,25 @@ impl Scheduler {
 
 impl Drop for Scheduler {
     fn drop(&mut self) {
+        // A failing test shows what its node-hosts logged, before the directory goes.
+        if std::thread::panicking()
+            && let Ok(nodes) = std::fs::read_dir(self.dir.join("nodes"))
+        {
+            {
+                for node in nodes.flatten() {
+                    let log = std::fs::read_to_string(node.path().join("node-host.log"))
+                        .unwrap_or_default();
+                    let tail: Vec<&str> = log.lines().rev().take(80).collect();
+                    eprintln!(
+                        "--- node-host {} (last lines) ---",
+                        node.file_name().display()
+                    );
+                    for line in tail.iter().rev() {
+                        eprintln!("{line}");
+                    }
+                }
+            }
+        }
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();

@@ -24,6 +24,14 @@ pub enum ApiError {
         /// How long the call waited.
         waited: Duration,
     },
+    /// The Lightning node has not started (its signer never attached).
+    #[error(
+        "the Lightning node has not started, so it cannot give {0}: it starts when the tenant's signer first attaches (run `signer-cli run`)"
+    )]
+    NotStarted(String),
+    /// A peer cannot be reached.
+    #[error("{0}")]
+    Unreachable(String),
     /// The signer did not answer in time.
     #[error("the signer did not answer in time while signing the {0}; try again")]
     SignerTimeout(String),
@@ -46,7 +54,10 @@ impl From<ApiError> for Status {
         match e {
             ApiError::Invalid(_) => Status::invalid_argument(message),
             ApiError::DuplicateLabel(_) => Status::already_exists(message),
-            ApiError::NoSigner { .. } | ApiError::SignerTimeout(_) => Status::unavailable(message),
+            ApiError::NoSigner { .. }
+            | ApiError::SignerTimeout(_)
+            | ApiError::NotStarted(_)
+            | ApiError::Unreachable(_) => Status::unavailable(message),
             ApiError::Refused { .. } => Status::permission_denied(message),
             ApiError::Internal(_) => {
                 tracing::error!(%message, "node call failed");

@@ -5,7 +5,8 @@ use std::net::SocketAddr;
 
 use skylight_proto::cln::{self as pb, getinfo_binding::GetinfoBindingType};
 
-use super::ClnService;
+use super::{ApiError, ClnService};
+use crate::node::Running;
 
 /// What node-host reports as its version.
 const VERSION: &str = concat!(
@@ -14,7 +15,7 @@ const VERSION: &str = concat!(
     " (LDK 0.2)"
 );
 
-pub fn getinfo(api: &ClnService) -> pb::GetinfoResponse {
+pub async fn getinfo(api: &ClnService) -> Result<pb::GetinfoResponse, ApiError> {
     let mut reply = pb::GetinfoResponse {
         id: api.node_id.to_vec(),
         // CLN's default colour: the node id's first three bytes after the prefix.
@@ -33,8 +34,12 @@ pub fn getinfo(api: &ClnService) -> pb::GetinfoResponse {
             "the Lightning node has not started: it starts when the tenant's signer attaches"
                 .into(),
         );
-        return reply;
+        return Ok(reply);
     };
+    api.on_ldk(move || running_info(reply, &running)).await
+}
+
+fn running_info(mut reply: pb::GetinfoResponse, running: &Running) -> pb::GetinfoResponse {
     let cm = &running.ldk.channel_manager;
     reply.blockheight = cm.current_best_block().height;
     reply.num_peers = running.peer_manager.list_peers().len() as u32;

@@ -30,11 +30,8 @@ pub async fn invoice(
     let running = api.node_with_signer("invoice").await?;
     let made = {
         let running = running.clone();
-        tokio::task::spawn_blocking(move || {
-            running.ldk.channel_manager.create_bolt11_invoice(params)
-        })
-        .await
-        .map_err(|e| ApiError::Internal(format!("invoice task: {e}")))?
+        api.on_ldk(move || running.ldk.channel_manager.create_bolt11_invoice(params))
+            .await?
     };
     let bolt11 = match made {
         Ok(i) => i,

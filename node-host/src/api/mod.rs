@@ -1,9 +1,12 @@
 //! `cln.Node`, CLN's gRPC node interface: one file per call. Calls not built answer
 //! UNIMPLEMENTED (tonic does so for any method absent from our `cln.proto`).
 
+mod connect;
 mod error;
 mod getinfo;
 mod invoice;
+mod listfunds;
+mod newaddr;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,9 +33,33 @@ pub struct ClnService {
     pub stage: Arc<Stage>,
     /// How long a call that needs the signer waits for one.
     pub signer_wait: Duration,
+    /// The runtime LDK runs on. LDK's calls take locks that a thread waiting for the
+    /// signer may hold, so they run there (on its blocking pool), never on the runtime that
+    /// serves calls and carries the signer's answers.
+    pub ldk: tokio::runtime::Handle,
 }
 
 impl ClnService {
+    /// Runs `f` (which calls into LDK) on the LDK runtime's blocking pool.
+    async fn on_ldk<R: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> R + Send + 'static,
+    ) -> Result<R, ApiError> {
+        self.ldk
+            .spawn_blocking(f)
+            .await
+            .map_err(|e| ApiError::Internal(format!("node task failed: {e}")))
+    }
+
+    /// The running node, waiting at most `signer_wait` for it to start (it starts when the
+    /// signer first attaches).
+    async fn running(&self, what: &str) -> Result<Arc<Running>, ApiError> {
+        self.node
+            .wait_running(self.signer_wait)
+            .await
+            .ok_or_else(|| ApiError::NotStarted(what.to_string()))
+    }
+
     /// The running node with a signer attached, waiting at most `signer_wait` for both.
     async fn node_with_signer(&self, what: &str) -> Result<Arc<Running>, ApiError> {
         let until = tokio::time::Instant::now() + self.signer_wait;
@@ -56,7 +83,7 @@ type Reply<T> = Result<Response<T>, Status>;
 impl node_server::Node for ClnService {
     async fn getinfo(&self, req: Request<pb::GetinfoRequest>) -> Reply<pb::GetinfoResponse> {
         crate::caller::tenant_device(&req, &self.node_id)?;
-        Ok(Response::new(getinfo::getinfo(self)))
+        Ok(Response::new(getinfo::getinfo(self).await?))
     }
 
     async fn invoice(&self, req: Request<pb::InvoiceRequest>) -> Reply<pb::InvoiceResponse> {
@@ -64,5 +91,48 @@ impl node_server::Node for ClnService {
         Ok(Response::new(
             invoice::invoice(self, req.into_inner()).await?,
         ))
+    }
+
+    async fn new_addr(&self, req: Request<pb::NewaddrRequest>) -> Reply<pb::NewaddrResponse> {
+        crate::caller::tenant_device(&req, &self.node_id)?;
+        Ok(Response::new(
+            newaddr::newaddr(self, req.into_inner()).await?,
+        ))
+    }
+
+    async fn list_funds(&self, req: Request<pb::ListfundsRequest>) -> Reply<pb::ListfundsResponse> {
+        crate::caller::tenant_device(&req, &self.node_id)?;
+        Ok(Response::new(
+            listfunds::listfunds(self, req.into_inner()).await?,
+        ))
+    }
+
+    async fn connect_peer(&self, req: Request<pb::ConnectRequest>) -> Reply<pb::ConnectResponse> {
+        crate::caller::tenant_device(&req, &self.node_id)?;
+        Ok(Response::new(
+            connect::connect(self, req.into_inner()).await?,
+        ))
+    }
+}
+
+/// A channel's state in CLN's terms.
+fn channel_state(
+    c: &lightning_signer::lightning::ln::channel_state::ChannelDetails,
+) -> pb::ChannelState {
+    use lightning_signer::lightning::ln::channel_state::ChannelShutdownState;
+    match c.channel_shutdown_state {
+        Some(ChannelShutdownState::NotShuttingDown) | None => {}
+        Some(ChannelShutdownState::ShutdownComplete) => return pb::ChannelState::ClosingdComplete,
+        Some(ChannelShutdownState::NegotiatingClosingFee) => {
+            return pb::ChannelState::ClosingdSigexchange;
+        }
+        Some(_) => return pb::ChannelState::ChanneldShuttingDown,
+    }
+    if c.funding_txo.is_none() {
+        pb::ChannelState::Openingd
+    } else if !c.is_channel_ready {
+        pb::ChannelState::ChanneldAwaitingLockin
+    } else {
+        pb::ChannelState::ChanneldNormal
     }
 }

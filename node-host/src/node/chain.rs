@@ -14,6 +14,11 @@ use tokio::sync::{mpsc, watch};
 
 use super::NodeHandle;
 use crate::ldk::{ChainMonitor, ChannelManager, FeeRates};
+use crate::wallet::Wallet;
+use lightning_signer::bitcoin::Block;
+use lightning_signer::bitcoin::block::Header;
+use lightning_signer::lightning::chain::transaction::TransactionData;
+use lightning_signer::lightning::chain::{BestBlock, Listen};
 
 /// The chain's height.
 pub async fn height(chain: &ChainClient) -> anyhow::Result<u32> {
@@ -30,16 +35,15 @@ pub async fn follow(
     chain: Arc<ChainClient>,
     network: Network,
     tip: ValidatedBlockHeader,
-    channel_manager: Arc<ChannelManager>,
-    chain_monitor: Arc<ChainMonitor>,
+    listeners: Listeners,
     handle: NodeHandle,
     every: Duration,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut cache = UnboundedCache::new();
-    let listener = (chain_monitor, channel_manager);
+    let listener = &listeners;
     let poller = ChainPoller::new(chain, network);
-    let mut spv = SpvClient::new(tip, poller, &mut cache, &listener);
+    let mut spv = SpvClient::new(tip, poller, &mut cache, listener);
     let mut failing = false;
     loop {
         tokio::select! {
@@ -60,7 +64,40 @@ pub async fn follow(
                 }
             }
         }
-        handle.set_height(listener.1.current_best_block().height);
+        handle.set_height(listeners.manager.current_best_block().height);
+    }
+}
+
+/// Everything that follows the chain, in the order blocks reach them: channel monitors
+/// first (they guard funds), then the channel manager, then the wallet.
+pub struct Listeners {
+    /// The chain monitor.
+    pub monitor: Arc<ChainMonitor>,
+    /// The channel manager.
+    pub manager: Arc<ChannelManager>,
+    /// The wallet.
+    pub wallet: Arc<Wallet>,
+}
+
+impl Listen for Listeners {
+    fn filtered_block_connected(&self, header: &Header, txdata: &TransactionData, height: u32) {
+        self.monitor
+            .filtered_block_connected(header, txdata, height);
+        self.manager
+            .filtered_block_connected(header, txdata, height);
+        self.wallet.filtered_block_connected(header, txdata, height);
+    }
+
+    fn block_connected(&self, block: &Block, height: u32) {
+        self.monitor.block_connected(block, height);
+        self.manager.block_connected(block, height);
+        self.wallet.block_connected(block, height);
+    }
+
+    fn blocks_disconnected(&self, fork_point: BestBlock) {
+        self.monitor.blocks_disconnected(fork_point);
+        self.manager.blocks_disconnected(fork_point);
+        self.wallet.blocks_disconnected(fork_point);
     }
 }
 

@@ -26,6 +26,7 @@ use tokio::sync::watch;
 use crate::invoices::Invoices;
 use crate::ldk;
 use crate::stage::Stage;
+use crate::wallet::Wallet;
 
 /// How the node runs.
 pub struct Settings {
@@ -53,6 +54,8 @@ pub struct Running {
     pub peer_manager: Arc<ldk::PeerManager>,
     /// Where peers connect.
     pub p2p_addr: SocketAddr,
+    /// The on-chain wallet.
+    pub wallet: Arc<Wallet>,
 }
 
 /// The node as the API sees it: running or not yet, and the chain's height.
@@ -116,6 +119,7 @@ pub async fn run(
     let built = start::build(&settings, keys, &handle).await?;
     let mut tasks = tokio::task::JoinSet::new();
     let (node, tip, queue, fees) = (built.node, built.tip, built.queue, built.fees);
+    let wallet = built.wallet;
     tasks.spawn(chain::broadcast(settings.chain.clone(), queue));
     tasks.spawn(chain::refresh_fees(
         settings.chain.clone(),
@@ -126,8 +130,11 @@ pub async fn run(
         settings.chain.clone(),
         settings.network,
         tip,
-        node.channel_manager.clone(),
-        node.chain_monitor.clone(),
+        chain::Listeners {
+            monitor: node.chain_monitor.clone(),
+            manager: node.channel_manager.clone(),
+            wallet: wallet.clone(),
+        },
         handle.clone(),
         settings.chain_poll,
         stop.clone(),
@@ -159,6 +166,7 @@ pub async fn run(
         ldk: node,
         peer_manager: peer_manager.clone(),
         p2p_addr,
+        wallet,
     });
     handle.running.send_replace(Some(running.clone()));
     tracing::info!(

@@ -92,11 +92,16 @@ pub async fn disconnect_without_signer(
             _ = tokio::time::sleep(Duration::from_millis(250)) => {}
         }
         let has_signer = stage.signers() > 0;
-        if had_signer && !has_signer && !peer_manager.list_peers().is_empty() {
-            tracing::info!("the signer left: disconnecting every peer");
+        if had_signer && !has_signer {
             let pm = peer_manager.clone();
             // It may wait for threads blocked in signer calls (they end at their deadline).
-            let _ = tokio::task::spawn_blocking(move || pm.disconnect_all_peers()).await;
+            let _ = tokio::task::spawn_blocking(move || {
+                if !pm.list_peers().is_empty() {
+                    tracing::info!("the signer left: disconnecting every peer");
+                    pm.disconnect_all_peers();
+                }
+            })
+            .await;
         }
         had_signer = has_signer;
     }

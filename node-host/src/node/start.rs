@@ -19,6 +19,9 @@ use crate::keys::RemoteKeys;
 use crate::ldk::{self, Broadcaster, FeeRates, Parts};
 use crate::proxy::StageTransport;
 use crate::stage::Stage;
+use crate::wallet::Wallet;
+use bdk_wallet::chain::BlockId;
+use lightning_signer::bitcoin::blockdata::constants::genesis_block;
 
 /// The file holding the key that authenticates payments to our blinded paths: local to
 /// the node, kept across restarts so paths it handed out stay valid.
@@ -127,6 +130,8 @@ pub struct Built {
     pub queue: mpsc::UnboundedReceiver<Vec<Transaction>>,
     /// The fee table.
     pub fees: Arc<FeeRates>,
+    /// The on-chain wallet.
+    pub wallet: Arc<Wallet>,
 }
 
 /// Builds the node new, or reads it back from its store, and brings it to the tip.
@@ -136,6 +141,28 @@ pub async fn build(
     handle: &NodeHandle,
 ) -> Result<Built> {
     let store = Arc::new(FilesystemStore::new(settings.data_dir.join(LDK_DIR)));
+    let xpub = {
+        let keys = keys.clone();
+        tokio::task::spawn_blocking(move || keys.wallet_xpub())
+            .await?
+            .context("the signer did not give its wallet key")?
+    };
+    let genesis = genesis_block(settings.network).block_hash();
+    let open_wallet = |birth: BlockId| -> Result<Arc<Wallet>> {
+        Ok(Arc::new(
+            Wallet::open(store.clone(), &xpub, settings.network, birth, genesis)
+                .context("cannot open the wallet")?,
+        ))
+    };
+    // A wallet already stored follows the chain from where it stopped, with the node.
+    let stored_wallet = if Wallet::exists(&store) {
+        Some(open_wallet(BlockId {
+            height: 0,
+            hash: genesis,
+        })?)
+    } else {
+        None
+    };
     let fees = Arc::new(FeeRates::flat(ldk::FEE_FLOOR));
     super::chain::update_fees(&settings.chain, &fees).await;
     let (broadcaster, queue) = Broadcaster::new();
@@ -176,6 +203,9 @@ pub async fn build(
             for (hash, m) in &monitors {
                 listeners.push((*hash, m as &(dyn Listen + Send + Sync)));
             }
+            if let Some(w) = &stored_wallet {
+                listeners.push((w.tip().hash, &**w as &(dyn Listen + Send + Sync)));
+            }
             init::synchronize_listeners(&*chain, settings.network, &mut cache, listeners)
                 .await
                 .map_err(|e| anyhow!("cannot bring the node to the chain's tip: {e:?}"))?
@@ -206,10 +236,18 @@ pub async fn build(
         (node, tip)
     };
     handle.set_height(tip.height);
+    let wallet = match stored_wallet {
+        Some(w) => w,
+        None => open_wallet(BlockId {
+            height: tip.height,
+            hash: tip.header.block_hash(),
+        })?,
+    };
     Ok(Built {
         node,
         tip,
         queue,
         fees,
+        wallet,
     })
 }
