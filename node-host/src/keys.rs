@@ -33,11 +33,14 @@ use lightning_signer::channel::ChannelId;
 use lightning_signer::lightning;
 use lightning_signer::lightning_invoice::RawBolt11Invoice;
 use vls_protocol::model::PubKey;
+use vls_protocol::model::Utxo;
 use vls_protocol::msgs::{
     Ecdh, EcdhReply, NodeInfo, NodeInfoReply, SignBolt12Invoice, SignBolt12InvoiceReply,
-    SignGossipMessage, SignGossipMessageReply, SignInvoice, SignInvoiceReply,
+    SignGossipMessage, SignGossipMessageReply, SignInvoice, SignInvoiceReply, SignWithdrawal,
+    SignWithdrawalReply,
 };
-use vls_protocol::serde_bolt::Octets;
+use vls_protocol::psbt::StreamedPSBT;
+use vls_protocol::serde_bolt::{Array, Octets};
 use vls_protocol_client::{KeysManagerClient, SignerClient};
 
 use crate::proxy::StageTransport;
@@ -105,6 +108,51 @@ impl RemoteKeys {
     pub fn wallet_xpub(&self) -> Option<bitcoin::bip32::Xpub> {
         let reply: NodeInfoReply = self.client.call(NodeInfo {}).ok()?;
         bitcoin::bip32::Xpub::decode(&reply.bip32.0).ok()
+    }
+
+    /// Has the signer sign the wallet's inputs of `psbt` (`SignWithdrawal`); `inputs` gives,
+    /// for each input in order, its key index and previous output. VLS checks what the
+    /// transaction pays (a channel's funding, our own change, or a destination it allows).
+    /// Returns the transaction with its witnesses, or the signer's reason for refusing.
+    pub fn sign_wallet_spend(
+        &self,
+        psbt: bitcoin::psbt::Psbt,
+        inputs: &[(u32, TxOut)],
+    ) -> Result<Transaction, String> {
+        let utxos = psbt
+            .unsigned_tx
+            .input
+            .iter()
+            .zip(inputs)
+            .map(|(i, (index, out))| Utxo {
+                txid: i.previous_output.txid,
+                outnum: i.previous_output.vout,
+                amount: out.value.to_sat(),
+                keyindex: *index,
+                is_p2sh: false,
+                script: Octets::EMPTY,
+                close_info: None,
+                is_in_coinbase: false,
+            })
+            .collect();
+        let mut tx = psbt.unsigned_tx.clone();
+        let reply: SignWithdrawalReply = self
+            .client
+            .call(SignWithdrawal {
+                utxos: Array(utxos),
+                psbt: StreamedPSBT::new(psbt).into(),
+            })
+            .map_err(|_| {
+                self.take_refusal()
+                    .unwrap_or_else(|| "the signer did not answer".into())
+            })?;
+        let signed = reply.psbt.0.inner;
+        for (input, signed) in tx.input.iter_mut().zip(signed.inputs) {
+            input.witness = signed
+                .final_script_witness
+                .ok_or_else(|| "the signer left an input unsigned".to_string())?;
+        }
+        Ok(tx)
     }
 
     /// The signer's reason for the most recent refusal, if any.

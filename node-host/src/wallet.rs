@@ -14,7 +14,10 @@ use bdk_wallet::{ChangeSet, KeychainKind, LocalOutput, Update};
 use lightning_persister::fs_store::FilesystemStore;
 use lightning_signer::bitcoin::bip32::Xpub;
 use lightning_signer::bitcoin::block::Header;
-use lightning_signer::bitcoin::{Address, Block, BlockHash, Network};
+use lightning_signer::bitcoin::psbt::Psbt;
+use lightning_signer::bitcoin::{
+    Address, Amount, Block, BlockHash, FeeRate, Network, OutPoint, ScriptBuf, Transaction, TxOut,
+};
 use lightning_signer::lightning::chain::transaction::TransactionData;
 use lightning_signer::lightning::chain::{BestBlock, Listen};
 use lightning_signer::lightning::util::persist::KVStoreSync;
@@ -150,7 +153,52 @@ impl Wallet {
         (outs, tip)
     }
 
-    /// The address of `script`, if it is a standard one.
+    /// An unsigned transaction paying `amount` to `script` from the wallet at
+    /// `sat_per_kw`, change back to the wallet. Every input is the wallet's own P2WPKH
+    /// (segwit, so the txid is final before signing), and the PSBT carries what VLS needs:
+    /// each input's previous output whole and as `witness_utxo`, and the change output's
+    /// path. Outpoints in `reserved` are not used.
+    pub fn build_payment(
+        &self,
+        script: ScriptBuf,
+        amount: Amount,
+        sat_per_kw: u32,
+        reserved: &[OutPoint],
+    ) -> Result<Psbt, WalletError> {
+        let mut inner = self.lock();
+        let mut builder = inner.wallet.build_tx();
+        builder
+            .add_recipient(script, amount)
+            .fee_rate(FeeRate::from_sat_per_kwu(sat_per_kw as u64))
+            .unspendable(reserved.to_vec());
+        let psbt = builder.finish().map_err(err)?;
+        // The change address it may have revealed is remembered.
+        self.persist(&mut inner)?;
+        Ok(psbt)
+    }
+
+    /// The wallet's output at `outpoint`: its key index and value.
+    pub fn own_output(&self, outpoint: OutPoint) -> Option<(u32, TxOut)> {
+        self.lock()
+            .wallet
+            .get_utxo(outpoint)
+            .map(|o| (o.derivation_index, o.txout))
+    }
+
+    /// Records a transaction we broadcast, so its inputs count as spent at once.
+    pub fn sent(&self, tx: Transaction) {
+        let mut inner = self.lock();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        inner.wallet.apply_unconfirmed_txs([(tx, now)]);
+        if let Err(e) = self.persist(&mut inner) {
+            tracing::error!(error = %e, "cannot store the wallet");
+        }
+    }
+
+    /// The network.
     pub fn network(&self) -> Network {
         self.lock().wallet.network()
     }

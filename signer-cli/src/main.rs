@@ -113,6 +113,21 @@ enum NodeCall {
         #[arg(long)]
         spent: bool,
     },
+    /// Open a channel to a connected peer, funded from the wallet (JSON).
+    Fundchannel {
+        /// The peer's node id.
+        id: String,
+        /// Channel size in satoshis.
+        amount_sat: u64,
+        /// Fee rate for the funding transaction, sat per 1000 weight units.
+        #[arg(long)]
+        feerate_perkw: Option<u32>,
+        /// Announce the channel for forwarding.
+        #[arg(long)]
+        announce: bool,
+    },
+    /// The node's channels (JSON).
+    Listpeerchannels,
     /// Connect to a Lightning peer: `NODE_ID@HOST:PORT` (JSON).
     Connect {
         /// The peer, `NODE_ID@HOST:PORT`.
@@ -275,6 +290,50 @@ async fn node_call(dir: &DataDir, call: NodeCall) -> Result<()> {
                 .await
                 .map_err(refused("ListFunds"))?;
             node_api::listfunds_json(r.get_ref())
+        }
+        NodeCall::Fundchannel {
+            id,
+            amount_sat,
+            feerate_perkw,
+            announce,
+        } => {
+            use skylight_proto::cln::{Amount, AmountOrAll, Feerate, amount_or_all, feerate};
+            let req = skylight_proto::cln::FundchannelRequest {
+                id: hex::decode(id.trim())
+                    .ok()
+                    .filter(|b| b.len() == 33)
+                    .context("the peer id must be 66 hex characters")?,
+                amount: Some(AmountOrAll {
+                    value: Some(amount_or_all::Value::Amount(Amount {
+                        msat: amount_sat * 1000,
+                    })),
+                }),
+                feerate: feerate_perkw.map(|r| Feerate {
+                    style: Some(feerate::Style::Perkw(r)),
+                }),
+                announce: Some(announce),
+                ..Default::default()
+            };
+            let r = node
+                .fund_channel(signer.sign(req)?)
+                .await
+                .map_err(refused("FundChannel"))?;
+            let r = r.get_ref();
+            serde_json::json!({
+                "txid": hex::encode(&r.txid),
+                "outnum": r.outnum,
+                "channel_id": hex::encode(&r.channel_id),
+                "tx": hex::encode(&r.tx),
+            })
+        }
+        NodeCall::Listpeerchannels => {
+            let r = node
+                .list_peer_channels(
+                    signer.sign(skylight_proto::cln::ListpeerchannelsRequest::default())?,
+                )
+                .await
+                .map_err(refused("ListPeerChannels"))?;
+            node_api::listpeerchannels_json(r.get_ref())
         }
         NodeCall::Connect { peer } => {
             let req = skylight_proto::cln::ConnectRequest {

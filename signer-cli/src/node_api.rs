@@ -144,11 +144,8 @@ pub fn amount_or_any(text: &str) -> Result<skylight_proto::cln::AmountOrAny> {
 /// What `node listfunds` prints.
 pub fn listfunds_json(r: &skylight_proto::cln::ListfundsResponse) -> serde_json::Value {
     use skylight_proto::cln::listfunds_outputs::ListfundsOutputsStatus;
-    let txid = |b: &[u8]| {
-        let mut b = b.to_vec();
-        b.reverse(); // displayed byte order
-        hex::encode(b)
-    };
+    // CLN's gRPC carries txids in the order they are displayed.
+    let txid = |b: &[u8]| hex::encode(b);
     let outputs: Vec<_> = r
         .outputs
         .iter()
@@ -186,4 +183,35 @@ pub fn listfunds_json(r: &skylight_proto::cln::ListfundsResponse) -> serde_json:
         })
         .collect();
     serde_json::json!({ "outputs": outputs, "channels": channels })
+}
+
+/// What `node listpeerchannels` prints.
+pub fn listpeerchannels_json(
+    r: &skylight_proto::cln::ListpeerchannelsResponse,
+) -> serde_json::Value {
+    let msat = |a: &Option<skylight_proto::cln::Amount>| a.as_ref().map_or(0, |a| a.msat);
+    let channels: Vec<_> = r
+        .channels
+        .iter()
+        .map(|c| {
+            serde_json::json!({
+                "peer_id": hex::encode(&c.peer_id),
+                "peer_connected": c.peer_connected,
+                "state": skylight_proto::cln::ChannelState::try_from(c.state)
+                    .map(|s| s.as_str_name().to_string())
+                    .unwrap_or_default(),
+                "short_channel_id": c.short_channel_id,
+                "channel_id": c.channel_id.as_ref().map(hex::encode),
+                "funding_txid": c.funding_txid.as_ref().map(hex::encode),
+                "funding_outnum": c.funding_outnum,
+                "opener": if c.opener == 0 { "local" } else { "remote" },
+                "to_us_msat": msat(&c.to_us_msat),
+                "total_msat": msat(&c.total_msat),
+                "spendable_msat": msat(&c.spendable_msat),
+                "receivable_msat": msat(&c.receivable_msat),
+                "status": c.status,
+            })
+        })
+        .collect();
+    serde_json::json!({ "channels": channels })
 }

@@ -69,7 +69,7 @@ fn chain(s: &Scheduler, args: &[&str]) -> String {
 }
 
 #[test]
-fn the_faucet_funds_a_wallet_and_tenants_connect_as_peers() {
+fn the_faucet_funds_a_wallet_tenants_connect_and_open_a_channel() {
     let s = Scheduler::start(&[]).unwrap();
     let a = Tenant::new(&s);
     let b = Tenant::new(&s);
@@ -101,4 +101,44 @@ fn the_faucet_funds_a_wallet_and_tenants_connect_as_peers() {
         b.call(&["getinfo"])["num_peers"] == 1
     });
     assert_eq!(a.call(&["getinfo"])["num_peers"], 1);
+
+    // A opens a 200,000 sat channel to B: the commitments are signed by both signers, and
+    // A's signer signs the funding inputs only after B countersigned the first commitment.
+    let b_id = b.call(&["getinfo"])["id"].as_str().unwrap().to_string();
+    let opened = a.call(&["fundchannel", &b_id, "200000", "--feerate-perkw", "1000"]);
+    let funding_txid = opened["txid"].as_str().unwrap().to_string();
+    assert_eq!(funding_txid.len(), 64);
+    let channel = &a.call(&["listpeerchannels"])["channels"][0];
+    assert_eq!(channel["state"], "ChanneldAwaitingLockin");
+    assert_eq!(channel["funding_txid"], funding_txid.as_str());
+    assert_eq!(channel["opener"], "local");
+    assert_eq!(channel["total_msat"], 200_000_000u64);
+
+    // Six blocks later (B's default minimum depth) the channel is usable on both sides.
+    chain(&s, &["mine", "6"]);
+    for (who, t) in [("A", &a), ("B", &b)] {
+        eventually(&format!("{who} sees the channel ready"), || {
+            t.call(&["listpeerchannels"])["channels"][0]["state"] == "ChanneldNormal"
+        });
+    }
+    let theirs = &b.call(&["listpeerchannels"])["channels"][0];
+    assert_eq!(theirs["opener"], "remote");
+    assert_eq!(theirs["to_us_msat"], 0);
+    let ours = a.call(&["listpeerchannels"])["channels"][0]["to_us_msat"]
+        .as_u64()
+        .unwrap();
+    assert!(
+        ours > 190_000_000 && ours < 200_000_000,
+        "A holds the channel less the commitment fee: {ours}"
+    );
+    // The funding spent A's faucet output; the change came back to A's wallet.
+    let funds = a.call(&["listfunds"]);
+    let outs = funds["outputs"].as_array().unwrap();
+    assert!(outs.iter().all(|o| o["txid"] != txid.as_str()), "{funds}");
+    assert!(
+        outs.iter()
+            .any(|o| o["txid"] == funding_txid.as_str() && o["status"] == "confirmed"),
+        "{funds}"
+    );
+    assert_eq!(funds["channels"][0]["amount_msat"], 200_000_000u64);
 }

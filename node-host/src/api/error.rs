@@ -43,6 +43,9 @@ pub enum ApiError {
         /// Its reason.
         reason: String,
     },
+    /// The node is not in a state to do it (a peer not connected, say).
+    #[error("{0}")]
+    Precondition(String),
     /// Storage or another fault on our side.
     #[error("internal error: {0}")]
     Internal(String),
@@ -59,6 +62,7 @@ impl From<ApiError> for Status {
             | ApiError::NotStarted(_)
             | ApiError::Unreachable(_) => Status::unavailable(message),
             ApiError::Refused { .. } => Status::permission_denied(message),
+            ApiError::Precondition(_) => Status::failed_precondition(message),
             ApiError::Internal(_) => {
                 tracing::error!(%message, "node call failed");
                 Status::internal(message)

@@ -2,10 +2,9 @@
 
 use bdk_wallet::chain::ChainPosition;
 use lightning_signer::bitcoin::Address;
-use lightning_signer::bitcoin::hashes::Hash;
 use skylight_proto::cln::{self as pb, listfunds_outputs::ListfundsOutputsStatus};
 
-use super::{ApiError, ClnService, channel_state};
+use super::{ApiError, ClnService, channel_state, our_balance_msat, txid_bytes};
 use crate::node::Running;
 
 pub async fn listfunds(
@@ -34,7 +33,7 @@ fn list(running: &Running, spent: bool) -> pb::ListfundsResponse {
                 }
             };
             pb::ListfundsOutputs {
-                txid: o.outpoint.txid.to_byte_array().to_vec(),
+                txid: txid_bytes(&o.outpoint.txid),
                 output: o.outpoint.vout,
                 amount_msat: Some(pb::Amount {
                     msat: o.txout.value.to_sat() * 1000,
@@ -65,15 +64,14 @@ fn list(running: &Running, spent: bool) -> pb::ListfundsResponse {
         .map(|c| pb::ListfundsChannels {
             peer_id: c.counterparty.node_id.serialize().to_vec(),
             our_amount_msat: Some(pb::Amount {
-                msat: c.outbound_capacity_msat
-                    + c.unspendable_punishment_reserve.unwrap_or(0) * 1000,
+                msat: our_balance_msat(running, &c),
             }),
             amount_msat: Some(pb::Amount {
                 msat: c.channel_value_satoshis * 1000,
             }),
             funding_txid: c
                 .funding_txo
-                .map(|o| o.txid.to_byte_array().to_vec())
+                .map(|o| txid_bytes(&o.txid))
                 .unwrap_or_default(),
             funding_output: c.funding_txo.map(|o| o.index as u32).unwrap_or(0),
             connected: connected.contains(&c.counterparty.node_id),

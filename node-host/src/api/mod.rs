@@ -3,9 +3,11 @@
 
 mod connect;
 mod error;
+mod fundchannel;
 mod getinfo;
 mod invoice;
 mod listfunds;
+mod listpeerchannels;
 mod newaddr;
 
 use std::sync::Arc;
@@ -107,6 +109,26 @@ impl node_server::Node for ClnService {
         ))
     }
 
+    async fn fund_channel(
+        &self,
+        req: Request<pb::FundchannelRequest>,
+    ) -> Reply<pb::FundchannelResponse> {
+        crate::caller::tenant_device(&req, &self.node_id)?;
+        Ok(Response::new(
+            fundchannel::fundchannel(self, req.into_inner()).await?,
+        ))
+    }
+
+    async fn list_peer_channels(
+        &self,
+        req: Request<pb::ListpeerchannelsRequest>,
+    ) -> Reply<pb::ListpeerchannelsResponse> {
+        crate::caller::tenant_device(&req, &self.node_id)?;
+        Ok(Response::new(
+            listpeerchannels::listpeerchannels(self, req.into_inner()).await?,
+        ))
+    }
+
     async fn connect_peer(&self, req: Request<pb::ConnectRequest>) -> Reply<pb::ConnectResponse> {
         crate::caller::tenant_device(&req, &self.node_id)?;
         Ok(Response::new(
@@ -135,4 +157,32 @@ fn channel_state(
     } else {
         pb::ChannelState::ChanneldNormal
     }
+}
+
+/// A txid as CLN's gRPC carries it: the bytes of its hex form (display order).
+fn txid_bytes(txid: &lightning_signer::bitcoin::Txid) -> Vec<u8> {
+    use lightning_signer::bitcoin::hashes::Hash;
+    let mut b = txid.to_byte_array().to_vec();
+    b.reverse();
+    b
+}
+
+/// What is ours in a channel: what we would get on chain if it closed now (sat, as msat),
+/// from its monitor; nothing before the channel has one.
+fn our_balance_msat(
+    running: &Running,
+    c: &lightning_signer::lightning::ln::channel_state::ChannelDetails,
+) -> u64 {
+    running
+        .ldk
+        .chain_monitor
+        .get_monitor(c.channel_id)
+        .map(|m| {
+            m.get_claimable_balances()
+                .iter()
+                .map(|b| b.claimable_amount_satoshis())
+                .sum::<u64>()
+                * 1000
+        })
+        .unwrap_or(0)
 }

@@ -8,6 +8,7 @@ use lightning_background_processor::{
     GossipSync as Gossip, NO_LIQUIDITY_MANAGER, NO_ONION_MESSENGER, process_events_async,
 };
 use lightning_persister::fs_store::FilesystemStore;
+use lightning_signer::bitcoin::Amount;
 use lightning_signer::lightning::chain::Filter;
 use lightning_signer::lightning::events::{Event, ReplayEvent};
 use lightning_signer::lightning::types::payment::PaymentPreimage;
@@ -150,6 +151,67 @@ fn on_event(
                     return Err(ReplayEvent());
                 }
             }
+        }
+        Event::FundingGenerationReady {
+            temporary_channel_id,
+            counterparty_node_id,
+            channel_value_satoshis,
+            output_script,
+            user_channel_id,
+        } => {
+            let Some(running) = handle.running() else {
+                return Err(ReplayEvent());
+            };
+            handle.fundings.generate(
+                channel_manager,
+                &running.wallet,
+                user_channel_id,
+                temporary_channel_id,
+                counterparty_node_id,
+                Amount::from_sat(channel_value_satoshis),
+                output_script,
+            );
+        }
+        Event::FundingTxBroadcastSafe {
+            channel_id,
+            user_channel_id,
+            funding_txo,
+            counterparty_node_id,
+            ..
+        } => {
+            let Some(running) = handle.running() else {
+                return Err(ReplayEvent());
+            };
+            if let Err(why) = handle.fundings.sign_and_broadcast(
+                &running.ldk.keys,
+                &running.wallet,
+                &running.broadcaster,
+                user_channel_id,
+                channel_id,
+                funding_txo.vout,
+            ) {
+                tracing::warn!(%channel_id, %why, "funding not signed: closing the channel");
+                // Nothing is on chain yet: closing costs nothing and frees the inputs.
+                let _ = channel_manager.force_close_broadcasting_latest_txn(
+                    &channel_id,
+                    &counterparty_node_id,
+                    why,
+                );
+            }
+        }
+        Event::ChannelClosed {
+            channel_id,
+            user_channel_id,
+            reason,
+            ..
+        } => {
+            tracing::info!(%channel_id, %reason, "channel closed");
+            handle
+                .fundings
+                .closed(user_channel_id, format!("the channel closed: {reason}"));
+        }
+        Event::ChannelReady { channel_id, .. } => {
+            tracing::info!(%channel_id, "channel ready");
         }
         Event::SpendableOutputs { outputs, .. } => {
             tracing::warn!(

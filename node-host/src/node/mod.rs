@@ -9,6 +9,7 @@
 
 mod chain;
 mod events;
+pub mod funding;
 mod peers;
 mod start;
 
@@ -56,6 +57,10 @@ pub struct Running {
     pub p2p_addr: SocketAddr,
     /// The on-chain wallet.
     pub wallet: Arc<Wallet>,
+    /// The fee table.
+    pub fees: Arc<ldk::FeeRates>,
+    /// The broadcast queue.
+    pub broadcaster: Arc<ldk::Broadcaster>,
 }
 
 /// The node as the API sees it: running or not yet, and the chain's height.
@@ -65,6 +70,8 @@ pub struct NodeHandle {
     height: watch::Sender<Option<u32>>,
     /// The invoices.
     pub invoices: Arc<Invoices>,
+    /// Channel fundings under way.
+    pub fundings: Arc<funding::Fundings>,
 }
 
 impl NodeHandle {
@@ -74,6 +81,7 @@ impl NodeHandle {
             running: watch::channel(None).0,
             height: watch::channel(None).0,
             invoices,
+            fundings: Arc::default(),
         }
     }
 
@@ -119,11 +127,11 @@ pub async fn run(
     let built = start::build(&settings, keys, &handle).await?;
     let mut tasks = tokio::task::JoinSet::new();
     let (node, tip, queue, fees) = (built.node, built.tip, built.queue, built.fees);
-    let wallet = built.wallet;
+    let (wallet, broadcaster) = (built.wallet, built.broadcaster);
     tasks.spawn(chain::broadcast(settings.chain.clone(), queue));
     tasks.spawn(chain::refresh_fees(
         settings.chain.clone(),
-        fees,
+        fees.clone(),
         stop.clone(),
     ));
     tasks.spawn(chain::follow(
@@ -167,6 +175,8 @@ pub async fn run(
         peer_manager: peer_manager.clone(),
         p2p_addr,
         wallet,
+        fees,
+        broadcaster,
     });
     handle.running.send_replace(Some(running.clone()));
     tracing::info!(

@@ -132,6 +132,8 @@ pub struct Built {
     pub fees: Arc<FeeRates>,
     /// The on-chain wallet.
     pub wallet: Arc<Wallet>,
+    /// The broadcast queue.
+    pub broadcaster: Arc<Broadcaster>,
 }
 
 /// Builds the node new, or reads it back from its store, and brings it to the tip.
@@ -249,5 +251,6 @@ pub async fn build(
         queue,
         fees,
         wallet,
+        broadcaster,
     })
 }

@@ -1,0 +1,71 @@
+//! `ListPeerChannels`: the node's channels with their peers.
+
+use lightning_signer::lightning::ln::channel_state::ChannelDetails;
+use skylight_proto::cln::{self as pb, ChannelSide};
+
+use super::listfunds::scid;
+use super::{ApiError, ClnService, channel_state, our_balance_msat, txid_bytes};
+use crate::node::Running;
+
+pub async fn listpeerchannels(
+    api: &ClnService,
+    req: pb::ListpeerchannelsRequest,
+) -> Result<pb::ListpeerchannelsResponse, ApiError> {
+    let running = api.running("its channels").await?;
+    api.on_ldk(move || list(&running, &req)).await
+}
+
+fn list(running: &Running, req: &pb::ListpeerchannelsRequest) -> pb::ListpeerchannelsResponse {
+    let connected: Vec<_> = running
+        .peer_manager
+        .list_peers()
+        .into_iter()
+        .map(|p| p.counterparty_node_id)
+        .collect();
+    let wanted = |c: &ChannelDetails| {
+        req.id
+            .as_ref()
+            .is_none_or(|id| *id == c.counterparty.node_id.serialize().to_vec())
+            && req
+                .short_channel_id
+                .as_ref()
+                .is_none_or(|s| c.short_channel_id.map(scid).as_ref() == Some(s))
+            && req
+                .channel_id
+                .as_ref()
+                .is_none_or(|id| *id == c.channel_id.0.to_vec())
+    };
+    let amount = |msat: u64| Some(pb::Amount { msat });
+    let channels = running
+        .ldk
+        .channel_manager
+        .list_channels()
+        .into_iter()
+        .filter(wanted)
+        .map(|c| pb::ListpeerchannelsChannels {
+            peer_id: c.counterparty.node_id.serialize().to_vec(),
+            peer_connected: connected.contains(&c.counterparty.node_id),
+            state: channel_state(&c) as i32,
+            short_channel_id: c.short_channel_id.map(scid),
+            channel_id: Some(c.channel_id.0.to_vec()),
+            funding_txid: c.funding_txo.map(|o| txid_bytes(&o.txid)),
+            funding_outnum: c.funding_txo.map(|o| o.index as u32),
+            private: Some(!c.is_announced),
+            opener: if c.is_outbound {
+                ChannelSide::Local
+            } else {
+                ChannelSide::Remote
+            } as i32,
+            to_us_msat: amount(our_balance_msat(running, &c)),
+            total_msat: amount(c.channel_value_satoshis * 1000),
+            spendable_msat: amount(c.next_outbound_htlc_limit_msat),
+            receivable_msat: amount(c.inbound_capacity_msat),
+            status: vec![format!(
+                "confirmations: {}/{}",
+                c.confirmations.unwrap_or(0),
+                c.confirmations_required.unwrap_or(0)
+            )],
+        })
+        .collect();
+    pb::ListpeerchannelsResponse { channels }
+}
