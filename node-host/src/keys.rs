@@ -35,12 +35,12 @@ use lightning_signer::lightning_invoice::RawBolt11Invoice;
 use vls_protocol::model::PubKey;
 use vls_protocol::model::Utxo;
 use vls_protocol::msgs::{
-    Ecdh, EcdhReply, NodeInfo, NodeInfoReply, SignBolt12Invoice, SignBolt12InvoiceReply,
-    SignGossipMessage, SignGossipMessageReply, SignInvoice, SignInvoiceReply, SignWithdrawal,
-    SignWithdrawalReply,
+    Ecdh, EcdhReply, NodeInfo, NodeInfoReply, PreapproveInvoice, PreapproveInvoiceReply,
+    SignBolt12Invoice, SignBolt12InvoiceReply, SignGossipMessage, SignGossipMessageReply,
+    SignInvoice, SignInvoiceReply, SignWithdrawal, SignWithdrawalReply,
 };
 use vls_protocol::psbt::StreamedPSBT;
-use vls_protocol::serde_bolt::{Array, Octets};
+use vls_protocol::serde_bolt::{Array, Octets, WireString};
 use vls_protocol_client::{KeysManagerClient, SignerClient};
 
 use crate::proxy::StageTransport;
@@ -153,6 +153,21 @@ impl RemoteKeys {
                 .ok_or_else(|| "the signer left an input unsigned".to_string())?;
         }
         Ok(tx)
+    }
+
+    /// Asks the signer to approve paying `bolt11` (`PreapproveInvoice`). `Err` carries the
+    /// signer's reason for refusing.
+    pub fn preapprove_invoice(&self, bolt11: &str) -> Result<bool, String> {
+        let reply: PreapproveInvoiceReply = self
+            .client
+            .call(PreapproveInvoice {
+                invstring: WireString(bolt11.as_bytes().to_vec()),
+            })
+            .map_err(|_| {
+                self.take_refusal()
+                    .unwrap_or_else(|| "the signer did not answer".into())
+            })?;
+        Ok(reply.result)
     }
 
     /// The signer's reason for the most recent refusal, if any.

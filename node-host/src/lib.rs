@@ -21,6 +21,7 @@ pub mod keys;
 pub mod ldk;
 pub mod node;
 pub mod node_service;
+pub mod payments;
 pub mod proxy;
 pub mod server;
 pub mod signed_requests;

@@ -21,6 +21,7 @@ use skylight_node_host::hsm_service::HsmService;
 use skylight_node_host::invoices::Invoices;
 use skylight_node_host::node::{self, NodeHandle, Settings};
 use skylight_node_host::node_service::NodeService;
+use skylight_node_host::payments::Payments;
 use skylight_node_host::server::{self, ServerTls};
 use skylight_node_host::signed_requests::Verifier;
 use skylight_node_host::signer_state::SignerState;
@@ -172,7 +173,10 @@ async fn run(args: Args, io: tokio::runtime::Handle) -> Result<()> {
     let invoices = Arc::new(
         Invoices::open(&args.data_dir.join("invoices.redb")).context("cannot open the invoices")?,
     );
-    let handle = NodeHandle::new(invoices);
+    let payments = Arc::new(
+        Payments::open(&args.data_dir.join("payments.redb")).context("cannot open the payments")?,
+    );
+    let handle = NodeHandle::new(invoices, payments);
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let idle = Duration::from_secs(args.idle_timeout);

@@ -112,7 +112,12 @@ async fn start(pki: &Pki) -> Node {
     let cln = skylight_node_host::api::ClnService {
         node_id: A,
         network: bitcoin::Network::Regtest,
-        node: skylight_node_host::node::NodeHandle::new(Arc::new(invoices)),
+        node: skylight_node_host::node::NodeHandle::new(
+            Arc::new(invoices),
+            Arc::new(
+                skylight_node_host::payments::Payments::open(&dir.path().join("p.redb")).unwrap(),
+            ),
+        ),
         stage: stage.clone(),
         signer_wait: Duration::from_secs(1),
         ldk: tokio::runtime::Handle::current(),

@@ -128,6 +128,19 @@ enum NodeCall {
     },
     /// The node's channels (JSON).
     Listpeerchannels,
+    /// Pay a BOLT11 invoice; the signer approves it because this call, signed by this
+    /// device, names it (JSON).
+    Pay {
+        /// The invoice.
+        bolt11: String,
+        /// Amount in msat, for an invoice that names none.
+        #[arg(long)]
+        amount_msat: Option<u64>,
+    },
+    /// Outgoing payments (JSON).
+    Listpays,
+    /// Invoices and whether they were paid (JSON).
+    Listinvoices,
     /// Connect to a Lightning peer: `NODE_ID@HOST:PORT` (JSON).
     Connect {
         /// The peer, `NODE_ID@HOST:PORT`.
@@ -334,6 +347,39 @@ async fn node_call(dir: &DataDir, call: NodeCall) -> Result<()> {
                 .await
                 .map_err(refused("ListPeerChannels"))?;
             node_api::listpeerchannels_json(r.get_ref())
+        }
+        NodeCall::Pay {
+            bolt11,
+            amount_msat,
+        } => {
+            let req = skylight_proto::cln::PayRequest {
+                bolt11,
+                amount_msat: amount_msat.map(|msat| skylight_proto::cln::Amount { msat }),
+                ..Default::default()
+            };
+            let r = node.pay(signer.sign(req)?).await.map_err(refused("Pay"))?;
+            let r = r.get_ref();
+            serde_json::json!({
+                "payment_hash": hex::encode(&r.payment_hash),
+                "payment_preimage": hex::encode(&r.payment_preimage),
+                "amount_msat": r.amount_msat.as_ref().map_or(0, |a| a.msat),
+                "amount_sent_msat": r.amount_sent_msat.as_ref().map_or(0, |a| a.msat),
+                "status": "complete",
+            })
+        }
+        NodeCall::Listpays => {
+            let r = node
+                .list_pays(signer.sign(skylight_proto::cln::ListpaysRequest::default())?)
+                .await
+                .map_err(refused("ListPays"))?;
+            node_api::listpays_json(r.get_ref())
+        }
+        NodeCall::Listinvoices => {
+            let r = node
+                .list_invoices(signer.sign(skylight_proto::cln::ListinvoicesRequest::default())?)
+                .await
+                .map_err(refused("ListInvoices"))?;
+            node_api::listinvoices_json(r.get_ref())
         }
         NodeCall::Connect { peer } => {
             let req = skylight_proto::cln::ConnectRequest {

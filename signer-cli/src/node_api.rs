@@ -215,3 +215,52 @@ pub fn listpeerchannels_json(
         .collect();
     serde_json::json!({ "channels": channels })
 }
+
+/// What `node listpays` prints.
+pub fn listpays_json(r: &skylight_proto::cln::ListpaysResponse) -> serde_json::Value {
+    use skylight_proto::cln::listpays_pays::ListpaysPaysStatus;
+    let pays: Vec<_> = r
+        .pays
+        .iter()
+        .map(|p| {
+            serde_json::json!({
+                "payment_hash": hex::encode(&p.payment_hash),
+                "status": ListpaysPaysStatus::try_from(p.status)
+                    .map(|s| s.as_str_name().to_ascii_lowercase())
+                    .unwrap_or_default(),
+                "destination": p.destination.as_ref().map(hex::encode),
+                "bolt11": p.bolt11,
+                "amount_msat": p.amount_msat.as_ref().map(|a| a.msat),
+                "amount_sent_msat": p.amount_sent_msat.as_ref().map(|a| a.msat),
+                "preimage": p.preimage.as_ref().map(hex::encode),
+                "created_index": p.created_index,
+            })
+        })
+        .collect();
+    serde_json::json!({ "pays": pays })
+}
+
+/// What `node listinvoices` prints.
+pub fn listinvoices_json(r: &skylight_proto::cln::ListinvoicesResponse) -> serde_json::Value {
+    use skylight_proto::cln::listinvoices_invoices::ListinvoicesInvoicesStatus;
+    let invoices: Vec<_> = r
+        .invoices
+        .iter()
+        .map(|i| {
+            serde_json::json!({
+                "label": i.label,
+                "status": ListinvoicesInvoicesStatus::try_from(i.status)
+                    .map(|s| s.as_str_name().to_ascii_lowercase())
+                    .unwrap_or_default(),
+                "payment_hash": hex::encode(&i.payment_hash),
+                "amount_msat": i.amount_msat.as_ref().map(|a| a.msat),
+                "amount_received_msat": i.amount_received_msat.as_ref().map(|a| a.msat),
+                "bolt11": i.bolt11,
+                "pay_index": i.pay_index,
+                "paid_at": i.paid_at,
+                "created_index": i.created_index,
+            })
+        })
+        .collect();
+    serde_json::json!({ "invoices": invoices })
+}

@@ -141,4 +141,48 @@ fn the_faucet_funds_a_wallet_tenants_connect_and_open_a_channel() {
         "{funds}"
     );
     assert_eq!(funds["channels"][0]["amount_msat"], 200_000_000u64);
+
+    // B makes an invoice, A pays it: A's signer approves it because A's signed Pay names
+    // it, and every commitment on both sides is signed by its own signer.
+    let bolt11 = b.call(&[
+        "invoice",
+        "--amount-msat",
+        "10000000",
+        "--label",
+        "coffee",
+        "--description",
+        "a coffee",
+    ])["bolt11"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let paid = a.call(&["pay", &bolt11]);
+    assert_eq!(paid["amount_msat"], 10_000_000);
+    let pays = a.call(&["listpays"]);
+    assert_eq!(pays["pays"][0]["status"], "complete", "{pays}");
+    assert_eq!(pays["pays"][0]["preimage"], paid["payment_preimage"]);
+    eventually("B sees its invoice paid", || {
+        b.call(&["listinvoices"])["invoices"][0]["status"] == "paid"
+    });
+    let invoice = &b.call(&["listinvoices"])["invoices"][0];
+    assert_eq!(invoice["amount_received_msat"], 10_000_000);
+    assert_eq!(invoice["label"], "coffee");
+
+    // Paying the same invoice twice is refused by the node.
+    let r = a.cli.run(&["node", "pay", &bolt11]).unwrap();
+    assert!(!r.ok && r.stderr.contains("paid already"), "{}", r.stderr);
+
+    // B pays A back.
+    let back = a.call(&["invoice", "--amount-msat", "4000000", "--label", "change"])["bolt11"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    b.call(&["pay", &back]);
+    eventually("A sees B's payment", || {
+        a.call(&["listinvoices"])["invoices"][0]["status"] == "paid"
+    });
+    let theirs = b.call(&["listpeerchannels"])["channels"][0]["to_us_msat"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(theirs, 6_000_000, "B holds 10,000 - 4,000 sat");
 }

@@ -7,8 +7,11 @@ mod fundchannel;
 mod getinfo;
 mod invoice;
 mod listfunds;
+mod listinvoices;
+mod listpays;
 mod listpeerchannels;
 mod newaddr;
+mod pay;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -126,6 +129,28 @@ impl node_server::Node for ClnService {
         crate::caller::tenant_device(&req, &self.node_id)?;
         Ok(Response::new(
             listpeerchannels::listpeerchannels(self, req.into_inner()).await?,
+        ))
+    }
+
+    async fn pay(&self, req: Request<pb::PayRequest>) -> Reply<pb::PayResponse> {
+        crate::caller::tenant_device(&req, &self.node_id)?;
+        Ok(Response::new(pay::pay(self, req.into_inner()).await?))
+    }
+
+    async fn list_pays(&self, req: Request<pb::ListpaysRequest>) -> Reply<pb::ListpaysResponse> {
+        crate::caller::tenant_device(&req, &self.node_id)?;
+        Ok(Response::new(
+            listpays::listpays(self, req.into_inner()).await?,
+        ))
+    }
+
+    async fn list_invoices(
+        &self,
+        req: Request<pb::ListinvoicesRequest>,
+    ) -> Reply<pb::ListinvoicesResponse> {
+        crate::caller::tenant_device(&req, &self.node_id)?;
+        Ok(Response::new(
+            listinvoices::listinvoices(self, req.into_inner()).await?,
         ))
     }
 

@@ -18,6 +18,7 @@ use tokio::sync::watch;
 use super::NodeHandle;
 use crate::keys::RemoteKeys;
 use crate::ldk::{self, Broadcaster, FeeRates, GossipSync, Logger, PeerManager};
+use crate::payments::Status;
 
 /// The sweeper's type. None runs yet: outputs a force close leaves to us are reported, not
 /// swept (see `SpendableOutputs` below).
@@ -212,6 +213,41 @@ fn on_event(
         }
         Event::ChannelReady { channel_id, .. } => {
             tracing::info!(%channel_id, "channel ready");
+        }
+        Event::PaymentSent {
+            payment_hash,
+            payment_preimage,
+            amount_msat,
+            fee_paid_msat,
+            ..
+        } => {
+            tracing::info!(hash = %payment_hash, "payment sent");
+            let settled = handle.payments.settle(payment_hash.0, |p| {
+                p.status = Status::Complete;
+                p.preimage = Some(hex::encode(payment_preimage.0));
+                p.completed_at = Some(now_secs());
+                p.amount_sent_msat =
+                    Some(amount_msat.unwrap_or(p.amount_msat) + fee_paid_msat.unwrap_or(0));
+            });
+            if let Err(e) = settled {
+                tracing::error!(error = %e, "cannot record the payment; will retry");
+                return Err(ReplayEvent());
+            }
+        }
+        Event::PaymentFailed {
+            payment_id, reason, ..
+        } => {
+            let why = format!("the payment failed: {reason:?}");
+            tracing::warn!(%why, "payment failed");
+            let settled = handle.payments.settle(payment_id.0, |p| {
+                p.status = Status::Failed;
+                p.failure = Some(why.clone());
+                p.completed_at = Some(now_secs());
+            });
+            if let Err(e) = settled {
+                tracing::error!(error = %e, "cannot record the payment; will retry");
+                return Err(ReplayEvent());
+            }
         }
         Event::SpendableOutputs { outputs, .. } => {
             tracing::warn!(

@@ -26,6 +26,7 @@ use tokio::sync::watch;
 
 use crate::invoices::Invoices;
 use crate::ldk;
+use crate::payments::Payments;
 use crate::stage::Stage;
 use crate::wallet::Wallet;
 
@@ -72,16 +73,19 @@ pub struct NodeHandle {
     pub invoices: Arc<Invoices>,
     /// Channel fundings under way.
     pub fundings: Arc<funding::Fundings>,
+    /// Outgoing payments.
+    pub payments: Arc<Payments>,
 }
 
 impl NodeHandle {
     /// A handle for a node not started yet.
-    pub fn new(invoices: Arc<Invoices>) -> Self {
+    pub fn new(invoices: Arc<Invoices>, payments: Arc<Payments>) -> Self {
         NodeHandle {
             running: watch::channel(None).0,
             height: watch::channel(None).0,
             invoices,
             fundings: Arc::default(),
+            payments,
         }
     }
 

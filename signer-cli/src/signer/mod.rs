@@ -7,6 +7,7 @@
 //! restarts or reconnects (and initialises again) never meets a handler that has already
 //! been initialised: upstream panics on a second init.
 
+pub mod approvals;
 mod integrity;
 mod store;
 
@@ -241,6 +242,16 @@ impl Signer {
         let message = msgs::from_vec(req.raw.clone())
             .map_err(|e| format!("policy: the request does not parse: {e:?}"))?;
         refuse_disguised_message_signing(&message)?;
+        let approvals = approvals::Approvals::from_requests(&req.requests);
+        if let Message::PreapproveInvoice(m) = &message {
+            let invoice = String::from_utf8_lossy(&m.invstring.0);
+            if !approvals.allows_bolt11(&invoice) {
+                return Err(
+                    "policy: no Pay request signed by a device of this node names this invoice"
+                        .into(),
+                );
+            }
+        }
 
         let persister = Arc::new(KVVPersister(
             CloudKVVStore::new(self.local.clone()),
@@ -251,7 +262,7 @@ impl Signer {
         // VLS panics on some malformed requests (short gossip payloads, say): a panic is a
         // refusal, and dropping the transaction abandons whatever it logged.
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            self.handle_in_transaction(persister.clone(), message, req)
+            self.handle_in_transaction(persister.clone(), message, req, approvals)
         }))
         .unwrap_or_else(|_| Err("policy: the signer could not handle this request".into()));
         // The changes themselves are read back from the local store once committed
@@ -273,6 +284,7 @@ impl Signer {
         persister: Arc<KVVPersister<CloudKVVStore<SharedStore>, JsonFormat>>,
         message: Message,
         req: &HsmRequest,
+        approvals: approvals::Approvals,
     ) -> Result<Vec<u8>, String> {
         let policy = make_simple_policy(self.network, Default::default());
         let services = NodeServices {
@@ -283,7 +295,10 @@ impl Signer {
             trusted_oracle_pubkeys: vec![],
         };
         let mut init = HandlerBuilder::new(self.network, 0, services, self.seed)
-            .approver(self.approver.clone())
+            .approver(Arc::new(approvals::RequestApprover {
+                approvals,
+                fallback: self.approver.clone(),
+            }))
             .build()
             .map_err(describe)?;
         // Every request meets a fresh, initialised handler: the node's own HsmdInit2 is

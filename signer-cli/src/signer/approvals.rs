@@ -1,0 +1,92 @@
+//! What the tenant's devices asked for, as the signer checks it.
+//!
+//! Each signing request carries the client requests the node received recently, each signed
+//! by a device key (P-256 over the gRPC frame ‖ u64be timestamp). The signer approves a
+//! payment only when a `Pay` request among them, whose signature verifies, names the same
+//! invoice: a node cannot pay anything its user did not ask for. The node checked, at the
+//! TLS layer, that each key is a device of this tenant; the signer checks the signatures.
+
+use std::collections::HashSet;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use bitcoin::hashes::Hash;
+use bitcoin::{Transaction, TxOut};
+use lightning_signer::invoice::{Invoice, InvoiceAttributes};
+use lightning_signer::lightning::types::payment::PaymentHash;
+use lightning_signer::lightning_invoice::Bolt11Invoice;
+use prost::Message;
+use ring::signature::{ECDSA_P256_SHA256_FIXED, UnparsedPublicKey};
+use skylight_proto::greenlight::PendingRequest;
+use vls_protocol_signer::approver::Approve;
+
+/// The gRPC path of CLN's `Pay`.
+pub const PAY_PATH: &str = "/cln.Node/Pay";
+
+/// Payments the devices asked for in the requests that came with one signing request.
+#[derive(Debug, Default, Clone)]
+pub struct Approvals {
+    invoices: HashSet<[u8; 32]>,
+}
+
+impl Approvals {
+    /// Reads the signed requests; those whose signature does not verify are ignored.
+    pub fn from_requests(requests: &[PendingRequest]) -> Self {
+        let mut invoices = HashSet::new();
+        for r in requests.iter().filter(|r| r.uri == PAY_PATH && verifies(r)) {
+            // The signed body is the gRPC frame: a flag byte, a length, the message.
+            let Some(message) = r.request.get(5..) else {
+                continue;
+            };
+            let Ok(pay) = skylight_proto::cln::PayRequest::decode(message) else {
+                continue;
+            };
+            if let Ok(invoice) = Bolt11Invoice::from_str(pay.bolt11.trim()) {
+                invoices.insert(invoice.payment_hash().to_byte_array());
+            }
+        }
+        Approvals { invoices }
+    }
+
+    /// Whether a signed `Pay` request names the invoice `bolt11`.
+    pub fn allows_bolt11(&self, bolt11: &str) -> bool {
+        Bolt11Invoice::from_str(bolt11.trim())
+            .is_ok_and(|i| self.invoices.contains(&i.payment_hash().to_byte_array()))
+    }
+
+    fn allows(&self, hash: &PaymentHash) -> bool {
+        self.invoices.contains(&hash.0)
+    }
+}
+
+fn verifies(r: &PendingRequest) -> bool {
+    let mut signed = r.request.clone();
+    signed.extend_from_slice(&r.timestamp.to_be_bytes());
+    UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, &r.pubkey)
+        .verify(&signed, &r.signature)
+        .is_ok()
+}
+
+/// VLS's approver for one signing request: what the devices asked for, else `fallback`.
+pub struct RequestApprover {
+    /// The devices' requests.
+    pub approvals: Approvals,
+    /// Consulted for anything they did not ask for.
+    pub fallback: Arc<dyn Approve>,
+}
+
+impl Approve for RequestApprover {
+    fn approve_invoice(&self, invoice: &Invoice) -> bool {
+        self.approvals.allows(&invoice.payment_hash()) || self.fallback.approve_invoice(invoice)
+    }
+
+    fn approve_keysend(&self, payment_hash: PaymentHash, amount_msat: u64) -> bool {
+        self.fallback.approve_keysend(payment_hash, amount_msat)
+    }
+
+    fn approve_onchain(&self, tx: &Transaction, prev_outs: &[TxOut], unknown: &[usize]) -> bool {
+        self.fallback.approve_onchain(tx, prev_outs, unknown)
+    }
+}
+
+impl lightning_signer::SendSync for RequestApprover {}
