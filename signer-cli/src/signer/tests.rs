@@ -248,3 +248,98 @@ fn altered_or_rolled_back_state_from_the_node_is_refused() {
     req.signer_state = created.signer_state.clone();
     assert!(fresh.handle(&req).error.is_empty());
 }
+
+/// A regtest invoice from some payee, for `hash_byte`.
+fn invoice(hash_byte: u8) -> String {
+    use bitcoin::hashes::{Hash, sha256};
+    use bitcoin::secp256k1::{Secp256k1, SecretKey};
+    use lightning_signer::lightning::types::payment::PaymentSecret;
+    use lightning_signer::lightning_invoice::{Currency, InvoiceBuilder};
+    let secp = Secp256k1::new();
+    let payee = SecretKey::from_slice(&[0x55; 32]).unwrap();
+    InvoiceBuilder::new(Currency::Regtest)
+        .description("coffee".into())
+        .payment_hash(sha256::Hash::from_byte_array([hash_byte; 32]))
+        .payment_secret(PaymentSecret([1; 32]))
+        .current_timestamp()
+        .min_final_cltv_expiry_delta(144)
+        .amount_milli_satoshis(10_000)
+        .build_signed(|m| secp.sign_ecdsa_recoverable(m, &payee))
+        .unwrap()
+        .to_string()
+}
+
+/// A `Pay` request for `bolt11` as node-host ships it: the gRPC frame, signed by a device.
+fn signed_pay(bolt11: &str) -> skylight_proto::greenlight::PendingRequest {
+    use prost::Message;
+    use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
+    let rng = ring::rand::SystemRandom::new();
+    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+    let key =
+        EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng).unwrap();
+    let body = skylight_proto::cln::PayRequest {
+        bolt11: bolt11.into(),
+        ..Default::default()
+    }
+    .encode_to_vec();
+    let mut frame = vec![0u8];
+    frame.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    frame.extend_from_slice(&body);
+    let timestamp = 1_795_000_000_000u64;
+    let mut signed = frame.clone();
+    signed.extend_from_slice(&timestamp.to_be_bytes());
+    skylight_proto::greenlight::PendingRequest {
+        request: frame,
+        uri: approvals::PAY_PATH.into(),
+        signature: key.sign(&rng, &signed).unwrap().as_ref().to_vec(),
+        pubkey: key.public_key().as_ref().to_vec(),
+        timestamp,
+        rune: vec![],
+    }
+}
+
+fn preapprove(
+    s: &mut Signer,
+    id: u32,
+    bolt11: &str,
+    requests: Vec<skylight_proto::greenlight::PendingRequest>,
+) -> HsmResponse {
+    let raw = vls_protocol::msgs::PreapproveInvoice {
+        invstring: WireString(bolt11.as_bytes().to_vec()),
+    }
+    .as_vec();
+    s.handle(&HsmRequest {
+        request_id: id,
+        raw,
+        requests,
+        ..Default::default()
+    })
+}
+
+#[test]
+fn a_payment_is_approved_only_when_a_device_signed_pay_request_names_its_invoice() {
+    let mut s = Signer::new(&HsmSecret::from_bytes([3; 32]), Network::Regtest);
+    assert!(s.handle(&init_request(1)).error.is_empty());
+    let wanted = invoice(7);
+
+    // No signed request: refused, with the reason.
+    let r = preapprove(&mut s, 2, &wanted, vec![]);
+    assert!(r.error.starts_with("policy: no Pay request"), "{}", r.error);
+
+    // A signed request for another invoice: refused.
+    let r = preapprove(&mut s, 3, &wanted, vec![signed_pay(&invoice(8))]);
+    assert!(r.error.starts_with("policy: no Pay request"), "{}", r.error);
+
+    // The right invoice, but the request altered after signing: refused.
+    let mut altered = signed_pay(&invoice(8));
+    let forged = signed_pay(&wanted);
+    altered.request = forged.request;
+    let r = preapprove(&mut s, 4, &wanted, vec![altered]);
+    assert!(r.error.starts_with("policy: no Pay request"), "{}", r.error);
+
+    // Signed and naming it: approved by VLS.
+    let r = preapprove(&mut s, 5, &wanted, vec![signed_pay(&wanted)]);
+    assert!(r.error.is_empty(), "{}", r.error);
+    let reply: vls_protocol::msgs::PreapproveInvoiceReply = decode(&r.raw);
+    assert!(reply.result);
+}
