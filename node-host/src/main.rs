@@ -117,6 +117,10 @@ fn main() {
     }
 }
 
+/// How long a stopping node-host keeps serving its signer while the Lightning node winds
+/// down.
+const NODE_STOP_GRACE: Duration = Duration::from_secs(8);
+
 fn read(path: &Path) -> Result<String> {
     std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
 }
@@ -233,11 +237,14 @@ async fn run(args: Args, io: tokio::runtime::Handle) -> Result<()> {
         signer_deadline: Duration::from_secs(args.signer_deadline),
         chain_poll: Duration::from_millis(args.chain_poll_ms),
     };
+    let (node_done_tx, node_done) = tokio::sync::watch::channel(false);
     let lightning = {
         let (stage, handle, stop) = (stage.clone(), handle.clone(), stop_rx.clone());
         let stop_tx = stop_tx.clone();
+        let node_done_tx = node_done_tx.clone();
         tokio::spawn(async move {
             let result = node::run(settings, stage, handle, stop).await;
+            node_done_tx.send_replace(true);
             if let Err(e) = &result {
                 tracing::error!(error = %format!("{e:#}"), "the Lightning node failed: stopping");
                 let _ = stop_tx.send(true);
@@ -254,10 +261,14 @@ async fn run(args: Args, io: tokio::runtime::Handle) -> Result<()> {
     let mut stopped = stop_rx.clone();
     let shutdown = {
         let stage = stage.clone();
+        let mut node_done = node_done.clone();
         async move {
             let _ = stopped.wait_for(|s| *s).await;
-            // Ends the signers' streams (the server waits for open calls before it
-            // stops) and releases LDK threads waiting for a signer.
+            // The signer stays reachable while the Lightning node winds down (it may be
+            // finishing a commitment exchange); a bounded wait, then the stage closes,
+            // which ends the signers' streams (the server waits for open calls) and
+            // releases any LDK thread still waiting for a signer.
+            let _ = tokio::time::timeout(NODE_STOP_GRACE, node_done.wait_for(|d| *d)).await;
             stage.close();
         }
     };

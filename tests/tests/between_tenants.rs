@@ -2,7 +2,7 @@
 //! the wallet, peers, and (as they are built) channels and payments.
 
 use serde_json::Value;
-use skylight_tests::{ChildGuard, Run, Scheduler, SignerCli, eventually};
+use skylight_tests::{ChildGuard, Run, Scheduler, SignerCli, alive, eventually, node_pid};
 
 /// A registered tenant with its signer running.
 struct Tenant {
@@ -185,4 +185,44 @@ fn the_faucet_funds_a_wallet_tenants_connect_and_open_a_channel() {
         .as_u64()
         .unwrap();
     assert_eq!(theirs, 6_000_000, "B holds 10,000 - 4,000 sat");
+
+    // A's node-host is stopped (as the scheduler's preemption stops it) and comes back on
+    // the next call: it reads its channel back, reconnects to B, and the channel works.
+    let a_node = a.cli.node_id();
+    let pid = node_pid(&s, &a_node).unwrap();
+    std::process::Command::new("kill")
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
+    eventually("A's node-host stops", || !alive(pid));
+    eventually("A's channel is back and connected", || {
+        a.try_call(&["listpeerchannels"]).is_some_and(|c| {
+            c["channels"][0]["peer_connected"] == true
+                && c["channels"][0]["state"] == "ChanneldNormal"
+        })
+    });
+    assert_ne!(node_pid(&s, &a_node).unwrap(), pid);
+    let again = b.call(&[
+        "invoice",
+        "--amount-msat",
+        "1000000",
+        "--label",
+        "after-restart",
+    ])["bolt11"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    a.call(&["pay", &again]);
+    eventually("B sees the payment made after A's restart", || {
+        b.call(&["listinvoices"])["invoices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["label"] == "after-restart" && i["status"] == "paid")
+    });
+    assert_eq!(
+        a.call(&["listpays"])["pays"].as_array().unwrap().len(),
+        2,
+        "A's payments survive the restart"
+    );
 }

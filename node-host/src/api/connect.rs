@@ -73,6 +73,7 @@ pub async fn connect(
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
+    crate::node::peers::remember(&running.ldk.store, &node_id, addr);
     let peer = api
         .on_ldk(peer)
         .await?

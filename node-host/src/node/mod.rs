@@ -10,7 +10,7 @@
 mod chain;
 mod events;
 pub mod funding;
-mod peers;
+pub mod peers;
 mod start;
 
 use std::net::SocketAddr;
@@ -152,13 +152,18 @@ pub async fn run(
         stop.clone(),
     ));
     let (peer_manager, gossip) = peers::peer_manager(&node);
-    let listener = tokio::net::TcpListener::bind(settings.p2p_listen)
-        .await
-        .with_context(|| format!("cannot listen for peers on {}", settings.p2p_listen))?;
+    let listener = peers::listen(&settings).await?;
     let p2p_addr = listener.local_addr()?;
     tasks.spawn(peers::accept(
         listener,
         peer_manager.clone(),
+        stage.clone(),
+        stop.clone(),
+    ));
+    tasks.spawn(peers::reconnect(
+        node.channel_manager.clone(),
+        peer_manager.clone(),
+        node.store.clone(),
         stage.clone(),
         stop.clone(),
     ));
@@ -167,13 +172,15 @@ pub async fn run(
         stage.clone(),
         stop.clone(),
     ));
-    let processor = events::background(
+    // The processor stops after the peers are gone (see below), on its own signal.
+    let (processor_stop, processor_stopped) = watch::channel(false);
+    let processor = tokio::spawn(events::background(
         &node,
         peer_manager.clone(),
         gossip,
         handle.clone(),
-        stop.clone(),
-    );
+        processor_stopped,
+    ));
     let running = Arc::new(Running {
         ldk: node,
         peer_manager: peer_manager.clone(),
@@ -189,12 +196,19 @@ pub async fn run(
         "the Lightning node runs"
     );
 
-    // The background processor returns once `stop` turns true, after persisting the
-    // channel manager one last time.
-    let result = processor.await;
+    // Stopping, in an order that never leaves a channel half-way: first the peers go (the
+    // signer is still attached, so signing under way completes and no new exchange
+    // starts), then the background processor persists the channel manager one last time
+    // and returns; only then does node-host stop serving the signer.
     let _ = stop.wait_for(|s| *s).await;
-    peer_manager.disconnect_all_peers();
+    let pm = peer_manager.clone();
+    let _ = tokio::task::spawn_blocking(move || pm.disconnect_all_peers()).await;
+    processor_stop.send_replace(true);
+    let result = processor
+        .await
+        .map_err(|e| anyhow::anyhow!("the background processor crashed: {e}"))?;
     tasks.shutdown().await;
     result.context("the background processor failed")?;
+    tracing::info!("the Lightning node stopped");
     Ok(())
 }

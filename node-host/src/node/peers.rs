@@ -14,8 +14,11 @@ use lightning_signer::lightning::sign::EntropySource;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::ldk::{self, GossipSync, PeerManager};
+use crate::ldk::{self, ChannelManager, GossipSync, PeerManager};
 use crate::stage::Stage;
+use lightning_persister::fs_store::FilesystemStore;
+use lightning_signer::bitcoin::secp256k1::PublicKey;
+use lightning_signer::lightning::util::persist::KVStoreSync;
 
 /// Builds the peer manager and the gossip handler it feeds.
 pub fn peer_manager(node: &ldk::Node) -> (Arc<PeerManager>, Arc<GossipSync>) {
@@ -104,5 +107,101 @@ pub async fn disconnect_without_signer(
             .await;
         }
         had_signer = has_signer;
+    }
+}
+
+/// Where the node listened last: peers with channels reconnect there.
+const P2P_ADDR_FILE: &str = "p2p-addr";
+/// Peers' addresses, by node id, in the node's store.
+const PEERS_NAMESPACE: &str = "peers";
+
+/// Listens for peers: at `--p2p-listen`, or, when that names port 0, at the address used
+/// before (a node that moved would not be found by its channel peers).
+pub async fn listen(settings: &super::Settings) -> anyhow::Result<TcpListener> {
+    use anyhow::Context;
+    let file = settings.data_dir.join(P2P_ADDR_FILE);
+    let previous = std::fs::read_to_string(&file)
+        .ok()
+        .and_then(|s| s.trim().parse::<std::net::SocketAddr>().ok());
+    let wanted = match previous {
+        Some(p) if settings.p2p_listen.port() == 0 && p.ip() == settings.p2p_listen.ip() => p,
+        _ => settings.p2p_listen,
+    };
+    let listener = match TcpListener::bind(wanted).await {
+        Ok(l) => l,
+        // Taken since: any port will do, and peers learn it when we connect to them.
+        Err(_) if wanted != settings.p2p_listen => TcpListener::bind(settings.p2p_listen).await?,
+        Err(e) => return Err(e).context(format!("cannot listen for peers on {wanted}")),
+    };
+    let addr = listener.local_addr()?;
+    let tmp = file.with_extension("tmp");
+    std::fs::write(&tmp, addr.to_string())?;
+    std::fs::rename(&tmp, &file)?;
+    Ok(listener)
+}
+
+/// Remembers where `peer` listens, for reconnecting.
+pub fn remember(store: &FilesystemStore, peer: &PublicKey, addr: std::net::SocketAddr) {
+    if let Err(e) = store.write(
+        PEERS_NAMESPACE,
+        "",
+        &peer.to_string(),
+        addr.to_string().into_bytes(),
+    ) {
+        tracing::warn!(%peer, error = %e, "cannot remember the peer's address");
+    }
+}
+
+fn remembered(store: &FilesystemStore, peer: &PublicKey) -> Option<std::net::SocketAddr> {
+    let bytes = store.read(PEERS_NAMESPACE, "", &peer.to_string()).ok()?;
+    String::from_utf8(bytes).ok()?.parse().ok()
+}
+
+/// While a signer is attached, reconnects to every channel peer whose address is known,
+/// every few seconds, until `stop`.
+pub async fn reconnect(
+    channel_manager: Arc<ChannelManager>,
+    peer_manager: Arc<PeerManager>,
+    store: Arc<FilesystemStore>,
+    stage: Arc<Stage>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        if stage.signers() > 0 {
+            let (cm, pm) = (channel_manager.clone(), peer_manager.clone());
+            let missing = tokio::task::spawn_blocking(move || {
+                let connected: Vec<_> = pm
+                    .list_peers()
+                    .into_iter()
+                    .map(|p| p.counterparty_node_id)
+                    .collect();
+                let mut missing: Vec<_> = cm
+                    .list_channels()
+                    .into_iter()
+                    .map(|c| c.counterparty.node_id)
+                    .filter(|id| !connected.contains(id))
+                    .collect();
+                missing.dedup();
+                missing
+            })
+            .await
+            .unwrap_or_default();
+            for peer in missing {
+                if let Some(addr) = remembered(&store, &peer) {
+                    tracing::info!(%peer, %addr, "reconnecting to a channel peer");
+                    let pm = peer_manager.clone();
+                    tokio::spawn(async move {
+                        if let Some(c) = lightning_net_tokio::connect_outbound(pm, peer, addr).await
+                        {
+                            c.await;
+                        }
+                    });
+                }
+            }
+        }
+        tokio::select! {
+            _ = stop.wait_for(|s| *s) => return,
+            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+        }
     }
 }
