@@ -101,18 +101,52 @@ impl FeeEstimator for FeeRates {
 /// (LDK's call is synchronous and must not wait on the network).
 pub struct Broadcaster {
     queue: mpsc::UnboundedSender<Vec<Transaction>>,
+    /// The most recent transactions broadcast, newest last (a closing call reports its
+    /// transaction from here).
+    recent: std::sync::Mutex<std::collections::VecDeque<Transaction>>,
 }
+
+/// How many broadcast transactions are remembered.
+const RECENT_BROADCASTS: usize = 64;
 
 impl Broadcaster {
     /// A broadcaster and the receiving end of its queue.
     pub fn new() -> (Self, mpsc::UnboundedReceiver<Vec<Transaction>>) {
         let (tx, rx) = mpsc::unbounded_channel();
-        (Broadcaster { queue: tx }, rx)
+        (
+            Broadcaster {
+                queue: tx,
+                recent: Default::default(),
+            },
+            rx,
+        )
+    }
+}
+
+impl Broadcaster {
+    /// The latest transaction broadcast that spends `outpoint`.
+    pub fn spending(&self, outpoint: lightning_signer::bitcoin::OutPoint) -> Option<Transaction> {
+        self.recent
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .rev()
+            .find(|t| t.input.iter().any(|i| i.previous_output == outpoint))
+            .cloned()
     }
 }
 
 impl BroadcasterInterface for Broadcaster {
     fn broadcast_transactions(&self, txs: &[&Transaction]) {
+        {
+            let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+            for t in txs {
+                recent.push_back((*t).clone());
+            }
+            while recent.len() > RECENT_BROADCASTS {
+                recent.pop_front();
+            }
+        }
         // Several at once are a package: keep them together.
         if self
             .queue

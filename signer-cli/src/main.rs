@@ -139,6 +139,25 @@ enum NodeCall {
     },
     /// Outgoing payments (JSON).
     Listpays,
+    /// Close a channel cooperatively: ID is the peer's node id, the channel id or the
+    /// short channel id (JSON).
+    Close {
+        /// Which channel.
+        id: String,
+        /// Force (unilateral) close: not built; the node refuses it.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Pay on-chain from the node's wallet (JSON).
+    Withdraw {
+        /// Destination address.
+        destination: String,
+        /// Amount in satoshis.
+        amount_sat: u64,
+        /// Fee rate, sat per 1000 weight units.
+        #[arg(long)]
+        feerate_perkw: Option<u32>,
+    },
     /// Invoices and whether they were paid (JSON).
     Listinvoices,
     /// Connect to a Lightning peer: `NODE_ID@HOST:PORT` (JSON).
@@ -366,6 +385,46 @@ async fn node_call(dir: &DataDir, call: NodeCall) -> Result<()> {
                 "amount_sent_msat": r.amount_sent_msat.as_ref().map_or(0, |a| a.msat),
                 "status": "complete",
             })
+        }
+        NodeCall::Close { id, force } => {
+            let req = skylight_proto::cln::CloseRequest {
+                id,
+                unilateraltimeout: force.then_some(1),
+                ..Default::default()
+            };
+            let r = node
+                .close(signer.sign(req)?)
+                .await
+                .map_err(refused("Close"))?;
+            let r = r.get_ref();
+            serde_json::json!({
+                "type": if r.item_type == 0 { "mutual" } else { "unopened" },
+                "txids": r.txids.iter().map(hex::encode).collect::<Vec<_>>(),
+            })
+        }
+        NodeCall::Withdraw {
+            destination,
+            amount_sat,
+            feerate_perkw,
+        } => {
+            use skylight_proto::cln::{Amount, AmountOrAll, Feerate, amount_or_all, feerate};
+            let req = skylight_proto::cln::WithdrawRequest {
+                destination,
+                satoshi: Some(AmountOrAll {
+                    value: Some(amount_or_all::Value::Amount(Amount {
+                        msat: amount_sat * 1000,
+                    })),
+                }),
+                feerate: feerate_perkw.map(|r| Feerate {
+                    style: Some(feerate::Style::Perkw(r)),
+                }),
+                ..Default::default()
+            };
+            let r = node
+                .withdraw(signer.sign(req)?)
+                .await
+                .map_err(refused("Withdraw"))?;
+            serde_json::json!({ "txid": hex::encode(&r.get_ref().txid) })
         }
         NodeCall::Listpays => {
             let r = node

@@ -225,4 +225,53 @@ fn the_faucet_funds_a_wallet_tenants_connect_and_open_a_channel() {
         2,
         "A's payments survive the restart"
     );
+
+    // A force close is refused plainly (not built); a cooperative close is signed by both
+    // signers and returns each side's balance to its own wallet.
+    let r = a.cli.run(&["node", "close", &b_id, "--force"]).unwrap();
+    assert!(
+        !r.ok && r.stderr.contains("FailedPrecondition") && r.stderr.contains("not built"),
+        "{}",
+        r.stderr
+    );
+    let closed = a.call(&["close", &b_id]);
+    assert_eq!(closed["type"], "mutual");
+    let close_txid = closed["txids"][0].as_str().unwrap().to_string();
+    chain(&s, &["mine", "1"]);
+    for (who, t, least) in [("A", &a, 180_000_000u64), ("B", &b, 6_000_000u64)] {
+        eventually(
+            &format!("{who}'s wallet holds its share of the channel"),
+            || {
+                t.call(&["listfunds"])["outputs"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|o| {
+                        o["txid"] == close_txid.as_str()
+                            && o["status"] == "confirmed"
+                            && o["amount_msat"].as_u64().unwrap() + 2_000_000 >= least
+                    })
+            },
+        );
+    }
+    eventually("the channel is gone", || {
+        a.call(&["listpeerchannels"])["channels"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    });
+
+    // A withdraws to an address of B's: A's signer signs it because A's signed Withdraw
+    // names that destination and amount.
+    let to_b = b.call(&["newaddr"])["bech32"].as_str().unwrap().to_string();
+    let sent = a.call(&["withdraw", &to_b, "30000", "--feerate-perkw", "500"]);
+    let sent_txid = sent["txid"].as_str().unwrap().to_string();
+    chain(&s, &["mine", "1"]);
+    eventually("B's wallet sees the withdrawal", || {
+        b.call(&["listfunds"])["outputs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|o| o["txid"] == sent_txid.as_str() && o["amount_msat"] == 30_000_000)
+    });
 }

@@ -46,6 +46,9 @@ pub enum ApiError {
     /// The node is not in a state to do it (a peer not connected, say).
     #[error("{0}")]
     Precondition(String),
+    /// No such thing.
+    #[error("{0}")]
+    NotFound(String),
     /// Storage or another fault on our side.
     #[error("internal error: {0}")]
     Internal(String),
@@ -63,6 +66,7 @@ impl From<ApiError> for Status {
             | ApiError::Unreachable(_) => Status::unavailable(message),
             ApiError::Refused { .. } => Status::permission_denied(message),
             ApiError::Precondition(_) => Status::failed_precondition(message),
+            ApiError::NotFound(_) => Status::not_found(message),
             ApiError::Internal(_) => {
                 tracing::error!(%message, "node call failed");
                 Status::internal(message)

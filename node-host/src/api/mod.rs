@@ -1,6 +1,7 @@
 //! `cln.Node`, CLN's gRPC node interface: one file per call. Calls not built answer
 //! UNIMPLEMENTED (tonic does so for any method absent from our `cln.proto`).
 
+mod close;
 mod connect;
 mod error;
 mod fundchannel;
@@ -12,6 +13,7 @@ mod listpays;
 mod listpeerchannels;
 mod newaddr;
 mod pay;
+mod withdraw;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -151,6 +153,18 @@ impl node_server::Node for ClnService {
         crate::caller::tenant_device(&req, &self.node_id)?;
         Ok(Response::new(
             listinvoices::listinvoices(self, req.into_inner()).await?,
+        ))
+    }
+
+    async fn close(&self, req: Request<pb::CloseRequest>) -> Reply<pb::CloseResponse> {
+        crate::caller::tenant_device(&req, &self.node_id)?;
+        Ok(Response::new(close::close(self, req.into_inner()).await?))
+    }
+
+    async fn withdraw(&self, req: Request<pb::WithdrawRequest>) -> Reply<pb::WithdrawResponse> {
+        crate::caller::tenant_device(&req, &self.node_id)?;
+        Ok(Response::new(
+            withdraw::withdraw(self, req.into_inner()).await?,
         ))
     }
 

@@ -210,6 +210,7 @@ fn on_event(
             handle
                 .fundings
                 .closed(user_channel_id, format!("the channel closed: {reason}"));
+            handle.closings.closed(channel_id, reason.to_string());
         }
         Event::ChannelReady { channel_id, .. } => {
             tracing::info!(%channel_id, "channel ready");

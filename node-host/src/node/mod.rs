@@ -8,6 +8,7 @@
 //! processor — until node-host stops.
 
 mod chain;
+pub mod closing;
 mod events;
 pub mod funding;
 pub mod peers;
@@ -75,6 +76,8 @@ pub struct NodeHandle {
     pub fundings: Arc<funding::Fundings>,
     /// Outgoing payments.
     pub payments: Arc<Payments>,
+    /// Calls waiting for channels to close.
+    pub closings: Arc<closing::Closings>,
 }
 
 impl NodeHandle {
@@ -85,6 +88,7 @@ impl NodeHandle {
             height: watch::channel(None).0,
             invoices,
             fundings: Arc::default(),
+            closings: Arc::default(),
             payments,
         }
     }

@@ -11,7 +11,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use bitcoin::hashes::Hash;
-use bitcoin::{Transaction, TxOut};
+use bitcoin::{Address, Network, ScriptBuf, Transaction, TxOut};
 use lightning_signer::invoice::{Invoice, InvoiceAttributes};
 use lightning_signer::lightning::types::payment::PaymentHash;
 use lightning_signer::lightning_invoice::Bolt11Invoice;
@@ -22,17 +22,44 @@ use vls_protocol_signer::approver::Approve;
 
 /// The gRPC path of CLN's `Pay`.
 pub const PAY_PATH: &str = "/cln.Node/Pay";
+/// The gRPC path of CLN's `Withdraw`.
+pub const WITHDRAW_PATH: &str = "/cln.Node/Withdraw";
 
 /// Payments the devices asked for in the requests that came with one signing request.
 #[derive(Debug, Default, Clone)]
 pub struct Approvals {
     invoices: HashSet<[u8; 32]>,
+    /// Destinations and amounts (sat) of signed `Withdraw` requests.
+    withdrawals: HashSet<(ScriptBuf, u64)>,
 }
 
 impl Approvals {
     /// Reads the signed requests; those whose signature does not verify are ignored.
-    pub fn from_requests(requests: &[PendingRequest]) -> Self {
+    pub fn from_requests(requests: &[PendingRequest], network: Network) -> Self {
         let mut invoices = HashSet::new();
+        let mut withdrawals = HashSet::new();
+        for r in requests
+            .iter()
+            .filter(|r| r.uri == WITHDRAW_PATH && verifies(r))
+        {
+            let Some(w) = r
+                .request
+                .get(5..)
+                .and_then(|m| skylight_proto::cln::WithdrawRequest::decode(m).ok())
+            else {
+                continue;
+            };
+            let amount = match w.satoshi.and_then(|a| a.value) {
+                Some(skylight_proto::cln::amount_or_all::Value::Amount(a)) => a.msat / 1000,
+                _ => continue,
+            };
+            if let Ok(address) =
+                Address::from_str(w.destination.trim()).map(|a| a.require_network(network))
+                && let Ok(address) = address
+            {
+                withdrawals.insert((address.script_pubkey(), amount));
+            }
+        }
         for r in requests.iter().filter(|r| r.uri == PAY_PATH && verifies(r)) {
             // The signed body is the gRPC frame: a flag byte, a length, the message.
             let Some(message) = r.request.get(5..) else {
@@ -45,7 +72,10 @@ impl Approvals {
                 invoices.insert(invoice.payment_hash().to_byte_array());
             }
         }
-        Approvals { invoices }
+        Approvals {
+            invoices,
+            withdrawals,
+        }
     }
 
     /// Whether a signed `Pay` request names the invoice `bolt11`.
@@ -85,7 +115,14 @@ impl Approve for RequestApprover {
     }
 
     fn approve_onchain(&self, tx: &Transaction, prev_outs: &[TxOut], unknown: &[usize]) -> bool {
-        self.fallback.approve_onchain(tx, prev_outs, unknown)
+        let asked = unknown.iter().all(|i| {
+            tx.output.get(*i).is_some_and(|o| {
+                self.approvals
+                    .withdrawals
+                    .contains(&(o.script_pubkey.clone(), o.value.to_sat()))
+            })
+        });
+        (asked && !unknown.is_empty()) || self.fallback.approve_onchain(tx, prev_outs, unknown)
     }
 }
 

@@ -173,7 +173,19 @@ impl Signer {
                     e.key
                 ));
             }
-            if self.marks.get(&e.key).is_some_and(|m| e.version < m) {
+            if let Some(m) = self.marks.get(&e.key)
+                && e.version < m
+            {
+                // Behind, not rolled back, when this device still holds what it produced:
+                // the node missed an update (it stopped before storing an answer, say). Our
+                // copy stays and goes to the node again; the older one is not taken.
+                let ours = self
+                    .local
+                    .get_version(&e.key)
+                    .map_err(|e| format!("{e:?}"))?;
+                if ours.is_some_and(|v| v >= m) {
+                    continue;
+                }
                 return Err(format!(
                     "policy: the node offers version {} of {:?}, older than this device has seen (a rollback)",
                     e.version, e.key
@@ -206,6 +218,7 @@ impl Signer {
         }
         let mut newer = Vec::new();
         for e in entries {
+            // What the node holds, so what it lacks goes out as news.
             let v = self.node_has.entry(e.key.clone()).or_default();
             *v = (*v).max(e.version);
             let ours = self.local.get_version(&e.key).map_err(err)?;
@@ -242,7 +255,7 @@ impl Signer {
         let message = msgs::from_vec(req.raw.clone())
             .map_err(|e| format!("policy: the request does not parse: {e:?}"))?;
         refuse_disguised_message_signing(&message)?;
-        let approvals = approvals::Approvals::from_requests(&req.requests);
+        let approvals = approvals::Approvals::from_requests(&req.requests, self.network);
         if let Message::PreapproveInvoice(m) = &message {
             let invoice = String::from_utf8_lossy(&m.invstring.0);
             if !approvals.allows_bolt11(&invoice) {
