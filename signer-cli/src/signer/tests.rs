@@ -343,3 +343,72 @@ fn a_payment_is_approved_only_when_a_device_signed_pay_request_names_its_invoice
     let reply: vls_protocol::msgs::PreapproveInvoiceReply = decode(&r.raw);
     assert!(reply.result);
 }
+
+/// A client request at `path` with `message`, signed by a fresh device key.
+fn signed_request(
+    path: &str,
+    message: impl prost::Message,
+) -> skylight_proto::greenlight::PendingRequest {
+    let mut r = signed_pay("");
+    use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
+    let rng = ring::rand::SystemRandom::new();
+    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+    let key =
+        EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng).unwrap();
+    let body = message.encode_to_vec();
+    let mut frame = vec![0u8];
+    frame.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    frame.extend_from_slice(&body);
+    let mut signed = frame.clone();
+    signed.extend_from_slice(&r.timestamp.to_be_bytes());
+    r.signature = key.sign(&rng, &signed).unwrap().as_ref().to_vec();
+    r.pubkey = key.public_key().as_ref().to_vec();
+    r.request = frame;
+    r.uri = path.into();
+    r
+}
+
+#[test]
+fn an_onchain_payment_is_approved_only_to_a_destination_and_amount_a_device_signed() {
+    use skylight_proto::cln::{Amount as ClnAmount, AmountOrAll, WithdrawRequest, amount_or_all};
+    use vls_protocol_signer::approver::{Approve, NegativeApprover};
+    let asked = "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080";
+    let other = "bcrt1qrp33g0q5c5txsp9arysrx4k6zdkfs4nce4xj0gdcccefvpysxf3qzf4jry";
+    let withdraw = |dest: &str, sat: u64| WithdrawRequest {
+        destination: dest.into(),
+        satoshi: Some(AmountOrAll {
+            value: Some(amount_or_all::Value::Amount(ClnAmount { msat: sat * 1000 })),
+        }),
+        ..Default::default()
+    };
+    let approver =
+        |requests: Vec<skylight_proto::greenlight::PendingRequest>| approvals::RequestApprover {
+            approvals: approvals::Approvals::from_requests(&requests, Network::Regtest),
+            fallback: Arc::new(NegativeApprover()),
+        };
+    let paying = |dest: &str, sat: u64| bitcoin::Transaction {
+        version: bitcoin::transaction::Version::TWO,
+        lock_time: bitcoin::absolute::LockTime::ZERO,
+        input: vec![],
+        output: vec![bitcoin::TxOut {
+            value: bitcoin::Amount::from_sat(sat),
+            script_pubkey: dest
+                .parse::<bitcoin::Address<_>>()
+                .unwrap()
+                .assume_checked()
+                .script_pubkey(),
+        }],
+    };
+    let signed = vec![signed_request(
+        approvals::WITHDRAW_PATH,
+        withdraw(asked, 30_000),
+    )];
+    assert!(approver(signed.clone()).approve_onchain(&paying(asked, 30_000), &[], &[0]));
+    assert!(!approver(signed.clone()).approve_onchain(&paying(other, 30_000), &[], &[0]));
+    assert!(!approver(signed.clone()).approve_onchain(&paying(asked, 31_000), &[], &[0]));
+    assert!(!approver(vec![]).approve_onchain(&paying(asked, 30_000), &[], &[0]));
+    // Altered after signing: ignored.
+    let mut altered = signed[0].clone();
+    altered.request = signed_request(approvals::WITHDRAW_PATH, withdraw(other, 30_000)).request;
+    assert!(!approver(vec![altered]).approve_onchain(&paying(other, 30_000), &[], &[0]));
+}
