@@ -35,6 +35,10 @@ impl Backoff {
     }
 }
 
+/// Signing requests answered by every signer running in this process (benchmarks count
+/// round trips with it).
+pub static ANSWERED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// Runs the signer until `stop` resolves.
 pub async fn run(
     scheduler_uri: String,
@@ -169,6 +173,7 @@ async fn node_session(
             report_rejection(scheduler_uri, device, &request, &response.error).await;
         }
         answered += 1;
+        ANSWERED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
     Ok(answered)
 }

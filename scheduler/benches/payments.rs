@@ -1,0 +1,235 @@
+//! A payment between two tenants with remote signing, through the real release binaries:
+//! the scheduler (embedded chain), two node-hosts, and two signers (signer-cli's run loop,
+//! in this process, over gRPC). Prints the latency of a `Pay` call from request to
+//! `PaymentSent` (p50, p99) and the signer round trips per payment, both sides together.
+//!
+//! `cargo build --release --bins && cargo bench -p skylight-scheduler --bench payments`
+//! (`BENCH_PAYMENTS`, default 100).
+//!
+//! Not measured here yet: the same payment with the signer in the node's process (the
+//! floor) and so the ratio; see the README.
+
+mod common;
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use bitcoin::Network;
+use skylight_proto::cln::node_client::NodeClient;
+use skylight_proto::cln::{self as pb};
+use skylight_signer_cli::client::TlsIdentity;
+use skylight_signer_cli::keys::NodeKeys;
+use skylight_signer_cli::node_api::{self, RequestSigner};
+use skylight_signer_cli::run::ANSWERED;
+use skylight_signer_cli::secret::HsmSecret;
+use tonic::transport::Channel;
+
+struct Tenant {
+    node: NodeClient<Channel>,
+    sign: RequestSigner,
+    id: Vec<u8>,
+}
+
+async fn tenant(uri: &str, nobody: &TlsIdentity) -> Tenant {
+    let secret = HsmSecret::from_bytes(bitcoin::secp256k1::rand::random());
+    let keys = NodeKeys::derive(&secret, Network::Regtest);
+    let creds = skylight_signer_cli::identity::register(uri, nobody, &keys, "regtest", None)
+        .await
+        .expect("register");
+    let device = skylight_signer_cli::creds::identity(&creds);
+    tokio::spawn(skylight_signer_cli::run::run(
+        uri.to_string(),
+        device.clone(),
+        skylight_signer_cli::signer::Signer::new(&secret, Network::Regtest),
+        std::future::pending(),
+    ));
+    let sign = RequestSigner::new(&device.key_pem).unwrap();
+    let mut node = node_api::connect(uri, &device).await.unwrap();
+    loop {
+        let info = node
+            .getinfo(sign.sign(pb::GetinfoRequest {}).unwrap())
+            .await
+            .unwrap()
+            .into_inner();
+        if info.warning_lightningd_sync.is_none() {
+            return Tenant {
+                node,
+                sign,
+                id: info.id,
+            };
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn chain(dir: &std::path::Path, scheduler: &std::path::Path, args: &[&str]) -> String {
+    let out = std::process::Command::new(scheduler)
+        .arg("chain")
+        .arg("--data-dir")
+        .arg(dir)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+#[tokio::main]
+async fn main() {
+    let count: usize = std::env::var("BENCH_PAYMENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100);
+    let scheduler = std::path::PathBuf::from(env!("CARGO_BIN_EXE_scheduler"));
+    let running = common::start(&scheduler, &[]).await;
+    let (uri, dir) = (&running.uri, &running.dir);
+    let mut a = tenant(uri, &running.nobody).await;
+    let mut b = tenant(uri, &running.nobody).await;
+
+    // Fund A, connect, open a channel, wait until it is usable.
+    let addr = a
+        .node
+        .new_addr(a.sign.sign(pb::NewaddrRequest::default()).unwrap())
+        .await
+        .unwrap()
+        .into_inner()
+        .bech32
+        .unwrap();
+    chain(dir, &scheduler, &["fund", &addr, "1"]);
+    chain(dir, &scheduler, &["mine", "1"]);
+    loop {
+        let funds = a
+            .node
+            .list_funds(a.sign.sign(pb::ListfundsRequest::default()).unwrap())
+            .await
+            .unwrap()
+            .into_inner();
+        if !funds.outputs.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let b_info = b
+        .node
+        .getinfo(b.sign.sign(pb::GetinfoRequest {}).unwrap())
+        .await
+        .unwrap()
+        .into_inner();
+    let bind = &b_info.binding[0];
+    let peer = format!(
+        "{}@{}:{}",
+        hex::encode(&b.id),
+        bind.address.as_deref().unwrap(),
+        bind.port.unwrap()
+    );
+    a.node
+        .connect_peer(
+            a.sign
+                .sign(pb::ConnectRequest {
+                    id: peer,
+                    ..Default::default()
+                })
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    a.node
+        .fund_channel(
+            a.sign
+                .sign(pb::FundchannelRequest {
+                    id: b.id.clone(),
+                    amount: Some(pb::AmountOrAll {
+                        value: Some(pb::amount_or_all::Value::Amount(pb::Amount {
+                            msat: 5_000_000_000,
+                        })),
+                    }),
+                    ..Default::default()
+                })
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    chain(dir, &scheduler, &["mine", "6"]);
+    loop {
+        let c = a
+            .node
+            .list_peer_channels(a.sign.sign(pb::ListpeerchannelsRequest::default()).unwrap())
+            .await
+            .unwrap()
+            .into_inner();
+        if c.channels
+            .first()
+            .is_some_and(|c| c.state == pb::ChannelState::ChanneldNormal as i32)
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let mut latencies = Vec::with_capacity(count);
+    let mut round_trips = Vec::with_capacity(count);
+    for i in 0..count {
+        let invoice = b
+            .node
+            .invoice(
+                b.sign
+                    .sign(pb::InvoiceRequest {
+                        label: format!("bench-{i}"),
+                        description: "bench".into(),
+                        amount_msat: Some(node_api::amount_or_any("1000000").unwrap()),
+                        ..Default::default()
+                    })
+                    .unwrap(),
+            )
+            .await
+            .unwrap()
+            .into_inner()
+            .bolt11;
+        let before = ANSWERED.load(Ordering::Relaxed);
+        let t = Instant::now();
+        a.node
+            .pay(
+                a.sign
+                    .sign(pb::PayRequest {
+                        bolt11: invoice,
+                        ..Default::default()
+                    })
+                    .unwrap(),
+            )
+            .await
+            .expect("pay");
+        latencies.push(t.elapsed());
+        // The payee's last steps (its revocation, the claim) finish just after the payer
+        // hears of success: let them settle before counting.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        round_trips.push(ANSWERED.load(Ordering::Relaxed) - before);
+    }
+    latencies.sort();
+    round_trips.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    println!(
+        "{count} payments A -> B over one channel, remote signing (two signers over gRPC), {} cores",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0)
+    );
+    println!(
+        "Pay call, request -> PaymentSent: p50 {:.1} ms  p99 {:.1} ms",
+        ms(percentile(&latencies, 0.5)),
+        ms(percentile(&latencies, 0.99))
+    );
+    println!(
+        "signer round trips per payment, both sides (the invoice's signing excluded): median {}, min {}, max {}",
+        round_trips[round_trips.len() / 2],
+        round_trips[0],
+        round_trips[round_trips.len() - 1]
+    );
+}
