@@ -162,10 +162,23 @@ impl HsmService {
                 "request {} was answered by another signer first",
                 resp.request_id
             ))),
+            Delivery::KeptPending => {
+                // A temporary failure (the signer's chain not yet caught up, say): ask again
+                // shortly, while the node's call is still waiting.
+                let (stage, id) = (self.stage.clone(), resp.request_id);
+                tokio::spawn(async move {
+                    tokio::time::sleep(RETRY_TEMPORARY).await;
+                    stage.resend(id);
+                });
+                Ok(Empty {})
+            }
             _ => Ok(Empty {}),
         }
     }
 }
+
+/// How soon a request that failed temporarily is sent to the signers again.
+const RETRY_TEMPORARY: std::time::Duration = std::time::Duration::from_millis(300);
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())

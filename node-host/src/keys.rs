@@ -170,6 +170,17 @@ impl RemoteKeys {
         Ok(reply.result)
     }
 
+    /// A node-level request to the signer (chain tracking, say).
+    pub fn node_call<T: vls_protocol::msgs::SerBolt, R: vls_protocol::msgs::DeBolt>(
+        &self,
+        message: T,
+    ) -> Result<R, String> {
+        self.client.call(message).map_err(|_| {
+            self.take_refusal()
+                .unwrap_or_else(|| "the signer did not answer".into())
+        })
+    }
+
     /// The signer's reason for the most recent refusal, if any.
     pub fn take_refusal(&self) -> Option<String> {
         self.transport.take_refusal()

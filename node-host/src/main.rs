@@ -236,6 +236,7 @@ async fn run(args: Args, io: tokio::runtime::Handle) -> Result<()> {
         p2p_listen: args.p2p_listen,
         signer_deadline: Duration::from_secs(args.signer_deadline),
         chain_poll: Duration::from_millis(args.chain_poll_ms),
+        io: io.clone(),
     };
     let (node_done_tx, node_done) = tokio::sync::watch::channel(false);
     let lightning = {

@@ -258,6 +258,23 @@ impl Stage {
         self.lock().pending.contains_key(&request_id)
     }
 
+    /// Sends a staged request to every attached signer again (after a temporary failure);
+    /// does nothing if it was answered or given up meanwhile.
+    pub fn resend(&self, request_id: u32) {
+        let mut inner = self.lock();
+        let Some(staged) = inner
+            .pending
+            .get(&request_id)
+            .filter(|p| !p.abandoned)
+            .map(|p| p.staged.clone())
+        else {
+            return;
+        };
+        inner
+            .signers
+            .retain(|_, s| s.try_send(staged.clone()).is_ok());
+    }
+
     /// Closes the stage as node-host stops: every waiting call fails at once, as does any
     /// later one, so no thread stays blocked on a signer that will not be asked again.
     pub fn close(&self) {

@@ -72,21 +72,34 @@ impl RequestSigner {
     }
 }
 
-/// A node API client: the node is scheduled first (started if it was not running).
+/// A node API client: the node is scheduled first (started if it was not running). A node
+/// caught stopping (idle, say) is scheduled again: the scheduler starts a new one once the
+/// old one has exited.
 pub async fn connect(scheduler_uri: &str, device: &TlsIdentity) -> Result<NodeClient<Channel>> {
     let mut scheduler = client::scheduler(scheduler_uri, device).await?;
-    let info = scheduler
-        .schedule(ScheduleRequest::default())
-        .await
-        .map_err(|status| Refused {
-            rpc: "Schedule",
-            status,
-        })?
-        .into_inner();
-    let channel = client::channel(&info.grpc_uri, device)
-        .await
-        .with_context(|| format!("cannot reach the node at {}", info.grpc_uri))?;
-    Ok(NodeClient::new(channel))
+    let mut attempt = 0;
+    loop {
+        let info = scheduler
+            .schedule(ScheduleRequest::default())
+            .await
+            .map_err(|status| Refused {
+                rpc: "Schedule",
+                status,
+            })?
+            .into_inner();
+        match client::channel(&info.grpc_uri, device).await {
+            Ok(channel) => return Ok(NodeClient::new(channel)),
+            Err(e) if attempt < 20 => {
+                tracing::debug!(error = %format!("{e:#}"), "the node is not reachable; scheduling it again");
+                attempt += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+            }
+            Err(e) => {
+                return Err(e)
+                    .with_context(|| format!("cannot reach the node at {}", info.grpc_uri));
+            }
+        }
+    }
 }
 
 /// What `node getinfo` prints.

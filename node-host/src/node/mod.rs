@@ -12,6 +12,7 @@ pub mod closing;
 mod events;
 pub mod funding;
 pub mod peers;
+mod signer_chain;
 mod start;
 
 use std::net::SocketAddr;
@@ -47,6 +48,9 @@ pub struct Settings {
     pub signer_deadline: Duration,
     /// How often the chain is polled for a new tip.
     pub chain_poll: Duration,
+    /// The runtime that serves the signer. The signer's chain is fed from there: LDK's own
+    /// threads may all be waiting for a signature that needs those blocks.
+    pub io: tokio::runtime::Handle,
 }
 
 /// The running node.
@@ -171,6 +175,14 @@ pub async fn run(
         stage.clone(),
         stop.clone(),
     ));
+    let feeder = settings.io.spawn(signer_chain::feed(
+        settings.chain.clone(),
+        node.keys.clone(),
+        stage.clone(),
+        node.channel_manager.clone(),
+        node.chain_monitor.clone(),
+        stop.clone(),
+    ));
     tasks.spawn(peers::disconnect_without_signer(
         peer_manager.clone(),
         stage.clone(),
@@ -212,6 +224,7 @@ pub async fn run(
         .await
         .map_err(|e| anyhow::anyhow!("the background processor crashed: {e}"))?;
     tasks.shutdown().await;
+    feeder.abort();
     result.context("the background processor failed")?;
     tracing::info!("the Lightning node stopped");
     Ok(())

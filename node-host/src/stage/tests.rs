@@ -182,3 +182,31 @@ fn closing_the_stage_releases_every_waiting_call_and_fails_later_ones() {
     assert_eq!(stage.pending(), 0);
     assert_eq!(stage.signers(), 0);
 }
+
+#[test]
+fn a_request_that_failed_for_now_is_sent_again_and_its_caller_still_gets_the_answer() {
+    let stage = Arc::new(Stage::new());
+    let mut att = stage.attach();
+    let caller = {
+        let stage = stage.clone();
+        std::thread::spawn(move || stage.call(None, vec![9], Duration::from_secs(60)))
+    };
+    let first = att.requests.blocking_recv().unwrap();
+    let kept = stage.respond(
+        first.request_id,
+        Err(SignerError::Unavailable("temporary: not yet".into())),
+    );
+    assert_eq!(kept, Delivery::KeptPending);
+    stage.resend(first.request_id);
+    let again = att.requests.blocking_recv().unwrap();
+    assert_eq!(again.request_id, first.request_id);
+    assert_eq!(again.raw, vec![9]);
+    assert_eq!(
+        stage.respond(again.request_id, Ok(vec![1])),
+        Delivery::Delivered
+    );
+    assert_eq!(caller.join().unwrap().unwrap(), vec![1]);
+    // Once answered, a late resend sends nothing.
+    stage.resend(first.request_id);
+    assert!(att.requests.try_recv().is_err());
+}

@@ -16,6 +16,7 @@ use std::sync::Arc;
 
 use bitcoin::Network;
 use lightning_signer::node::NodeServices;
+use lightning_signer::policy::onchain_validator::OnchainValidatorFactory;
 use lightning_signer::policy::simple_validator::{SimpleValidatorFactory, make_simple_policy};
 use lightning_signer::signer::ClockStartingTimeFactory;
 use lightning_signer::util::clock::StandardClock;
@@ -301,7 +302,12 @@ impl Signer {
     ) -> Result<Vec<u8>, String> {
         let policy = make_simple_policy(self.network, Default::default());
         let services = NodeServices {
-            validator_factory: Arc::new(SimpleValidatorFactory::new_with_policy(policy)),
+            // The strict validator: VLS's policy checks, and on-chain ones against the chain
+            // the node proves to the signer (a channel's funding must be buried before it
+            // is used, say).
+            validator_factory: Arc::new(OnchainValidatorFactory::new_with_simple_factory(
+                SimpleValidatorFactory::new_with_policy(policy),
+            )),
             starting_time_factory: ClockStartingTimeFactory::new(),
             persister,
             clock: Arc::new(StandardClock()),

@@ -1,0 +1,188 @@
+//! The chain, fed to the signer: VLS keeps its own view of the chain (a tracker of headers
+//! and of the outputs its channels depend on), learnt only from what the node proves to it.
+//!
+//! For each block past the signer's tip: `ForwardWatches` (what the signer watches) → a
+//! TXOO proof that the block spends or creates those outpoints or not → `AddBlock`. The
+//! proof carries an attestation of the block's spend-filter header; with no trusted oracle
+//! configured, VLS accepts any attester, so node-host signs with its own key. When the
+//! signer has caught up, LDK is told to retry signing it put off.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow};
+use lightning_signer::bitcoin::Block;
+use lightning_signer::bitcoin::consensus::encode::{deserialize, serialize};
+use lightning_signer::bitcoin::hash_types::FilterHeader;
+use lightning_signer::bitcoin::hashes::Hash;
+use lightning_signer::bitcoin::secp256k1::{Keypair, Secp256k1};
+use lightning_signer::txoo::Attestation;
+use lightning_signer::txoo::filter::BlockSpendFilter;
+use lightning_signer::txoo::proof::TxoProof;
+use lightning_signer::txoo::util::sign_attestation;
+use serde_json::json;
+use skylight_devchain::client::ChainClient;
+use tokio::sync::watch;
+use vls_protocol::msgs::{
+    AddBlock, AddBlockReply, DebugTxoProof, ForwardWatches, ForwardWatchesReply, TipInfo,
+    TipInfoReply,
+};
+
+use crate::keys::RemoteKeys;
+use crate::ldk::{ChainMonitor, ChannelManager};
+use crate::stage::Stage;
+
+/// Blocks and their spend-filter headers, from genesis, as far as fetched.
+struct Chain {
+    client: Arc<ChainClient>,
+    /// `headers[h]` is the filter header after block `h`; before block 1 it is all zeros.
+    headers: Vec<FilterHeader>,
+}
+
+impl Chain {
+    async fn block(&self, height: u32) -> Result<Block> {
+        let hash = self.client.call("getblockhash", &[json!(height)]).await?;
+        let hex = self
+            .client
+            .call("getblock", &[hash, json!(0)])
+            .await?
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| anyhow!("getblock answered no hex"))?;
+        Ok(deserialize(&hex::decode(hex)?)?)
+    }
+
+    /// The filter header after block `height`.
+    async fn filter_header(&mut self, height: u32) -> Result<FilterHeader> {
+        if self.headers.is_empty() {
+            self.headers.push(FilterHeader::all_zeros());
+        }
+        while self.headers.len() <= height as usize {
+            let h = self.headers.len() as u32;
+            let block = self.block(h).await?;
+            let prev = self.headers[h as usize - 1];
+            self.headers
+                .push(BlockSpendFilter::from_block(&block).filter_header(&prev));
+        }
+        Ok(self.headers[height as usize])
+    }
+}
+
+/// Keeps the signer's chain at the node's, while a signer is attached, until `stop`.
+pub async fn feed(
+    client: Arc<ChainClient>,
+    keys: Arc<RemoteKeys>,
+    stage: Arc<Stage>,
+    channel_manager: Arc<ChannelManager>,
+    chain_monitor: Arc<ChainMonitor>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let secp = Secp256k1::new();
+    let attester = Keypair::new(
+        &secp,
+        &mut lightning_signer::bitcoin::secp256k1::rand::thread_rng(),
+    );
+    let mut chain = Chain {
+        client,
+        headers: Vec::new(),
+    };
+    let mut failing = false;
+    loop {
+        if stage.signers() > 0 {
+            match catch_up(&mut chain, &keys, &attester, &secp).await {
+                Ok(0) => {}
+                Ok(blocks) => {
+                    tracing::info!(blocks, "the signer's chain caught up");
+                    // Signing LDK put off for want of the signer's chain can go ahead. Not
+                    // awaited: it takes LDK's locks, which a thread waiting for a signature
+                    // may hold until the next block reaches the signer.
+                    let (cm, mon) = (channel_manager.clone(), chain_monitor.clone());
+                    tokio::task::spawn_blocking(move || {
+                        cm.signer_unblocked(None);
+                        mon.signer_unblocked(None);
+                    });
+                    failing = false;
+                }
+                Err(e) => {
+                    if !failing {
+                        tracing::warn!(error = %format!("{e:#}"), "cannot feed the chain to the signer; retrying");
+                        failing = true;
+                    }
+                }
+            }
+        }
+        tokio::select! {
+            _ = stop.wait_for(|s| *s) => return,
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+        }
+    }
+}
+
+/// Feeds every block from the signer's tip to the node's; returns how many.
+async fn catch_up(
+    chain: &mut Chain,
+    keys: &Arc<RemoteKeys>,
+    attester: &Keypair,
+    secp: &Secp256k1<lightning_signer::bitcoin::secp256k1::All>,
+) -> Result<u32> {
+    let k = keys.clone();
+    let tip: TipInfoReply = tokio::task::spawn_blocking(move || k.node_call(TipInfo {}))
+        .await?
+        .map_err(|e| anyhow!("TipInfo: {e}"))?;
+    // The chain's tip, not LDK's: LDK may be waiting (holding its locks) for a signature
+    // that the signer gives only once it has seen the blocks.
+    let target = super::chain::height(&chain.client).await?;
+    let mut fed = 0;
+    for height in tip.height + 1..=target {
+        let block = chain.block(height).await?;
+        if height == tip.height + 1 && block.header.prev_blockhash != tip.block_hash {
+            // A reorg below the signer's tip: removing blocks is not built yet.
+            return Err(anyhow!(
+                "the signer's tip {} at height {} is not on the node's chain",
+                tip.block_hash,
+                tip.height
+            ));
+        }
+        let prev = chain.filter_header(height - 1).await?;
+        let k = keys.clone();
+        let watches: ForwardWatchesReply =
+            tokio::task::spawn_blocking(move || k.node_call(ForwardWatches {}))
+                .await?
+                .map_err(|e| anyhow!("ForwardWatches: {e}"))?;
+        let filter_header = BlockSpendFilter::from_block(&block).filter_header(&prev);
+        if chain.headers.len() == height as usize {
+            chain.headers.push(filter_header);
+        }
+        let attestation = sign_attestation(
+            Attestation {
+                block_hash: block.block_hash(),
+                block_height: height,
+                filter_header,
+                time: std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)?
+                    .as_secs(),
+            },
+            attester,
+            secp,
+        );
+        let proof = TxoProof::prove(
+            vec![(attester.public_key(), attestation)],
+            &prev,
+            &block,
+            height,
+            &watches.outpoints.0,
+            &watches.txids.0,
+        );
+        let add = AddBlock {
+            header: serialize(&block.header).into(),
+            unspent_proof: Some(DebugTxoProof(proof)),
+        };
+        let k = keys.clone();
+        let _: AddBlockReply = tokio::task::spawn_blocking(move || k.node_call(add))
+            .await?
+            .map_err(|e| anyhow!("AddBlock at height {height}: {e}"))
+            .context("the signer refused a block")?;
+        fed += 1;
+    }
+    Ok(fed)
+}
