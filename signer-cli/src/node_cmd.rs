@@ -1,0 +1,287 @@
+//! `signer-cli node …`: calls to the node API, each signed with this device's key.
+
+use anyhow::{Context, Result};
+use clap::Subcommand;
+use skylight_signer_cli::config::DataDir;
+
+use crate::device_context;
+
+#[derive(Subcommand)]
+pub enum NodeCall {
+    /// The node's id, chain height, peers and channels (JSON).
+    Getinfo,
+    /// Make a BOLT11 invoice, signed by the node's signer (JSON).
+    Invoice {
+        /// Amount in msat, or `any`.
+        #[arg(long)]
+        amount_msat: String,
+        /// A label naming the invoice (unique).
+        #[arg(long)]
+        label: String,
+        /// The description the payer sees.
+        #[arg(long, default_value = "")]
+        description: String,
+        /// Seconds until it expires (default: a week).
+        #[arg(long)]
+        expiry: Option<u64>,
+        /// The preimage to use (64 hex characters) instead of one the node derives.
+        #[arg(long)]
+        preimage: Option<String>,
+    },
+    /// A new address of the node's on-chain wallet (JSON).
+    Newaddr,
+    /// The wallet's outputs and the node's channels (JSON).
+    Listfunds {
+        /// Include spent outputs.
+        #[arg(long)]
+        spent: bool,
+    },
+    /// Open a channel to a connected peer, funded from the wallet (JSON).
+    Fundchannel {
+        /// The peer's node id.
+        id: String,
+        /// Channel size in satoshis.
+        amount_sat: u64,
+        /// Fee rate for the funding transaction, sat per 1000 weight units.
+        #[arg(long)]
+        feerate_perkw: Option<u32>,
+        /// Announce the channel for forwarding.
+        #[arg(long)]
+        announce: bool,
+    },
+    /// The node's channels (JSON).
+    Listpeerchannels,
+    /// Pay a BOLT11 invoice; the signer approves it because this call, signed by this
+    /// device, names it (JSON).
+    Pay {
+        /// The invoice.
+        bolt11: String,
+        /// Amount in msat, for an invoice that names none.
+        #[arg(long)]
+        amount_msat: Option<u64>,
+    },
+    /// Outgoing payments (JSON).
+    Listpays,
+    /// Close a channel cooperatively: ID is the peer's node id, the channel id or the
+    /// short channel id (JSON).
+    Close {
+        /// Which channel.
+        id: String,
+        /// Force (unilateral) close: not built; the node refuses it.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Pay on-chain from the node's wallet (JSON).
+    Withdraw {
+        /// Destination address.
+        destination: String,
+        /// Amount in satoshis.
+        amount_sat: u64,
+        /// Fee rate, sat per 1000 weight units.
+        #[arg(long)]
+        feerate_perkw: Option<u32>,
+    },
+    /// Invoices and whether they were paid (JSON).
+    Listinvoices,
+    /// Connect to a Lightning peer: `NODE_ID@HOST:PORT` (JSON).
+    Connect {
+        /// The peer, `NODE_ID@HOST:PORT`.
+        peer: String,
+    },
+}
+
+/// Runs one node call and prints its answer as JSON.
+pub async fn node_call(dir: &DataDir, call: NodeCall) -> Result<()> {
+    use skylight_signer_cli::node_api::{self, RequestSigner};
+    let (uri, device, _) = device_context(dir)?;
+    let signer = RequestSigner::new(&device.key_pem)?;
+    let mut node = node_api::connect(&uri, &device).await?;
+    let refused = |rpc| move |status| skylight_signer_cli::client::Refused { rpc, status };
+    let out = match call {
+        NodeCall::Getinfo => {
+            let r = node
+                .getinfo(signer.sign(skylight_proto::cln::GetinfoRequest {})?)
+                .await
+                .map_err(refused("Getinfo"))?;
+            node_api::getinfo_json(r.get_ref())
+        }
+        NodeCall::Invoice {
+            amount_msat,
+            label,
+            description,
+            expiry,
+            preimage,
+        } => {
+            let preimage = match preimage {
+                Some(h) => Some(
+                    hex::decode(h.trim())
+                        .ok()
+                        .filter(|b| b.len() == 32)
+                        .context("--preimage must be 64 hex characters")?,
+                ),
+                None => None,
+            };
+            let req = skylight_proto::cln::InvoiceRequest {
+                amount_msat: Some(node_api::amount_or_any(&amount_msat)?),
+                label,
+                description,
+                expiry,
+                preimage,
+                ..Default::default()
+            };
+            let r = node
+                .invoice(signer.sign(req)?)
+                .await
+                .map_err(refused("Invoice"))?;
+            node_api::invoice_json(r.get_ref())
+        }
+        NodeCall::Newaddr => {
+            let r = node
+                .new_addr(signer.sign(skylight_proto::cln::NewaddrRequest::default())?)
+                .await
+                .map_err(refused("NewAddr"))?;
+            serde_json::json!({ "bech32": r.get_ref().bech32 })
+        }
+        NodeCall::Listfunds { spent } => {
+            let req = skylight_proto::cln::ListfundsRequest { spent: Some(spent) };
+            let r = node
+                .list_funds(signer.sign(req)?)
+                .await
+                .map_err(refused("ListFunds"))?;
+            node_api::listfunds_json(r.get_ref())
+        }
+        NodeCall::Fundchannel {
+            id,
+            amount_sat,
+            feerate_perkw,
+            announce,
+        } => {
+            use skylight_proto::cln::{Amount, AmountOrAll, Feerate, amount_or_all, feerate};
+            let req = skylight_proto::cln::FundchannelRequest {
+                id: hex::decode(id.trim())
+                    .ok()
+                    .filter(|b| b.len() == 33)
+                    .context("the peer id must be 66 hex characters")?,
+                amount: Some(AmountOrAll {
+                    value: Some(amount_or_all::Value::Amount(Amount {
+                        msat: amount_sat * 1000,
+                    })),
+                }),
+                feerate: feerate_perkw.map(|r| Feerate {
+                    style: Some(feerate::Style::Perkw(r)),
+                }),
+                announce: Some(announce),
+                ..Default::default()
+            };
+            let r = node
+                .fund_channel(signer.sign(req)?)
+                .await
+                .map_err(refused("FundChannel"))?;
+            let r = r.get_ref();
+            serde_json::json!({
+                "txid": hex::encode(&r.txid),
+                "outnum": r.outnum,
+                "channel_id": hex::encode(&r.channel_id),
+                "tx": hex::encode(&r.tx),
+            })
+        }
+        NodeCall::Listpeerchannels => {
+            let r = node
+                .list_peer_channels(
+                    signer.sign(skylight_proto::cln::ListpeerchannelsRequest::default())?,
+                )
+                .await
+                .map_err(refused("ListPeerChannels"))?;
+            node_api::listpeerchannels_json(r.get_ref())
+        }
+        NodeCall::Pay {
+            bolt11,
+            amount_msat,
+        } => {
+            let req = skylight_proto::cln::PayRequest {
+                bolt11,
+                amount_msat: amount_msat.map(|msat| skylight_proto::cln::Amount { msat }),
+                ..Default::default()
+            };
+            let r = node.pay(signer.sign(req)?).await.map_err(refused("Pay"))?;
+            let r = r.get_ref();
+            serde_json::json!({
+                "payment_hash": hex::encode(&r.payment_hash),
+                "payment_preimage": hex::encode(&r.payment_preimage),
+                "amount_msat": r.amount_msat.as_ref().map_or(0, |a| a.msat),
+                "amount_sent_msat": r.amount_sent_msat.as_ref().map_or(0, |a| a.msat),
+                "status": "complete",
+            })
+        }
+        NodeCall::Close { id, force } => {
+            let req = skylight_proto::cln::CloseRequest {
+                id,
+                unilateraltimeout: force.then_some(1),
+                ..Default::default()
+            };
+            let r = node
+                .close(signer.sign(req)?)
+                .await
+                .map_err(refused("Close"))?;
+            let r = r.get_ref();
+            serde_json::json!({
+                "type": if r.item_type == 0 { "mutual" } else { "unopened" },
+                "txids": r.txids.iter().map(hex::encode).collect::<Vec<_>>(),
+            })
+        }
+        NodeCall::Withdraw {
+            destination,
+            amount_sat,
+            feerate_perkw,
+        } => {
+            use skylight_proto::cln::{Amount, AmountOrAll, Feerate, amount_or_all, feerate};
+            let req = skylight_proto::cln::WithdrawRequest {
+                destination,
+                satoshi: Some(AmountOrAll {
+                    value: Some(amount_or_all::Value::Amount(Amount {
+                        msat: amount_sat * 1000,
+                    })),
+                }),
+                feerate: feerate_perkw.map(|r| Feerate {
+                    style: Some(feerate::Style::Perkw(r)),
+                }),
+                ..Default::default()
+            };
+            let r = node
+                .withdraw(signer.sign(req)?)
+                .await
+                .map_err(refused("Withdraw"))?;
+            serde_json::json!({ "txid": hex::encode(&r.get_ref().txid) })
+        }
+        NodeCall::Listpays => {
+            let r = node
+                .list_pays(signer.sign(skylight_proto::cln::ListpaysRequest::default())?)
+                .await
+                .map_err(refused("ListPays"))?;
+            node_api::listpays_json(r.get_ref())
+        }
+        NodeCall::Listinvoices => {
+            let r = node
+                .list_invoices(signer.sign(skylight_proto::cln::ListinvoicesRequest::default())?)
+                .await
+                .map_err(refused("ListInvoices"))?;
+            node_api::listinvoices_json(r.get_ref())
+        }
+        NodeCall::Connect { peer } => {
+            let req = skylight_proto::cln::ConnectRequest {
+                id: peer,
+                ..Default::default()
+            };
+            let r = node
+                .connect_peer(signer.sign(req)?)
+                .await
+                .map_err(refused("ConnectPeer"))?;
+            serde_json::json!({
+                "id": hex::encode(&r.get_ref().id),
+                "direction": if r.get_ref().direction == 1 { "out" } else { "in" },
+            })
+        }
+    };
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(())
+}
