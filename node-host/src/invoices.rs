@@ -108,6 +108,19 @@ impl Invoices {
         self.get(&label)
     }
 
+    /// The preimage the caller chose for the invoice with `payment_hash`, if any (LDK
+    /// derives the others itself).
+    pub fn chosen_preimage(
+        &self,
+        payment_hash: &[u8; 32],
+    ) -> Result<Option<[u8; 32]>, InvoiceError> {
+        Ok(self
+            .by_hash(payment_hash)?
+            .and_then(|i| i.preimage)
+            .and_then(|h| hex::decode(h).ok())
+            .and_then(|b| b.try_into().ok()))
+    }
+
     /// The next `created_index` (what [`Invoices::insert`] will give).
     pub fn next_index(&self) -> Result<u64, InvoiceError> {
         let txn = self.db.begin_read().map_err(err)?;

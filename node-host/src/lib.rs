@@ -29,3 +29,11 @@ pub mod signed_service;
 pub mod signer_state;
 pub mod stage;
 pub mod wallet;
+
+/// Seconds since the Unix epoch (0 for a clock set before it).
+pub fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}

@@ -141,16 +141,14 @@ impl Wallet {
         self.lock().wallet.latest_checkpoint().block_id()
     }
 
-    /// Every output of ours (spent ones too if `spent`), with the chain's tip height.
-    pub fn outputs(&self, spent: bool) -> (Vec<LocalOutput>, u32) {
+    /// Every output of ours (spent ones too if `spent`).
+    pub fn outputs(&self, spent: bool) -> Vec<LocalOutput> {
         let inner = self.lock();
-        let tip = inner.wallet.latest_checkpoint().height();
-        let outs = if spent {
+        if spent {
             inner.wallet.list_output().collect()
         } else {
             inner.wallet.list_unspent().collect()
-        };
-        (outs, tip)
+        }
     }
 
     /// An unsigned transaction paying `amount` to `script` from the wallet at
@@ -177,21 +175,26 @@ impl Wallet {
         Ok(psbt)
     }
 
-    /// The wallet's output at `outpoint`: its key index and value.
-    pub fn own_output(&self, outpoint: OutPoint) -> Option<(u32, TxOut)> {
-        self.lock()
-            .wallet
-            .get_utxo(outpoint)
-            .map(|o| (o.derivation_index, o.txout))
+    /// For each input of `psbt`, in order, the wallet's output it spends: its key index
+    /// and value. `None` if any input is not the wallet's.
+    pub fn inputs_of(&self, psbt: &Psbt) -> Option<Vec<(u32, TxOut)>> {
+        let inner = self.lock();
+        psbt.unsigned_tx
+            .input
+            .iter()
+            .map(|i| {
+                inner
+                    .wallet
+                    .get_utxo(i.previous_output)
+                    .map(|o| (o.derivation_index, o.txout))
+            })
+            .collect()
     }
 
     /// Records a transaction we broadcast, so its inputs count as spent at once.
     pub fn sent(&self, tx: Transaction) {
         let mut inner = self.lock();
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
+        let now = crate::now_secs();
         inner.wallet.apply_unconfirmed_txs([(tx, now)]);
         if let Err(e) = self.persist(&mut inner) {
             tracing::error!(error = %e, "cannot store the wallet");

@@ -5,10 +5,9 @@ use std::time::Duration;
 
 use lightning_signer::bitcoin::consensus::encode::serialize;
 use lightning_signer::bitcoin::secp256k1::PublicKey;
-use lightning_signer::lightning::chain::chaininterface::{ConfirmationTarget, FeeEstimator};
-use skylight_proto::cln::{self as pb, amount_or_all, feerate::Style};
+use skylight_proto::cln::{self as pb, amount_or_all};
 
-use super::{ApiError, ClnService, txid_bytes};
+use super::{ApiError, ClnService, sat_per_kw, txid_bytes};
 use crate::ldk;
 
 /// How long the opening may take: the peer's answers and three signer round trips.
@@ -52,16 +51,7 @@ pub async fn fundchannel(
         ));
     }
     let running = api.node_with_signer("channel opening").await?;
-    let sat_per_kw = match req.feerate.as_ref().and_then(|f| f.style.as_ref()) {
-        Some(Style::Perkw(r)) => *r,
-        Some(Style::Perkb(r)) => r / 4,
-        Some(Style::Slow(_)) => estimate(&running.fees, ConfirmationTarget::ChannelCloseMinimum),
-        Some(Style::Urgent(_)) => estimate(&running.fees, ConfirmationTarget::UrgentOnChainSweep),
-        Some(Style::Normal(_)) | None => {
-            estimate(&running.fees, ConfirmationTarget::NonAnchorChannelFee)
-        }
-    }
-    .max(ldk::FEE_FLOOR);
+    let sat_per_kw = sat_per_kw(req.feerate.as_ref(), &running.fees);
     let pm = running.peer_manager.clone();
     if api
         .on_ldk(move || pm.peer_by_node_id(&peer))
@@ -109,8 +99,4 @@ pub async fn fundchannel(
         close_to: None,
         mindepth: None,
     })
-}
-
-fn estimate(fees: &ldk::FeeRates, target: ConfirmationTarget) -> u32 {
-    fees.get_est_sat_per_1000_weight(target)
 }

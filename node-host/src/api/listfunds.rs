@@ -17,7 +17,7 @@ pub async fn listfunds(
 }
 
 fn list(running: &Running, spent: bool) -> pb::ListfundsResponse {
-    let (outs, _tip) = running.wallet.outputs(spent);
+    let outs = running.wallet.outputs(spent);
     let network = running.wallet.network();
     let outputs = outs
         .into_iter()

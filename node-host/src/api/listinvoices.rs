@@ -18,10 +18,7 @@ pub async fn listinvoices(
         .invoices
         .list()
         .map_err(|e| ApiError::Internal(e.to_string()))?;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let now = crate::now_secs();
     let invoices = all
         .into_iter()
         .filter(|i| req.label.as_ref().is_none_or(|l| *l == i.label))

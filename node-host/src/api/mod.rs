@@ -225,3 +225,19 @@ fn our_balance_msat(
         })
         .unwrap_or(0)
 }
+
+/// The fee rate a call asks for, sat per 1000 weight units, never below LDK's floor: given
+/// outright, or one of CLN's names mapped to a confirmation target of the fee table.
+fn sat_per_kw(feerate: Option<&pb::Feerate>, fees: &crate::ldk::FeeRates) -> u32 {
+    use lightning_signer::lightning::chain::chaininterface::{ConfirmationTarget, FeeEstimator};
+    use pb::feerate::Style;
+    let target = |t| fees.get_est_sat_per_1000_weight(t);
+    match feerate.and_then(|f| f.style.as_ref()) {
+        Some(Style::Perkw(r)) => *r,
+        Some(Style::Perkb(r)) => r / 4,
+        Some(Style::Slow(_)) => target(ConfirmationTarget::ChannelCloseMinimum),
+        Some(Style::Urgent(_)) => target(ConfirmationTarget::UrgentOnChainSweep),
+        Some(Style::Normal(_)) | None => target(ConfirmationTarget::NonAnchorChannelFee),
+    }
+    .max(crate::ldk::FEE_FLOOR)
+}

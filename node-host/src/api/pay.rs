@@ -82,10 +82,7 @@ pub async fn pay(api: &ClnService, req: pb::PayRequest) -> Result<pb::PayRespons
         }
     }
 
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let now = crate::now_secs();
     let destination = invoice.recover_payee_pub_key();
     api.node
         .payments

@@ -5,13 +5,10 @@ use std::str::FromStr;
 
 use lightning_signer::bitcoin::consensus::encode::serialize;
 use lightning_signer::bitcoin::{Address, Amount};
-use lightning_signer::lightning::chain::chaininterface::{
-    BroadcasterInterface, ConfirmationTarget, FeeEstimator,
-};
-use skylight_proto::cln::{self as pb, amount_or_all, feerate::Style};
+use lightning_signer::lightning::chain::chaininterface::BroadcasterInterface;
+use skylight_proto::cln::{self as pb, amount_or_all};
 
-use super::{ApiError, ClnService, txid_bytes};
-use crate::ldk;
+use super::{ApiError, ClnService, sat_per_kw, txid_bytes};
 
 pub async fn withdraw(
     api: &ClnService,
@@ -42,20 +39,7 @@ pub async fn withdraw(
         return Err(invalid("choosing utxos is not supported".into()));
     }
     let running = api.node_with_signer("withdrawal").await?;
-    let sat_per_kw = match req.feerate.as_ref().and_then(|f| f.style.as_ref()) {
-        Some(Style::Perkw(r)) => *r,
-        Some(Style::Perkb(r)) => r / 4,
-        Some(Style::Slow(_)) => running
-            .fees
-            .get_est_sat_per_1000_weight(ConfirmationTarget::ChannelCloseMinimum),
-        Some(Style::Urgent(_)) => running
-            .fees
-            .get_est_sat_per_1000_weight(ConfirmationTarget::UrgentOnChainSweep),
-        Some(Style::Normal(_)) | None => running
-            .fees
-            .get_est_sat_per_1000_weight(ConfirmationTarget::NonAnchorChannelFee),
-    }
-    .max(ldk::FEE_FLOOR);
+    let sat_per_kw = sat_per_kw(req.feerate.as_ref(), &running.fees);
     let script = address.script_pubkey();
     let r = running.clone();
     let signed = api
@@ -64,14 +48,10 @@ pub async fn withdraw(
                 .wallet
                 .build_payment(script, amount, sat_per_kw, &[])
                 .map_err(|e| ApiError::Precondition(format!("cannot pay from the wallet: {e}")))?;
-            let inputs: Option<Vec<_>> = psbt
-                .unsigned_tx
-                .input
-                .iter()
-                .map(|i| r.wallet.own_output(i.previous_output))
-                .collect();
-            let inputs =
-                inputs.ok_or_else(|| ApiError::Internal("an input is not the wallet's".into()))?;
+            let inputs = r
+                .wallet
+                .inputs_of(&psbt)
+                .ok_or_else(|| ApiError::Internal("an input is not the wallet's".into()))?;
             r.ldk
                 .keys
                 .sign_wallet_spend(psbt, &inputs)

@@ -18,6 +18,7 @@ use tokio::sync::watch;
 use super::NodeHandle;
 use crate::keys::RemoteKeys;
 use crate::ldk::{self, Broadcaster, FeeRates, GossipSync, Logger, PeerManager};
+use crate::now_secs;
 use crate::payments::Status;
 
 /// The sweeper's type. None runs yet: outputs a force close leaves to us are reported, not
@@ -74,13 +75,6 @@ pub fn background(
     )
 }
 
-fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
 fn on_event(
     event: Event,
     channel_manager: &ldk::ChannelManager,
@@ -96,12 +90,8 @@ fn on_event(
             let preimage = match purpose.preimage() {
                 Some(p) => Some(p),
                 // An invoice made with the caller's preimage: LDK does not know it.
-                None => match handle.invoices.by_hash(&payment_hash.0) {
-                    Ok(inv) => inv
-                        .and_then(|i| i.preimage)
-                        .and_then(|h| hex::decode(h).ok())
-                        .and_then(|b| <[u8; 32]>::try_from(b).ok())
-                        .map(PaymentPreimage),
+                None => match handle.invoices.chosen_preimage(&payment_hash.0) {
+                    Ok(p) => p.map(PaymentPreimage),
                     Err(e) => {
                         tracing::error!(error = %e, "cannot read the invoices; will retry");
                         return Err(ReplayEvent());
@@ -128,12 +118,9 @@ fn on_event(
             let preimage = purpose.preimage().map(|p| p.0).or_else(|| {
                 handle
                     .invoices
-                    .by_hash(&payment_hash.0)
+                    .chosen_preimage(&payment_hash.0)
                     .ok()
                     .flatten()
-                    .and_then(|i| i.preimage)
-                    .and_then(|h| hex::decode(h).ok())
-                    .and_then(|b| b.try_into().ok())
             });
             let Some(preimage) = preimage else {
                 tracing::warn!(hash = %payment_hash, "claimed a payment without knowing its preimage");

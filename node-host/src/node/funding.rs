@@ -8,7 +8,7 @@
 //! Each step answers the `FundChannel` call that started it, through this registry.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use lightning_signer::bitcoin::psbt::Psbt;
 use lightning_signer::bitcoin::secp256k1::PublicKey;
@@ -170,13 +170,9 @@ impl Fundings {
                 "no funding transaction kept for channel {channel_id}"
             ));
         };
-        let inputs: Option<Vec<_>> = psbt
-            .unsigned_tx
-            .input
-            .iter()
-            .map(|i| wallet.own_output(i.previous_output))
-            .collect();
-        let inputs = inputs.ok_or("a funding input is no longer the wallet's")?;
+        let inputs = wallet
+            .inputs_of(&psbt)
+            .ok_or("a funding input is no longer the wallet's")?;
         match keys.sign_wallet_spend(psbt, &inputs) {
             Ok(tx) => {
                 wallet.sent(tx.clone());
@@ -205,6 +201,3 @@ impl Fundings {
         self.finish(user_channel_id, Err(reason));
     }
 }
-
-/// Shared by the API and the event handler.
-pub type SharedFundings = Arc<Fundings>;

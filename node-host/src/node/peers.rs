@@ -34,10 +34,7 @@ pub fn peer_manager(node: &ldk::Node) -> (Arc<PeerManager>, Arc<GossipSync>) {
         custom_message_handler: Arc::new(IgnoringMessageHandler {}),
         send_only_message_handler: node.chain_monitor.clone(),
     };
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as u32)
-        .unwrap_or(0);
+    let now = crate::now_secs() as u32;
     let pm = Arc::new(PeerManager::new(
         handlers,
         now,
