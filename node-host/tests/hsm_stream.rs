@@ -261,36 +261,13 @@ async fn another_tenants_device_and_the_nobody_identity_cannot_attach() {
     assert_eq!(node.stage.signers(), 0);
 }
 
-/// Signs a unary call as Greenlight's clients do: the gRPC frame ‖ u64be(ms), with the
-/// device's TLS key.
+/// Signs a unary call as Greenlight's clients do (signer-cli's signer: the gRPC frame ‖
+/// u64be(ms), with the device's TLS key).
 fn signed<T: prost::Message>(msg: T, key_pem: &str, ts_ms: u64) -> tonic::Request<T> {
-    use base64::Engine;
-    use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
-    use rustls_pki_types::pem::PemObject;
-    let der = rustls_pki_types::PrivatePkcs8KeyDer::from_pem_slice(key_pem.as_bytes()).unwrap();
-    let rng = ring::rand::SystemRandom::new();
-    let key = EcdsaKeyPair::from_pkcs8(
-        &ECDSA_P256_SHA256_FIXED_SIGNING,
-        der.secret_pkcs8_der(),
-        &rng,
-    )
-    .unwrap();
-    let payload = msg.encode_to_vec();
-    let mut body = vec![0u8];
-    body.extend_from_slice(&(payload.len() as u32).to_be_bytes());
-    body.extend_from_slice(&payload);
-    body.extend_from_slice(&ts_ms.to_be_bytes());
-    let sig = key.sign(&rng, &body).unwrap();
-    let b64 = base64::engine::general_purpose::STANDARD_NO_PAD;
-    let mut req = tonic::Request::new(msg);
-    let md = req.metadata_mut();
-    md.insert(
-        "glauthpubkey",
-        b64.encode(key.public_key().as_ref()).parse().unwrap(),
-    );
-    md.insert("glauthsig", b64.encode(sig.as_ref()).parse().unwrap());
-    md.insert("glts", b64.encode(ts_ms.to_be_bytes()).parse().unwrap());
-    req
+    skylight_signer_cli::node_api::RequestSigner::new(key_pem.as_bytes())
+        .unwrap()
+        .sign_at(msg, ts_ms)
+        .unwrap()
 }
 
 fn now_ms() -> u64 {

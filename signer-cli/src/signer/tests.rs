@@ -271,31 +271,13 @@ fn invoice(hash_byte: u8) -> String {
 
 /// A `Pay` request for `bolt11` as node-host ships it: the gRPC frame, signed by a device.
 fn signed_pay(bolt11: &str) -> skylight_proto::greenlight::PendingRequest {
-    use prost::Message;
-    use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
-    let rng = ring::rand::SystemRandom::new();
-    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
-    let key =
-        EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng).unwrap();
-    let body = skylight_proto::cln::PayRequest {
-        bolt11: bolt11.into(),
-        ..Default::default()
-    }
-    .encode_to_vec();
-    let mut frame = vec![0u8];
-    frame.extend_from_slice(&(body.len() as u32).to_be_bytes());
-    frame.extend_from_slice(&body);
-    let timestamp = 1_795_000_000_000u64;
-    let mut signed = frame.clone();
-    signed.extend_from_slice(&timestamp.to_be_bytes());
-    skylight_proto::greenlight::PendingRequest {
-        request: frame,
-        uri: approvals::PAY_PATH.into(),
-        signature: key.sign(&rng, &signed).unwrap().as_ref().to_vec(),
-        pubkey: key.public_key().as_ref().to_vec(),
-        timestamp,
-        rune: vec![],
-    }
+    signed_request(
+        approvals::PAY_PATH,
+        skylight_proto::cln::PayRequest {
+            bolt11: bolt11.into(),
+            ..Default::default()
+        },
+    )
 }
 
 fn preapprove(
@@ -344,12 +326,12 @@ fn a_payment_is_approved_only_when_a_device_signed_pay_request_names_its_invoice
     assert!(reply.result);
 }
 
-/// A client request at `path` with `message`, signed by a fresh device key.
+/// A client request at `path` with `message`, as node-host ships it: the gRPC frame,
+/// signed by a fresh device key.
 fn signed_request(
     path: &str,
     message: impl prost::Message,
 ) -> skylight_proto::greenlight::PendingRequest {
-    let mut r = signed_pay("");
     use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
     let rng = ring::rand::SystemRandom::new();
     let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
@@ -359,13 +341,17 @@ fn signed_request(
     let mut frame = vec![0u8];
     frame.extend_from_slice(&(body.len() as u32).to_be_bytes());
     frame.extend_from_slice(&body);
+    let timestamp = 1_795_000_000_000u64;
     let mut signed = frame.clone();
-    signed.extend_from_slice(&r.timestamp.to_be_bytes());
-    r.signature = key.sign(&rng, &signed).unwrap().as_ref().to_vec();
-    r.pubkey = key.public_key().as_ref().to_vec();
-    r.request = frame;
-    r.uri = path.into();
-    r
+    signed.extend_from_slice(&timestamp.to_be_bytes());
+    skylight_proto::greenlight::PendingRequest {
+        request: frame,
+        uri: path.into(),
+        signature: key.sign(&rng, &signed).unwrap().as_ref().to_vec(),
+        pubkey: key.public_key().as_ref().to_vec(),
+        timestamp,
+        rune: vec![],
+    }
 }
 
 #[test]
