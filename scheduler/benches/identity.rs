@@ -5,6 +5,7 @@
 //! (default 1000), `BENCH_CONCURRENCY` (default 16).
 
 mod common;
+use common::percentile;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,10 +25,6 @@ fn env_or(name: &str, default: usize) -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
 fn report(what: &str, count: usize, elapsed: Duration, mut lat: Vec<Duration>) {

@@ -9,6 +9,7 @@
 //! `BENCH_INVOICES` (default 200, on each of the first 3 tenants).
 
 mod common;
+use common::{ms, percentile};
 
 use std::time::{Duration, Instant};
 
@@ -17,14 +18,6 @@ use skylight_proto::scheduler::{NodeInfoRequest, ScheduleRequest};
 use skylight_signer_cli::client;
 use skylight_signer_cli::keys::NodeKeys;
 use skylight_signer_cli::secret::HsmSecret;
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
-}
 
 fn rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;

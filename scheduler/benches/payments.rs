@@ -10,6 +10,7 @@
 //! floor) and so the ratio; see the README.
 
 mod common;
+use common::{ms, percentile};
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -76,10 +77,6 @@ fn chain(dir: &std::path::Path, scheduler: &std::path::Path, args: &[&str]) -> S
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
 #[tokio::main]
@@ -214,7 +211,6 @@ async fn main() {
     }
     latencies.sort();
     round_trips.sort();
-    let ms = |d: Duration| d.as_secs_f64() * 1e3;
     println!(
         "{count} payments A -> B over one channel, remote signing (two signers over gRPC), {} cores",
         std::thread::available_parallelism()

@@ -72,3 +72,14 @@ pub async fn start(binary: &std::path::Path, extra: &[&str]) -> Running {
         _tmp: tmp,
     }
 }
+
+/// The `p` quantile of `sorted` (0.5 for the median).
+pub fn percentile(sorted: &[std::time::Duration], p: f64) -> std::time::Duration {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+/// Milliseconds, for printing.
+#[allow(dead_code)] // Not every bench prints milliseconds.
+pub fn ms(d: std::time::Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
