@@ -37,6 +37,8 @@ struct Chain {
     client: Arc<ChainClient>,
     /// `headers[h]` is the filter header after block `h`; before block 1 it is all zeros.
     headers: Vec<FilterHeader>,
+    /// The height the signer's chain was last brought to.
+    signer_at: Option<u32>,
 }
 
 impl Chain {
@@ -85,6 +87,7 @@ pub async fn feed(
     let mut chain = Chain {
         client,
         headers: Vec::new(),
+        signer_at: None,
     };
     let mut failing = false;
     loop {
@@ -125,13 +128,20 @@ async fn catch_up(
     attester: &Keypair,
     secp: &Secp256k1<lightning_signer::bitcoin::secp256k1::All>,
 ) -> Result<u32> {
+    // The chain's tip, not LDK's: LDK may be waiting (holding its locks) for a signature
+    // that the signer gives only once it has seen the blocks.
+    let target = super::chain::height(&chain.client).await?;
+    // Fed up to there already: no need to ask the signer (a round trip on every poll).
+    // The tracker lives in the signer state node-host keeps, so a signer that attaches
+    // later has it too.
+    if chain.signer_at == Some(target) {
+        return Ok(0);
+    }
+    chain.signer_at = None;
     let k = keys.clone();
     let tip: TipInfoReply = tokio::task::spawn_blocking(move || k.node_call(TipInfo {}))
         .await?
         .map_err(|e| anyhow!("TipInfo: {e}"))?;
-    // The chain's tip, not LDK's: LDK may be waiting (holding its locks) for a signature
-    // that the signer gives only once it has seen the blocks.
-    let target = super::chain::height(&chain.client).await?;
     let mut fed = 0;
     for height in tip.height + 1..=target {
         let block = chain.block(height).await?;
@@ -184,5 +194,6 @@ async fn catch_up(
             .context("the signer refused a block")?;
         fed += 1;
     }
+    chain.signer_at = Some(target);
     Ok(fed)
 }
