@@ -90,7 +90,7 @@ impl HsmService {
                     raw: staged.raw,
                     signer_state,
                     // What devices asked for lately: the signer matches requests against it.
-                    requests: verifier.recent(),
+                    requests: crate::faults::signed_requests(verifier.recent()),
                 };
                 if tx.send(Ok(request)).await.is_err() {
                     break;

@@ -15,6 +15,7 @@
 pub mod activity;
 pub mod api;
 pub mod caller;
+pub mod faults;
 pub mod hsm_service;
 pub mod invoices;
 pub mod keys;

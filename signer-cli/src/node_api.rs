@@ -223,10 +223,39 @@ pub fn listpeerchannels_json(
                 "spendable_msat": msat(&c.spendable_msat),
                 "receivable_msat": msat(&c.receivable_msat),
                 "status": c.status,
+                "htlcs": c.htlcs.iter().map(|h| serde_json::json!({
+                    "direction": if h.direction == 0 { "in" } else { "out" },
+                    "id": h.id,
+                    "amount_msat": msat(&h.amount_msat),
+                    "expiry": h.expiry,
+                    "payment_hash": hex::encode(&h.payment_hash),
+                    "state": skylight_proto::cln::HtlcState::try_from(h.state)
+                        .map(|s| s.as_str_name().to_string())
+                        .unwrap_or_default(),
+                })).collect::<Vec<_>>(),
             })
         })
         .collect();
     serde_json::json!({ "channels": channels })
+}
+
+/// What `node listpeers` prints.
+pub fn listpeers_json(r: &skylight_proto::cln::ListpeersResponse) -> serde_json::Value {
+    let peers: Vec<_> = r
+        .peers
+        .iter()
+        .map(|p| {
+            serde_json::json!({
+                "id": hex::encode(&p.id),
+                "connected": p.connected,
+                "num_channels": p.num_channels,
+                "netaddr": p.netaddr,
+                "remote_addr": p.remote_addr,
+                "features": p.features.as_ref().map(hex::encode),
+            })
+        })
+        .collect();
+    serde_json::json!({ "peers": peers })
 }
 
 /// What `node listpays` prints.

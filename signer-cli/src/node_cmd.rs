@@ -49,6 +49,11 @@ pub enum NodeCall {
         #[arg(long)]
         announce: bool,
     },
+    /// The peers the node is connected to or has channels with (JSON).
+    Listpeers {
+        /// Only this peer (node id).
+        id: Option<String>,
+    },
     /// The node's channels (JSON).
     Listpeerchannels,
     /// Pay a BOLT11 invoice; the signer approves it because this call, signed by this
@@ -184,6 +189,16 @@ pub async fn node_call(dir: &DataDir, call: NodeCall) -> Result<()> {
                 "channel_id": hex::encode(&r.channel_id),
                 "tx": hex::encode(&r.tx),
             })
+        }
+        NodeCall::Listpeers { id } => {
+            let id = id
+                .map(|id| hex::decode(&id).context("the peer id must be hex"))
+                .transpose()?;
+            let r = node
+                .list_peers(signer.sign(skylight_proto::cln::ListpeersRequest { id, level: None })?)
+                .await
+                .map_err(refused("ListPeers"))?;
+            node_api::listpeers_json(r.get_ref())
         }
         NodeCall::Listpeerchannels => {
             let r = node

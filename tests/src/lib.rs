@@ -35,6 +35,7 @@ pub struct Scheduler {
     /// `https://localhost:<port>`.
     pub uri: String,
     args: Vec<String>,
+    env: Vec<(String, String)>,
     child: Option<Child>,
     _tmp: Option<tempfile::TempDir>,
 }
@@ -42,12 +43,22 @@ pub struct Scheduler {
 impl Scheduler {
     /// Starts a scheduler in a new temporary directory with extra `run` arguments.
     pub fn start(args: &[&str]) -> Result<Self> {
+        Self::start_with_env(args, &[])
+    }
+
+    /// Starts one with extra `run` arguments and environment variables, which its
+    /// node-hosts inherit.
+    pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Result<Self> {
         let tmp = tempfile::tempdir()?;
         let dir = tmp.path().join("scheduler");
         let mut s = Scheduler {
             dir,
             uri: String::new(),
             args: args.iter().map(|a| a.to_string()).collect(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             child: None,
             _tmp: Some(tmp),
         };
@@ -71,6 +82,7 @@ impl Scheduler {
             .args(&self.args)
             // Node-hosts inherit this: their signer attach/detach lines are what tests read.
             .env("RUST_LOG", "warn,skylight_node_host=info,ldk=info")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .spawn()
             .context("cannot start scheduler")?;

@@ -70,7 +70,16 @@ fn chain(s: &Scheduler, args: &[&str]) -> String {
 
 #[test]
 fn the_faucet_funds_a_wallet_tenants_connect_and_open_a_channel() {
-    let s = Scheduler::start(&[]).unwrap();
+    // The node-hosts read faults from this file: the test makes a node-host misbehave toward
+    // its signer as a compromised host could, and the signer must refuse (empty: none).
+    let faults_dir = tempfile::tempdir().unwrap();
+    let faults = faults_dir.path().join("faults");
+    std::fs::write(&faults, "").unwrap();
+    let s = Scheduler::start_with_env(
+        &[],
+        &[("SKYLIGHT_NODE_HOST_FAULTS", faults.to_str().unwrap())],
+    )
+    .unwrap();
     let a = Tenant::new(&s);
     let b = Tenant::new(&s);
 
@@ -101,10 +110,18 @@ fn the_faucet_funds_a_wallet_tenants_connect_and_open_a_channel() {
         b.call(&["getinfo"])["num_peers"] == 1
     });
     assert_eq!(a.call(&["getinfo"])["num_peers"], 1);
+    let b_id = b.call(&["getinfo"])["id"].as_str().unwrap().to_string();
+    let peers = a.call(&["listpeers"]);
+    assert_eq!(peers["peers"][0]["id"], b_id.as_str(), "{peers}");
+    assert_eq!(peers["peers"][0]["connected"], true);
+    assert_eq!(peers["peers"][0]["num_channels"], 0);
+    assert!(
+        b.address()
+            .ends_with(peers["peers"][0]["netaddr"][0].as_str().unwrap())
+    );
 
     // A opens a 200,000 sat channel to B: the commitments are signed by both signers, and
     // A's signer signs the funding inputs only after B countersigned the first commitment.
-    let b_id = b.call(&["getinfo"])["id"].as_str().unwrap().to_string();
     let opened = a.call(&["fundchannel", &b_id, "200000", "--feerate-perkw", "1000"]);
     let funding_txid = opened["txid"].as_str().unwrap().to_string();
     assert_eq!(funding_txid.len(), 64);
@@ -141,6 +158,7 @@ fn the_faucet_funds_a_wallet_tenants_connect_and_open_a_channel() {
         "{funds}"
     );
     assert_eq!(funds["channels"][0]["amount_msat"], 200_000_000u64);
+    assert_eq!(a.call(&["listpeers"])["peers"][0]["num_channels"], 1);
 
     // B makes an invoice, A pays it: A's signer approves it because A's signed Pay names
     // it, and every commitment on both sides is signed by its own signer.
@@ -171,6 +189,55 @@ fn the_faucet_funds_a_wallet_tenants_connect_and_open_a_channel() {
     // Paying the same invoice twice is refused by the node.
     let r = a.cli.run(&["node", "pay", &bolt11]).unwrap();
     assert!(!r.ok && r.stderr.contains("paid already"), "{}", r.stderr);
+
+    // A node-host that withholds the user's signed Pay request, or alters it after it was
+    // signed, cannot pay: A's signer refuses the invoice with its reason, the call ends
+    // with it, and no HTLC is left in the channel on either side.
+    let a_before = a.call(&["listpeerchannels"])["channels"][0]["to_us_msat"].clone();
+    let unasked = b.call(&["invoice", "--amount-msat", "2000000", "--label", "unasked"])["bolt11"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for (fault, reason) in [
+        (
+            "drop-signed /cln.Node/Pay",
+            "no Pay request signed by a device of this node names this invoice",
+        ),
+        (
+            "alter-signed /cln.Node/Pay",
+            "the Pay request naming this invoice does not verify against its device signature",
+        ),
+    ] {
+        std::fs::write(&faults, fault).unwrap();
+        let r = a.cli.run(&["node", "pay", &unasked]).unwrap();
+        assert!(
+            !r.ok && r.stderr.contains("PermissionDenied") && r.stderr.contains(reason),
+            "{fault}: {}",
+            r.stderr
+        );
+    }
+    std::fs::write(&faults, "").unwrap();
+    for (who, t) in [("A", &a), ("B", &b)] {
+        let c = &t.call(&["listpeerchannels"])["channels"][0];
+        assert_eq!(c["htlcs"], serde_json::json!([]), "{who} has no HTLC: {c}");
+    }
+    assert_eq!(
+        a.call(&["listpeerchannels"])["channels"][0]["to_us_msat"],
+        a_before
+    );
+    let invoices = b.call(&["listinvoices"]);
+    let unpaid = invoices["invoices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["label"] == "unasked")
+        .unwrap();
+    assert_eq!(unpaid["status"], "unpaid", "{invoices}");
+    assert_eq!(
+        a.call(&["listpays"])["pays"].as_array().unwrap().len(),
+        1,
+        "a refused payment never started"
+    );
 
     // B pays A back.
     let back = a.call(&["invoice", "--amount-msat", "4000000", "--label", "change"])["bolt11"]
@@ -264,6 +331,22 @@ fn the_faucet_funds_a_wallet_tenants_connect_and_open_a_channel() {
     // A withdraws to an address of B's: A's signer signs it because A's signed Withdraw
     // names that destination and amount.
     let to_b = b.call(&["newaddr"])["bech32"].as_str().unwrap().to_string();
+    // First with A's node-host withholding that signed request: the destination is then
+    // one nobody asked for, and A's signer refuses to sign.
+    std::fs::write(&faults, "drop-signed /cln.Node/Withdraw").unwrap();
+    let r = a
+        .cli
+        .run(&["node", "withdraw", &to_b, "30000", "--feerate-perkw", "500"])
+        .unwrap();
+    assert!(
+        !r.ok
+            && r.stderr.contains("PermissionDenied")
+            && r.stderr.contains("unapproved destination"),
+        "{}",
+        r.stderr
+    );
+    std::fs::write(&faults, "").unwrap();
+    // Then as asked: signed, and the refused attempt left no input reserved.
     let sent = a.call(&["withdraw", &to_b, "30000", "--feerate-perkw", "500"]);
     let sent_txid = sent["txid"].as_str().unwrap().to_string();
     chain(&s, &["mine", "1"]);

@@ -1,7 +1,10 @@
 //! `ListPeerChannels`: the node's channels with their peers.
 
-use lightning_signer::lightning::ln::channel_state::ChannelDetails;
-use skylight_proto::cln::{self as pb, ChannelSide};
+use lightning_signer::lightning::ln::channel_state::{
+    ChannelDetails, InboundHTLCStateDetails as In, OutboundHTLCStateDetails as Out,
+};
+use skylight_proto::cln::listpeerchannels_channels_htlcs::ListpeerchannelsChannelsHtlcsDirection as Direction;
+use skylight_proto::cln::{self as pb, ChannelSide, HtlcState};
 
 use super::listfunds::scid;
 use super::{ApiError, ClnService, channel_state, our_balance_msat, txid_bytes};
@@ -65,7 +68,58 @@ fn list(running: &Running, req: &pb::ListpeerchannelsRequest) -> pb::Listpeercha
                 c.confirmations.unwrap_or(0),
                 c.confirmations_required.unwrap_or(0)
             )],
+            htlcs: htlcs(&c),
         })
         .collect();
     pb::ListpeerchannelsResponse { channels }
+}
+
+/// The channel's HTLCs in flight, with LDK's states put in CLN's terms (the step each side
+/// is at in the commitment dance); `status` keeps LDK's own name for the state.
+fn htlcs(c: &ChannelDetails) -> Vec<pb::ListpeerchannelsChannelsHtlcs> {
+    let inbound = c.pending_inbound_htlcs.iter().map(|h| {
+        let state = match h.state {
+            Some(In::AwaitingRemoteRevokeToAdd) => HtlcState::SentAddAckCommit,
+            Some(In::Committed) | None => HtlcState::RcvdAddAckRevocation,
+            Some(In::AwaitingRemoteRevokeToRemoveFulfill)
+            | Some(In::AwaitingRemoteRevokeToRemoveFail) => HtlcState::SentRemoveCommit,
+        };
+        pb::ListpeerchannelsChannelsHtlcs {
+            direction: Direction::In as i32,
+            id: h.htlc_id,
+            amount_msat: Some(pb::Amount {
+                msat: h.amount_msat,
+            }),
+            expiry: h.cltv_expiry,
+            payment_hash: h.payment_hash.0.to_vec(),
+            local_trimmed: Some(h.is_dust),
+            status: h.state.as_ref().map(|s| format!("{s:?}")),
+            state: state as i32,
+        }
+    });
+    let outbound = c.pending_outbound_htlcs.iter().map(|h| {
+        let state = match h.state {
+            Some(Out::AwaitingRemoteRevokeToAdd) | None => HtlcState::SentAddCommit,
+            Some(Out::Committed) => HtlcState::SentAddAckRevocation,
+            Some(Out::AwaitingRemoteRevokeToRemoveSuccess)
+            | Some(Out::AwaitingRemoteRevokeToRemoveFailure) => HtlcState::SentRemoveAckCommit,
+        };
+        pb::ListpeerchannelsChannelsHtlcs {
+            direction: Direction::Out as i32,
+            // An HTLC still in the holding cell has no id yet.
+            id: h.htlc_id.unwrap_or(u64::MAX),
+            amount_msat: Some(pb::Amount {
+                msat: h.amount_msat,
+            }),
+            expiry: h.cltv_expiry,
+            payment_hash: h.payment_hash.0.to_vec(),
+            local_trimmed: Some(h.is_dust),
+            status: Some(match &h.state {
+                Some(s) => format!("{s:?}"),
+                None => "HoldingCell".to_string(),
+            }),
+            state: state as i32,
+        }
+    });
+    inbound.chain(outbound).collect()
 }

@@ -11,6 +11,7 @@ mod listfunds;
 mod listinvoices;
 mod listpays;
 mod listpeerchannels;
+mod listpeers;
 mod newaddr;
 mod pay;
 mod withdraw;
@@ -104,6 +105,13 @@ impl node_server::Node for ClnService {
         crate::caller::tenant_device(&req, &self.node_id)?;
         Ok(Response::new(
             newaddr::newaddr(self, req.into_inner()).await?,
+        ))
+    }
+
+    async fn list_peers(&self, req: Request<pb::ListpeersRequest>) -> Reply<pb::ListpeersResponse> {
+        crate::caller::tenant_device(&req, &self.node_id)?;
+        Ok(Response::new(
+            listpeers::listpeers(self, req.into_inner()).await?,
         ))
     }
 

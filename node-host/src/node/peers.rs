@@ -149,7 +149,8 @@ pub fn remember(store: &FilesystemStore, peer: &PublicKey, addr: std::net::Socke
     }
 }
 
-fn remembered(store: &FilesystemStore, peer: &PublicKey) -> Option<std::net::SocketAddr> {
+/// Where `peer` was last known to listen.
+pub fn remembered(store: &FilesystemStore, peer: &PublicKey) -> Option<std::net::SocketAddr> {
     let bytes = store.read(PEERS_NAMESPACE, "", &peer.to_string()).ok()?;
     String::from_utf8(bytes).ok()?.parse().ok()
 }

@@ -29,6 +29,9 @@ pub const WITHDRAW_PATH: &str = "/cln.Node/Withdraw";
 #[derive(Debug, Default, Clone)]
 pub struct Approvals {
     invoices: HashSet<[u8; 32]>,
+    /// Invoices named only by `Pay` requests whose signature does not verify: told apart
+    /// so that the refusal says the request was altered rather than absent.
+    unverified_invoices: HashSet<[u8; 32]>,
     /// Destinations and amounts (sat) of signed `Withdraw` requests.
     withdrawals: HashSet<(ScriptBuf, u64)>,
 }
@@ -60,7 +63,8 @@ impl Approvals {
                 withdrawals.insert((address.script_pubkey(), amount));
             }
         }
-        for r in requests.iter().filter(|r| r.uri == PAY_PATH && verifies(r)) {
+        let mut unverified_invoices = HashSet::new();
+        for r in requests.iter().filter(|r| r.uri == PAY_PATH) {
             // The signed body is the gRPC frame: a flag byte, a length, the message.
             let Some(message) = r.request.get(5..) else {
                 continue;
@@ -69,19 +73,40 @@ impl Approvals {
                 continue;
             };
             if let Ok(invoice) = Bolt11Invoice::from_str(pay.bolt11.trim()) {
-                invoices.insert(invoice.payment_hash().to_byte_array());
+                let hash = invoice.payment_hash().to_byte_array();
+                if verifies(r) {
+                    invoices.insert(hash);
+                } else {
+                    unverified_invoices.insert(hash);
+                }
             }
         }
+        unverified_invoices.retain(|h| !invoices.contains(h));
         Approvals {
             invoices,
+            unverified_invoices,
             withdrawals,
         }
     }
 
-    /// Whether a signed `Pay` request names the invoice `bolt11`.
-    pub fn allows_bolt11(&self, bolt11: &str) -> bool {
-        Bolt11Invoice::from_str(bolt11.trim())
-            .is_ok_and(|i| self.invoices.contains(&i.payment_hash().to_byte_array()))
+    /// Approves paying the invoice `bolt11` when a signed `Pay` request names it; otherwise
+    /// the refusal's reason.
+    pub fn check_bolt11(&self, bolt11: &str) -> Result<(), String> {
+        let hash = Bolt11Invoice::from_str(bolt11.trim())
+            .map_err(|e| format!("policy: the invoice does not parse: {e}"))?
+            .payment_hash()
+            .to_byte_array();
+        if self.invoices.contains(&hash) {
+            Ok(())
+        } else if self.unverified_invoices.contains(&hash) {
+            Err(
+                "policy: the Pay request naming this invoice does not verify against its \
+                 device signature (altered after it was signed)"
+                    .into(),
+            )
+        } else {
+            Err("policy: no Pay request signed by a device of this node names this invoice".into())
+        }
     }
 
     fn allows(&self, hash: &PaymentHash) -> bool {

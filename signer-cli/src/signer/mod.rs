@@ -259,12 +259,7 @@ impl Signer {
         let approvals = approvals::Approvals::from_requests(&req.requests, self.network);
         if let Message::PreapproveInvoice(m) = &message {
             let invoice = String::from_utf8_lossy(&m.invstring.0);
-            if !approvals.allows_bolt11(&invoice) {
-                return Err(
-                    "policy: no Pay request signed by a device of this node names this invoice"
-                        .into(),
-                );
-            }
+            approvals.check_bolt11(&invoice)?;
         }
 
         let persister = Arc::new(KVVPersister(

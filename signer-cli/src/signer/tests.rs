@@ -312,12 +312,17 @@ fn a_payment_is_approved_only_when_a_device_signed_pay_request_names_its_invoice
     let r = preapprove(&mut s, 3, &wanted, vec![signed_pay(&invoice(8))]);
     assert!(r.error.starts_with("policy: no Pay request"), "{}", r.error);
 
-    // The right invoice, but the request altered after signing: refused.
+    // The right invoice, but the request altered after signing: refused, and said so.
     let mut altered = signed_pay(&invoice(8));
     let forged = signed_pay(&wanted);
     altered.request = forged.request;
     let r = preapprove(&mut s, 4, &wanted, vec![altered]);
-    assert!(r.error.starts_with("policy: no Pay request"), "{}", r.error);
+    assert!(
+        r.error
+            .starts_with("policy: the Pay request naming this invoice does not verify"),
+        "{}",
+        r.error
+    );
 
     // Signed and naming it: approved by VLS.
     let r = preapprove(&mut s, 5, &wanted, vec![signed_pay(&wanted)]);

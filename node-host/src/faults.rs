@@ -1,0 +1,126 @@
+//! Fault injection for end-to-end tests: node-host misbehaving toward its signer as a
+//! compromised host could, so that tests through the real binaries can show the signer,
+//! not node-host, guarding the money.
+//!
+//! Off unless `SKYLIGHT_NODE_HOST_FAULTS` names a file. Each line of that file is one fault,
+//! read again each time signed requests are shipped (a test changes it while node-host
+//! runs):
+//!
+//! - `drop-signed <path>`: ship no signed client request for calls to `<path>`;
+//! - `alter-signed <path>`: ship them with the body changed after signing (an unknown field
+//!   appended, so the request still reads the same but its signature no longer verifies).
+//!
+//! A fault gives node-host no power it lacks: it only withholds or spoils what node-host
+//! already hands the signer.
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use skylight_proto::greenlight::PendingRequest;
+
+/// The variable naming the faults file.
+pub const FAULTS_ENV: &str = "SKYLIGHT_NODE_HOST_FAULTS";
+
+fn faults_file() -> Option<&'static PathBuf> {
+    static FILE: OnceLock<Option<PathBuf>> = OnceLock::new();
+    FILE.get_or_init(|| {
+        let file = std::env::var_os(FAULTS_ENV).map(PathBuf::from);
+        if let Some(f) = &file {
+            tracing::warn!(file = %f.display(), "fault injection is on (tests only)");
+        }
+        file
+    })
+    .as_ref()
+}
+
+/// What the faults file asks for now.
+fn current() -> Vec<(String, String)> {
+    let Some(file) = faults_file() else {
+        return vec![];
+    };
+    std::fs::read_to_string(file)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let (what, path) = l.trim().split_once(char::is_whitespace)?;
+            Some((what.to_string(), path.trim().to_string()))
+        })
+        .collect()
+}
+
+/// The signed requests as a faulty node-host would ship them.
+pub fn signed_requests(requests: Vec<PendingRequest>) -> Vec<PendingRequest> {
+    apply(requests, &current())
+}
+
+fn apply(mut requests: Vec<PendingRequest>, faults: &[(String, String)]) -> Vec<PendingRequest> {
+    for (what, path) in faults {
+        match what.as_str() {
+            "drop-signed" => requests.retain(|r| &r.uri != path),
+            "alter-signed" => {
+                for r in requests.iter_mut().filter(|r| &r.uri == path) {
+                    // Field 1000, varint 1: unknown to the message, so it decodes the same.
+                    r.request.extend_from_slice(&[0xc0, 0x3e, 0x01]);
+                }
+            }
+            other => tracing::warn!(fault = other, "unknown fault ignored"),
+        }
+    }
+    requests
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prost::Message;
+    use skylight_proto::cln::PayRequest;
+
+    fn shipped(uri: &str, bolt11: &str) -> PendingRequest {
+        let message = PayRequest {
+            bolt11: bolt11.into(),
+            ..Default::default()
+        }
+        .encode_to_vec();
+        let mut frame = vec![0];
+        frame.extend_from_slice(&(message.len() as u32).to_be_bytes());
+        frame.extend_from_slice(&message);
+        PendingRequest {
+            request: frame,
+            uri: uri.into(),
+            ..Default::default()
+        }
+    }
+
+    fn fault(what: &str, path: &str) -> Vec<(String, String)> {
+        vec![(what.into(), path.into())]
+    }
+
+    #[test]
+    fn a_dropped_path_is_not_shipped_and_others_are() {
+        let requests = vec![
+            shipped("/cln.Node/Pay", "a"),
+            shipped("/cln.Node/Getinfo", ""),
+        ];
+        let out = apply(requests, &fault("drop-signed", "/cln.Node/Pay"));
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].uri, "/cln.Node/Getinfo");
+    }
+
+    #[test]
+    fn an_altered_request_reads_the_same_but_its_bytes_differ() {
+        let original = shipped("/cln.Node/Pay", "lnbcrt1");
+        let out = apply(
+            vec![original.clone()],
+            &fault("alter-signed", "/cln.Node/Pay"),
+        );
+        assert_ne!(out[0].request, original.request);
+        let read = PayRequest::decode(&out[0].request[5..]).unwrap();
+        assert_eq!(read.bolt11, "lnbcrt1");
+    }
+
+    #[test]
+    fn no_fault_ships_everything_unchanged() {
+        let requests = vec![shipped("/cln.Node/Pay", "a")];
+        assert_eq!(apply(requests.clone(), &[]), requests);
+    }
+}
