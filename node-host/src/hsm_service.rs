@@ -178,7 +178,7 @@ impl HsmService {
 }
 
 /// How soon a request that failed temporarily is sent to the signers again.
-const RETRY_TEMPORARY: std::time::Duration = std::time::Duration::from_millis(300);
+pub const RETRY_TEMPORARY: std::time::Duration = std::time::Duration::from_millis(300);
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())

@@ -5,8 +5,8 @@
 //! `glrune`, all base64 but the rune. node-host checks the signature, that the key is the
 //! one the caller's TLS certificate carries (so the signature binds to the authenticated
 //! device), that the timestamp is fresh, and that the request was not seen before; it keeps
-//! recent signed requests to ship with signing requests, so the signer can match what it is
-//! asked to sign against what a device asked for.
+//! the signed requests of calls in progress to ship with signing requests, so the signer
+//! can match what it is asked to sign against what a device asked for.
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::Mutex;
@@ -197,7 +197,20 @@ impl Verifier {
         Ok(())
     }
 
-    /// Signed requests of the last window, oldest first, for signers.
+    /// The call carrying `headers` is over: its request no longer travels to signers. A
+    /// signer matches what it signs against calls in progress, so a finished call cannot
+    /// authorise more; and every signing request would otherwise carry, and the signer
+    /// verify, every call of the window (payments slowed as they accumulated).
+    pub fn finished(&self, headers: &Headers) {
+        let Some(signature) = headers.signature.as_ref().and_then(|s| B64.decode(s).ok()) else {
+            return;
+        };
+        let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        recent.retain(|r| r.signature != signature);
+    }
+
+    /// Signed requests of the calls in progress (at most a window old), oldest first, for
+    /// signers.
     pub fn recent(&self) -> Vec<PendingRequest> {
         let horizon = now_ms().saturating_sub(self.window.as_millis() as u64);
         let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());

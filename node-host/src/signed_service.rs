@@ -87,7 +87,21 @@ where
                 return Ok(status.into_http());
             }
             let req = http::Request::from_parts(parts, Body::new(Full::new(bytes)));
+            // Also when the caller goes away mid-call (the future is dropped).
+            let _in_progress = InProgress { verifier, headers };
             Ok(inner.call(req).await?.map(Body::new))
         })
+    }
+}
+
+/// A call in progress: its signed request travels to signers until this is dropped.
+struct InProgress {
+    verifier: Arc<Verifier>,
+    headers: Headers,
+}
+
+impl Drop for InProgress {
+    fn drop(&mut self) {
+        self.verifier.finished(&self.headers);
     }
 }

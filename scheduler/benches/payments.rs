@@ -1,16 +1,19 @@
-//! A payment between two tenants with remote signing, through the real release binaries:
-//! the scheduler (embedded chain), two node-hosts, and two signers (signer-cli's run loop,
-//! in this process, over gRPC). Prints the latency of a `Pay` call from request to
-//! `PaymentSent` (p50, p99) and the signer round trips per payment, both sides together.
+//! A payment between two tenants, remote signing against its floor.
+//!
+//! Remote: the real release binaries: the scheduler (embedded chain), two node-hosts, and
+//! two signers (signer-cli's run loop, in this process, over gRPC). The floor: the same
+//! payment with each signer in its node's process (see `common/floor.rs`). Prints, for
+//! each, the latency of a `Pay` call from request to `PaymentSent` (p50, p99) and the
+//! signer round trips per payment (both sides together), then their ratio.
 //!
 //! `cargo build --release --bins && cargo bench -p skylight-scheduler --bench payments`
-//! (`BENCH_PAYMENTS`, default 100).
-//!
-//! Not measured here yet: the same payment with the signer in the node's process (the
-//! floor) and so the ratio; see the README.
+//! (`BENCH_PAYMENTS`, default 100; `BENCH_ONLY=remote` or `floor` for one side).
 
 mod common;
+#[path = "common/floor.rs"]
+mod floor;
 use common::{ms, percentile};
+use floor::Measured;
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -79,12 +82,75 @@ fn chain(dir: &std::path::Path, scheduler: &std::path::Path, args: &[&str]) -> S
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-#[tokio::main]
-async fn main() {
+fn main() {
+    // Quiet unless asked (`RUST_LOG=ldk=debug`, say, traces the floor's nodes).
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "off".into()),
+        )
+        .init();
     let count: usize = std::env::var("BENCH_PAYMENTS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(100);
+    // One after the other, so that neither measure shares the machine with the other.
+    // `BENCH_ONLY=floor` (or `remote`) runs one of them.
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+    let remote = (only != "floor").then(|| {
+        tokio::runtime::Runtime::new()
+            .unwrap()
+            .block_on(remote(count))
+    });
+    let floor = (only != "remote").then(|| floor::run(count));
+
+    println!(
+        "{count} payments A -> B over one channel, {} cores",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0)
+    );
+    println!("Pay call, request -> PaymentSent:");
+    let sorted = |l: &[Duration]| {
+        let mut l = l.to_vec();
+        l.sort();
+        l
+    };
+    let line = |what: &str, m: &Measured| {
+        let all = sorted(&m.latencies);
+        let quarter = m.latencies.len().div_ceil(4);
+        let first = sorted(&m.latencies[..quarter]);
+        let last = sorted(&m.latencies[m.latencies.len() - quarter..]);
+        println!(
+            "  {what}: p50 {:.1} ms  p99 {:.1} ms (p50 of the first quarter {:.1} ms, of the last {:.1} ms); signer round trips per payment, both sides: median {}, min {}, max {}",
+            ms(percentile(&all, 0.5)),
+            ms(percentile(&all, 0.99)),
+            ms(percentile(&first, 0.5)),
+            ms(percentile(&last, 0.5)),
+            m.round_trips[m.round_trips.len() / 2],
+            m.round_trips[0],
+            m.round_trips[m.round_trips.len() - 1]
+        )
+    };
+    if let Some(remote) = &remote {
+        line("remote signing (two signers over gRPC)", remote);
+    }
+    if let Some(floor) = &floor {
+        line("the floor (each signer in its node's process)", floor);
+    }
+    let (Some(remote), Some(floor)) = (remote, floor) else {
+        return;
+    };
+    let (remote, floor) = (sorted(&remote.latencies), sorted(&floor.latencies));
+    let ratio = |p| ms(percentile(&remote, p)) / ms(percentile(&floor, p));
+    println!(
+        "  remote / floor: p50 {:.2}x  p99 {:.2}x",
+        ratio(0.5),
+        ratio(0.99)
+    );
+}
+
+/// The payments through the real binaries, with remote signers.
+async fn remote(count: usize) -> Measured {
     let scheduler = std::path::PathBuf::from(env!("CARGO_BIN_EXE_scheduler"));
     let running = common::start(&scheduler, &[]).await;
     let (uri, dir) = (&running.uri, &running.dir);
@@ -209,23 +275,9 @@ async fn main() {
         tokio::time::sleep(Duration::from_millis(300)).await;
         round_trips.push(ANSWERED.load(Ordering::Relaxed) - before);
     }
-    latencies.sort();
     round_trips.sort();
-    println!(
-        "{count} payments A -> B over one channel, remote signing (two signers over gRPC), {} cores",
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(0)
-    );
-    println!(
-        "Pay call, request -> PaymentSent: p50 {:.1} ms  p99 {:.1} ms",
-        ms(percentile(&latencies, 0.5)),
-        ms(percentile(&latencies, 0.99))
-    );
-    println!(
-        "signer round trips per payment, both sides (the invoice's signing excluded): median {}, min {}, max {}",
-        round_trips[round_trips.len() / 2],
-        round_trips[0],
-        round_trips[round_trips.len() - 1]
-    );
+    Measured {
+        latencies,
+        round_trips,
+    }
 }

@@ -14,6 +14,7 @@ use super::{ApiError, ClnService, txid_bytes};
 /// How long the closing negotiation may take.
 const CLOSING: Duration = Duration::from_secs(60);
 
+/// Answers the call (the caller's device and signature were checked before it).
 pub async fn close(api: &ClnService, req: pb::CloseRequest) -> Result<pb::CloseResponse, ApiError> {
     let invalid = |m: &str| ApiError::Invalid(m.to_string());
     if req.unilateraltimeout.is_some_and(|t| t > 0) {

@@ -12,6 +12,7 @@ use super::{ApiError, ClnService};
 /// How long a connection may take to complete its handshake.
 const HANDSHAKE: Duration = Duration::from_secs(20);
 
+/// Answers the call (the caller's device and signature were checked before it).
 pub async fn connect(
     api: &ClnService,
     req: pb::ConnectRequest,
@@ -54,7 +55,7 @@ pub async fn connect(
         let connecting = api
             .ldk
             .spawn(async move {
-                let c = lightning_net_tokio::connect_outbound(pm, node_id, addr).await?;
+                let c = crate::node::peers::connect_outbound(pm, node_id, addr).await?;
                 tokio::spawn(c);
                 Some(())
             })

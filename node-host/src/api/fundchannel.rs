@@ -13,6 +13,7 @@ use crate::ldk;
 /// How long the opening may take: the peer's answers and three signer round trips.
 const OPENING: Duration = Duration::from_secs(120);
 
+/// Answers the call (the caller's device and signature were checked before it).
 pub async fn fundchannel(
     api: &ClnService,
     req: pb::FundchannelRequest,

@@ -15,6 +15,7 @@ const VERSION: &str = concat!(
     " (LDK 0.2)"
 );
 
+/// Answers the call (the caller's device and signature were checked before it).
 pub async fn getinfo(api: &ClnService) -> Result<pb::GetinfoResponse, ApiError> {
     let mut reply = pb::GetinfoResponse {
         id: api.node_id.to_vec(),

@@ -14,6 +14,7 @@ use crate::invoices::Invoice;
 /// CLN's default expiry: a week.
 const DEFAULT_EXPIRY_SECS: u64 = 7 * 24 * 3600;
 
+/// Answers the call (the caller's device and signature were checked before it).
 pub async fn invoice(
     api: &ClnService,
     req: pb::InvoiceRequest,

@@ -7,6 +7,7 @@ use skylight_proto::cln::{self as pb, listfunds_outputs::ListfundsOutputsStatus}
 use super::{ApiError, ClnService, channel_state, our_balance_msat, txid_bytes};
 use crate::node::Running;
 
+/// Answers the call (the caller's device and signature were checked before it).
 pub async fn listfunds(
     api: &ClnService,
     req: pb::ListfundsRequest,

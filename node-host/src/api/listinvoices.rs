@@ -4,6 +4,7 @@ use skylight_proto::cln::{self as pb, listinvoices_invoices::ListinvoicesInvoice
 
 use super::{ApiError, ClnService};
 
+/// Answers the call (the caller's device and signature were checked before it).
 pub async fn listinvoices(
     api: &ClnService,
     req: pb::ListinvoicesRequest,

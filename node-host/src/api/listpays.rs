@@ -7,6 +7,7 @@ use skylight_proto::cln::{
 use super::{ApiError, ClnService};
 use crate::payments::Status;
 
+/// Answers the call (the caller's device and signature were checked before it).
 pub async fn listpays(
     api: &ClnService,
     req: pb::ListpaysRequest,

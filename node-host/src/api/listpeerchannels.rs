@@ -10,6 +10,7 @@ use super::listfunds::scid;
 use super::{ApiError, ClnService, channel_state, our_balance_msat, txid_bytes};
 use crate::node::Running;
 
+/// Answers the call (the caller's device and signature were checked before it).
 pub async fn listpeerchannels(
     api: &ClnService,
     req: pb::ListpeerchannelsRequest,

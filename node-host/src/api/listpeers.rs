@@ -6,6 +6,7 @@ use skylight_proto::cln as pb;
 use super::{ApiError, ClnService};
 use crate::node::{Running, peers};
 
+/// Answers the call (the caller's device and signature were checked before it).
 pub async fn listpeers(
     api: &ClnService,
     req: pb::ListpeersRequest,

@@ -4,6 +4,7 @@ use skylight_proto::cln::{self as pb, newaddr_request::NewaddrAddresstype};
 
 use super::{ApiError, ClnService};
 
+/// Answers the call (the caller's device and signature were checked before it).
 pub async fn newaddr(
     api: &ClnService,
     req: pb::NewaddrRequest,

@@ -10,6 +10,7 @@ use skylight_proto::cln::{self as pb, amount_or_all};
 
 use super::{ApiError, ClnService, sat_per_kw, txid_bytes};
 
+/// Answers the call (the caller's device and signature were checked before it).
 pub async fn withdraw(
     api: &ClnService,
     req: pb::WithdrawRequest,

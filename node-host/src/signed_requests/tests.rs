@@ -54,6 +54,24 @@ fn a_fresh_signed_request_passes_once_and_is_kept_for_signers() {
 }
 
 #[test]
+fn a_finished_call_no_longer_travels_to_signers() {
+    let v = Verifier::new(Duration::from_secs(60));
+    let d = Device::new();
+    let first = d.sign(b"\0\0\0\0\x02ab", now_ms());
+    let second = d.sign(b"\0\0\0\0\x02cd", now_ms());
+    v.check(PATH, &first, b"\0\0\0\0\x02ab", Some(&d.public()))
+        .unwrap();
+    v.check(PATH, &second, b"\0\0\0\0\x02cd", Some(&d.public()))
+        .unwrap();
+    v.finished(&first);
+    let recent = v.recent();
+    assert_eq!(recent.len(), 1);
+    assert_eq!(recent[0].request, b"\0\0\0\0\x02cd");
+    v.finished(&second);
+    assert!(v.recent().is_empty());
+}
+
+#[test]
 fn bad_signatures_other_keys_and_stale_timestamps_are_refused() {
     let v = Verifier::new(Duration::from_secs(60));
     let d = Device::new();

@@ -6,14 +6,17 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use bitcoin::Network;
 use lightning_signer::lightning::sign::ReceiveAuthKey;
+use skylight_node_host::hsm_service::RETRY_TEMPORARY;
 use skylight_node_host::proxy::StageTransport;
+use skylight_node_host::signed_requests::Verifier;
 use skylight_node_host::signer_state::SignerState;
-use skylight_node_host::stage::{SignerError, Stage};
+use skylight_node_host::stage::{Delivery, SignerError, Stage};
 use skylight_proto::greenlight::HsmRequest;
 use skylight_signer_cli::secret::HsmSecret;
 use skylight_signer_cli::signer::Signer;
@@ -25,6 +28,18 @@ pub fn attach_signer(
     stage: Arc<Stage>,
     state: Arc<SignerState>,
     secret: HsmSecret,
+) -> (u64, JoinHandle<u64>) {
+    attach_signer_shipping(stage, state, secret, None, Arc::default())
+}
+
+/// As [`attach_signer`], shipping each request with the signed client requests `verifier`
+/// holds (as node-host's hsm stream does), and counting answers in `answered`.
+pub fn attach_signer_shipping(
+    stage: Arc<Stage>,
+    state: Arc<SignerState>,
+    secret: HsmSecret,
+    verifier: Option<Arc<Verifier>>,
+    answered_count: Arc<AtomicU64>,
 ) -> (u64, JoinHandle<u64>) {
     let mut attachment = stage.attach();
     let session = attachment.session;
@@ -38,7 +53,7 @@ pub fn attach_signer(
                 context: staged.context,
                 raw: staged.raw,
                 signer_state: state.changes_since(&mut sent),
-                requests: vec![],
+                requests: verifier.as_ref().map(|v| v.recent()).unwrap_or_default(),
             };
             let response = signer.handle(&request);
             state.merge(&response.signer_state).expect("state stored");
@@ -51,8 +66,16 @@ pub fn attach_signer(
             } else {
                 Err(SignerError::from_signer_text(&response.error))
             };
-            stage.respond(staged.request_id, answer);
+            if stage.respond(staged.request_id, answer) == Delivery::KeptPending {
+                // As node-host's hsm stream does with a temporary failure: ask again soon.
+                let (stage, id) = (stage.clone(), staged.request_id);
+                std::thread::spawn(move || {
+                    std::thread::sleep(RETRY_TEMPORARY);
+                    stage.resend(id);
+                });
+            }
             answered += 1;
+            answered_count.fetch_add(1, Ordering::Relaxed);
         }
         answered
     });

@@ -1,0 +1,306 @@
+//! The floor for the payments bench: the same payment with each signer in its node's
+//! process.
+//!
+//! Everything is node-host's own code: `node::run` (LDK, peers, the chain feed to the
+//! signer), the stage and proxy, the `Pay` handler with its `PreapproveInvoice` check,
+//! node-host storing the signer's state (fsync) before each answer is released, and the
+//! real signer (VLS with the on-chain validator) matching the payment against the device's
+//! signed `Pay` request. What is taken away is the signer's link: no gRPC, no TLS, no
+//! second process; each signer answers from a thread beside its node. Both nodes and the
+//! embedded chain run in this process, and the client's call is in process too (remotely it
+//! is one more gRPC call, about 1 ms).
+
+#[path = "../../../node-host/tests/common/mod.rs"]
+mod in_process;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bitcoin::{Address, Amount, Network};
+use prost::Message;
+use skylight_devchain::client::ChainClient;
+use skylight_devchain::{DevChain, rpc};
+use skylight_node_host::api::{self, ClnService};
+use skylight_node_host::invoices::Invoices;
+use skylight_node_host::node::{self, NodeHandle, Settings};
+use skylight_node_host::payments::Payments;
+use skylight_node_host::signed_requests::{Headers, Verifier};
+use skylight_node_host::signer_state::SignerState;
+use skylight_node_host::stage::Stage;
+use skylight_proto::cln as pb;
+use skylight_signer_cli::keys::NodeKeys;
+use skylight_signer_cli::node_api::RequestSigner;
+use skylight_signer_cli::secret::HsmSecret;
+use tokio::sync::watch;
+
+/// One node with its signer beside it.
+struct Host {
+    api: ClnService,
+    verifier: Arc<Verifier>,
+    device: RequestSigner,
+    device_key: Vec<u8>,
+    id: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Host {
+    /// `msg` as the device signs it, checked and kept by the node as its gRPC layer would
+    /// (so the signer finds it among the requests shipped with `PreapproveInvoice`), with
+    /// its headers, to tell the node when the call is over.
+    fn signed<T: Message + Clone>(&self, path: &str, msg: T) -> (T, Headers) {
+        let req = self.device.sign(msg.clone()).unwrap();
+        let headers = Headers::from_http(&req.metadata().clone().into_headers());
+        let body = msg.encode_to_vec();
+        let mut frame = vec![0];
+        frame.extend_from_slice(&(body.len() as u32).to_be_bytes());
+        frame.extend_from_slice(&body);
+        self.verifier
+            .check(path, &headers, &frame, Some(&self.device_key))
+            .expect("the node accepts the signed request");
+        (msg, headers)
+    }
+}
+
+async fn host(
+    chain: Arc<ChainClient>,
+    io: tokio::runtime::Handle,
+    answered: Arc<AtomicU64>,
+    stop: watch::Receiver<bool>,
+) -> Host {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = HsmSecret::from_bytes(bitcoin::secp256k1::rand::random());
+    let node_id = NodeKeys::derive(&secret, Network::Regtest).node_id;
+    let stage = Arc::new(Stage::new());
+    let state = Arc::new(SignerState::open(&dir.path().join("signer_state.redb")).unwrap());
+    let verifier = Arc::new(Verifier::new(Duration::from_secs(300)));
+    in_process::attach_signer_shipping(
+        stage.clone(),
+        state,
+        secret,
+        Some(verifier.clone()),
+        answered,
+    );
+    let handle = NodeHandle::new(
+        Arc::new(Invoices::open(&dir.path().join("invoices.redb")).unwrap()),
+        Arc::new(Payments::open(&dir.path().join("payments.redb")).unwrap()),
+    );
+    let settings = Settings {
+        network: Network::Regtest,
+        node_id,
+        data_dir: dir.path().to_path_buf(),
+        chain,
+        p2p_listen: "127.0.0.1:0".parse().unwrap(),
+        signer_deadline: Duration::from_secs(120),
+        // node-host's default.
+        chain_poll: Duration::from_millis(1000),
+        io,
+    };
+    tokio::spawn(node::run(settings, stage.clone(), handle.clone(), stop));
+    let api = ClnService {
+        node_id: node_id.serialize(),
+        network: Network::Regtest,
+        node: handle.clone(),
+        stage,
+        signer_wait: Duration::from_secs(30),
+        ldk: tokio::runtime::Handle::current(),
+    };
+    assert!(
+        handle.wait_running(Duration::from_secs(60)).await.is_some(),
+        "the node starts"
+    );
+    let key = rcgen::KeyPair::generate().unwrap();
+    Host {
+        api,
+        verifier,
+        device: RequestSigner::new(key.serialize_pem().as_bytes()).unwrap(),
+        device_key: key.public_key_raw().to_vec(),
+        id: node_id.to_string(),
+        _dir: dir,
+    }
+}
+
+async fn until(what: &str, mut check: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Pay latencies (call to `PaymentSent`) and signer round trips per payment.
+pub struct Measured {
+    /// Latencies, in the order the payments were made.
+    pub latencies: Vec<Duration>,
+    /// Round trips, payer and payee together, sorted.
+    pub round_trips: Vec<u64>,
+}
+
+/// Makes `count` payments A -> B with both signers in process.
+pub fn run(count: usize) -> Measured {
+    // As in node-host: LDK on one runtime, the I/O that carries signer traffic on another.
+    let ldk = tokio::runtime::Builder::new_multi_thread()
+        .thread_name("ldk")
+        .enable_all()
+        .build()
+        .unwrap();
+    let io = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("node-io")
+        .enable_all()
+        .build()
+        .unwrap();
+    let measured = ldk.block_on(bench(count, io.handle().clone()));
+    io.shutdown_timeout(Duration::from_secs(2));
+    ldk.shutdown_timeout(Duration::from_secs(2));
+    measured
+}
+
+async fn bench(count: usize, io: tokio::runtime::Handle) -> Measured {
+    let tmp = tempfile::tempdir().unwrap();
+    let chain_dir = tmp.path().join("chain");
+    let config = skylight_devchain::Config {
+        initial_blocks: 101,
+        ..Default::default()
+    };
+    let devchain = Arc::new(DevChain::open(&chain_dir, config).unwrap());
+    let (listener, endpoint) = rpc::bind(&chain_dir, "127.0.0.1:0".parse::<SocketAddr>().unwrap())
+        .await
+        .unwrap();
+    let credentials = rpc::Credentials::load(&endpoint.cookie).unwrap();
+    let chain = Arc::new(ChainClient::new(&endpoint.url, &credentials.base64()).unwrap());
+    let (stop_tx, stop) = watch::channel(false);
+    {
+        let mut stop = stop.clone();
+        tokio::spawn(rpc::serve(
+            devchain.clone(),
+            listener,
+            credentials,
+            async move {
+                let _ = stop.wait_for(|s| *s).await;
+            },
+        ));
+    }
+    let answered = Arc::new(AtomicU64::new(0));
+    let a = host(chain.clone(), io.clone(), answered.clone(), stop.clone()).await;
+    let b = host(chain.clone(), io.clone(), answered.clone(), stop.clone()).await;
+    let mine = |n| {
+        devchain.mine(n, &devchain.faucet_script()).expect("mined");
+    };
+
+    // Fund A, connect to B, open a channel, wait until it is usable.
+    let addr = api::newaddr::newaddr(&a.api, pb::NewaddrRequest::default())
+        .await
+        .unwrap()
+        .bech32
+        .unwrap();
+    let script = addr
+        .parse::<Address<_>>()
+        .unwrap()
+        .require_network(Network::Regtest)
+        .unwrap()
+        .script_pubkey();
+    devchain.faucet_pay(script, Amount::ONE_BTC).unwrap();
+    mine(1);
+    until("A's wallet sees the faucet", async || {
+        !api::listfunds::listfunds(&a.api, pb::ListfundsRequest::default())
+            .await
+            .unwrap()
+            .outputs
+            .is_empty()
+    })
+    .await;
+    let b_info = api::getinfo::getinfo(&b.api).await.unwrap();
+    let bind = &b_info.binding[0];
+    let peer = format!(
+        "{}@{}:{}",
+        b.id,
+        bind.address.as_deref().unwrap(),
+        bind.port.unwrap()
+    );
+    api::connect::connect(
+        &a.api,
+        pb::ConnectRequest {
+            id: peer,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let funding = api::fundchannel::fundchannel(
+        &a.api,
+        pb::FundchannelRequest {
+            id: hex::decode(&b.id).unwrap(),
+            amount: Some(pb::AmountOrAll {
+                value: Some(pb::amount_or_all::Value::Amount(pb::Amount {
+                    msat: 5_000_000_000,
+                })),
+            }),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    // Broadcast once the peer has signed the first commitment: mine only after that.
+    let txid = hex::encode(&funding.txid);
+    until("the funding is in the mempool", async || {
+        chain
+            .call("getmempoolentry", &[serde_json::json!(txid)])
+            .await
+            .is_ok()
+    })
+    .await;
+    mine(6);
+    until("the channel is usable", async || {
+        api::listpeerchannels::listpeerchannels(&a.api, pb::ListpeerchannelsRequest::default())
+            .await
+            .unwrap()
+            .channels
+            .first()
+            .is_some_and(|c| c.state == pb::ChannelState::ChanneldNormal as i32)
+    })
+    .await;
+
+    let mut latencies = Vec::with_capacity(count);
+    let mut round_trips = Vec::with_capacity(count);
+    for i in 0..count {
+        let invoice = api::invoice::invoice(
+            &b.api,
+            pb::InvoiceRequest {
+                label: format!("bench-{i}"),
+                description: "bench".into(),
+                amount_msat: Some(pb::AmountOrAny {
+                    value: Some(pb::amount_or_any::Value::Amount(pb::Amount {
+                        msat: 1_000_000,
+                    })),
+                }),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+        .bolt11;
+        let before = answered.load(Ordering::Relaxed);
+        let t = Instant::now();
+        let (pay, headers) = a.signed(
+            "/cln.Node/Pay",
+            pb::PayRequest {
+                bolt11: invoice,
+                ..Default::default()
+            },
+        );
+        api::pay::pay(&a.api, pay).await.unwrap();
+        a.verifier.finished(&headers);
+        latencies.push(t.elapsed());
+        // As in the remote measure: the payee's last steps settle before counting.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        round_trips.push(answered.load(Ordering::Relaxed) - before);
+    }
+    stop_tx.send_replace(true);
+    round_trips.sort();
+    Measured {
+        latencies,
+        round_trips,
+    }
+}
