@@ -78,6 +78,7 @@ struct Node {
     addr: std::net::SocketAddr,
     stage: Arc<Stage>,
     state: Arc<SignerState>,
+    verifier: Arc<Verifier>,
     _dir: tempfile::TempDir,
 }
 
@@ -128,13 +129,14 @@ async fn start(pki: &Pki) -> Node {
         service,
         cln,
         activity,
-        verifier,
+        verifier.clone(),
         std::future::pending(),
     ));
     Node {
         addr,
         stage,
         state,
+        verifier,
         _dir: dir,
     }
 }
@@ -145,16 +147,24 @@ async fn client(
     chain: &str,
     key: &str,
 ) -> Result<NodeClient<Channel>, tonic::transport::Error> {
+    Ok(NodeClient::new(channel(node, pki, chain, key).await?))
+}
+
+async fn channel(
+    node: &Node,
+    pki: &Pki,
+    chain: &str,
+    key: &str,
+) -> Result<Channel, tonic::transport::Error> {
     let tls = ClientTlsConfig::new()
         .ca_certificate(Certificate::from_pem(pki.root.cert_pem()))
         .identity(Identity::from_pem(chain, key))
         .domain_name("localhost");
-    let channel = Channel::from_shared(format!("https://{}", node.addr))
+    Channel::from_shared(format!("https://{}", node.addr))
         .unwrap()
         .tls_config(tls)?
         .connect()
-        .await?;
-    Ok(NodeClient::new(channel))
+        .await
 }
 
 fn entry(key: &str, version: u64, value: &str) -> SignerStateEntry {
@@ -327,14 +337,42 @@ async fn node_calls_must_be_signed_by_the_callers_device_key_and_are_shipped_to_
         .unwrap_err();
     assert_eq!(st.code(), tonic::Code::Unauthenticated, "{st:?}");
 
-    // The accepted request travels with the next signing request, for the signer to match.
+    // The accepted call is over: its request no longer travels to signers (a signer matches
+    // what it signs against the calls in progress).
+    assert!(node.verifier.recent().is_empty());
+
+    // A call in progress travels with each signing request, for the signer to match: an
+    // Invoice, which waits (`signer_wait`) for a Lightning node that never runs here.
     let mut stream = c.stream_hsm_requests(Empty {}).await.unwrap().into_inner();
+    let mut cln = skylight_proto::cln::node_client::NodeClient::new(
+        channel(&node, &pki, &chain, &key).await.unwrap(),
+    );
+    let invoice_ts = now_ms();
+    let invoice = signed(
+        skylight_proto::cln::InvoiceRequest {
+            label: "in-progress".into(),
+            amount_msat: Some(skylight_proto::cln::AmountOrAny {
+                value: Some(skylight_proto::cln::amount_or_any::Value::Any(true)),
+            }),
+            ..Default::default()
+        },
+        &key,
+        invoice_ts,
+    );
+    let call = tokio::spawn(async move { cln.invoice(invoice).await });
+    while node.verifier.recent().is_empty() {
+        assert!(!call.is_finished(), "{:?}", call.await);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let stage = node.stage.clone();
     std::thread::spawn(move || stage.call(None, vec![1], Duration::from_secs(5)));
     let req = stream.message().await.unwrap().unwrap();
     assert_eq!(req.requests.len(), 1);
-    assert_eq!(req.requests[0].uri, "/greenlight.Node/Configure");
-    assert_eq!(req.requests[0].timestamp, ts);
+    assert_eq!(req.requests[0].uri, "/cln.Node/Invoice");
+    assert_eq!(req.requests[0].timestamp, invoice_ts);
+    // Once the call ends (no node to make the invoice), its request is gone.
+    assert!(call.await.unwrap().is_err());
+    assert!(node.verifier.recent().is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
