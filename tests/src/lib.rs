@@ -197,6 +197,18 @@ impl Drop for Scheduler {
                 for node in nodes.flatten() {
                     let log = std::fs::read_to_string(node.path().join("node-host.log"))
                         .unwrap_or_default();
+                    // The first panic is the one that matters; the tail may only show
+                    // what it poisoned.
+                    let lines: Vec<&str> = log.lines().collect();
+                    if let Some(first) = lines.iter().position(|l| l.contains("panicked at")) {
+                        eprintln!(
+                            "--- node-host {} (first panic) ---",
+                            node.file_name().display()
+                        );
+                        for line in lines.iter().skip(first.saturating_sub(5)).take(40) {
+                            eprintln!("{line}");
+                        }
+                    }
                     let tail: Vec<&str> = log.lines().rev().take(80).collect();
                     eprintln!(
                         "--- node-host {} (last lines) ---",

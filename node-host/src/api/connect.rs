@@ -55,7 +55,7 @@ pub async fn connect(
         let connecting = api
             .ldk
             .spawn(async move {
-                let c = crate::node::peers::connect_outbound(pm, node_id, addr).await?;
+                let c = lightning_net_tokio::connect_outbound(pm, node_id, addr).await?;
                 tokio::spawn(c);
                 Some(())
             })

@@ -105,25 +105,17 @@ pub async fn pay(api: &ClnService, req: pb::PayRequest) -> Result<pb::PayRespons
         )
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     let outcome = api.node.payments.wait(hash);
-    let (cm, pm) = (
-        running.ldk.channel_manager.clone(),
-        running.peer_manager.clone(),
-    );
+    let cm = running.ldk.channel_manager.clone();
     let explicit = req.amount_msat.as_ref().map(|a| a.msat);
     let sent = api
         .on_ldk(move || {
-            let sent = cm.pay_for_bolt11_invoice(
+            cm.pay_for_bolt11_invoice(
                 &invoice,
                 PaymentId(hash),
                 explicit,
                 RouteParametersConfig::default(),
                 Retry::Timeout(RETRY_FOR),
-            );
-            // The HTLC and its commitment are queued for the peer: send them now rather than
-            // when the background processor next wakes (after persisting the manager; about
-            // 40 ms of every payment, measured).
-            pm.process_events();
-            sent
+            )
         })
         .await?;
     if let Err(e) = sent {

@@ -69,10 +69,6 @@ pub async fn accept(
             tracing::info!(%from, "peer refused: no signer attached");
             continue;
         }
-        // Nagle's algorithm held a commitment_signed about 40 ms behind the update_add_htlc
-        // written just before it (delayed ACKs), in every payment: Lightning's messages are
-        // small and each is wanted at once.
-        let _ = stream.set_nodelay(true);
         let Ok(stream) = stream.into_std() else {
             continue;
         };
@@ -81,29 +77,6 @@ pub async fn accept(
             stream,
         ));
     }
-}
-
-/// Connects to `peer` at `addr` (giving up after 10 s), with Nagle's algorithm off as on
-/// accepted connections; `lightning_net_tokio::connect_outbound` otherwise. The returned
-/// future ends when the peer disconnects.
-pub async fn connect_outbound(
-    peer_manager: Arc<PeerManager>,
-    peer: PublicKey,
-    addr: std::net::SocketAddr,
-) -> Option<impl std::future::Future<Output = ()>> {
-    let stream = tokio::time::timeout(
-        Duration::from_secs(10),
-        tokio::net::TcpStream::connect(addr),
-    )
-    .await
-    .ok()?
-    .ok()?;
-    stream.set_nodelay(true).ok()?;
-    Some(lightning_net_tokio::setup_outbound(
-        peer_manager,
-        peer,
-        stream.into_std().ok()?,
-    ))
 }
 
 /// Drops every peer when the last signer leaves, until `stop`.
@@ -216,7 +189,8 @@ pub async fn reconnect(
                     tracing::info!(%peer, %addr, "reconnecting to a channel peer");
                     let pm = peer_manager.clone();
                     tokio::spawn(async move {
-                        if let Some(c) = connect_outbound(pm, peer, addr).await {
+                        if let Some(c) = lightning_net_tokio::connect_outbound(pm, peer, addr).await
+                        {
                             c.await;
                         }
                     });
