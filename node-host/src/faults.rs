@@ -74,18 +74,14 @@ mod tests {
     use super::*;
     use prost::Message;
     use skylight_proto::cln::PayRequest;
+    use skylight_signer_cli::node_api::grpc_frame;
 
     fn shipped(uri: &str, bolt11: &str) -> PendingRequest {
-        let message = PayRequest {
-            bolt11: bolt11.into(),
-            ..Default::default()
-        }
-        .encode_to_vec();
-        let mut frame = vec![0];
-        frame.extend_from_slice(&(message.len() as u32).to_be_bytes());
-        frame.extend_from_slice(&message);
         PendingRequest {
-            request: frame,
+            request: grpc_frame(&PayRequest {
+                bolt11: bolt11.into(),
+                ..Default::default()
+            }),
             uri: uri.into(),
             ..Default::default()
         }

@@ -16,7 +16,6 @@ use std::time::{Duration, Instant};
 use bitcoin::Network;
 use skylight_proto::scheduler::{NodeInfoRequest, ScheduleRequest};
 use skylight_signer_cli::client;
-use skylight_signer_cli::keys::NodeKeys;
 use skylight_signer_cli::secret::HsmSecret;
 
 fn rss_kib(pid: u32) -> Option<u64> {
@@ -55,12 +54,11 @@ async fn main() {
         .unwrap_or(200);
     let mut with_signer: Vec<Signed> = Vec::new();
     for _ in 0..tenants {
-        let secret = HsmSecret::from_bytes(bitcoin::secp256k1::rand::random());
-        let keys = NodeKeys::derive(&secret, Network::Regtest);
-        let creds = skylight_signer_cli::identity::register(uri, nobody, &keys, "regtest", None)
-            .await
-            .expect("register");
-        let device = skylight_signer_cli::creds::identity(&creds);
+        let common::NewTenant {
+            secret,
+            keys,
+            device,
+        } = common::register_new_tenant(uri, nobody).await;
         let mut c = client::scheduler(uri, &device).await.unwrap();
         let t = Instant::now();
         c.schedule(ScheduleRequest::default())

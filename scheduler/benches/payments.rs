@@ -22,10 +22,8 @@ use bitcoin::Network;
 use skylight_proto::cln::node_client::NodeClient;
 use skylight_proto::cln::{self as pb};
 use skylight_signer_cli::client::TlsIdentity;
-use skylight_signer_cli::keys::NodeKeys;
 use skylight_signer_cli::node_api::{self, RequestSigner};
 use skylight_signer_cli::run::ANSWERED;
-use skylight_signer_cli::secret::HsmSecret;
 use tonic::transport::Channel;
 
 struct Tenant {
@@ -35,12 +33,7 @@ struct Tenant {
 }
 
 async fn tenant(uri: &str, nobody: &TlsIdentity) -> Tenant {
-    let secret = HsmSecret::from_bytes(bitcoin::secp256k1::rand::random());
-    let keys = NodeKeys::derive(&secret, Network::Regtest);
-    let creds = skylight_signer_cli::identity::register(uri, nobody, &keys, "regtest", None)
-        .await
-        .expect("register");
-    let device = skylight_signer_cli::creds::identity(&creds);
+    let common::NewTenant { secret, device, .. } = common::register_new_tenant(uri, nobody).await;
     tokio::spawn(skylight_signer_cli::run::run(
         uri.to_string(),
         device.clone(),

@@ -17,6 +17,17 @@ use tonic::transport::Channel;
 
 use crate::client::{self, Refused, TlsIdentity};
 
+/// `msg` as gRPC puts it on the wire (a flag byte for "not compressed", the length as
+/// u32be, the message): what a device signs and node-host ships to signers.
+pub fn grpc_frame(msg: &impl prost::Message) -> Vec<u8> {
+    let payload = msg.encode_to_vec();
+    let mut frame = Vec::with_capacity(payload.len() + 5);
+    frame.push(0);
+    frame.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+    frame.extend_from_slice(&payload);
+    frame
+}
+
 /// Signs requests with the device key.
 pub struct RequestSigner {
     key: EcdsaKeyPair,
@@ -40,11 +51,7 @@ impl RequestSigner {
 
     /// `msg` as a request carrying the signature headers, stamped `ts_ms`.
     pub fn sign_at<T: prost::Message>(&self, msg: T, ts_ms: u64) -> Result<tonic::Request<T>> {
-        let payload = msg.encode_to_vec();
-        let mut signed = Vec::with_capacity(payload.len() + 13);
-        signed.push(0); // not compressed
-        signed.extend_from_slice(&(payload.len() as u32).to_be_bytes());
-        signed.extend_from_slice(&payload);
+        let mut signed = grpc_frame(&msg);
         signed.extend_from_slice(&ts_ms.to_be_bytes());
         let sig = self
             .key

@@ -51,12 +51,7 @@ fn list(running: &Running, spent: bool) -> pb::ListfundsResponse {
             }
         })
         .collect();
-    let connected: Vec<_> = running
-        .peer_manager
-        .list_peers()
-        .into_iter()
-        .map(|p| p.counterparty_node_id)
-        .collect();
+    let connected = crate::node::peers::connected(&running.peer_manager);
     let channels = running
         .ldk
         .channel_manager

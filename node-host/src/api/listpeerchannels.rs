@@ -20,12 +20,7 @@ pub async fn listpeerchannels(
 }
 
 fn list(running: &Running, req: &pb::ListpeerchannelsRequest) -> pb::ListpeerchannelsResponse {
-    let connected: Vec<_> = running
-        .peer_manager
-        .list_peers()
-        .into_iter()
-        .map(|p| p.counterparty_node_id)
-        .collect();
+    let connected = crate::node::peers::connected(&running.peer_manager);
     let wanted = |c: &ChannelDetails| {
         req.id
             .as_ref()

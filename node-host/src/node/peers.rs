@@ -149,6 +149,15 @@ pub fn remember(store: &FilesystemStore, peer: &PublicKey, addr: std::net::Socke
     }
 }
 
+/// The node ids of the peers connected now.
+pub fn connected(peer_manager: &PeerManager) -> Vec<PublicKey> {
+    peer_manager
+        .list_peers()
+        .into_iter()
+        .map(|p| p.counterparty_node_id)
+        .collect()
+}
+
 /// Where `peer` was last known to listen.
 pub fn remembered(store: &FilesystemStore, peer: &PublicKey) -> Option<std::net::SocketAddr> {
     let bytes = store.read(PEERS_NAMESPACE, "", &peer.to_string()).ok()?;
@@ -168,11 +177,7 @@ pub async fn reconnect(
         if stage.signers() > 0 {
             let (cm, pm) = (channel_manager.clone(), peer_manager.clone());
             let missing = tokio::task::spawn_blocking(move || {
-                let connected: Vec<_> = pm
-                    .list_peers()
-                    .into_iter()
-                    .map(|p| p.counterparty_node_id)
-                    .collect();
+                let connected = connected(&pm);
                 let mut missing: Vec<_> = cm
                     .list_channels()
                     .into_iter()

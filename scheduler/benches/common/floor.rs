@@ -31,7 +31,7 @@ use skylight_node_host::signer_state::SignerState;
 use skylight_node_host::stage::Stage;
 use skylight_proto::cln as pb;
 use skylight_signer_cli::keys::NodeKeys;
-use skylight_signer_cli::node_api::RequestSigner;
+use skylight_signer_cli::node_api::{RequestSigner, grpc_frame};
 use skylight_signer_cli::secret::HsmSecret;
 use tokio::sync::watch;
 
@@ -52,12 +52,8 @@ impl Host {
     fn signed<T: Message + Clone>(&self, path: &str, msg: T) -> (T, Headers) {
         let req = self.device.sign(msg.clone()).unwrap();
         let headers = Headers::from_http(&req.metadata().clone().into_headers());
-        let body = msg.encode_to_vec();
-        let mut frame = vec![0];
-        frame.extend_from_slice(&(body.len() as u32).to_be_bytes());
-        frame.extend_from_slice(&body);
         self.verifier
-            .check(path, &headers, &frame, Some(&self.device_key))
+            .check(path, &headers, &grpc_frame(&msg), Some(&self.device_key))
             .expect("the node accepts the signed request");
         (msg, headers)
     }

@@ -7,7 +7,10 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use bitcoin::Network;
 use skylight_signer_cli::client::TlsIdentity;
+use skylight_signer_cli::keys::NodeKeys;
+use skylight_signer_cli::secret::HsmSecret;
 
 /// A running scheduler in a temporary directory; stopped (SIGTERM) when dropped.
 pub struct Running {
@@ -82,4 +85,29 @@ pub fn percentile(sorted: &[std::time::Duration], p: f64) -> std::time::Duration
 #[allow(dead_code)] // Not every bench prints milliseconds.
 pub fn ms(d: std::time::Duration) -> f64 {
     d.as_secs_f64() * 1e3
+}
+
+/// A tenant registered with a fresh random secret.
+pub struct NewTenant {
+    /// Its secret (the signer's seed).
+    pub secret: HsmSecret,
+    /// Its node keys.
+    pub keys: NodeKeys,
+    /// Its device identity, as returned by Register.
+    pub device: TlsIdentity,
+}
+
+/// Registers a new tenant (no invite code) with the scheduler at `uri`.
+pub async fn register_new_tenant(uri: &str, nobody: &TlsIdentity) -> NewTenant {
+    let secret = HsmSecret::from_bytes(bitcoin::secp256k1::rand::random());
+    let keys = NodeKeys::derive(&secret, Network::Regtest);
+    let creds = skylight_signer_cli::identity::register(uri, nobody, &keys, "regtest", None)
+        .await
+        .expect("register");
+    let device = skylight_signer_cli::creds::identity(&creds);
+    NewTenant {
+        secret,
+        keys,
+        device,
+    }
 }

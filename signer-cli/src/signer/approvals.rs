@@ -29,8 +29,8 @@ pub const WITHDRAW_PATH: &str = "/cln.Node/Withdraw";
 #[derive(Debug, Default, Clone)]
 pub struct Approvals {
     invoices: HashSet<[u8; 32]>,
-    /// Invoices named only by `Pay` requests whose signature does not verify: told apart
-    /// so that the refusal says the request was altered rather than absent.
+    /// Invoices named by `Pay` requests whose signature does not verify: told apart so
+    /// that a refusal says the request was altered rather than absent.
     unverified_invoices: HashSet<[u8; 32]>,
     /// Destinations and amounts (sat) of signed `Withdraw` requests.
     withdrawals: HashSet<(ScriptBuf, u64)>,
@@ -81,7 +81,6 @@ impl Approvals {
                 }
             }
         }
-        unverified_invoices.retain(|h| !invoices.contains(h));
         Approvals {
             invoices,
             unverified_invoices,

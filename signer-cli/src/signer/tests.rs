@@ -342,10 +342,7 @@ fn signed_request(
     let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
     let key =
         EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng).unwrap();
-    let body = message.encode_to_vec();
-    let mut frame = vec![0u8];
-    frame.extend_from_slice(&(body.len() as u32).to_be_bytes());
-    frame.extend_from_slice(&body);
+    let frame = crate::node_api::grpc_frame(&message);
     let timestamp = 1_795_000_000_000u64;
     let mut signed = frame.clone();
     signed.extend_from_slice(&timestamp.to_be_bytes());
