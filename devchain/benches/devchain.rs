@@ -15,7 +15,7 @@ use bitcoin::{
     TxIn, TxOut, Txid, Witness, absolute, transaction,
 };
 use serde_json::{Value, json};
-use skylight_devchain::client::ChainClient;
+use skylight_client::chain::ChainClient;
 use skylight_devchain::faucet::sign_p2wpkh;
 use skylight_devchain::{Config, DevChain, rpc};
 
@@ -73,7 +73,7 @@ async fn main() {
         credentials,
         std::future::pending(),
     ));
-    let client = ChainClient::for_dir(dir.path()).unwrap();
+    let client = skylight_devchain::client::for_dir(dir.path()).unwrap();
     println!(
         "dev chain {} on {} cores",
         client.url,

@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use skylight_devchain::client::ChainClient;
 use skylight_devchain::ops::{self, ChainCommand};
 use skylight_devchain::{Config, DevChain, rpc};
 
@@ -102,7 +101,7 @@ async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Operate(command) => {
-            ops::operate(&ChainClient::for_dir(&cli.data_dir)?, command).await
+            ops::operate(&skylight_devchain::client::for_dir(&cli.data_dir)?, command).await
         }
     }
 }

@@ -5,7 +5,7 @@ use anyhow::Result;
 use clap::Subcommand;
 use serde_json::json;
 
-use crate::client::ChainClient;
+use skylight_client::chain::ChainClient;
 
 /// What an operator can ask a running chain.
 #[derive(Subcommand, Debug, Clone)]

@@ -16,7 +16,7 @@ use lightning_block_sync::init::validate_best_block_header;
 use lightning_block_sync::poll::ChainPoller;
 use lightning_block_sync::{BlockSource, SpvClient, UnboundedCache};
 use serde_json::{Value, json};
-use skylight_devchain::client::ChainClient;
+use skylight_client::chain::ChainClient;
 use skylight_devchain::{Config, DevChain, rpc};
 
 struct Running {
@@ -41,7 +41,7 @@ async fn start(initial_blocks: u32) -> Running {
     tokio::spawn(rpc::serve(chain.clone(), listener, credentials, async {
         let _ = stopped.await;
     }));
-    let client = ChainClient::for_dir(dir.path()).unwrap();
+    let client = skylight_devchain::client::for_dir(dir.path()).unwrap();
     Running {
         chain,
         client,

@@ -4,25 +4,19 @@
 //!
 //! `cargo bench -p skylight-node-host --bench signer_round_trip`. `BENCH_CALLS` (default 500).
 
-#[path = "../tests/common/mod.rs"]
-mod common;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use lightning_signer::lightning::sign::{NodeSigner, ReceiveAuthKey, Recipient};
+use skylight_client::secret::HsmSecret;
 use skylight_node_host::keys::RemoteKeys;
 use skylight_node_host::proxy::StageTransport;
 use skylight_node_host::signer_state::SignerState;
 use skylight_node_host::stage::Stage;
-use skylight_signer_cli::secret::HsmSecret;
 use vls_protocol_client::KeysManagerClient;
 
-use common::attach_signer;
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
+use skylight_test_support::in_process::attach_signer;
+use skylight_test_support::percentile;
 
 fn main() {
     let calls: usize = std::env::var("BENCH_CALLS")

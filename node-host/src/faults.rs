@@ -73,8 +73,8 @@ fn apply(mut requests: Vec<PendingRequest>, faults: &[(String, String)]) -> Vec<
 mod tests {
     use super::*;
     use prost::Message;
+    use skylight_client::signed_request::grpc_frame;
     use skylight_proto::cln::PayRequest;
-    use skylight_signer_cli::node_api::grpc_frame;
 
     fn shipped(uri: &str, bolt11: &str) -> PendingRequest {
         PendingRequest {

@@ -14,7 +14,9 @@
 
 pub mod activity;
 pub mod api;
+pub mod app;
 pub mod caller;
+pub mod config;
 pub mod faults;
 pub mod hsm_service;
 pub mod invoices;
@@ -22,6 +24,7 @@ pub mod keys;
 pub mod ldk;
 pub mod node;
 pub mod node_service;
+pub mod paths;
 pub mod payments;
 pub mod proxy;
 pub mod server;

@@ -15,7 +15,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use base64::Engine;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use ring::digest;
-use ring::signature::{ECDSA_P256_SHA256_FIXED, UnparsedPublicKey};
 use skylight_proto::greenlight::PendingRequest;
 use tonic::Status;
 
@@ -131,13 +130,11 @@ impl Verifier {
                 "the request is signed by a key other than this device's TLS key",
             ));
         }
-        let mut signed = body.to_vec();
-        signed.extend_from_slice(&ts_bytes);
-        UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, &pubkey)
-            .verify(&signed, &signature)
-            .map_err(|_| {
-                Status::unauthenticated("the request signature (glauthsig) does not verify")
-            })?;
+        if !skylight_client::signed_request::verifies(&pubkey, body, timestamp, &signature) {
+            return Err(Status::unauthenticated(
+                "the request signature (glauthsig) does not verify",
+            ));
+        }
 
         let now = now_ms();
         let skew = now.abs_diff(timestamp);
@@ -152,7 +149,8 @@ impl Verifier {
         // Replays are caught on what was signed, not on the signature bytes: an ECDSA
         // signature can be altered into another valid one for the same message.
         let mut id_input = pubkey.clone();
-        id_input.extend_from_slice(&signed);
+        id_input.extend_from_slice(body);
+        id_input.extend_from_slice(&ts_bytes);
         let id: [u8; 32] = digest::digest(&digest::SHA256, &id_input)
             .as_ref()
             .try_into()

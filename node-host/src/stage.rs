@@ -16,7 +16,7 @@ use std::sync::mpsc as std_mpsc;
 use std::time::Duration;
 
 use skylight_proto::greenlight::HsmRequestContext;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 /// The most requests kept for waiters that gave up; beyond it the oldest are dropped.
 const MAX_ABANDONED: usize = 1024;
@@ -93,9 +93,19 @@ struct Inner {
 }
 
 /// The stage.
-#[derive(Default)]
 pub struct Stage {
     inner: Mutex<Inner>,
+    /// How many signers are attached, for whoever waits on one coming or going.
+    attached: watch::Sender<usize>,
+}
+
+impl Default for Stage {
+    fn default() -> Self {
+        Stage {
+            inner: Mutex::default(),
+            attached: watch::channel(0).0,
+        }
+    }
 }
 
 /// A staged request and where its answer arrives.
@@ -121,6 +131,22 @@ impl Stage {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Publishes how many signers are attached now (called with the lock held, so counts
+    /// are published in order).
+    fn publish(&self, inner: &Inner) {
+        self.attached.send_if_modified(|n| {
+            let changed = *n != inner.signers.len();
+            *n = inner.signers.len();
+            changed
+        });
+    }
+
+    /// How many signers are attached, as it changes: the node waits on this for a signer
+    /// to come (to start, to accept peers) or go (to drop peers), instead of polling.
+    pub fn watch_signers(&self) -> watch::Receiver<usize> {
+        self.attached.subscribe()
     }
 
     /// Stages a request and hands it to every attached signer.
@@ -155,6 +181,7 @@ impl Stage {
             }
             taken
         });
+        self.publish(&inner);
         inner.pending.insert(
             request_id,
             Pending {
@@ -230,6 +257,7 @@ impl Stage {
         inner.next_session += 1;
         let session = inner.next_session;
         inner.signers.insert(session, tx);
+        self.publish(&inner);
         Attachment {
             session,
             requests: rx,
@@ -238,13 +266,16 @@ impl Stage {
 
     /// Detaches a signer.
     pub fn detach(&self, session: u64) {
-        self.lock().signers.remove(&session);
+        let mut inner = self.lock();
+        inner.signers.remove(&session);
+        self.publish(&inner);
     }
 
     /// How many signers are attached.
     pub fn signers(&self) -> usize {
         let mut inner = self.lock();
         inner.signers.retain(|_, s| !s.is_closed());
+        self.publish(&inner);
         inner.signers.len()
     }
 
@@ -273,6 +304,7 @@ impl Stage {
         inner
             .signers
             .retain(|_, s| s.try_send(staged.clone()).is_ok());
+        self.publish(&inner);
     }
 
     /// Closes the stage as node-host stops: every waiting call fails at once, as does any
@@ -281,6 +313,7 @@ impl Stage {
         let mut inner = self.lock();
         inner.closed = true;
         inner.signers.clear();
+        self.publish(&inner);
         for (_, p) in std::mem::take(&mut inner.pending) {
             if let Some(w) = p.waiter {
                 let _ = w.try_send(Err(SignerError::Unavailable(CLOSED.into())));

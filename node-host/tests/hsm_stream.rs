@@ -3,8 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair};
-use skylight_certs::{Authority, DeviceCsr, Validity, names};
+use skylight_certs::{Validity, names};
 use skylight_node_host::hsm_service::HsmService;
 use skylight_node_host::node_service::NodeService;
 use skylight_node_host::server::{self, ServerTls};
@@ -13,66 +12,11 @@ use skylight_node_host::signer_state::SignerState;
 use skylight_node_host::stage::{SignerError, Stage};
 use skylight_proto::greenlight::node_client::NodeClient;
 use skylight_proto::greenlight::{Empty, HsmResponse, SignerStateEntry};
+use skylight_test_support::Pki;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 
 const A: [u8; 33] = [2; 33];
 const B: [u8; 33] = [3; 33];
-
-struct Pki {
-    root: Authority,
-    users: Authority,
-    tenants: Vec<Authority>,
-}
-
-impl Pki {
-    fn new() -> Self {
-        let v = Validity::days(1);
-        let root = Authority::new_root(v).unwrap();
-        let users = root.new_child_ca(names::USERS_CA_CN, v).unwrap();
-        let tenants = [A, B]
-            .iter()
-            .map(|n| {
-                users
-                    .new_child_ca(&names::tenant_ca_cn(&hex(n)), v)
-                    .unwrap()
-            })
-            .collect();
-        Pki {
-            root,
-            users,
-            tenants,
-        }
-    }
-
-    /// A device of tenant `i`: chain and key, as the scheduler would issue them.
-    fn device(&self, i: usize, node: &[u8; 33]) -> (String, String) {
-        let key = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.distinguished_name = DistinguishedName::new();
-        params.distinguished_name.push(DnType::CommonName, "device");
-        let csr = params.serialize_request(&key).unwrap().pem().unwrap();
-        let csr = DeviceCsr::from_pem(csr.as_bytes()).unwrap();
-        let tenant = &self.tenants[i];
-        let leaf = tenant
-            .sign_device(
-                &csr,
-                &names::device_cn(&hex(node), "default"),
-                Validity::days(1),
-            )
-            .unwrap();
-        let chain = format!(
-            "{leaf}{}{}{}",
-            tenant.cert_pem(),
-            self.users.cert_pem(),
-            self.root.cert_pem()
-        );
-        (chain, key.serialize_pem())
-    }
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
 
 struct Node {
     addr: std::net::SocketAddr,
@@ -89,7 +33,7 @@ async fn start(pki: &Pki) -> Node {
     let state = Arc::new(SignerState::open(&dir.path().join("state.redb")).unwrap());
     let tenant = &pki.tenants[0];
     let server_cert = tenant
-        .issue_node_server(&hex(&A), Validity::days(1))
+        .issue_node_server(&hex::encode(A), Validity::days(1))
         .unwrap();
     let tls = ServerTls {
         cert_chain_pem: format!(
@@ -178,7 +122,7 @@ fn entry(key: &str, version: u64, value: &str) -> SignerStateEntry {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_tenants_signer_gets_requests_with_state_and_its_answers_are_stored_first() {
-    let pki = Pki::new();
+    let pki = Pki::new(&[A, B]);
     let node = start(&pki).await;
     node.state
         .merge(&[entry("nodes/a", 1, "{}"), entry("channels/x", 4, "{}")])
@@ -248,7 +192,7 @@ async fn the_tenants_signer_gets_requests_with_state_and_its_answers_are_stored_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn another_tenants_device_and_the_nobody_identity_cannot_attach() {
-    let pki = Pki::new();
+    let pki = Pki::new(&[A, B]);
     let node = start(&pki).await;
 
     let (chain, key) = pki.device(1, &B);
@@ -274,7 +218,7 @@ async fn another_tenants_device_and_the_nobody_identity_cannot_attach() {
 /// Signs a unary call as Greenlight's clients do (signer-cli's signer: the gRPC frame ‖
 /// u64be(ms), with the device's TLS key).
 fn signed<T: prost::Message>(msg: T, key_pem: &str, ts_ms: u64) -> tonic::Request<T> {
-    skylight_signer_cli::node_api::RequestSigner::new(key_pem.as_bytes())
+    skylight_client::signed_request::RequestSigner::new(key_pem.as_bytes())
         .unwrap()
         .sign_at(msg, ts_ms)
         .unwrap()
@@ -290,7 +234,7 @@ fn now_ms() -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn node_calls_must_be_signed_by_the_callers_device_key_and_are_shipped_to_the_signer() {
     use skylight_proto::greenlight::GlConfig;
-    let pki = Pki::new();
+    let pki = Pki::new(&[A, B]);
     let node = start(&pki).await;
     let (chain, key) = pki.device(0, &A);
     let mut c = client(&node, &pki, &chain, &key).await.unwrap();
@@ -377,7 +321,7 @@ async fn node_calls_must_be_signed_by_the_callers_device_key_and_are_shipped_to_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_answer_computed_from_a_state_the_node_does_not_hold_is_not_released() {
-    let pki = Pki::new();
+    let pki = Pki::new(&[A, B]);
     let node = start(&pki).await;
     node.state
         .merge(&[entry("channels/x", 5, "{\"n\":5}")])

@@ -1,8 +1,6 @@
 //! An LDK channel manager whose keys are all on the signer: it makes a BOLT11 invoice that
 //! the (real, VLS) signer signs through the stage.
 
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,12 +9,12 @@ use lightning_persister::fs_store::FilesystemStore;
 use lightning_signer::lightning::chain::BestBlock;
 use lightning_signer::lightning::ln::channelmanager::Bolt11InvoiceParameters;
 use lightning_signer::lightning_invoice::{Bolt11InvoiceDescription, Description};
+use skylight_client::keys::NodeKeys;
+use skylight_client::secret::HsmSecret;
 use skylight_node_host::keys::RemoteKeys;
 use skylight_node_host::ldk::{Broadcaster, FeeRates, Parts, has_node, new_node, restore_node};
-use skylight_signer_cli::keys::NodeKeys;
-use skylight_signer_cli::secret::HsmSecret;
 
-use common::{Linked, linked, signer_client};
+use skylight_test_support::in_process::{Linked, linked, signer_client};
 
 #[test]
 fn the_channel_manager_makes_an_invoice_the_signer_signs() {

@@ -1,19 +1,17 @@
 //! LDK's signer traits, through vls-protocol-client, over the stage, to the real signer core
 //! (VLS) with the signer state kept by node-host: the path every signature will take.
 
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
 use bitcoin::Network;
 use lightning_signer::lightning::sign::{ChannelSigner, NodeSigner, Recipient, SignerProvider};
+use skylight_client::keys::NodeKeys;
+use skylight_client::secret::HsmSecret;
 use skylight_node_host::proxy::StageTransport;
 use skylight_node_host::stage::Stage;
-use skylight_signer_cli::keys::NodeKeys;
-use skylight_signer_cli::secret::HsmSecret;
 
-use common::{Linked, linked, signer_client};
+use skylight_test_support::in_process::{Linked, linked, signer_client};
 
 #[test]
 fn ldk_signer_calls_cross_the_stage_to_vls_and_the_state_lands_in_node_host() {

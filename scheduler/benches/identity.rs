@@ -4,20 +4,19 @@
 //! nothing about time. Environment: `BENCH_CHALLENGES` (default 20000), `BENCH_REGISTERS`
 //! (default 1000), `BENCH_CONCURRENCY` (default 16).
 
-mod common;
-use common::percentile;
+use skylight_test_support::{Scheduler, percentile};
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bitcoin::Network;
 use skylight_certs::names;
+use skylight_client::device::DeviceRequest;
+use skylight_client::keys::NodeKeys;
+use skylight_client::secret::HsmSecret;
+use skylight_client::tls;
 use skylight_proto::scheduler::scheduler_client::SchedulerClient;
 use skylight_proto::scheduler::{ChallengeRequest, ChallengeScope, RegistrationRequest};
-use skylight_signer_cli::client;
-use skylight_signer_cli::device::DeviceRequest;
-use skylight_signer_cli::keys::NodeKeys;
-use skylight_signer_cli::secret::HsmSecret;
 use tonic::transport::Channel;
 
 fn env_or(name: &str, default: usize) -> usize {
@@ -80,9 +79,11 @@ async fn main() {
     let registers = env_or("BENCH_REGISTERS", 1_000);
     let concurrency = env_or("BENCH_CONCURRENCY", 16);
 
-    let running = common::start(std::path::Path::new(env!("CARGO_BIN_EXE_scheduler")), &[]).await;
-    let (uri, nobody) = (running.uri.clone(), running.nobody.clone());
-    let channel: Channel = client::channel(&uri, &nobody).await.unwrap();
+    let running =
+        Scheduler::start_with_env(&["--require-invite", "false"], &[("RUST_LOG", "warn")])
+            .expect("start the scheduler");
+    let (uri, nobody) = (running.uri.clone(), running.nobody());
+    let channel: Channel = tls::channel(&uri, &nobody).await.unwrap();
     println!(
         "scheduler {uri}: {} cores, concurrency {concurrency}, one mTLS connection (HTTP/2)",
         std::thread::available_parallelism()

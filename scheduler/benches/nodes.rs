@@ -8,15 +8,14 @@
 //! (node-host must sit next to the scheduler binary). `BENCH_TENANTS` (default 10),
 //! `BENCH_INVOICES` (default 200, on each of the first 3 tenants).
 
-mod common;
-use common::{ms, percentile};
+use skylight_test_support::{NewTenant, Scheduler, ms, percentile, register_new_tenant};
 
 use std::time::{Duration, Instant};
 
 use bitcoin::Network;
+use skylight_client::secret::HsmSecret;
+use skylight_client::tls;
 use skylight_proto::scheduler::{NodeInfoRequest, ScheduleRequest};
-use skylight_signer_cli::client;
-use skylight_signer_cli::secret::HsmSecret;
 
 fn rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -42,8 +41,11 @@ async fn main() {
         );
         std::process::exit(2);
     }
-    let running = common::start(&scheduler, &[]).await;
-    let (uri, dir, nobody) = (&running.uri, &running.dir, &running.nobody);
+    let running =
+        Scheduler::start_with_env(&["--require-invite", "false"], &[("RUST_LOG", "warn")])
+            .expect("start the scheduler");
+    let nobody = running.nobody();
+    let (uri, nobody) = (&running.uri, &nobody);
 
     let mut cold = Vec::new();
     let mut warm = Vec::new();
@@ -54,12 +56,12 @@ async fn main() {
         .unwrap_or(200);
     let mut with_signer: Vec<Signed> = Vec::new();
     for _ in 0..tenants {
-        let common::NewTenant {
+        let NewTenant {
             secret,
             keys,
             device,
-        } = common::register_new_tenant(uri, nobody).await;
-        let mut c = client::scheduler(uri, &device).await.unwrap();
+        } = register_new_tenant(uri, nobody).await;
+        let mut c = tls::scheduler(uri, &device).await.unwrap();
         let t = Instant::now();
         c.schedule(ScheduleRequest::default())
             .await
@@ -79,15 +81,12 @@ async fn main() {
             })
             .await;
         tokio::time::sleep(Duration::from_millis(500)).await;
-        let pid: u32 = std::fs::read_to_string(
-            dir.join("nodes")
-                .join(hex::encode(keys.node_id_bytes()))
-                .join("node-host.pid"),
-        )
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+        let pid: u32 =
+            std::fs::read_to_string(running.node_dir(&hex::encode(keys.node_id_bytes())).pid())
+                .unwrap()
+                .trim()
+                .parse()
+                .unwrap();
         if let Some(kib) = rss_kib(pid) {
             rss.push(kib);
         }
@@ -160,23 +159,24 @@ struct Signed {
 /// the LDK node to run, then makes `count` invoices one after another.
 async fn signed_invoices(
     uri: &str,
-    device: client::TlsIdentity,
+    device: tls::TlsIdentity,
     secret: HsmSecret,
     count: usize,
     pid: u32,
 ) -> Signed {
+    use skylight_client::node;
+    use skylight_client::signed_request::RequestSigner;
     use skylight_proto::cln::{GetinfoRequest, InvoiceRequest};
-    use skylight_signer_cli::node_api::{self, RequestSigner};
-    let signer = skylight_signer_cli::signer::Signer::new(&secret, Network::Regtest);
+    let signer = skylight_client::signer::Signer::new(&secret, Network::Regtest);
     let t = Instant::now();
-    tokio::spawn(skylight_signer_cli::run::run(
+    tokio::spawn(skylight_client::follow::run(
         uri.to_string(),
         device.clone(),
         signer,
         std::future::pending(),
     ));
     let sign = RequestSigner::new(&device.key_pem).unwrap();
-    let mut node = node_api::connect(uri, &device).await.unwrap();
+    let mut node = node::connect(uri, &device).await.unwrap();
     loop {
         let info = node
             .getinfo(sign.sign(GetinfoRequest {}).unwrap())
@@ -194,7 +194,11 @@ async fn signed_invoices(
         let req = InvoiceRequest {
             label: format!("bench-{i}"),
             description: "bench".into(),
-            amount_msat: Some(node_api::amount_or_any("1000").unwrap()),
+            amount_msat: Some(skylight_proto::cln::AmountOrAny {
+                value: Some(skylight_proto::cln::amount_or_any::Value::Amount(
+                    skylight_proto::cln::Amount { msat: 1000 },
+                )),
+            }),
             ..Default::default()
         };
         let t = Instant::now();

@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
-use skylight_devchain::client::ChainClient;
 use skylight_devchain::ops::{self, ChainCommand};
 use skylight_proto::admin as pb;
 use skylight_scheduler::config::{ChainSource, Config};
@@ -147,7 +146,7 @@ fn real_main() -> Result<()> {
             Command::Tenant(TenantCommand::List) => tenants(cli.data_dir).await,
             Command::Chain(cmd) => {
                 let dir = Paths { dir: cli.data_dir }.chain_dir();
-                let client = ChainClient::for_dir(&dir)
+                let client = skylight_devchain::client::for_dir(&dir)
                     .context("is the scheduler running with its embedded chain?")?;
                 ops::operate(&client, cmd).await
             }

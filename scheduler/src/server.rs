@@ -58,7 +58,10 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<()> {
         NodeSettings {
             binary: config.node_host_bin.clone(),
             nodes_dir: paths.nodes_dir(),
-            network: config.network.clone(),
+            network: config
+                .network
+                .parse()
+                .with_context(|| format!("unknown network {:?}", config.network))?,
             chain_url: chain.url.clone(),
             chain_cookie: chain.cookie.clone(),
             idle_timeout: config.node_idle_timeout,

@@ -5,13 +5,14 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
-use skylight_signer_cli::client::TlsIdentity;
-use skylight_signer_cli::config::{DataDir, Settings};
-use skylight_signer_cli::keys::NodeKeys;
-use skylight_signer_cli::secret::HsmSecret;
-use skylight_signer_cli::{creds, identity};
+use skylight_client::device_dir::{DataDir, Settings};
+use skylight_client::keys::NodeKeys;
+use skylight_client::secret::HsmSecret;
+use skylight_client::tls::TlsIdentity;
+use skylight_client::{creds, identity};
 
 mod node_cmd;
+mod print;
 use node_cmd::{NodeCall, node_call};
 
 #[derive(Parser)]
@@ -148,7 +149,7 @@ async fn run(cli: Cli) -> Result<()> {
                 .parse()
                 .context("bad network in settings")?;
             // The marks that let this device refuse a rolled-back state survive restarts.
-            let signer = skylight_signer_cli::signer::Signer::new(&secret, network)
+            let signer = skylight_client::signer::Signer::new(&secret, network)
                 .with_watermarks(&dir.state_marks())?;
             eprintln!(
                 "signer running for node {} (scheduler {uri})",
@@ -163,16 +164,16 @@ async fn run(cli: Cli) -> Result<()> {
                     _ = term.recv() => {}
                 }
             };
-            skylight_signer_cli::run::run(uri, device, signer, stop).await
+            skylight_client::follow::run(uri, device, signer, stop).await
         }
         Command::Node { call } => node_call(&dir, call).await,
         Command::Schedule => {
             let (uri, device, _) = device_context(&dir)?;
-            let mut c = skylight_signer_cli::client::scheduler(&uri, &device).await?;
+            let mut c = skylight_client::tls::scheduler(&uri, &device).await?;
             let info = c
                 .schedule(skylight_proto::scheduler::ScheduleRequest::default())
                 .await
-                .map_err(|status| skylight_signer_cli::client::Refused {
+                .map_err(|status| skylight_client::tls::Refused {
                     rpc: "Schedule",
                     status,
                 })?
@@ -258,9 +259,7 @@ fn save(
 }
 
 /// The scheduler, device identity and settings a registered device uses.
-fn device_context(
-    dir: &DataDir,
-) -> Result<(String, skylight_signer_cli::client::TlsIdentity, Settings)> {
+fn device_context(dir: &DataDir) -> Result<(String, skylight_client::tls::TlsIdentity, Settings)> {
     let settings = Settings::load(dir)?;
     let uri = settings
         .scheduler

@@ -2,7 +2,7 @@
 
 use anyhow::{Context, Result};
 use clap::Subcommand;
-use skylight_signer_cli::config::DataDir;
+use skylight_client::device_dir::DataDir;
 
 use crate::device_context;
 
@@ -97,18 +97,18 @@ pub enum NodeCall {
 
 /// Runs one node call and prints its answer as JSON.
 pub async fn node_call(dir: &DataDir, call: NodeCall) -> Result<()> {
-    use skylight_signer_cli::node_api::{self, RequestSigner};
+    use skylight_client::signed_request::RequestSigner;
     let (uri, device, _) = device_context(dir)?;
     let signer = RequestSigner::new(&device.key_pem)?;
-    let mut node = node_api::connect(&uri, &device).await?;
-    let refused = |rpc| move |status| skylight_signer_cli::client::Refused { rpc, status };
+    let mut node = skylight_client::node::connect(&uri, &device).await?;
+    let refused = |rpc| move |status| skylight_client::tls::Refused { rpc, status };
     let out = match call {
         NodeCall::Getinfo => {
             let r = node
                 .getinfo(signer.sign(skylight_proto::cln::GetinfoRequest {})?)
                 .await
                 .map_err(refused("Getinfo"))?;
-            node_api::getinfo_json(r.get_ref())
+            crate::print::getinfo_json(r.get_ref())
         }
         NodeCall::Invoice {
             amount_msat,
@@ -127,7 +127,7 @@ pub async fn node_call(dir: &DataDir, call: NodeCall) -> Result<()> {
                 None => None,
             };
             let req = skylight_proto::cln::InvoiceRequest {
-                amount_msat: Some(node_api::amount_or_any(&amount_msat)?),
+                amount_msat: Some(crate::print::amount_or_any(&amount_msat)?),
                 label,
                 description,
                 expiry,
@@ -138,7 +138,7 @@ pub async fn node_call(dir: &DataDir, call: NodeCall) -> Result<()> {
                 .invoice(signer.sign(req)?)
                 .await
                 .map_err(refused("Invoice"))?;
-            node_api::invoice_json(r.get_ref())
+            crate::print::invoice_json(r.get_ref())
         }
         NodeCall::Newaddr => {
             let r = node
@@ -153,7 +153,7 @@ pub async fn node_call(dir: &DataDir, call: NodeCall) -> Result<()> {
                 .list_funds(signer.sign(req)?)
                 .await
                 .map_err(refused("ListFunds"))?;
-            node_api::listfunds_json(r.get_ref())
+            crate::print::listfunds_json(r.get_ref())
         }
         NodeCall::Fundchannel {
             id,
@@ -198,7 +198,7 @@ pub async fn node_call(dir: &DataDir, call: NodeCall) -> Result<()> {
                 .list_peers(signer.sign(skylight_proto::cln::ListpeersRequest { id, level: None })?)
                 .await
                 .map_err(refused("ListPeers"))?;
-            node_api::listpeers_json(r.get_ref())
+            crate::print::listpeers_json(r.get_ref())
         }
         NodeCall::Listpeerchannels => {
             let r = node
@@ -207,7 +207,7 @@ pub async fn node_call(dir: &DataDir, call: NodeCall) -> Result<()> {
                 )
                 .await
                 .map_err(refused("ListPeerChannels"))?;
-            node_api::listpeerchannels_json(r.get_ref())
+            crate::print::listpeerchannels_json(r.get_ref())
         }
         NodeCall::Pay {
             bolt11,
@@ -273,14 +273,14 @@ pub async fn node_call(dir: &DataDir, call: NodeCall) -> Result<()> {
                 .list_pays(signer.sign(skylight_proto::cln::ListpaysRequest::default())?)
                 .await
                 .map_err(refused("ListPays"))?;
-            node_api::listpays_json(r.get_ref())
+            crate::print::listpays_json(r.get_ref())
         }
         NodeCall::Listinvoices => {
             let r = node
                 .list_invoices(signer.sign(skylight_proto::cln::ListinvoicesRequest::default())?)
                 .await
                 .map_err(refused("ListInvoices"))?;
-            node_api::listinvoices_json(r.get_ref())
+            crate::print::listinvoices_json(r.get_ref())
         }
         NodeCall::Connect { peer } => {
             let req = skylight_proto::cln::ConnectRequest {

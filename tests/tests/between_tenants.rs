@@ -2,7 +2,7 @@
 //! the wallet, peers, and (as they are built) channels and payments.
 
 use serde_json::Value;
-use skylight_tests::{ChildGuard, Run, Scheduler, SignerCli, alive, eventually, node_pid};
+use skylight_test_support::{ChildGuard, Run, Scheduler, SignerCli, alive, eventually, node_pid};
 
 /// A registered tenant with its signer running.
 struct Tenant {

@@ -5,8 +5,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use skylight_devchain::client::ChainClient;
-use skylight_tests::{Scheduler, bin};
+use skylight_client::chain::ChainClient;
+use skylight_test_support::{Scheduler, bin};
 
 const ADDRESS: &str = "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080";
 
@@ -44,7 +44,7 @@ async fn the_scheduler_runs_a_regtest_chain_that_survives_a_restart() {
     let waiting = chain_cmd(&s, &["fund", ADDRESS, "0.25"]).trim().to_string();
 
     let chain_dir = s.dir.join("chain");
-    let client = ChainClient::for_dir(&chain_dir).unwrap();
+    let client = skylight_devchain::client::for_dir(&chain_dir).unwrap();
     let before_tip = call(&client, "getbestblockhash", &[]).await;
     let out = call(&client, "gettxout", &[json!(confirmed), json!(0)]).await;
     assert_eq!(out["confirmations"], json!(1));
@@ -60,7 +60,7 @@ async fn the_scheduler_runs_a_regtest_chain_that_survives_a_restart() {
     assert_eq!(cookie_mode, 0o600);
 
     s.restart().unwrap();
-    let client = ChainClient::for_dir(&chain_dir).unwrap();
+    let client = skylight_devchain::client::for_dir(&chain_dir).unwrap();
     assert_eq!(call(&client, "getbestblockhash", &[]).await, before_tip);
     assert_eq!(call(&client, "getblockcount", &[]).await, json!(102));
     let out = call(&client, "gettxout", &[json!(confirmed), json!(0)]).await;
@@ -113,14 +113,14 @@ async fn the_standalone_devchain_keeps_its_blocks_through_kill_9() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("chain");
     let mut d = start_devchain(&dir);
-    let client = ChainClient::for_dir(&dir).unwrap();
+    let client = skylight_devchain::client::for_dir(&dir).unwrap();
     let hashes = call(&client, "generatetoaddress", &[json!(5), json!(ADDRESS)]).await;
     let tip = hashes[4].clone();
     d.0.kill().unwrap();
     d.0.wait().unwrap();
 
     let _d = start_devchain(&dir);
-    let client = ChainClient::for_dir(&dir).unwrap();
+    let client = skylight_devchain::client::for_dir(&dir).unwrap();
     assert_eq!(
         call(&client, "getbestblockhash", &[]).await,
         tip,

@@ -8,7 +8,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use skylight_tests::Scheduler;
+use skylight_test_support::Scheduler;
 
 fn python() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("SKYLIGHT_GLCLIENT_PYTHON") {

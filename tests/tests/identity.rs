@@ -3,18 +3,18 @@
 
 use bitcoin::Network;
 use skylight_certs::names;
+use skylight_client::device::DeviceRequest;
+use skylight_client::identity;
+use skylight_client::keys::NodeKeys;
+use skylight_client::secret::HsmSecret;
+use skylight_client::tls::{self, TlsIdentity};
 use skylight_proto::scheduler::scheduler_client::SchedulerClient;
 use skylight_proto::scheduler::{
     ChallengeRequest, ChallengeScope, ListInviteCodesRequest, NodeInfoRequest, RecoveryRequest,
     RegistrationRequest, ScheduleRequest, SignerRejection, UpgradeRequest,
     debug_client::DebugClient,
 };
-use skylight_signer_cli::client::{self, TlsIdentity};
-use skylight_signer_cli::device::DeviceRequest;
-use skylight_signer_cli::identity;
-use skylight_signer_cli::keys::NodeKeys;
-use skylight_signer_cli::secret::HsmSecret;
-use skylight_tests::{Scheduler, SignerCli, status_of};
+use skylight_test_support::{Scheduler, SignerCli, status_of};
 use tonic::Code;
 use tonic::transport::Channel;
 
@@ -73,7 +73,7 @@ async fn registered(s: &Scheduler) -> (NodeKeys, TlsIdentity) {
     let creds = identity::register(&s.uri, &s.nobody(), &keys, "regtest", Some(&code))
         .await
         .expect("register");
-    (keys, skylight_signer_cli::creds::identity(&creds))
+    (keys, skylight_client::creds::identity(&creds))
 }
 
 #[tokio::test]
@@ -120,7 +120,7 @@ async fn register_then_recover_through_the_binaries() {
 
     // Both certificates work: recovering does not revoke the earlier device.
     for id in [&device, &recovered] {
-        let mut c = client::scheduler(&s.uri, id).await.unwrap();
+        let mut c = tls::scheduler(&s.uri, id).await.unwrap();
         let codes = c
             .list_invite_codes(ListInviteCodesRequest {})
             .await
@@ -182,7 +182,7 @@ async fn an_imported_mnemonic_gives_the_greenlight_node_and_recover_of_an_unknow
 #[tokio::test]
 async fn challenges_are_single_use_scoped_and_signed_by_the_node_key() {
     let s = Scheduler::start(&["--require-invite", "false"]).unwrap();
-    let mut c = client::scheduler(&s.uri, &s.nobody()).await.unwrap();
+    let mut c = tls::scheduler(&s.uri, &s.nobody()).await.unwrap();
     let keys = new_keys();
 
     // A bad signature: signed by another key.
@@ -236,7 +236,7 @@ async fn challenges_are_single_use_scoped_and_signed_by_the_node_key() {
 async fn an_expired_challenge_is_refused() {
     // Challenges that expire at once: any use is after expiry.
     let s = Scheduler::start(&["--require-invite", "false", "--challenge-ttl", "0"]).unwrap();
-    let mut c = client::scheduler(&s.uri, &s.nobody()).await.unwrap();
+    let mut c = tls::scheduler(&s.uri, &s.nobody()).await.unwrap();
     let keys = new_keys();
     let ch = challenge(&mut c, ChallengeScope::Register, &keys).await;
     let status = c.register(registration(&keys, ch, "")).await.unwrap_err();
@@ -247,7 +247,7 @@ async fn an_expired_challenge_is_refused() {
 #[tokio::test]
 async fn malformed_requests_get_invalid_argument_with_a_reason() {
     let s = Scheduler::start(&[]).unwrap();
-    let mut c = client::scheduler(&s.uri, &s.nobody()).await.unwrap();
+    let mut c = tls::scheduler(&s.uri, &s.nobody()).await.unwrap();
     let keys = new_keys();
     let code = s.invite(1).unwrap().remove(0);
 
@@ -336,7 +336,7 @@ async fn a_device_of_one_tenant_cannot_act_for_another() {
     let (b_keys, _b) = registered(&s).await;
     let a_id = a_keys.node_id_bytes().to_vec();
     let b_id = b_keys.node_id_bytes().to_vec();
-    let mut c = client::scheduler(&s.uri, &a).await.unwrap();
+    let mut c = tls::scheduler(&s.uri, &a).await.unwrap();
 
     let st = c
         .schedule(ScheduleRequest {
@@ -360,7 +360,7 @@ async fn a_device_of_one_tenant_cannot_act_for_another() {
         ),
         Code::PermissionDenied
     );
-    let mut debug = DebugClient::new(client::channel(&s.uri, &a).await.unwrap());
+    let mut debug = DebugClient::new(tls::channel(&s.uri, &a).await.unwrap());
     assert_eq!(
         code_of(
             debug
@@ -403,7 +403,7 @@ async fn the_nobody_identity_reaches_only_the_open_calls() {
     let s = Scheduler::start(&[]).unwrap();
     let (keys, _) = registered(&s).await;
     let nobody = s.nobody();
-    let mut c = client::scheduler(&s.uri, &nobody).await.unwrap();
+    let mut c = tls::scheduler(&s.uri, &nobody).await.unwrap();
     let id = keys.node_id_bytes().to_vec();
 
     assert_eq!(
@@ -435,7 +435,7 @@ async fn the_nobody_identity_reaches_only_the_open_calls() {
     );
 
     // Signers report rejections with the nobody identity; a malformed node id is refused.
-    let mut debug = DebugClient::new(client::channel(&s.uri, &nobody).await.unwrap());
+    let mut debug = DebugClient::new(tls::channel(&s.uri, &nobody).await.unwrap());
     assert_eq!(
         code_of(
             debug
@@ -472,7 +472,7 @@ async fn a_client_certificate_from_another_ca_is_refused_at_the_handshake() {
         cert_pem: format!("{}{}", rogue.cert_pem, rogue_users.cert_pem()).into_bytes(),
         key_pem: rogue.key_pem.into_bytes(),
     };
-    let refused = match client::scheduler(&s.uri, &id).await {
+    let refused = match tls::scheduler(&s.uri, &id).await {
         Err(_) => true,
         Ok(mut c) => c
             .get_challenge(ChallengeRequest {
@@ -489,7 +489,7 @@ async fn a_client_certificate_from_another_ca_is_refused_at_the_handshake() {
 async fn maybe_upgrade_records_the_signer_version_and_returns_the_old_one() {
     let s = Scheduler::start(&[]).unwrap();
     let (_, device) = registered(&s).await;
-    let mut c = client::scheduler(&s.uri, &device).await.unwrap();
+    let mut c = tls::scheduler(&s.uri, &device).await.unwrap();
     let old = c
         .maybe_upgrade(UpgradeRequest {
             signer_version: "v26.06".into(),
@@ -520,7 +520,7 @@ async fn tenants_and_invite_codes_survive_a_scheduler_restart() {
     let (keys, device) = registered(&s).await;
     let spare = s.invite(2).unwrap();
     let before = String::from_utf8(s.command(&["invite", "list"]).unwrap().stdout).unwrap();
-    let mut c = client::scheduler(&s.uri, &device).await.unwrap();
+    let mut c = tls::scheduler(&s.uri, &device).await.unwrap();
     let codes_before = c
         .list_invite_codes(ListInviteCodesRequest {})
         .await
@@ -545,7 +545,7 @@ async fn tenants_and_invite_codes_survive_a_scheduler_restart() {
     assert!(tenants.contains(&hex::encode(keys.node_id_bytes())));
 
     // The old device certificate still works against the restarted scheduler (same CA).
-    let mut c = client::scheduler(&s.uri, &device).await.unwrap();
+    let mut c = tls::scheduler(&s.uri, &device).await.unwrap();
     let codes_after = c
         .list_invite_codes(ListInviteCodesRequest {})
         .await

@@ -5,12 +5,12 @@ use std::str::FromStr;
 
 use lightning_signer::lightning_invoice::Bolt11Invoice;
 use serde_json::Value;
+use skylight_client::signed_request::RequestSigner;
+use skylight_client::tls;
 use skylight_proto::cln::node_client::NodeClient;
 use skylight_proto::cln::{GetinfoRequest, InvoiceRequest};
 use skylight_proto::scheduler::ScheduleRequest;
-use skylight_signer_cli::client;
-use skylight_signer_cli::node_api::{RequestSigner, amount_or_any};
-use skylight_tests::{Run, Scheduler, SignerCli, alive, eventually, node_pid};
+use skylight_test_support::{Run, Scheduler, SignerCli, alive, eventually, node_pid};
 
 fn registered(s: &Scheduler) -> SignerCli {
     let cli = SignerCli::new(s).unwrap();
@@ -127,14 +127,14 @@ async fn node_calls_need_a_fresh_valid_signature_from_a_device_of_the_tenant() {
     let s = Scheduler::start(&[]).unwrap();
     let (a, b) = (registered(&s), registered(&s));
     let (a_id, b_id) = (a.identity(), b.identity());
-    let mut sched = client::scheduler(&s.uri, &a_id).await.unwrap();
+    let mut sched = tls::scheduler(&s.uri, &a_id).await.unwrap();
     let uri = sched
         .schedule(ScheduleRequest::default())
         .await
         .unwrap()
         .into_inner()
         .grpc_uri;
-    let mut node = NodeClient::new(client::channel(&uri, &a_id).await.unwrap());
+    let mut node = NodeClient::new(tls::channel(&uri, &a_id).await.unwrap());
     let signer = RequestSigner::new(&a_id.key_pem).unwrap();
     let now = || {
         std::time::SystemTime::now()
@@ -177,7 +177,11 @@ async fn node_calls_need_a_fresh_valid_signature_from_a_device_of_the_tenant() {
         .sign_at(
             InvoiceRequest {
                 label: "x".into(),
-                amount_msat: Some(amount_or_any("1000").unwrap()),
+                amount_msat: Some(skylight_proto::cln::AmountOrAny {
+                    value: Some(skylight_proto::cln::amount_or_any::Value::Amount(
+                        skylight_proto::cln::Amount { msat: 1000 },
+                    )),
+                }),
                 ..Default::default()
             },
             now(),
@@ -190,7 +194,7 @@ async fn node_calls_need_a_fresh_valid_signature_from_a_device_of_the_tenant() {
 
     // Signed by B's key (over B's own TLS connection) to A's node: never gets in.
     let b_signer = RequestSigner::new(&b_id.key_pem).unwrap();
-    let refused = match client::channel(&uri, &b_id).await {
+    let refused = match tls::channel(&uri, &b_id).await {
         Err(_) => true,
         Ok(ch) => NodeClient::new(ch)
             .getinfo(b_signer.sign(GetinfoRequest {}).unwrap())

@@ -3,14 +3,14 @@
 
 use std::time::{Duration, Instant};
 
+use skylight_client::keys::NodeKeys;
+use skylight_client::secret::HsmSecret;
+use skylight_client::tls::{self, TlsIdentity};
 use skylight_proto::greenlight::Empty;
 use skylight_proto::greenlight::node_client::NodeClient;
 use skylight_proto::scheduler::scheduler_client::SchedulerClient;
 use skylight_proto::scheduler::{NodeInfoRequest, NodeInfoResponse, ScheduleRequest};
-use skylight_signer_cli::client::{self, TlsIdentity};
-use skylight_signer_cli::keys::NodeKeys;
-use skylight_signer_cli::secret::HsmSecret;
-use skylight_tests::{Scheduler, alive, node_pid};
+use skylight_test_support::{Scheduler, alive, node_pid};
 use tonic::transport::Channel;
 
 fn pid_of(s: &Scheduler, keys: &NodeKeys) -> u32 {
@@ -22,10 +22,10 @@ async fn registered(s: &Scheduler) -> (NodeKeys, TlsIdentity) {
     let keys = NodeKeys::derive(&HsmSecret::from_bytes(secret), bitcoin::Network::Regtest);
     let code = s.invite(1).unwrap().remove(0);
     let creds =
-        skylight_signer_cli::identity::register(&s.uri, &s.nobody(), &keys, "regtest", Some(&code))
+        skylight_client::identity::register(&s.uri, &s.nobody(), &keys, "regtest", Some(&code))
             .await
             .expect("register");
-    (keys, skylight_signer_cli::creds::identity(&creds))
+    (keys, skylight_client::creds::identity(&creds))
 }
 
 async fn schedule(c: &mut SchedulerClient<Channel>) -> NodeInfoResponse {
@@ -56,7 +56,7 @@ async fn eventually(what: &str, mut cond: impl AsyncFnMut() -> bool) {
 
 /// A client of a tenant's node, presenting `id`.
 async fn node_client(uri: &str, id: &TlsIdentity) -> anyhow::Result<NodeClient<Channel>> {
-    Ok(NodeClient::new(client::channel(uri, id).await?))
+    Ok(NodeClient::new(tls::channel(uri, id).await?))
 }
 
 #[tokio::test]
@@ -64,8 +64,8 @@ async fn schedule_starts_one_node_host_per_tenant_and_only_its_devices_get_in() 
     let s = Scheduler::start(&[]).unwrap();
     let (a_keys, a) = registered(&s).await;
     let (b_keys, b) = registered(&s).await;
-    let mut ca = client::scheduler(&s.uri, &a).await.unwrap();
-    let mut cb = client::scheduler(&s.uri, &b).await.unwrap();
+    let mut ca = tls::scheduler(&s.uri, &a).await.unwrap();
+    let mut cb = tls::scheduler(&s.uri, &b).await.unwrap();
 
     let first = schedule(&mut ca).await;
     assert!(first.grpc_uri.starts_with("https://localhost:"));
@@ -98,10 +98,10 @@ async fn schedule_starts_one_node_host_per_tenant_and_only_its_devices_get_in() 
 async fn get_node_info_with_wait_returns_once_the_node_is_scheduled() {
     let s = Scheduler::start(&[]).unwrap();
     let (_, a) = registered(&s).await;
-    let mut c = client::scheduler(&s.uri, &a).await.unwrap();
+    let mut c = tls::scheduler(&s.uri, &a).await.unwrap();
     assert_eq!(info(&mut c).await.grpc_uri, "", "not running: an empty URI");
 
-    let mut waiter = client::scheduler(&s.uri, &a).await.unwrap();
+    let mut waiter = tls::scheduler(&s.uri, &a).await.unwrap();
     let waiting = tokio::spawn(async move {
         waiter
             .get_node_info(NodeInfoRequest {
@@ -122,7 +122,7 @@ async fn get_node_info_with_wait_returns_once_the_node_is_scheduled() {
 async fn an_idle_node_host_stops_and_the_next_schedule_brings_it_back() {
     let s = Scheduler::start(&["--node-idle-timeout", "2"]).unwrap();
     let (keys, a) = registered(&s).await;
-    let mut c = client::scheduler(&s.uri, &a).await.unwrap();
+    let mut c = tls::scheduler(&s.uri, &a).await.unwrap();
     let first = schedule(&mut c).await;
     let pid = pid_of(&s, &keys);
 
@@ -149,7 +149,7 @@ async fn an_idle_node_host_stops_and_the_next_schedule_brings_it_back() {
 async fn a_node_host_killed_with_sigkill_is_started_again_on_the_next_schedule() {
     let s = Scheduler::start(&[]).unwrap();
     let (keys, a) = registered(&s).await;
-    let mut c = client::scheduler(&s.uri, &a).await.unwrap();
+    let mut c = tls::scheduler(&s.uri, &a).await.unwrap();
     let first = schedule(&mut c).await;
     let pid = pid_of(&s, &keys);
     std::process::Command::new("kill")
@@ -171,7 +171,7 @@ async fn a_node_host_killed_with_sigkill_is_started_again_on_the_next_schedule()
 async fn killing_and_restarting_the_scheduler_leaves_no_orphan_node_host() {
     let mut s = Scheduler::start(&["--shutdown-grace", "1"]).unwrap();
     let (keys, a) = registered(&s).await;
-    let mut c = client::scheduler(&s.uri, &a).await.unwrap();
+    let mut c = tls::scheduler(&s.uri, &a).await.unwrap();
     schedule(&mut c).await;
     let pid = pid_of(&s, &keys);
 
@@ -180,7 +180,7 @@ async fn killing_and_restarting_the_scheduler_leaves_no_orphan_node_host() {
         !alive(pid),
         "the restarted scheduler stopped the node-host its predecessor left"
     );
-    let mut c = client::scheduler(&s.uri, &a).await.unwrap();
+    let mut c = tls::scheduler(&s.uri, &a).await.unwrap();
     assert_eq!(info(&mut c).await.grpc_uri, "");
     schedule(&mut c).await;
     let pid = pid_of(&s, &keys);
@@ -198,7 +198,7 @@ async fn killing_and_restarting_the_scheduler_leaves_no_orphan_node_host() {
 async fn a_signer_stays_attached_to_the_scheduler_and_nobody_cannot_attach() {
     let s = Scheduler::start(&[]).unwrap();
     let (_, a) = registered(&s).await;
-    let mut c = client::scheduler(&s.uri, &a).await.unwrap();
+    let mut c = tls::scheduler(&s.uri, &a).await.unwrap();
     let (_answers, outbound) =
         tokio::sync::mpsc::channel::<skylight_proto::scheduler::SignerResponse>(1);
     let mut stream = c
@@ -210,7 +210,7 @@ async fn a_signer_stays_attached_to_the_scheduler_and_nobody_cannot_attach() {
     let waited = tokio::time::timeout(Duration::from_secs(2), stream.message()).await;
     assert!(waited.is_err(), "the stream stays open: {waited:?}");
 
-    let mut nobody = client::scheduler(&s.uri, &s.nobody()).await.unwrap();
+    let mut nobody = tls::scheduler(&s.uri, &s.nobody()).await.unwrap();
     let (_tx, rx) = tokio::sync::mpsc::channel::<skylight_proto::scheduler::SignerResponse>(1);
     let st = nobody
         .signer_requests_stream(tokio_stream::wrappers::ReceiverStream::new(rx))

@@ -4,11 +4,10 @@
 
 use std::time::Duration;
 
-use skylight_tests::{Scheduler, SignerCli, alive, eventually, node_pid as pid};
+use skylight_test_support::{Scheduler, SignerCli, alive, eventually, node_pid as pid};
 
 fn node_log(s: &Scheduler, node_id: &str) -> String {
-    std::fs::read_to_string(s.dir.join("nodes").join(node_id).join("node-host.log"))
-        .unwrap_or_default()
+    std::fs::read_to_string(s.node_dir(node_id).log()).unwrap_or_default()
 }
 
 #[test]

@@ -75,11 +75,12 @@ impl ClnService {
     async fn node_with_signer(&self, what: &str) -> Result<Arc<Running>, ApiError> {
         let until = tokio::time::Instant::now() + self.signer_wait;
         let running = self.node.wait_running(self.signer_wait).await;
-        while self.stage.signers() == 0 && tokio::time::Instant::now() < until {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let mut signers = self.stage.watch_signers();
+        let attached = tokio::time::timeout_at(until, signers.wait_for(|n| *n > 0))
+            .await
+            .is_ok_and(|r| r.is_ok());
         match running {
-            Some(r) if self.stage.signers() > 0 => Ok(r),
+            Some(r) if attached => Ok(r),
             _ => Err(ApiError::NoSigner {
                 what: what.to_string(),
                 waited: self.signer_wait,

@@ -9,8 +9,9 @@ use lightning_signer::bitcoin::consensus::encode::serialize_hex;
 use lightning_signer::bitcoin::{Network, Transaction};
 use lightning_signer::lightning::chain::chaininterface::ConfirmationTarget;
 use serde_json::{Value, json};
-use skylight_devchain::client::ChainClient;
-use tokio::sync::{mpsc, watch};
+use skylight_client::chain::ChainClient;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 use super::NodeHandle;
 use crate::ldk::{ChainMonitor, ChannelManager, FeeRates};
@@ -38,7 +39,7 @@ pub async fn follow(
     listeners: Listeners,
     handle: NodeHandle,
     every: Duration,
-    mut stop: watch::Receiver<bool>,
+    stop: CancellationToken,
 ) {
     let mut cache = UnboundedCache::new();
     let listener = &listeners;
@@ -47,7 +48,7 @@ pub async fn follow(
     let mut failing = false;
     loop {
         tokio::select! {
-            _ = stop.wait_for(|s| *s) => return,
+            _ = stop.cancelled() => return,
             _ = tokio::time::sleep(every) => {}
         }
         match spv.poll_best_tip().await {
@@ -156,14 +157,10 @@ fn sat_per_kw(estimate: &Value) -> Option<u32> {
 }
 
 /// Refreshes the fee table every minute until `stop`.
-pub async fn refresh_fees(
-    chain: Arc<ChainClient>,
-    fees: Arc<FeeRates>,
-    mut stop: watch::Receiver<bool>,
-) {
+pub async fn refresh_fees(chain: Arc<ChainClient>, fees: Arc<FeeRates>, stop: CancellationToken) {
     loop {
         tokio::select! {
-            _ = stop.wait_for(|s| *s) => return,
+            _ = stop.cancelled() => return,
             _ = tokio::time::sleep(Duration::from_secs(60)) => {}
         }
         update_fees(&chain, &fees).await;

@@ -13,7 +13,7 @@ use lightning_signer::lightning::chain::Filter;
 use lightning_signer::lightning::events::{Event, ReplayEvent};
 use lightning_signer::lightning::types::payment::PaymentPreimage;
 use lightning_signer::lightning::util::sweep::OutputSweeper;
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use super::NodeHandle;
 use crate::keys::RemoteKeys;
@@ -40,7 +40,7 @@ pub fn background(
     peer_manager: Arc<PeerManager>,
     gossip: Arc<GossipSync>,
     handle: NodeHandle,
-    stop: watch::Receiver<bool>,
+    stop: CancellationToken,
 ) -> impl Future<Output = Result<(), lightning_signer::lightning::io::Error>> + use<> {
     let channel_manager = node.channel_manager.clone();
     let handler = move |event: Event| {
@@ -49,11 +49,11 @@ pub fn background(
         async move { on_event(event, &channel_manager, &handle) }
     };
     let sleeper = move |d: Duration| {
-        let mut stop = stop.clone();
+        let stop = stop.clone();
         Box::pin(async move {
             tokio::select! {
                 _ = tokio::time::sleep(d) => false,
-                _ = stop.wait_for(|s| *s) => true,
+                _ = stop.cancelled() => true,
             }
         })
     };

@@ -16,18 +16,19 @@ mod signer_chain;
 mod start;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use lightning_signer::bitcoin::Network;
 use lightning_signer::bitcoin::secp256k1::PublicKey;
-use skylight_devchain::client::ChainClient;
+use skylight_client::chain::ChainClient;
 use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use crate::invoices::Invoices;
 use crate::ldk;
+use crate::paths::NodeDir;
 use crate::payments::Payments;
 use crate::stage::Stage;
 use crate::wallet::Wallet;
@@ -39,7 +40,7 @@ pub struct Settings {
     /// The tenant's node id: the attached signer must have this one.
     pub node_id: PublicKey,
     /// node-host's data directory.
-    pub data_dir: PathBuf,
+    pub dir: NodeDir,
     /// The chain.
     pub chain: Arc<ChainClient>,
     /// Where peers connect.
@@ -122,18 +123,18 @@ impl NodeHandle {
     }
 }
 
-/// Runs the node until `stop` turns true: waits for a signer, builds the node, runs it.
+/// Runs the node until `stop` is cancelled: waits for a signer, builds the node, runs it.
 pub async fn run(
     settings: Settings,
     stage: Arc<Stage>,
     handle: NodeHandle,
-    mut stop: watch::Receiver<bool>,
+    stop: CancellationToken,
 ) -> Result<()> {
     // The chain's height is worth reporting before the node runs.
     if let Ok(h) = chain::height(&settings.chain).await {
         handle.set_height(h);
     }
-    let Some(keys) = start::keys_from_signer(&settings, &stage, &mut stop).await? else {
+    let Some(keys) = start::keys_from_signer(&settings, &stage, &stop).await? else {
         return Ok(());
     };
     let built = start::build(&settings, keys, &handle).await?;
@@ -189,13 +190,13 @@ pub async fn run(
         stop.clone(),
     ));
     // The processor stops after the peers are gone (see below), on its own signal.
-    let (processor_stop, processor_stopped) = watch::channel(false);
+    let processor_stop = CancellationToken::new();
     let processor = tokio::spawn(events::background(
         &node,
         peer_manager.clone(),
         gossip,
         handle.clone(),
-        processor_stopped,
+        processor_stop.clone(),
     ));
     let running = Arc::new(Running {
         ldk: node,
@@ -216,10 +217,10 @@ pub async fn run(
     // signer is still attached, so signing under way completes and no new exchange
     // starts), then the background processor persists the channel manager one last time
     // and returns; only then does node-host stop serving the signer.
-    let _ = stop.wait_for(|s| *s).await;
+    stop.cancelled().await;
     let pm = peer_manager.clone();
     let _ = tokio::task::spawn_blocking(move || pm.disconnect_all_peers()).await;
-    processor_stop.send_replace(true);
+    processor_stop.cancel();
     let result = processor
         .await
         .map_err(|e| anyhow::anyhow!("the background processor crashed: {e}"))?;

@@ -12,7 +12,7 @@ use lightning_signer::lightning::ln::peer_handler::{IgnoringMessageHandler, Mess
 use lightning_signer::lightning::routing::utxo::UtxoLookup;
 use lightning_signer::lightning::sign::EntropySource;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use crate::ldk::{self, ChannelManager, GossipSync, PeerManager};
 use crate::stage::Stage;
@@ -50,11 +50,11 @@ pub async fn accept(
     listener: TcpListener,
     peer_manager: Arc<PeerManager>,
     stage: Arc<Stage>,
-    mut stop: watch::Receiver<bool>,
+    stop: CancellationToken,
 ) {
     loop {
         let accepted = tokio::select! {
-            _ = stop.wait_for(|s| *s) => return,
+            _ = stop.cancelled() => return,
             r = listener.accept() => r,
         };
         let (stream, from) = match accepted {
@@ -83,16 +83,17 @@ pub async fn accept(
 pub async fn disconnect_without_signer(
     peer_manager: Arc<PeerManager>,
     stage: Arc<Stage>,
-    mut stop: watch::Receiver<bool>,
+    stop: CancellationToken,
 ) {
-    let mut had_signer = stage.signers() > 0;
+    let mut signers = stage.watch_signers();
     loop {
-        tokio::select! {
-            _ = stop.wait_for(|s| *s) => return,
-            _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+        for attached in [true, false] {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                changed = signers.wait_for(|n| (*n > 0) == attached) => if changed.is_err() { return },
+            }
         }
-        let has_signer = stage.signers() > 0;
-        if had_signer && !has_signer {
+        {
             let pm = peer_manager.clone();
             // It may wait for threads blocked in signer calls (they end at their deadline).
             let _ = tokio::task::spawn_blocking(move || {
@@ -103,12 +104,9 @@ pub async fn disconnect_without_signer(
             })
             .await;
         }
-        had_signer = has_signer;
     }
 }
 
-/// Where the node listened last: peers with channels reconnect there.
-const P2P_ADDR_FILE: &str = "p2p-addr";
 /// Peers' addresses, by node id, in the node's store.
 const PEERS_NAMESPACE: &str = "peers";
 
@@ -116,7 +114,8 @@ const PEERS_NAMESPACE: &str = "peers";
 /// before (a node that moved would not be found by its channel peers).
 pub async fn listen(settings: &super::Settings) -> anyhow::Result<TcpListener> {
     use anyhow::Context;
-    let file = settings.data_dir.join(P2P_ADDR_FILE);
+    // Where the node listened last: peers with channels reconnect there.
+    let file = settings.dir.p2p_addr();
     let previous = std::fs::read_to_string(&file)
         .ok()
         .and_then(|s| s.trim().parse::<std::net::SocketAddr>().ok());
@@ -171,10 +170,15 @@ pub async fn reconnect(
     peer_manager: Arc<PeerManager>,
     store: Arc<FilesystemStore>,
     stage: Arc<Stage>,
-    mut stop: watch::Receiver<bool>,
+    stop: CancellationToken,
 ) {
+    let mut signers = stage.watch_signers();
     loop {
-        if stage.signers() > 0 {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            attached = signers.wait_for(|n| *n > 0) => if attached.is_err() { return },
+        }
+        {
             let (cm, pm) = (channel_manager.clone(), peer_manager.clone());
             let missing = tokio::task::spawn_blocking(move || {
                 let connected = connected(&pm);
@@ -203,7 +207,7 @@ pub async fn reconnect(
             }
         }
         tokio::select! {
-            _ = stop.wait_for(|s| *s) => return,
+            _ = stop.cancelled() => return,
             _ = tokio::time::sleep(Duration::from_secs(2)) => {}
         }
     }

@@ -21,8 +21,8 @@ use lightning_signer::txoo::filter::BlockSpendFilter;
 use lightning_signer::txoo::proof::TxoProof;
 use lightning_signer::txoo::util::sign_attestation;
 use serde_json::json;
-use skylight_devchain::client::ChainClient;
-use tokio::sync::watch;
+use skylight_client::chain::ChainClient;
+use tokio_util::sync::CancellationToken;
 use vls_protocol::msgs::{
     AddBlock, AddBlockReply, DebugTxoProof, ForwardWatches, ForwardWatchesReply, TipInfo,
     TipInfoReply,
@@ -77,7 +77,7 @@ pub async fn feed(
     stage: Arc<Stage>,
     channel_manager: Arc<ChannelManager>,
     chain_monitor: Arc<ChainMonitor>,
-    mut stop: watch::Receiver<bool>,
+    stop: CancellationToken,
 ) {
     let secp = Secp256k1::new();
     let attester = Keypair::new(
@@ -90,8 +90,13 @@ pub async fn feed(
         signer_at: None,
     };
     let mut failing = false;
+    let mut signers = stage.watch_signers();
     loop {
-        if stage.signers() > 0 {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            attached = signers.wait_for(|n| *n > 0) => if attached.is_err() { return },
+        }
+        {
             match catch_up(&mut chain, &keys, &attester, &secp).await {
                 Ok(0) => {}
                 Ok(blocks) => {
@@ -114,9 +119,11 @@ pub async fn feed(
                 }
             }
         }
+        // New blocks are looked for twice a second; a signer attaching is fed at once.
         tokio::select! {
-            _ = stop.wait_for(|s| *s) => return,
+            _ = stop.cancelled() => return,
             _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            _ = signers.changed() => {}
         }
     }
 }

@@ -11,7 +11,8 @@ use lightning_persister::fs_store::FilesystemStore;
 use lightning_signer::bitcoin::Transaction;
 use lightning_signer::lightning::chain::{BestBlock, Listen};
 use lightning_signer::lightning::sign::{NodeSigner, ReceiveAuthKey, Recipient};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 use vls_protocol_client::KeysManagerClient;
 
 use super::{NodeHandle, Settings};
@@ -23,34 +24,23 @@ use crate::wallet::Wallet;
 use bdk_wallet::chain::BlockId;
 use lightning_signer::bitcoin::blockdata::constants::genesis_block;
 
-/// The file holding the key that authenticates payments to our blinded paths: local to
-/// the node, kept across restarts so paths it handed out stay valid.
-const RECEIVE_AUTH_KEY: &str = "receive-auth-key";
-/// The file holding the next channel id for the signer.
-const NEXT_DBID: &str = "next-dbid";
-/// The directory of LDK's store.
-pub const LDK_DIR: &str = "ldk";
-
 /// Waits for a signer and initialises the keys through it; `None` if node-host stops
 /// first. A signer that does not answer the init is retried.
 pub async fn keys_from_signer(
     settings: &Settings,
     stage: &Arc<Stage>,
-    stop: &mut watch::Receiver<bool>,
+    stop: &CancellationToken,
 ) -> Result<Option<Arc<RemoteKeys>>> {
     let receive_auth = receive_auth_key(settings)?;
     let transport = Arc::new(StageTransport::new(stage.clone(), settings.signer_deadline));
-    let mut announced = false;
+    let mut signers = stage.watch_signers();
+    if *signers.borrow() == 0 {
+        tracing::info!("waiting for the tenant's signer to start the Lightning node");
+    }
     loop {
-        while stage.signers() == 0 {
-            if !announced {
-                tracing::info!("waiting for the tenant's signer to start the Lightning node");
-                announced = true;
-            }
-            tokio::select! {
-                _ = stop.wait_for(|s| *s) => return Ok(None),
-                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
-            }
+        tokio::select! {
+            _ = stop.cancelled() => return Ok(None),
+            attached = signers.wait_for(|n| *n > 0) => if attached.is_err() { return Ok(None) },
         }
         let (t, network) = (transport.clone(), settings.network.to_string());
         // The upstream client panics when its init gets no answer; the panic stays in this
@@ -59,17 +49,13 @@ pub async fn keys_from_signer(
             KeysManagerClient::new(t, network, None, None, ReceiveAuthKey(receive_auth))
         });
         let init = tokio::select! {
-            _ = stop.wait_for(|s| *s) => return Ok(None),
+            _ = stop.cancelled() => return Ok(None),
             r = init => r,
         };
         match init {
             Ok(client) => {
-                let keys = RemoteKeys::new(
-                    client,
-                    transport.clone(),
-                    &settings.data_dir.join(NEXT_DBID),
-                )
-                .context("cannot open the channel counter")?;
+                let keys = RemoteKeys::new(client, transport.clone(), &settings.dir.next_dbid())
+                    .context("cannot open the channel counter")?;
                 let id = keys
                     .get_node_id(Recipient::Node)
                     .map_err(|()| anyhow!("the signer gave no node id"))?;
@@ -84,7 +70,7 @@ pub async fn keys_from_signer(
             Err(_) => {
                 tracing::warn!("the signer did not complete the init; trying again");
                 tokio::select! {
-                    _ = stop.wait_for(|s| *s) => return Ok(None),
+                    _ = stop.cancelled() => return Ok(None),
                     _ = tokio::time::sleep(Duration::from_secs(1)) => {}
                 }
             }
@@ -92,9 +78,10 @@ pub async fn keys_from_signer(
     }
 }
 
-/// The blinded-path receive key, created on first use (0600).
+/// The key that authenticates payments to our blinded paths, created on first use (0600):
+/// local to the node, kept across restarts so paths it handed out stay valid.
 fn receive_auth_key(settings: &Settings) -> Result<[u8; 32]> {
-    let path = settings.data_dir.join(RECEIVE_AUTH_KEY);
+    let path = settings.dir.receive_auth_key();
     match std::fs::read(&path) {
         Ok(b) => b
             .try_into()
@@ -142,7 +129,7 @@ pub async fn build(
     keys: Arc<RemoteKeys>,
     handle: &NodeHandle,
 ) -> Result<Built> {
-    let store = Arc::new(FilesystemStore::new(settings.data_dir.join(LDK_DIR)));
+    let store = Arc::new(FilesystemStore::new(settings.dir.ldk()));
     let xpub = {
         let keys = keys.clone();
         tokio::task::spawn_blocking(move || keys.wallet_xpub())

@@ -210,3 +210,19 @@ fn a_request_that_failed_for_now_is_sent_again_and_its_caller_still_gets_the_ans
     stage.resend(first.request_id);
     assert!(att.requests.try_recv().is_err());
 }
+
+#[test]
+fn the_signer_watch_follows_attaches_and_detaches() {
+    let stage = Stage::new();
+    let watch = stage.watch_signers();
+    assert_eq!(*watch.borrow(), 0);
+    let a = stage.attach();
+    let b = stage.attach();
+    assert_eq!(*watch.borrow(), 2);
+    stage.detach(a.session);
+    assert_eq!(*watch.borrow(), 1);
+    // A signer whose feed is gone counts as gone once the stage looks.
+    drop(b);
+    assert_eq!(stage.signers(), 0);
+    assert_eq!(*watch.borrow(), 0);
+}

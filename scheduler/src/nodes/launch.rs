@@ -4,7 +4,10 @@ use std::os::unix::fs::PermissionsExt;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use bitcoin::secp256k1::PublicKey;
 use skylight_certs::{Authority, Validity};
+use skylight_node_host::config as node_host;
+use skylight_node_host::paths::NodeDir;
 use tokio::process::{Child, Command};
 
 use super::{NodeManager, Running, process};
@@ -40,42 +43,34 @@ pub async fn start(m: &NodeManager, node_id: &[u8; 33]) -> Result<(Running, Chil
     let server = tenant.issue_node_server(&node_hex, Validity::days(m.settings.cert_days))?;
     let chain = format!("{}{}{}", server.cert_pem, ca.cert_pem, m.users_ca_pem);
     let internal = |e: anyhow::Error| Error::Internal(e.to_string());
-    write_public(&dir.join("server.crt"), &chain).map_err(internal)?;
-    write_secret(&dir.join("server-key.pem"), &server.key_pem).map_err(internal)?;
-    write_public(&dir.join("tenant-ca.pem"), &ca.cert_pem).map_err(internal)?;
+    let files = NodeDir::new(&dir);
+    write_public(&files.server_cert(), &chain).map_err(internal)?;
+    write_secret(&files.server_key(), &server.key_pem).map_err(internal)?;
+    write_public(&files.tenant_ca(), &ca.cert_pem).map_err(internal)?;
 
-    let uri_file = dir.join("grpc-uri");
+    let uri_file = files.grpc_uri();
     let _ = std::fs::remove_file(&uri_file);
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
-        .open(dir.join("node-host.log"))
-        .map_err(|e| Error::Internal(format!("node-host.log: {e}")))?;
+        .open(files.log())
+        .map_err(|e| Error::Internal(format!("{}: {e}", files.log().display())))?;
     let s = &m.settings;
+    let node_key = PublicKey::from_slice(node_id)
+        .map_err(|_| Error::Internal(format!("{node_hex} is not a public key")))?;
+    let mut config = node_host::Config::new(node_key, dir.clone(), s.chain_url.clone());
+    config.network = s.network;
+    config.bitcoind_cookie = s.chain_cookie.clone();
+    config.idle_timeout = s.idle_timeout;
+    config.signer_wait = s.signer_wait;
     let mut cmd = Command::new(&s.binary);
-    cmd.arg("--node-id")
-        .arg(&node_hex)
-        .args(["--network", &s.network])
-        .arg("--data-dir")
-        .arg(&dir)
-        .arg("--cert")
-        .arg(dir.join("server.crt"))
-        .arg("--key")
-        .arg(dir.join("server-key.pem"))
-        .arg("--tenant-ca")
-        .arg(dir.join("tenant-ca.pem"))
-        .args(["--bitcoind-rpc", &s.chain_url])
-        .args(["--idle-timeout", &s.idle_timeout.as_secs().to_string()])
-        .args(["--signer-wait", &s.signer_wait.as_secs().to_string()])
+    cmd.args(config.to_args())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log)
         // If this start is abandoned (the caller went away, an error below), the process
         // goes with it rather than living on unsupervised, holding the node's files.
         .kill_on_drop(true);
-    if let Some(cookie) = &s.chain_cookie {
-        cmd.arg("--bitcoind-cookie").arg(cookie);
-    }
     let mut child = cmd
         .spawn()
         .map_err(|e| failed(format!("cannot run {}: {e}", s.binary.display())))?;

@@ -38,7 +38,7 @@ pub struct NodeSettings {
     /// Where each tenant's node directory lives (`<dir>/<node_id_hex>`).
     pub nodes_dir: PathBuf,
     /// Bitcoin network.
-    pub network: String,
+    pub network: bitcoin::Network,
     /// The chain's JSON-RPC URL.
     pub chain_url: String,
     /// The chain's cookie file, if it uses one.

@@ -57,7 +57,7 @@ fn is_zombie(pid: u32) -> bool {
 
 /// The pid file in a node directory.
 pub fn pid_file(dir: &Path) -> std::path::PathBuf {
-    dir.join("node-host.pid")
+    skylight_node_host::paths::NodeDir::new(dir).pid()
 }
 
 /// Stops node-hosts a previous scheduler left behind (it was killed, say): every node

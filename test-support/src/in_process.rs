@@ -1,9 +1,6 @@
 //! A signer attached to a stage in process: it answers as signer-cli does over the
 //! network, with node-host storing the signer's state before each answer is released.
 
-// Shared by the tests and a bench, each using only some of it.
-#![allow(dead_code)]
-
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,14 +9,14 @@ use std::time::Duration;
 
 use bitcoin::Network;
 use lightning_signer::lightning::sign::ReceiveAuthKey;
+use skylight_client::secret::HsmSecret;
+use skylight_client::signer::Signer;
 use skylight_node_host::hsm_service::RETRY_TEMPORARY;
 use skylight_node_host::proxy::StageTransport;
 use skylight_node_host::signed_requests::Verifier;
 use skylight_node_host::signer_state::SignerState;
 use skylight_node_host::stage::{Delivery, SignerError, Stage};
 use skylight_proto::greenlight::HsmRequest;
-use skylight_signer_cli::secret::HsmSecret;
-use skylight_signer_cli::signer::Signer;
 use vls_protocol_client::KeysManagerClient;
 
 /// Attaches a signer with `secret`; returns its session (to detach it) and its thread,

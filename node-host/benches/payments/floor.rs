@@ -10,9 +10,6 @@
 //! embedded chain run in this process, and the client's call is in process too (remotely it
 //! is one more gRPC call, about 1 ms).
 
-#[path = "../../../node-host/tests/common/mod.rs"]
-mod in_process;
-
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,20 +17,21 @@ use std::time::{Duration, Instant};
 
 use bitcoin::{Address, Amount, Network};
 use prost::Message;
-use skylight_devchain::client::ChainClient;
+use skylight_client::chain::ChainClient;
+use skylight_client::keys::NodeKeys;
+use skylight_client::secret::HsmSecret;
+use skylight_client::signed_request::{RequestSigner, grpc_frame};
 use skylight_devchain::{DevChain, rpc};
 use skylight_node_host::api::{self, ClnService};
 use skylight_node_host::invoices::Invoices;
 use skylight_node_host::node::{self, NodeHandle, Settings};
+use skylight_node_host::paths::NodeDir;
 use skylight_node_host::payments::Payments;
 use skylight_node_host::signed_requests::{Headers, Verifier};
 use skylight_node_host::signer_state::SignerState;
 use skylight_node_host::stage::Stage;
 use skylight_proto::cln as pb;
-use skylight_signer_cli::keys::NodeKeys;
-use skylight_signer_cli::node_api::{RequestSigner, grpc_frame};
-use skylight_signer_cli::secret::HsmSecret;
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 /// One node with its signer beside it.
 struct Host {
@@ -63,15 +61,16 @@ async fn host(
     chain: Arc<ChainClient>,
     io: tokio::runtime::Handle,
     answered: Arc<AtomicU64>,
-    stop: watch::Receiver<bool>,
+    stop: CancellationToken,
 ) -> Host {
     let dir = tempfile::tempdir().unwrap();
     let secret = HsmSecret::from_bytes(bitcoin::secp256k1::rand::random());
     let node_id = NodeKeys::derive(&secret, Network::Regtest).node_id;
     let stage = Arc::new(Stage::new());
-    let state = Arc::new(SignerState::open(&dir.path().join("signer_state.redb")).unwrap());
+    let files = NodeDir::new(dir.path());
+    let state = Arc::new(SignerState::open(&files.signer_state()).unwrap());
     let verifier = Arc::new(Verifier::new(Duration::from_secs(300)));
-    in_process::attach_signer_shipping(
+    skylight_test_support::in_process::attach_signer_shipping(
         stage.clone(),
         state,
         secret,
@@ -79,13 +78,13 @@ async fn host(
         answered,
     );
     let handle = NodeHandle::new(
-        Arc::new(Invoices::open(&dir.path().join("invoices.redb")).unwrap()),
-        Arc::new(Payments::open(&dir.path().join("payments.redb")).unwrap()),
+        Arc::new(Invoices::open(&files.invoices()).unwrap()),
+        Arc::new(Payments::open(&files.payments()).unwrap()),
     );
     let settings = Settings {
         network: Network::Regtest,
         node_id,
-        data_dir: dir.path().to_path_buf(),
+        dir: files.clone(),
         chain,
         p2p_listen: "127.0.0.1:0".parse().unwrap(),
         signer_deadline: Duration::from_secs(120),
@@ -166,18 +165,13 @@ async fn bench(count: usize, io: tokio::runtime::Handle) -> Measured {
         .unwrap();
     let credentials = rpc::Credentials::load(&endpoint.cookie).unwrap();
     let chain = Arc::new(ChainClient::new(&endpoint.url, &credentials.base64()).unwrap());
-    let (stop_tx, stop) = watch::channel(false);
-    {
-        let mut stop = stop.clone();
-        tokio::spawn(rpc::serve(
-            devchain.clone(),
-            listener,
-            credentials,
-            async move {
-                let _ = stop.wait_for(|s| *s).await;
-            },
-        ));
-    }
+    let stop = CancellationToken::new();
+    tokio::spawn(rpc::serve(
+        devchain.clone(),
+        listener,
+        credentials,
+        stop.clone().cancelled_owned(),
+    ));
     let answered = Arc::new(AtomicU64::new(0));
     let a = host(chain.clone(), io.clone(), answered.clone(), stop.clone()).await;
     let b = host(chain.clone(), io.clone(), answered.clone(), stop.clone()).await;
@@ -293,7 +287,7 @@ async fn bench(count: usize, io: tokio::runtime::Handle) -> Measured {
         tokio::time::sleep(Duration::from_millis(300)).await;
         round_trips.push(answered.load(Ordering::Relaxed) - before);
     }
-    stop_tx.send_replace(true);
+    stop.cancel();
     round_trips.sort();
     Measured {
         latencies,

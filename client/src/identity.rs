@@ -9,10 +9,10 @@ use skylight_proto::scheduler::{
     ChallengeRequest, ChallengeScope, RecoveryRequest, RegistrationRequest,
 };
 
-use crate::client::{self, TlsIdentity};
 use crate::creds;
 use crate::device::DeviceRequest;
 use crate::keys::NodeKeys;
+use crate::tls::{self, TlsIdentity};
 use tonic::transport::Channel;
 
 /// The signer protocol version sent on register.
@@ -27,7 +27,7 @@ pub async fn register(
     network: &str,
     invite: Option<&str>,
 ) -> Result<Device> {
-    let mut scheduler = client::scheduler(uri, nobody).await?;
+    let mut scheduler = tls::scheduler(uri, nobody).await?;
     let node_id = keys.node_id_bytes();
     let challenge = challenge(&mut scheduler, ChallengeScope::Register, &node_id).await?;
     let request = DeviceRequest::new(&names::device_cn(
@@ -58,7 +58,7 @@ pub async fn register(
 
 /// Recovers the node: a new device certificate for a node registered before.
 pub async fn recover(uri: &str, nobody: &TlsIdentity, keys: &NodeKeys) -> Result<Device> {
-    let mut scheduler = client::scheduler(uri, nobody).await?;
+    let mut scheduler = tls::scheduler(uri, nobody).await?;
     let node_id = keys.node_id_bytes();
     let challenge = challenge(&mut scheduler, ChallengeScope::Recover, &node_id).await?;
     let device = names::recovered_device(&challenge);
@@ -112,5 +112,5 @@ async fn challenge(
 
 /// Turns a refusal into an error that reads well and still carries the status.
 fn refused(rpc: &'static str) -> impl FnOnce(tonic::Status) -> anyhow::Error {
-    move |status| client::Refused { rpc, status }.into()
+    move |status| tls::Refused { rpc, status }.into()
 }

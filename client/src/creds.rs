@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 use prost::Message;
 use skylight_proto::credentials::{CRED_VERSION, Device};
 
-use crate::client::TlsIdentity;
+use crate::tls::TlsIdentity;
 
 /// Builds credentials from a registration or recovery.
 pub fn device(cert_pem: &str, key_pem: &str, ca_pem: &[u8]) -> Device {

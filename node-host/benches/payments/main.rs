@@ -2,28 +2,27 @@
 //!
 //! Remote: the real release binaries: the scheduler (embedded chain), two node-hosts, and
 //! two signers (signer-cli's run loop, in this process, over gRPC). The floor: the same
-//! payment with each signer in its node's process (see `common/floor.rs`). Prints, for
+//! payment with each signer in its node's process (see `floor.rs`). Prints, for
 //! each, the latency of a `Pay` call from request to `PaymentSent` (p50, p99) and the
 //! signer round trips per payment (both sides together), then their ratio.
 //!
-//! `cargo build --release --bins && cargo bench -p skylight-scheduler --bench payments`
+//! `cargo build --release --bins && cargo bench -p skylight-node-host --bench payments`
 //! (`BENCH_PAYMENTS`, default 100; `BENCH_ONLY=remote` or `floor` for one side).
 
-mod common;
-#[path = "common/floor.rs"]
 mod floor;
-use common::{ms, percentile};
 use floor::Measured;
+use skylight_test_support::{NewTenant, Scheduler, ms, percentile, register_new_tenant};
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use bitcoin::Network;
+use skylight_client::follow::ANSWERED;
+use skylight_client::node;
+use skylight_client::signed_request::RequestSigner;
+use skylight_client::tls::TlsIdentity;
 use skylight_proto::cln::node_client::NodeClient;
 use skylight_proto::cln::{self as pb};
-use skylight_signer_cli::client::TlsIdentity;
-use skylight_signer_cli::node_api::{self, RequestSigner};
-use skylight_signer_cli::run::ANSWERED;
 use tonic::transport::Channel;
 
 struct Tenant {
@@ -33,15 +32,15 @@ struct Tenant {
 }
 
 async fn tenant(uri: &str, nobody: &TlsIdentity) -> Tenant {
-    let common::NewTenant { secret, device, .. } = common::register_new_tenant(uri, nobody).await;
-    tokio::spawn(skylight_signer_cli::run::run(
+    let NewTenant { secret, device, .. } = register_new_tenant(uri, nobody).await;
+    tokio::spawn(skylight_client::follow::run(
         uri.to_string(),
         device.clone(),
-        skylight_signer_cli::signer::Signer::new(&secret, Network::Regtest),
+        skylight_client::signer::Signer::new(&secret, Network::Regtest),
         std::future::pending(),
     ));
     let sign = RequestSigner::new(&device.key_pem).unwrap();
-    let mut node = node_api::connect(uri, &device).await.unwrap();
+    let mut node = node::connect(uri, &device).await.unwrap();
     loop {
         let info = node
             .getinfo(sign.sign(pb::GetinfoRequest {}).unwrap())
@@ -59,14 +58,11 @@ async fn tenant(uri: &str, nobody: &TlsIdentity) -> Tenant {
     }
 }
 
-fn chain(dir: &std::path::Path, scheduler: &std::path::Path, args: &[&str]) -> String {
-    let out = std::process::Command::new(scheduler)
-        .arg("chain")
-        .arg("--data-dir")
-        .arg(dir)
-        .args(args)
-        .output()
-        .unwrap();
+/// Runs `scheduler chain <args>` against the running scheduler's chain.
+fn chain(scheduler: &Scheduler, args: &[&str]) -> String {
+    let mut command = vec!["chain"];
+    command.extend_from_slice(args);
+    let out = scheduler.command(&command).unwrap();
     assert!(
         out.status.success(),
         "{}",
@@ -144,11 +140,12 @@ fn main() {
 
 /// The payments through the real binaries, with remote signers.
 async fn remote(count: usize) -> Measured {
-    let scheduler = std::path::PathBuf::from(env!("CARGO_BIN_EXE_scheduler"));
-    let running = common::start(&scheduler, &[]).await;
-    let (uri, dir) = (&running.uri, &running.dir);
-    let mut a = tenant(uri, &running.nobody).await;
-    let mut b = tenant(uri, &running.nobody).await;
+    let running =
+        Scheduler::start_with_env(&["--require-invite", "false"], &[("RUST_LOG", "warn")])
+            .expect("start the scheduler (build the release binaries first)");
+    let (uri, nobody) = (&running.uri, running.nobody());
+    let mut a = tenant(uri, &nobody).await;
+    let mut b = tenant(uri, &nobody).await;
 
     // Fund A, connect, open a channel, wait until it is usable.
     let addr = a
@@ -159,8 +156,8 @@ async fn remote(count: usize) -> Measured {
         .into_inner()
         .bech32
         .unwrap();
-    chain(dir, &scheduler, &["fund", &addr, "1"]);
-    chain(dir, &scheduler, &["mine", "1"]);
+    chain(&running, &["fund", &addr, "1"]);
+    chain(&running, &["mine", "1"]);
     loop {
         let funds = a
             .node
@@ -213,7 +210,7 @@ async fn remote(count: usize) -> Measured {
         )
         .await
         .unwrap();
-    chain(dir, &scheduler, &["mine", "6"]);
+    chain(&running, &["mine", "6"]);
     loop {
         let c = a
             .node
@@ -240,7 +237,11 @@ async fn remote(count: usize) -> Measured {
                     .sign(pb::InvoiceRequest {
                         label: format!("bench-{i}"),
                         description: "bench".into(),
-                        amount_msat: Some(node_api::amount_or_any("1000000").unwrap()),
+                        amount_msat: Some(pb::AmountOrAny {
+                            value: Some(pb::amount_or_any::Value::Amount(pb::Amount {
+                                msat: 1_000_000,
+                            })),
+                        }),
                         ..Default::default()
                     })
                     .unwrap(),

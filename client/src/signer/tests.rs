@@ -342,7 +342,7 @@ fn signed_request(
     let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
     let key =
         EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng).unwrap();
-    let frame = crate::node_api::grpc_frame(&message);
+    let frame = crate::signed_request::grpc_frame(&message);
     let timestamp = 1_795_000_000_000u64;
     let mut signed = frame.clone();
     signed.extend_from_slice(&timestamp.to_be_bytes());

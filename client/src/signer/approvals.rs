@@ -16,7 +16,6 @@ use lightning_signer::invoice::{Invoice, InvoiceAttributes};
 use lightning_signer::lightning::types::payment::PaymentHash;
 use lightning_signer::lightning_invoice::Bolt11Invoice;
 use prost::Message;
-use ring::signature::{ECDSA_P256_SHA256_FIXED, UnparsedPublicKey};
 use skylight_proto::greenlight::PendingRequest;
 use vls_protocol_signer::approver::Approve;
 
@@ -114,11 +113,7 @@ impl Approvals {
 }
 
 fn verifies(r: &PendingRequest) -> bool {
-    let mut signed = r.request.clone();
-    signed.extend_from_slice(&r.timestamp.to_be_bytes());
-    UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, &r.pubkey)
-        .verify(&signed, &r.signature)
-        .is_ok()
+    crate::signed_request::verifies(&r.pubkey, &r.request, r.timestamp, &r.signature)
 }
 
 /// VLS's approver for one signing request: what the devices asked for, else `fallback`.

@@ -1,4 +1,4 @@
-//! `signer-cli run`: keep the node's signer attached, wherever and whenever the node runs.
+//! `signer-cli run`: the node's signer kept attached, wherever and whenever the node runs.
 //!
 //! MaybeUpgrade first (Greenlight's order), then two loops side by side: the node loop waits
 //! for the node to be scheduled (GetNodeInfo with wait), attaches to its hsm stream and
@@ -15,9 +15,9 @@ use skylight_proto::scheduler::debug_client::DebugClient;
 use skylight_proto::scheduler::{NodeInfoRequest, SignerRejection, SignerResponse, UpgradeRequest};
 use tonic::Code;
 
-use crate::client::{self, TlsIdentity};
 use crate::identity::SIGNER_VERSION;
 use crate::signer::Signer;
+use crate::tls::{self, TlsIdentity};
 
 /// Backoff between reconnects: doubles from 250 ms to 30 s, reset after a good session.
 struct Backoff(Duration);
@@ -61,7 +61,7 @@ pub async fn run(
 async fn maybe_upgrade(uri: &str, device: &TlsIdentity) -> Result<()> {
     loop {
         let attempt = async {
-            let mut c = client::scheduler(uri, device).await?;
+            let mut c = tls::scheduler(uri, device).await?;
             c.maybe_upgrade(UpgradeRequest {
                 signer_version: SIGNER_VERSION.into(),
                 ..Default::default()
@@ -110,7 +110,7 @@ async fn node_loop(uri: String, device: TlsIdentity, signer: Arc<Mutex<Signer>>)
 
 /// Long-polls until the node is scheduled; returns its URI.
 async fn wait_for_node(uri: &str, device: &TlsIdentity) -> Result<String> {
-    let mut c = client::scheduler(uri, device).await?;
+    let mut c = tls::scheduler(uri, device).await?;
     loop {
         let info = c
             .get_node_info(NodeInfoRequest {
@@ -132,7 +132,7 @@ async fn node_session(
     device: &TlsIdentity,
     signer: &Arc<Mutex<Signer>>,
 ) -> Result<u64> {
-    let channel = client::channel(node_uri, device).await?;
+    let channel = tls::channel(node_uri, device).await?;
     // Signer state grows with channels and payments: well above gRPC's 4 MB default.
     let mut node = NodeClient::new(channel)
         .max_decoding_message_size(32 * 1024 * 1024)
@@ -181,7 +181,7 @@ async fn node_session(
 /// Tells the operator (Debug.ReportSignerRejection) why a request was refused.
 async fn report_rejection(uri: &str, device: &TlsIdentity, request: &HsmRequest, reason: &str) {
     let report = async {
-        let mut c = DebugClient::new(client::channel(uri, device).await?);
+        let mut c = DebugClient::new(tls::channel(uri, device).await?);
         c.report_signer_rejection(SignerRejection {
             msg: reason.to_string(),
             request: Some(request.clone()),
@@ -200,7 +200,7 @@ async fn scheduler_loop(uri: String, device: TlsIdentity) -> Result<()> {
     let mut backoff = Backoff::new();
     loop {
         let session = async {
-            let mut c = client::scheduler(&uri, &device).await?;
+            let mut c = tls::scheduler(&uri, &device).await?;
             let (answers, outbound) = tokio::sync::mpsc::channel::<SignerResponse>(16);
             let mut requests = c
                 .signer_requests_stream(tokio_stream::wrappers::ReceiverStream::new(outbound))

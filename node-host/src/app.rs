@@ -1,0 +1,246 @@
+//! node-host assembled: its stores, the signer link, the node server and the Lightning node,
+//! started from a [`Config`] and run until a shutdown token is cancelled (SIGTERM, idle,
+//! or the node failing).
+//!
+//! The stop order is what keeps channels whole: the Lightning node winds down first (peers,
+//! then LDK's background processor) while the signer stays reachable, for at most
+//! [`NODE_STOP_GRACE`]; then the signer link closes, which ends the signers' streams and
+//! releases any LDK thread still waiting for a signature; then the server drains.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use skylight_client::chain::ChainClient;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::activity::Activity;
+use crate::api::ClnService;
+use crate::config::Config;
+use crate::hsm_service::HsmService;
+use crate::invoices::Invoices;
+use crate::node::{self, NodeHandle, Settings};
+use crate::node_service::NodeService;
+use crate::paths::NodeDir;
+use crate::payments::Payments;
+use crate::server::{self, ServerTls};
+use crate::signed_requests::Verifier;
+use crate::signer_state::SignerState;
+use crate::stage::Stage;
+
+/// How long a stopping node-host keeps serving its signer while the Lightning node winds
+/// down.
+pub const NODE_STOP_GRACE: Duration = Duration::from_secs(8);
+
+/// A node-host with its stores open and its server's port bound, not yet serving.
+pub struct NodeHost {
+    config: Config,
+    dir: NodeDir,
+    tls: ServerTls,
+    listener: TcpListener,
+    uri: String,
+    state: Arc<SignerState>,
+    stage: Arc<Stage>,
+    activity: Arc<Activity>,
+    verifier: Arc<Verifier>,
+    chain: Arc<ChainClient>,
+    node: NodeHandle,
+    io: tokio::runtime::Handle,
+}
+
+impl NodeHost {
+    /// Opens the node directory and its stores and binds the server's port. The server and
+    /// the signer link run on `io`: LDK's threads block on the signer, and LDK's calls block
+    /// on locks those threads hold, so what carries the signer's answers back must never
+    /// wait behind them.
+    pub fn start(config: Config, io: tokio::runtime::Handle) -> Result<Self> {
+        let dir = config.dir();
+        std::fs::create_dir_all(dir.root())
+            .with_context(|| format!("cannot create {}", dir.root().display()))?;
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(dir.root(), std::fs::Permissions::from_mode(0o700))?;
+        }
+        let tls = ServerTls {
+            cert_chain_pem: read(&dir.server_cert())?,
+            key_pem: read(&dir.server_key())?,
+            tenant_ca_pem: read(&dir.tenant_ca())?,
+        };
+        let state = Arc::new(
+            SignerState::open(&dir.signer_state()).context("cannot open the signer state")?,
+        );
+        let listener = TcpListener::bind(config.listen)
+            .with_context(|| format!("cannot listen on {}", config.listen))?;
+        listener.set_nonblocking(true)?;
+        let uri = format!("https://localhost:{}", listener.local_addr()?.port());
+        let chain = Arc::new(match &config.bitcoind_cookie {
+            Some(cookie) => ChainClient::with_cookie(&config.bitcoind_rpc, cookie)?,
+            None => ChainClient::new(&config.bitcoind_rpc, "")?,
+        });
+        let invoices =
+            Arc::new(Invoices::open(&dir.invoices()).context("cannot open the invoices")?);
+        let payments =
+            Arc::new(Payments::open(&dir.payments()).context("cannot open the payments")?);
+        Ok(NodeHost {
+            verifier: Arc::new(Verifier::new(config.signed_request_window)),
+            config,
+            dir,
+            tls,
+            listener,
+            uri,
+            state,
+            stage: Arc::new(Stage::new()),
+            activity: Arc::new(Activity::default()),
+            chain,
+            node: NodeHandle::new(invoices, payments),
+            io,
+        })
+    }
+
+    /// Where the server listens (`https://localhost:<port>`).
+    pub fn uri(&self) -> &str {
+        &self.uri
+    }
+
+    /// Serves until `shutdown` is cancelled (by the caller, by the idle watch, or by the
+    /// Lightning node failing), then stops in order.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<()> {
+        let tasks = TaskTracker::new();
+        let node_id = self.config.node_id.serialize();
+        tasks.spawn(stop_when_idle(
+            self.stage.clone(),
+            self.activity.clone(),
+            self.config.idle_timeout,
+            shutdown.clone(),
+        ));
+
+        let settings = Settings {
+            network: self.config.network,
+            node_id: self.config.node_id,
+            dir: self.dir.clone(),
+            chain: self.chain.clone(),
+            p2p_listen: self.config.p2p_listen,
+            signer_deadline: self.config.signer_deadline,
+            chain_poll: self.config.chain_poll,
+            io: self.io.clone(),
+        };
+        let node_done = CancellationToken::new();
+        let lightning = {
+            let (stage, node, stop, done) = (
+                self.stage.clone(),
+                self.node.clone(),
+                shutdown.clone(),
+                node_done.clone(),
+            );
+            tasks.spawn(async move {
+                let result = node::run(settings, stage, node, stop.clone()).await;
+                done.cancel();
+                if let Err(e) = &result {
+                    tracing::error!(error = %format!("{e:#}"), "the Lightning node failed: stopping");
+                    stop.cancel();
+                }
+                result
+            })
+        };
+
+        let service = NodeService {
+            hsm: HsmService::new(
+                node_id,
+                self.stage.clone(),
+                self.state.clone(),
+                self.verifier.clone(),
+            ),
+        };
+        let cln = ClnService {
+            node_id,
+            network: self.config.network,
+            node: self.node.clone(),
+            stage: self.stage.clone(),
+            signer_wait: self.config.signer_wait,
+            ldk: tokio::runtime::Handle::current(),
+        };
+        // Written whole, then renamed into place: the scheduler polls for this file.
+        let uri_file = self.dir.grpc_uri();
+        let tmp = uri_file.with_extension("tmp");
+        std::fs::write(&tmp, format!("{}\n", self.uri))?;
+        std::fs::rename(&tmp, &uri_file)?;
+        tracing::info!(uri = %self.uri, "node-host serving");
+
+        let drained = {
+            let (stage, stop) = (self.stage.clone(), shutdown.clone());
+            async move {
+                stop.cancelled().await;
+                // The signer stays reachable while the Lightning node winds down (it may be
+                // finishing a commitment exchange); then the stage closes, which ends the
+                // signers' streams (the server waits for open calls).
+                let _ = tokio::time::timeout(NODE_STOP_GRACE, node_done.cancelled()).await;
+                stage.close();
+            }
+        };
+        let (listener, tls, activity, verifier) =
+            (self.listener, self.tls, self.activity, self.verifier);
+        let serving = tasks.spawn_on(
+            async move {
+                let listener = tokio::net::TcpListener::from_std(listener)?;
+                server::serve(listener, tls, service, cln, activity, verifier, drained)
+                    .await
+                    .map_err(anyhow::Error::from)
+            },
+            &self.io,
+        );
+        let served = serving
+            .await
+            .unwrap_or_else(|e| Err(anyhow::anyhow!("the node server crashed: {e}")));
+        let _ = std::fs::remove_file(&uri_file);
+        shutdown.cancel();
+        self.stage.close(); // Also when the server failed rather than stopped.
+        let node_result = lightning.await;
+        tasks.close();
+        tasks.wait().await;
+        served.context("node server failed")?;
+        match node_result {
+            Ok(r) => r?,
+            Err(e) => anyhow::bail!("the Lightning node crashed: {e}"),
+        }
+        tracing::info!("node-host stopped");
+        Ok(())
+    }
+}
+
+/// Cancels `shutdown` after `idle` with no client call and no signer attached.
+async fn stop_when_idle(
+    stage: Arc<Stage>,
+    activity: Arc<Activity>,
+    idle: Duration,
+    shutdown: CancellationToken,
+) {
+    let mut signers = stage.watch_signers();
+    loop {
+        // A signer attached is the node in use: the idle time counts from when it leaves.
+        if *signers.borrow_and_update() > 0 {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                left = signers.wait_for(|n| *n == 0) => if left.is_err() { return },
+            }
+            activity.touch();
+            continue;
+        }
+        let left = idle.saturating_sub(activity.idle_for());
+        if left.is_zero() {
+            tracing::info!(idle_secs = idle.as_secs(), "idle: stopping");
+            shutdown.cancel();
+            return;
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(left) => {}
+            _ = signers.changed() => {}
+        }
+    }
+}
+
+fn read(path: &std::path::Path) -> Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
+}

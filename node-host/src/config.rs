@@ -1,0 +1,203 @@
+//! node-host's settings: its command line, typed. The scheduler builds a [`Config`] and
+//! starts node-host with [`Config::to_args`]; node-host reads it back with
+//! [`Config::from_args`]. Each default is written once, in the `#[arg]` attributes below.
+//!
+//! Nothing secret is ever on the command line: the chain's credentials come from a cookie
+//! file, the server key from the node directory ([`crate::paths::NodeDir`]).
+
+use std::ffi::OsString;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+use lightning_signer::bitcoin::Network;
+use lightning_signer::bitcoin::secp256k1::PublicKey;
+
+use crate::paths::NodeDir;
+
+/// How one tenant's node-host runs.
+#[derive(Debug, Clone, PartialEq, Eq, Parser)]
+#[command(
+    name = "node-host",
+    version,
+    about = "One Skylight tenant's node (started by the scheduler)"
+)]
+pub struct Config {
+    /// The tenant's node id (66 hex characters).
+    #[arg(long, value_parser = node_id)]
+    pub node_id: PublicKey,
+    /// Bitcoin network.
+    #[arg(long, default_value = "regtest", value_parser = network)]
+    pub network: Network,
+    /// The tenant's node directory (its files: see `paths.rs`).
+    #[arg(long)]
+    pub data_dir: PathBuf,
+    /// Address for the node's gRPC (port 0 picks one; written to `<data-dir>/grpc-uri`).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub listen: SocketAddr,
+    /// The chain's bitcoind JSON-RPC URL.
+    #[arg(long)]
+    pub bitcoind_rpc: String,
+    /// A cookie file with the RPC credentials (`user:password`).
+    #[arg(long)]
+    pub bitcoind_cookie: Option<PathBuf>,
+    /// Stop after this many seconds with no client call and no signer attached.
+    #[arg(long = "idle-timeout", default_value = "600", value_parser = seconds)]
+    pub idle_timeout: Duration,
+    /// Address where Lightning peers connect (port 0 picks one, kept across restarts).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub p2p_listen: SocketAddr,
+    /// Seconds a node call that needs the signer (an invoice, say) waits for one to attach.
+    #[arg(long = "signer-wait", default_value = "30", value_parser = seconds)]
+    pub signer_wait: Duration,
+    /// Seconds a signing request waits for the signer's answer.
+    #[arg(long = "signer-deadline", default_value = "120", value_parser = seconds)]
+    pub signer_deadline: Duration,
+    /// Milliseconds between polls of the chain for a new tip.
+    #[arg(long = "chain-poll-ms", default_value = "1000", value_parser = millis)]
+    pub chain_poll: Duration,
+    /// Signed client requests whose timestamp is further than this many seconds from the
+    /// node's clock are refused.
+    #[arg(long = "signed-request-window", default_value = "300", value_parser = seconds)]
+    pub signed_request_window: Duration,
+}
+
+impl Config {
+    /// The defaults for the node `node_id` in `data_dir`, following the chain at
+    /// `bitcoind_rpc`.
+    pub fn new(node_id: PublicKey, data_dir: PathBuf, bitcoind_rpc: String) -> Self {
+        let args = [
+            OsString::from("--node-id"),
+            node_id.to_string().into(),
+            "--data-dir".into(),
+            data_dir.into(),
+            "--bitcoind-rpc".into(),
+            bitcoind_rpc.into(),
+        ];
+        Self::from_args(args).expect("the defaults parse")
+    }
+
+    /// Reads the settings from `args` (without the program name).
+    pub fn from_args<I, T>(args: I) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<OsString> + Clone,
+    {
+        Self::try_parse_from(
+            std::iter::once(OsString::from("node-host")).chain(args.into_iter().map(Into::into)),
+        )
+    }
+
+    /// The command line that gives these settings (without the program name).
+    pub fn to_args(&self) -> Vec<OsString> {
+        let mut args: Vec<OsString> = vec![
+            "--node-id".into(),
+            self.node_id.to_string().into(),
+            "--network".into(),
+            self.network.to_string().into(),
+            "--data-dir".into(),
+            self.data_dir.clone().into(),
+            "--listen".into(),
+            self.listen.to_string().into(),
+            "--bitcoind-rpc".into(),
+            self.bitcoind_rpc.clone().into(),
+        ];
+        if let Some(cookie) = &self.bitcoind_cookie {
+            args.extend(["--bitcoind-cookie".into(), cookie.clone().into()]);
+        }
+        let secs = |d: Duration| OsString::from(d.as_secs().to_string());
+        args.extend([
+            "--idle-timeout".into(),
+            secs(self.idle_timeout),
+            "--p2p-listen".into(),
+            self.p2p_listen.to_string().into(),
+            "--signer-wait".into(),
+            secs(self.signer_wait),
+            "--signer-deadline".into(),
+            secs(self.signer_deadline),
+            "--chain-poll-ms".into(),
+            self.chain_poll.as_millis().to_string().into(),
+            "--signed-request-window".into(),
+            secs(self.signed_request_window),
+        ]);
+        args
+    }
+
+    /// The node directory.
+    pub fn dir(&self) -> NodeDir {
+        NodeDir::new(&self.data_dir)
+    }
+}
+
+fn node_id(text: &str) -> Result<PublicKey, String> {
+    text.parse()
+        .map_err(|_| "a node id is 66 hex characters (a compressed public key)".to_string())
+}
+
+fn network(text: &str) -> Result<Network, String> {
+    text.parse()
+        .map_err(|_| "use bitcoin, testnet, testnet4, signet or regtest".to_string())
+}
+
+fn seconds(text: &str) -> Result<Duration, String> {
+    text.parse()
+        .map(Duration::from_secs)
+        .map_err(|_| "a whole number of seconds".to_string())
+}
+
+fn millis(text: &str) -> Result<Duration, String> {
+    text.parse()
+        .map(Duration::from_millis)
+        .map_err(|_| "a whole number of milliseconds".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node() -> PublicKey {
+        "02eec7245d6b7d2ccb30380bfbe2a3648cd7a942653f5aa340edcea1f283686619"
+            .parse()
+            .unwrap()
+    }
+
+    #[test]
+    fn defaults_are_the_command_lines_defaults() {
+        let c = Config::new(node(), "/n".into(), "http://127.0.0.1:18443".into());
+        assert_eq!(c.network, Network::Regtest);
+        assert_eq!(c.idle_timeout, Duration::from_secs(600));
+        assert_eq!(c.signer_wait, Duration::from_secs(30));
+        assert_eq!(c.signer_deadline, Duration::from_secs(120));
+        assert_eq!(c.chain_poll, Duration::from_millis(1000));
+        assert_eq!(c.signed_request_window, Duration::from_secs(300));
+        assert_eq!(c.bitcoind_cookie, None);
+    }
+
+    #[test]
+    fn a_config_survives_its_command_line() {
+        let mut c = Config::new(node(), "/n".into(), "http://127.0.0.1:1".into());
+        c.network = Network::Signet;
+        c.bitcoind_cookie = Some("/c/rpc.cookie".into());
+        c.idle_timeout = Duration::from_secs(7);
+        c.signer_wait = Duration::from_secs(2);
+        c.chain_poll = Duration::from_millis(50);
+        c.p2p_listen = "127.0.0.1:9735".parse().unwrap();
+        assert_eq!(Config::from_args(c.to_args()).unwrap(), c);
+    }
+
+    #[test]
+    fn a_bad_node_id_is_refused_with_what_one_looks_like() {
+        let err = Config::from_args([
+            "--node-id",
+            "02ab",
+            "--data-dir",
+            "/n",
+            "--bitcoind-rpc",
+            "http://x:1",
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("66 hex characters"), "{err}");
+    }
+}

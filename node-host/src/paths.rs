@@ -1,0 +1,165 @@
+//! Every file of a node directory, named once. The scheduler prepares the directory and
+//! starts node-host in it; node-host keeps its state there. Both go through [`NodeDir`].
+//!
+//! ```text
+//! server.crt          the node server's certificate chain (leaf, tenant CA, users CA)
+//! server-key.pem      its key                                                    0600
+//! tenant-ca.pem       the tenant's CA: the only client trust anchor
+//! grpc-uri            where node-host serves, written once it listens
+//! node-host.pid       the process, for the scheduler's supervision
+//! node-host.log       what node-host logged
+//! signer_state.redb   the signer's state (see store::schema)
+//! invoices.redb       invoices (see store::schema)
+//! payments.redb       outgoing payments (see store::schema)
+//! ldk/                LDK's store: channel monitors, manager, graph, scorer, wallet, peers
+//! next-dbid           the next channel id for the signer
+//! receive-auth-key    the blinded-path receive key                               0600
+//! p2p-addr            where the node last listened for Lightning peers
+//! ```
+
+use std::path::{Path, PathBuf};
+
+/// A tenant's node directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeDir(PathBuf);
+
+/// Each file's name, in the order of the table above.
+pub const FILES: &[&str] = &[
+    SERVER_CERT,
+    SERVER_KEY,
+    TENANT_CA,
+    GRPC_URI,
+    PID,
+    LOG,
+    SIGNER_STATE,
+    INVOICES,
+    PAYMENTS,
+    LDK,
+    NEXT_DBID,
+    RECEIVE_AUTH_KEY,
+    P2P_ADDR,
+];
+
+const SERVER_CERT: &str = "server.crt";
+const SERVER_KEY: &str = "server-key.pem";
+const TENANT_CA: &str = "tenant-ca.pem";
+const GRPC_URI: &str = "grpc-uri";
+const PID: &str = "node-host.pid";
+const LOG: &str = "node-host.log";
+const SIGNER_STATE: &str = "signer_state.redb";
+const INVOICES: &str = "invoices.redb";
+const PAYMENTS: &str = "payments.redb";
+const LDK: &str = "ldk";
+const NEXT_DBID: &str = "next-dbid";
+const RECEIVE_AUTH_KEY: &str = "receive-auth-key";
+const P2P_ADDR: &str = "p2p-addr";
+
+impl NodeDir {
+    /// The node directory at `root`.
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        NodeDir(root.into())
+    }
+
+    /// The directory itself.
+    pub fn root(&self) -> &Path {
+        &self.0
+    }
+
+    /// The node server's certificate chain.
+    pub fn server_cert(&self) -> PathBuf {
+        self.0.join(SERVER_CERT)
+    }
+
+    /// The node server's key (secret).
+    pub fn server_key(&self) -> PathBuf {
+        self.0.join(SERVER_KEY)
+    }
+
+    /// The tenant's CA.
+    pub fn tenant_ca(&self) -> PathBuf {
+        self.0.join(TENANT_CA)
+    }
+
+    /// Where node-host serves, once it listens.
+    pub fn grpc_uri(&self) -> PathBuf {
+        self.0.join(GRPC_URI)
+    }
+
+    /// node-host's pid.
+    pub fn pid(&self) -> PathBuf {
+        self.0.join(PID)
+    }
+
+    /// node-host's log.
+    pub fn log(&self) -> PathBuf {
+        self.0.join(LOG)
+    }
+
+    /// The signer's state.
+    pub fn signer_state(&self) -> PathBuf {
+        self.0.join(SIGNER_STATE)
+    }
+
+    /// The invoices.
+    pub fn invoices(&self) -> PathBuf {
+        self.0.join(INVOICES)
+    }
+
+    /// The outgoing payments.
+    pub fn payments(&self) -> PathBuf {
+        self.0.join(PAYMENTS)
+    }
+
+    /// LDK's store.
+    pub fn ldk(&self) -> PathBuf {
+        self.0.join(LDK)
+    }
+
+    /// The next channel id for the signer.
+    pub fn next_dbid(&self) -> PathBuf {
+        self.0.join(NEXT_DBID)
+    }
+
+    /// The blinded-path receive key (secret).
+    pub fn receive_auth_key(&self) -> PathBuf {
+        self.0.join(RECEIVE_AUTH_KEY)
+    }
+
+    /// Where the node last listened for peers.
+    pub fn p2p_addr(&self) -> PathBuf {
+        self.0.join(P2P_ADDR)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_file_has_its_own_name_inside_the_directory() {
+        let mut names = FILES.to_vec();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), FILES.len(), "two files share a name");
+        let dir = NodeDir::new("/n");
+        let all = [
+            dir.server_cert(),
+            dir.server_key(),
+            dir.tenant_ca(),
+            dir.grpc_uri(),
+            dir.pid(),
+            dir.log(),
+            dir.signer_state(),
+            dir.invoices(),
+            dir.payments(),
+            dir.ldk(),
+            dir.next_dbid(),
+            dir.receive_auth_key(),
+            dir.p2p_addr(),
+        ];
+        assert_eq!(all.len(), FILES.len(), "a file is missing from FILES");
+        for (path, name) in all.iter().zip(FILES) {
+            assert_eq!(path, &Path::new("/n").join(name));
+        }
+    }
+}

@@ -1,0 +1,29 @@
+//! What Skylight's tests and benchmarks share.
+//!
+//! - The real binaries ([`bin`]): a [`Scheduler`] in a temporary directory on ephemeral
+//!   ports, and [`SignerCli`] data directories driven through `signer-cli`; both stop their
+//!   processes when dropped.
+//! - Tenants registered through the client library ([`register_new_tenant`]).
+//! - A signer in process ([`in_process`]), attached to node-host's stage as `signer-cli`
+//!   attaches over the network, and a certificate hierarchy made in memory ([`Pki`]).
+//! - Waiting without asserting timings ([`eventually`]), processes ([`alive`],
+//!   [`node_pid`]), and benchmark figures ([`percentile`], [`ms`]).
+#![deny(missing_docs)]
+#![deny(rustdoc::broken_intra_doc_links)]
+
+mod binaries;
+pub mod in_process;
+mod pki;
+mod process;
+mod scheduler;
+mod signer_cli;
+mod stats;
+mod tenant;
+
+pub use binaries::bin;
+pub use pki::Pki;
+pub use process::{alive, eventually, node_pid};
+pub use scheduler::Scheduler;
+pub use signer_cli::{ChildGuard, Run, SignerCli};
+pub use stats::{ms, percentile};
+pub use tenant::{NewTenant, register_new_tenant, status_of};

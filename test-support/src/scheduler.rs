@@ -1,0 +1,215 @@
+//! The real `scheduler` binary, run in a temporary directory on ephemeral ports.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use skylight_client::tls::TlsIdentity;
+use skylight_node_host::paths::NodeDir;
+
+use crate::bin;
+
+/// A running `scheduler run`.
+pub struct Scheduler {
+    /// Its data directory.
+    pub dir: PathBuf,
+    /// `https://localhost:<port>`.
+    pub uri: String,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    child: Option<Child>,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+impl Scheduler {
+    /// Starts a scheduler in a new temporary directory with extra `run` arguments.
+    pub fn start(args: &[&str]) -> Result<Self> {
+        Self::start_with_env(args, &[])
+    }
+
+    /// Starts one with extra `run` arguments and environment variables, which its
+    /// node-hosts inherit.
+    pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Result<Self> {
+        let tmp = tempfile::tempdir()?;
+        let dir = tmp.path().join("scheduler");
+        let mut s = Scheduler {
+            dir,
+            uri: String::new(),
+            args: args.iter().map(|a| a.to_string()).collect(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            child: None,
+            _tmp: Some(tmp),
+        };
+        s.launch()?;
+        Ok(s)
+    }
+
+    fn launch(&mut self) -> Result<()> {
+        let uri_file = self.dir.join("grpc-uri");
+        let _ = std::fs::remove_file(&uri_file);
+        let child = Command::new(bin("scheduler"))
+            .arg("--data-dir")
+            .arg(&self.dir)
+            .arg("run")
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--chain-rpc-listen",
+                "127.0.0.1:0",
+            ])
+            .args(&self.args)
+            // Node-hosts inherit this: their signer attach/detach lines are what tests read.
+            .env("RUST_LOG", "warn,skylight_node_host=info,ldk=info")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdout(Stdio::null())
+            .spawn()
+            .context("cannot start scheduler")?;
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(uri) = std::fs::read_to_string(&uri_file) {
+                self.uri = uri.trim().to_string();
+                return Ok(());
+            }
+            if let Some(status) = self.child.as_mut().unwrap().try_wait()? {
+                bail!("scheduler exited at start: {status}");
+            }
+            if Instant::now() > deadline {
+                bail!("scheduler did not start within 30 s");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Stops it with SIGTERM and waits for it to exit.
+    pub fn stop(&mut self) -> Result<()> {
+        if let Some(mut child) = self.child.take() {
+            let status = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status()?;
+            if !status.success() {
+                bail!("kill -TERM failed");
+            }
+            let exit = child.wait()?;
+            if !exit.success() {
+                bail!("scheduler exited with {exit} on SIGTERM");
+            }
+        }
+        Ok(())
+    }
+
+    /// Stops it and starts it again on the same data directory.
+    pub fn restart(&mut self) -> Result<()> {
+        self.stop()?;
+        self.launch()
+    }
+
+    /// Kills it with SIGKILL (no cleanup at all) and starts it again on the same directory.
+    pub fn kill_and_restart(&mut self) -> Result<()> {
+        if let Some(mut child) = self.child.take() {
+            child.kill()?;
+            child.wait()?;
+        }
+        self.launch()
+    }
+
+    /// Runs a `scheduler` operator command against this data directory.
+    pub fn command(&self, args: &[&str]) -> Result<Output> {
+        Ok(Command::new(bin("scheduler"))
+            .arg("--data-dir")
+            .arg(&self.dir)
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .output()?)
+    }
+
+    /// Mints invite codes with `scheduler invite create`.
+    pub fn invite(&self, count: u32) -> Result<Vec<String>> {
+        let out = self.command(&["invite", "create", "--count", &count.to_string()])?;
+        if !out.status.success() {
+            bail!(
+                "invite create failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(String::from_utf8(out.stdout)?
+            .lines()
+            .map(str::to_string)
+            .collect())
+    }
+
+    /// The nobody identity clients use.
+    pub fn nobody(&self) -> TlsIdentity {
+        let read = |f: &str| std::fs::read(self.dir.join(f)).expect("scheduler file");
+        TlsIdentity {
+            ca_pem: read("ca.pem"),
+            cert_pem: read("nobody.crt"),
+            key_pem: read("nobody-key.pem"),
+        }
+    }
+
+    /// The environment Greenlight clients and signer-cli read.
+    pub fn client_env(&self) -> Vec<(String, String)> {
+        let p = |f: &str| self.dir.join(f).display().to_string();
+        vec![
+            ("GL_SCHEDULER_GRPC_URI".into(), self.uri.clone()),
+            ("GL_CA_CRT".into(), p("ca.pem")),
+            ("GL_NOBODY_CRT".into(), p("nobody.crt")),
+            ("GL_NOBODY_KEY".into(), p("nobody-key.pem")),
+        ]
+    }
+
+    /// The node directory of the tenant `node_id_hex`.
+    pub fn node_dir(&self, node_id_hex: &str) -> NodeDir {
+        NodeDir::new(self.dir.join("nodes").join(node_id_hex))
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
+    }
+}
+
+impl Drop for Scheduler {
+    fn drop(&mut self) {
+        // A failing test shows what its node-hosts logged, before the directory goes.
+        if std::thread::panicking()
+            && let Ok(nodes) = std::fs::read_dir(self.dir.join("nodes"))
+        {
+            {
+                for node in nodes.flatten() {
+                    let log = std::fs::read_to_string(NodeDir::new(node.path()).log())
+                        .unwrap_or_default();
+                    // The first panic is the one that matters; the tail may only show
+                    // what it poisoned.
+                    let lines: Vec<&str> = log.lines().collect();
+                    if let Some(first) = lines.iter().position(|l| l.contains("panicked at")) {
+                        eprintln!(
+                            "--- node-host {} (first panic) ---",
+                            node.file_name().display()
+                        );
+                        for line in lines.iter().skip(first.saturating_sub(5)).take(40) {
+                            eprintln!("{line}");
+                        }
+                    }
+                    let tail: Vec<&str> = log.lines().rev().take(80).collect();
+                    eprintln!(
+                        "--- node-host {} (last lines) ---",
+                        node.file_name().display()
+                    );
+                    for line in tail.iter().rev() {
+                        eprintln!("{line}");
+                    }
+                }
+            }
+        }
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
