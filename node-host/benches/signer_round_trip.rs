@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 
 use lightning_signer::lightning::sign::{NodeSigner, ReceiveAuthKey, Recipient};
 use skylight_client::secret::HsmSecret;
-use skylight_node_host::keys::RemoteKeys;
-use skylight_node_host::proxy::StageTransport;
-use skylight_node_host::signer_state::SignerState;
-use skylight_node_host::stage::Stage;
+use skylight_node_host::signer_link::keys::RemoteKeys;
+use skylight_node_host::signer_link::stage::Stage;
+use skylight_node_host::signer_link::transport::StageTransport;
+use skylight_node_host::store::signer_state::SignerState;
 use vls_protocol_client::KeysManagerClient;
 
 use skylight_test_support::in_process::attach_signer;

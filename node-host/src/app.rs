@@ -17,18 +17,18 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::activity::Activity;
-use crate::api::ClnService;
+use crate::api::NodeApi;
 use crate::config::Config;
-use crate::hsm_service::HsmService;
-use crate::invoices::Invoices;
-use crate::node::{self, NodeHandle, Settings};
-use crate::node_service::NodeService;
+use crate::node::{self, Node, Settings};
 use crate::paths::NodeDir;
-use crate::payments::Payments;
+use crate::server::signed_requests::Verifier;
 use crate::server::{self, ServerTls};
-use crate::signed_requests::Verifier;
-use crate::signer_state::SignerState;
-use crate::stage::Stage;
+use crate::signer_link::faults;
+use crate::signer_link::service::{ShippedRequests, SignerLink};
+use crate::signer_link::stage::Stage;
+use crate::store::invoices::Invoices;
+use crate::store::payments::Payments;
+use crate::store::signer_state::SignerState;
 
 /// How long a stopping node-host keeps serving its signer while the Lightning node winds
 /// down.
@@ -46,7 +46,8 @@ pub struct NodeHost {
     activity: Arc<Activity>,
     verifier: Arc<Verifier>,
     chain: Arc<ChainClient>,
-    node: NodeHandle,
+    invoices: Arc<Invoices>,
+    payments: Arc<Payments>,
     io: tokio::runtime::Handle,
 }
 
@@ -94,7 +95,8 @@ impl NodeHost {
             stage: Arc::new(Stage::new()),
             activity: Arc::new(Activity::default()),
             chain,
-            node: NodeHandle::new(invoices, payments),
+            invoices,
+            payments,
             io,
         })
     }
@@ -108,7 +110,15 @@ impl NodeHost {
     /// Lightning node failing), then stops in order.
     pub async fn run(self, shutdown: CancellationToken) -> Result<()> {
         let tasks = TaskTracker::new();
-        let node_id = self.config.node_id.serialize();
+        let node = Node::new(node::Parts {
+            id: self.config.node_id,
+            network: self.config.network,
+            invoices: self.invoices.clone(),
+            payments: self.payments.clone(),
+            stage: self.stage.clone(),
+            signer_wait: self.config.signer_wait,
+            ldk_runtime: tokio::runtime::Handle::current(),
+        });
         tasks.spawn(stop_when_idle(
             self.stage.clone(),
             self.activity.clone(),
@@ -128,14 +138,9 @@ impl NodeHost {
         };
         let node_done = CancellationToken::new();
         let lightning = {
-            let (stage, node, stop, done) = (
-                self.stage.clone(),
-                self.node.clone(),
-                shutdown.clone(),
-                node_done.clone(),
-            );
+            let (node, stop, done) = (node.clone(), shutdown.clone(), node_done.clone());
             tasks.spawn(async move {
-                let result = node::run(settings, stage, node, stop.clone()).await;
+                let result = node::run(settings, node, stop.clone()).await;
                 done.cancel();
                 if let Err(e) = &result {
                     tracing::error!(error = %format!("{e:#}"), "the Lightning node failed: stopping");
@@ -145,22 +150,11 @@ impl NodeHost {
             })
         };
 
-        let service = NodeService {
-            hsm: HsmService::new(
-                node_id,
-                self.stage.clone(),
-                self.state.clone(),
-                self.verifier.clone(),
-            ),
-        };
-        let cln = ClnService {
-            node_id,
-            network: self.config.network,
-            node: self.node.clone(),
-            stage: self.stage.clone(),
-            signer_wait: self.config.signer_wait,
-            ldk: tokio::runtime::Handle::current(),
-        };
+        // What ships with signing requests is chosen here, once: honestly the verifier's
+        // calls in progress, or, for end-to-end tests, spoilt as a faults file says.
+        let shipped = faults::chosen(self.verifier.clone() as Arc<dyn ShippedRequests>);
+        let link = SignerLink::new(self.stage.clone(), self.state.clone(), shipped);
+        let api = NodeApi::new(node, link);
         // Written whole, then renamed into place: the scheduler polls for this file.
         let uri_file = self.dir.grpc_uri();
         let tmp = uri_file.with_extension("tmp");
@@ -184,7 +178,7 @@ impl NodeHost {
         let serving = tasks.spawn_on(
             async move {
                 let listener = tokio::net::TcpListener::from_std(listener)?;
-                server::serve(listener, tls, service, cln, activity, verifier, drained)
+                server::serve(listener, tls, api, activity, verifier, drained)
                     .await
                     .map_err(anyhow::Error::from)
             },

@@ -12,27 +12,24 @@
 //! - [`api`]: `cln.Node`, the node API.
 #![warn(missing_docs)]
 
-pub mod activity;
-pub mod api;
+/// Modules open to tests and benches (feature `testing`), private in what ships.
+macro_rules! internal {
+    ($($(#[$doc:meta])* $module:ident),* $(,)?) => {
+        $(
+            $(#[$doc])*
+            #[cfg(feature = "testing")]
+            pub mod $module;
+            #[cfg(not(feature = "testing"))]
+            mod $module;
+        )*
+    };
+}
+
 pub mod app;
-pub mod caller;
 pub mod config;
-pub mod faults;
-pub mod hsm_service;
-pub mod invoices;
-pub mod keys;
-pub mod ldk;
-pub mod node;
-pub mod node_service;
 pub mod paths;
-pub mod payments;
-pub mod proxy;
-pub mod server;
-pub mod signed_requests;
-pub mod signed_service;
-pub mod signer_state;
-pub mod stage;
-pub mod wallet;
+
+internal!(activity, api, node, server, signer_link, store);
 
 /// Seconds since the Unix epoch (0 for a clock set before it).
 pub fn now_secs() -> u64 {

@@ -4,21 +4,31 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use skylight_certs::{Validity, names};
-use skylight_node_host::hsm_service::HsmService;
-use skylight_node_host::node_service::NodeService;
+use skylight_node_host::api::NodeApi;
+use skylight_node_host::node;
+use skylight_node_host::server::signed_requests::Verifier;
 use skylight_node_host::server::{self, ServerTls};
-use skylight_node_host::signed_requests::Verifier;
-use skylight_node_host::signer_state::SignerState;
-use skylight_node_host::stage::{SignerError, Stage};
+use skylight_node_host::signer_link::service::SignerLink;
+use skylight_node_host::signer_link::stage::{SignerError, Stage};
+use skylight_node_host::store::signer_state::SignerState;
 use skylight_proto::greenlight::node_client::NodeClient;
 use skylight_proto::greenlight::{Empty, HsmResponse, SignerStateEntry};
 use skylight_test_support::Pki;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 
-const A: [u8; 33] = [2; 33];
-const B: [u8; 33] = [3; 33];
+/// Two tenants' node ids (the public keys of secrets 1 and 2).
+const A: [u8; 33] = [
+    0x02, 0x79, 0xbe, 0x66, 0x7e, 0xf9, 0xdc, 0xbb, 0xac, 0x55, 0xa0, 0x62, 0x95, 0xce, 0x87, 0x0b,
+    0x07, 0x02, 0x9b, 0xfc, 0xdb, 0x2d, 0xce, 0x28, 0xd9, 0x59, 0xf2, 0x81, 0x5b, 0x16, 0xf8, 0x17,
+    0x98,
+];
+const B: [u8; 33] = [
+    0x02, 0xc6, 0x04, 0x7f, 0x94, 0x41, 0xed, 0x7d, 0x6d, 0x30, 0x45, 0x40, 0x6e, 0x95, 0xc0, 0x7c,
+    0xd8, 0x5c, 0x77, 0x8e, 0x4b, 0x8c, 0xef, 0x3c, 0xa7, 0xab, 0xac, 0x09, 0xb9, 0x5c, 0x70, 0x9e,
+    0xe5,
+];
 
-struct Node {
+struct Served {
     addr: std::net::SocketAddr,
     stage: Arc<Stage>,
     state: Arc<SignerState>,
@@ -26,7 +36,7 @@ struct Node {
     _dir: tempfile::TempDir,
 }
 
-async fn start(pki: &Pki) -> Node {
+async fn start(pki: &Pki) -> Served {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = tempfile::tempdir().unwrap();
     let stage = Arc::new(Stage::new());
@@ -45,38 +55,36 @@ async fn start(pki: &Pki) -> Node {
         key_pem: server_cert.key_pem,
         tenant_ca_pem: tenant.cert_pem().to_string(),
     };
-    let (listener, addr) = server::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
     let verifier = Arc::new(Verifier::new(Duration::from_secs(60)));
-    let service = NodeService {
-        hsm: HsmService::new(A, stage.clone(), state.clone(), verifier.clone()),
-    };
     let activity = Arc::new(skylight_node_host::activity::Activity::default());
-    let invoices =
-        skylight_node_host::invoices::Invoices::open(&dir.path().join("i.redb")).unwrap();
     // No Lightning node runs here: these tests are about the signer link.
-    let cln = skylight_node_host::api::ClnService {
-        node_id: A,
+    let lightning = node::Node::new(node::Parts {
+        id: bitcoin::secp256k1::PublicKey::from_slice(&A).unwrap(),
         network: bitcoin::Network::Regtest,
-        node: skylight_node_host::node::NodeHandle::new(
-            Arc::new(invoices),
-            Arc::new(
-                skylight_node_host::payments::Payments::open(&dir.path().join("p.redb")).unwrap(),
-            ),
+        invoices: Arc::new(
+            skylight_node_host::store::invoices::Invoices::open(&dir.path().join("i.redb"))
+                .unwrap(),
+        ),
+        payments: Arc::new(
+            skylight_node_host::store::payments::Payments::open(&dir.path().join("p.redb"))
+                .unwrap(),
         ),
         stage: stage.clone(),
         signer_wait: Duration::from_secs(1),
-        ldk: tokio::runtime::Handle::current(),
-    };
+        ldk_runtime: tokio::runtime::Handle::current(),
+    });
+    let link = SignerLink::new(stage.clone(), state.clone(), verifier.clone());
     tokio::spawn(server::serve(
         listener,
         tls,
-        service,
-        cln,
+        NodeApi::new(lightning, link),
         activity,
         verifier.clone(),
         std::future::pending(),
     ));
-    Node {
+    Served {
         addr,
         stage,
         state,
@@ -86,7 +94,7 @@ async fn start(pki: &Pki) -> Node {
 }
 
 async fn client(
-    node: &Node,
+    node: &Served,
     pki: &Pki,
     chain: &str,
     key: &str,
@@ -95,7 +103,7 @@ async fn client(
 }
 
 async fn channel(
-    node: &Node,
+    node: &Served,
     pki: &Pki,
     chain: &str,
     key: &str,

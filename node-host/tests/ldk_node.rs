@@ -11,8 +11,10 @@ use lightning_signer::lightning::ln::channelmanager::Bolt11InvoiceParameters;
 use lightning_signer::lightning_invoice::{Bolt11InvoiceDescription, Description};
 use skylight_client::keys::NodeKeys;
 use skylight_client::secret::HsmSecret;
-use skylight_node_host::keys::RemoteKeys;
-use skylight_node_host::ldk::{Broadcaster, FeeRates, Parts, has_node, new_node, restore_node};
+use skylight_node_host::node::ldk::{
+    Broadcaster, FeeRates, Parts, has_node, new_node, restore_node,
+};
+use skylight_node_host::signer_link::keys::RemoteKeys;
 
 use skylight_test_support::in_process::{Linked, linked, signer_client};
 

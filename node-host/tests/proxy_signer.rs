@@ -8,8 +8,8 @@ use bitcoin::Network;
 use lightning_signer::lightning::sign::{ChannelSigner, NodeSigner, Recipient, SignerProvider};
 use skylight_client::keys::NodeKeys;
 use skylight_client::secret::HsmSecret;
-use skylight_node_host::proxy::StageTransport;
-use skylight_node_host::stage::Stage;
+use skylight_node_host::signer_link::stage::Stage;
+use skylight_node_host::signer_link::transport::StageTransport;
 
 use skylight_test_support::in_process::{Linked, linked, signer_client};
 
@@ -79,7 +79,7 @@ fn remote_keys_sign_with_the_signer_keep_the_channel_counter_and_fail_softly_wit
     use bitcoin::secp256k1::{Message, Scalar, SecretKey, ecdh::SharedSecret};
     use lightning_signer::lightning::sign::EntropySource;
     use lightning_signer::lightning_invoice::{Currency, InvoiceBuilder};
-    use skylight_node_host::keys::RemoteKeys;
+    use skylight_node_host::signer_link::keys::RemoteKeys;
 
     let secret = HsmSecret::from_bytes([0x42; 32]);
     let Linked {

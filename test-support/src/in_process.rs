@@ -11,11 +11,11 @@ use bitcoin::Network;
 use lightning_signer::lightning::sign::ReceiveAuthKey;
 use skylight_client::secret::HsmSecret;
 use skylight_client::signer::Signer;
-use skylight_node_host::hsm_service::RETRY_TEMPORARY;
-use skylight_node_host::proxy::StageTransport;
-use skylight_node_host::signed_requests::Verifier;
-use skylight_node_host::signer_state::SignerState;
-use skylight_node_host::stage::{Delivery, SignerError, Stage};
+use skylight_node_host::server::signed_requests::Verifier;
+use skylight_node_host::signer_link::service::RETRY_TEMPORARY;
+use skylight_node_host::signer_link::stage::{Delivery, SignerError, Stage};
+use skylight_node_host::signer_link::transport::StageTransport;
+use skylight_node_host::store::signer_state::SignerState;
 use skylight_proto::greenlight::HsmRequest;
 use vls_protocol_client::KeysManagerClient;
 

@@ -22,20 +22,22 @@ use skylight_client::keys::NodeKeys;
 use skylight_client::secret::HsmSecret;
 use skylight_client::signed_request::{RequestSigner, grpc_frame};
 use skylight_devchain::{DevChain, rpc};
-use skylight_node_host::api::{self, ClnService};
-use skylight_node_host::invoices::Invoices;
-use skylight_node_host::node::{self, NodeHandle, Settings};
+use skylight_node_host::api::{self, Ctx};
+use skylight_node_host::node::{self, Node, Settings};
 use skylight_node_host::paths::NodeDir;
-use skylight_node_host::payments::Payments;
-use skylight_node_host::signed_requests::{Headers, Verifier};
-use skylight_node_host::signer_state::SignerState;
-use skylight_node_host::stage::Stage;
+use skylight_node_host::server::signed_requests::{Headers, Verifier};
+use skylight_node_host::signer_link::service::SignerLink;
+use skylight_node_host::signer_link::stage::Stage;
+use skylight_node_host::store::invoices::Invoices;
+use skylight_node_host::store::payments::Payments;
+use skylight_node_host::store::signer_state::SignerState;
 use skylight_proto::cln as pb;
 use tokio_util::sync::CancellationToken;
 
 /// One node with its signer beside it.
 struct Host {
-    api: ClnService,
+    node: Node,
+    link: SignerLink,
     verifier: Arc<Verifier>,
     device: RequestSigner,
     device_key: Vec<u8>,
@@ -44,6 +46,15 @@ struct Host {
 }
 
 impl Host {
+    /// What node-host's handlers are called with, as for a call from the tenant's device.
+    fn ctx(&self) -> Ctx<'_> {
+        Ctx {
+            node: &self.node,
+            link: &self.link,
+            device: "default".into(),
+        }
+    }
+
     /// `msg` as the device signs it, checked and kept by the node as its gRPC layer would
     /// (so the signer finds it among the requests shipped with `PreapproveInvoice`), with
     /// its headers, to tell the node when the call is over.
@@ -72,15 +83,22 @@ async fn host(
     let verifier = Arc::new(Verifier::new(Duration::from_secs(300)));
     skylight_test_support::in_process::attach_signer_shipping(
         stage.clone(),
-        state,
+        state.clone(),
         secret,
         Some(verifier.clone()),
         answered,
     );
-    let handle = NodeHandle::new(
-        Arc::new(Invoices::open(&files.invoices()).unwrap()),
-        Arc::new(Payments::open(&files.payments()).unwrap()),
-    );
+    let node = Node::new(node::Parts {
+        id: node_id,
+        network: Network::Regtest,
+        invoices: Arc::new(Invoices::open(&files.invoices()).unwrap()),
+        payments: Arc::new(Payments::open(&files.payments()).unwrap()),
+        stage: stage.clone(),
+        signer_wait: Duration::from_secs(30),
+        ldk_runtime: tokio::runtime::Handle::current(),
+    });
+    // The signers answer from threads beside the nodes: this link carries none of them.
+    let link = SignerLink::new(stage, state, verifier.clone());
     let settings = Settings {
         network: Network::Regtest,
         node_id,
@@ -92,28 +110,26 @@ async fn host(
         chain_poll: Duration::from_millis(1000),
         io,
     };
-    tokio::spawn(node::run(settings, stage.clone(), handle.clone(), stop));
-    let api = ClnService {
-        node_id: node_id.serialize(),
-        network: Network::Regtest,
-        node: handle.clone(),
-        stage,
-        signer_wait: Duration::from_secs(30),
-        ldk: tokio::runtime::Handle::current(),
-    };
-    assert!(
-        handle.wait_running(Duration::from_secs(60)).await.is_some(),
-        "the node starts"
-    );
+    tokio::spawn(node::run(settings, node.clone(), stop));
     let key = rcgen::KeyPair::generate().unwrap();
-    Host {
-        api,
+    let host = Host {
+        node,
+        link,
         verifier,
         device: RequestSigner::new(key.serialize_pem().as_bytes()).unwrap(),
         device_key: key.public_key_raw().to_vec(),
         id: node_id.to_string(),
         _dir: dir,
-    }
+    };
+    until("the node starts", async || {
+        api::getinfo::handle(&host.ctx(), pb::GetinfoRequest {})
+            .await
+            .unwrap()
+            .warning_lightningd_sync
+            .is_none()
+    })
+    .await;
+    host
 }
 
 async fn until(what: &str, mut check: impl AsyncFnMut() -> bool) {
@@ -180,7 +196,7 @@ async fn bench(count: usize, io: tokio::runtime::Handle) -> Measured {
     };
 
     // Fund A, connect to B, open a channel, wait until it is usable.
-    let addr = api::newaddr::newaddr(&a.api, pb::NewaddrRequest::default())
+    let addr = api::newaddr::handle(&a.ctx(), pb::NewaddrRequest::default())
         .await
         .unwrap()
         .bech32
@@ -194,14 +210,16 @@ async fn bench(count: usize, io: tokio::runtime::Handle) -> Measured {
     devchain.faucet_pay(script, Amount::ONE_BTC).unwrap();
     mine(1);
     until("A's wallet sees the faucet", async || {
-        !api::listfunds::listfunds(&a.api, pb::ListfundsRequest::default())
+        !api::listfunds::handle(&a.ctx(), pb::ListfundsRequest::default())
             .await
             .unwrap()
             .outputs
             .is_empty()
     })
     .await;
-    let b_info = api::getinfo::getinfo(&b.api).await.unwrap();
+    let b_info = api::getinfo::handle(&b.ctx(), pb::GetinfoRequest {})
+        .await
+        .unwrap();
     let bind = &b_info.binding[0];
     let peer = format!(
         "{}@{}:{}",
@@ -209,8 +227,8 @@ async fn bench(count: usize, io: tokio::runtime::Handle) -> Measured {
         bind.address.as_deref().unwrap(),
         bind.port.unwrap()
     );
-    api::connect::connect(
-        &a.api,
+    api::connect::handle(
+        &a.ctx(),
         pb::ConnectRequest {
             id: peer,
             ..Default::default()
@@ -218,8 +236,8 @@ async fn bench(count: usize, io: tokio::runtime::Handle) -> Measured {
     )
     .await
     .unwrap();
-    let funding = api::fundchannel::fundchannel(
-        &a.api,
+    let funding = api::fundchannel::handle(
+        &a.ctx(),
         pb::FundchannelRequest {
             id: hex::decode(&b.id).unwrap(),
             amount: Some(pb::AmountOrAll {
@@ -243,7 +261,7 @@ async fn bench(count: usize, io: tokio::runtime::Handle) -> Measured {
     .await;
     mine(6);
     until("the channel is usable", async || {
-        api::listpeerchannels::listpeerchannels(&a.api, pb::ListpeerchannelsRequest::default())
+        api::listpeerchannels::handle(&a.ctx(), pb::ListpeerchannelsRequest::default())
             .await
             .unwrap()
             .channels
@@ -255,8 +273,8 @@ async fn bench(count: usize, io: tokio::runtime::Handle) -> Measured {
     let mut latencies = Vec::with_capacity(count);
     let mut round_trips = Vec::with_capacity(count);
     for i in 0..count {
-        let invoice = api::invoice::invoice(
-            &b.api,
+        let invoice = api::invoice::handle(
+            &b.ctx(),
             pb::InvoiceRequest {
                 label: format!("bench-{i}"),
                 description: "bench".into(),
@@ -280,7 +298,7 @@ async fn bench(count: usize, io: tokio::runtime::Handle) -> Measured {
                 ..Default::default()
             },
         );
-        api::pay::pay(&a.api, pay).await.unwrap();
+        api::pay::handle(&a.ctx(), pay).await.unwrap();
         a.verifier.finished(&headers);
         latencies.push(t.elapsed());
         // As in the remote measure: the payee's last steps settle before counting.

@@ -1,76 +1,59 @@
-//! The node API's errors, mapped to gRPC statuses in one place.
-
-use std::time::Duration;
+//! Node errors mapped to gRPC statuses, in one place. Internal details are logged, never
+//! sent: the caller learns that something failed on the node's side and where to look.
 
 use tonic::Status;
 
-/// Why a node call failed.
-#[derive(Debug, thiserror::Error)]
-pub enum ApiError {
-    /// The request is malformed.
-    #[error("{0}")]
-    Invalid(String),
-    /// The label names another invoice already.
-    #[error("an invoice labelled {0:?} exists already: labels name one invoice for good")]
-    DuplicateLabel(String),
-    /// No signer attached within the wait.
-    #[error(
-        "no signer is attached to sign the {what} (waited {} s): run `signer-cli run` for this node and try again",
-        waited.as_secs()
-    )]
-    NoSigner {
-        /// What needed signing.
-        what: String,
-        /// How long the call waited.
-        waited: Duration,
-    },
-    /// The Lightning node has not started (its signer never attached).
-    #[error(
-        "the Lightning node has not started, so it cannot give {0}: it starts when the tenant's signer first attaches (run `signer-cli run`)"
-    )]
-    NotStarted(String),
-    /// A peer cannot be reached.
-    #[error("{0}")]
-    Unreachable(String),
-    /// The signer did not answer in time.
-    #[error("the signer did not answer in time while signing the {0}; try again")]
-    SignerTimeout(String),
-    /// The signer refused on policy.
-    #[error("the signer refused to sign the {what}: {reason}")]
-    Refused {
-        /// What it was asked to sign.
-        what: String,
-        /// Its reason.
-        reason: String,
-    },
-    /// The node is not in a state to do it (a peer not connected, say).
-    #[error("{0}")]
-    Precondition(String),
-    /// No such thing.
-    #[error("{0}")]
-    NotFound(String),
-    /// Storage or another fault on our side.
-    #[error("internal error: {0}")]
-    Internal(String),
+use crate::node::NodeError;
+use crate::signer_link::service::LinkError;
+
+/// The status a failed node call answers with.
+pub fn status(e: NodeError) -> Status {
+    let message = e.to_string();
+    match e {
+        NodeError::Invalid(_) => Status::invalid_argument(message),
+        NodeError::DuplicateLabel(_) => Status::already_exists(message),
+        NodeError::NoSigner { .. }
+        | NodeError::SignerTimeout(_)
+        | NodeError::NotStarted(_)
+        | NodeError::Unreachable(_) => Status::unavailable(message),
+        NodeError::Refused { .. } => Status::permission_denied(message),
+        NodeError::Precondition(_) => Status::failed_precondition(message),
+        NodeError::NotFound(_) => Status::not_found(message),
+        NodeError::Internal(detail) => {
+            tracing::error!(%detail, "node call failed");
+            Status::internal("the node hit an internal error; the operator's log has the details")
+        }
+    }
 }
 
-impl From<ApiError> for Status {
-    fn from(e: ApiError) -> Status {
-        let message = e.to_string();
-        match e {
-            ApiError::Invalid(_) => Status::invalid_argument(message),
-            ApiError::DuplicateLabel(_) => Status::already_exists(message),
-            ApiError::NoSigner { .. }
-            | ApiError::SignerTimeout(_)
-            | ApiError::NotStarted(_)
-            | ApiError::Unreachable(_) => Status::unavailable(message),
-            ApiError::Refused { .. } => Status::permission_denied(message),
-            ApiError::Precondition(_) => Status::failed_precondition(message),
-            ApiError::NotFound(_) => Status::not_found(message),
-            ApiError::Internal(_) => {
-                tracing::error!(%message, "node call failed");
-                Status::internal(message)
-            }
-        }
+/// The status a signer's answer that was not taken gets.
+pub fn link_status(e: LinkError) -> Status {
+    let message = e.to_string();
+    match e {
+        LinkError::NotWaiting(_) | LinkError::AnsweredFirst(_) => Status::not_found(message),
+        LinkError::Storage => Status::unavailable(message),
+        LinkError::Conflict(_) => Status::failed_precondition(message),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_internal_error_keeps_its_detail_in_the_log() {
+        let s = status(NodeError::Internal("redb: disk I/O at /srv/x".into()));
+        assert_eq!(s.code(), tonic::Code::Internal);
+        assert!(!s.message().contains("redb"), "{}", s.message());
+    }
+
+    #[test]
+    fn a_refusal_says_whose_and_why() {
+        let s = status(NodeError::Refused {
+            what: "payment".into(),
+            reason: "policy: unapproved destination".into(),
+        });
+        assert_eq!(s.code(), tonic::Code::PermissionDenied);
+        assert!(s.message().contains("policy: unapproved destination"));
     }
 }

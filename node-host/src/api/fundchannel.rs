@@ -1,24 +1,20 @@
 //! `FundChannel`: open a channel to a connected peer, funded from the wallet, with every
 //! signature (commitments, then the funding inputs) made by the tenant's signer.
 
-use std::time::Duration;
-
 use lightning_signer::bitcoin::consensus::encode::serialize;
 use lightning_signer::bitcoin::secp256k1::PublicKey;
 use skylight_proto::cln::{self as pb, amount_or_all};
 
-use super::{ApiError, ClnService, sat_per_kw, txid_bytes};
-use crate::ldk;
+use super::Ctx;
+use super::convert::{fee_rate, txid_bytes};
+use crate::node::NodeError;
 
-/// How long the opening may take: the peer's answers and three signer round trips.
-const OPENING: Duration = Duration::from_secs(120);
-
-/// Answers the call (the caller's device and signature were checked before it).
-pub async fn fundchannel(
-    api: &ClnService,
+/// Answers `FundChannel`.
+pub async fn handle(
+    ctx: &Ctx<'_>,
     req: pb::FundchannelRequest,
-) -> Result<pb::FundchannelResponse, ApiError> {
-    let invalid = |m: &str| ApiError::Invalid(m.to_string());
+) -> Result<pb::FundchannelResponse, NodeError> {
+    let invalid = |m: &str| NodeError::Invalid(m.to_string());
     let peer =
         PublicKey::from_slice(&req.id).map_err(|_| invalid("id must be a 33-byte node id"))?;
     let sats = match req.amount.as_ref().and_then(|a| a.value.as_ref()) {
@@ -51,47 +47,15 @@ pub async fn fundchannel(
             "close_to, request_amt, compact_lease, utxos, reserve and channel_type are not supported",
         ));
     }
-    let running = api.node_with_signer("channel opening").await?;
-    let sat_per_kw = sat_per_kw(req.feerate.as_ref(), &running.fees);
-    let pm = running.peer_manager.clone();
-    if api
-        .on_ldk(move || pm.peer_by_node_id(&peer))
-        .await?
-        .is_none()
-    {
-        return Err(ApiError::Precondition(format!(
-            "not connected to {peer}: connect to the peer first"
-        )));
-    }
-    let user_channel_id = u128::from_be_bytes({
-        let mut b = [0u8; 16];
-        getrandom::getrandom(&mut b).map_err(|e| ApiError::Internal(e.to_string()))?;
-        b
-    });
-    let outcome = api.node.fundings.start(user_channel_id, sat_per_kw);
-    let mut config = ldk::user_config();
-    config.channel_handshake_config.announce_for_forwarding = req.announce.unwrap_or(false);
-    let cm = running.ldk.channel_manager.clone();
-    let created = api
-        .on_ldk(move || cm.create_channel(peer, sats, 0, user_channel_id, None, Some(config)))
+    let funded = ctx
+        .node
+        .fund_channel(
+            peer,
+            sats,
+            req.announce.unwrap_or(false),
+            fee_rate(req.feerate.as_ref()),
+        )
         .await?;
-    if let Err(e) = created {
-        api.node.fundings.abandon(user_channel_id);
-        return Err(ApiError::Precondition(format!(
-            "cannot open the channel: {e:?}"
-        )));
-    }
-    let funded = match tokio::time::timeout(OPENING, outcome).await {
-        Ok(Ok(Ok(f))) => f,
-        Ok(Ok(Err(why))) => return Err(ApiError::Precondition(why)),
-        Ok(Err(_)) => return Err(ApiError::Internal("the opening was dropped".into())),
-        Err(_) => {
-            return Err(ApiError::Unreachable(format!(
-                "the opening did not complete within {} s (the peer or the signer did not answer); see ListPeerChannels",
-                OPENING.as_secs()
-            )));
-        }
-    };
     Ok(pb::FundchannelResponse {
         tx: serialize(&funded.tx),
         txid: txid_bytes(&funded.tx.compute_txid()),

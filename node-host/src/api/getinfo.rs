@@ -5,8 +5,9 @@ use std::net::SocketAddr;
 
 use skylight_proto::cln::{self as pb, getinfo_binding::GetinfoBindingType};
 
-use super::{ApiError, ClnService};
-use crate::node::Running;
+use super::Ctx;
+use super::convert::msat;
+use crate::node::NodeError;
 
 /// What node-host reports as its version.
 const VERSION: &str = concat!(
@@ -15,58 +16,47 @@ const VERSION: &str = concat!(
     " (LDK 0.2)"
 );
 
-/// Answers the call (the caller's device and signature were checked before it).
-pub async fn getinfo(api: &ClnService) -> Result<pb::GetinfoResponse, ApiError> {
+/// Answers `Getinfo`.
+pub async fn handle(
+    ctx: &Ctx<'_>,
+    _req: pb::GetinfoRequest,
+) -> Result<pb::GetinfoResponse, NodeError> {
+    let info = ctx.node.info().await?;
+    let id = info.id.serialize();
     let mut reply = pb::GetinfoResponse {
-        id: api.node_id.to_vec(),
+        id: id.to_vec(),
         // CLN's default colour: the node id's first three bytes after the prefix.
-        color: api.node_id[1..4].to_vec(),
+        color: id[1..4].to_vec(),
         version: VERSION.into(),
-        network: api.network.to_string(),
-        fees_collected_msat: Some(pb::Amount { msat: 0 }),
+        network: info.network.to_string(),
+        fees_collected_msat: msat(0),
         ..Default::default()
     };
-    match api.node.chain_height() {
+    match info.chain_height {
         Some(h) => reply.blockheight = h,
         None => reply.warning_bitcoind_sync = Some("the chain cannot be reached".into()),
     }
-    let Some(running) = api.node.running() else {
+    let Some(running) = info.running else {
         reply.warning_lightningd_sync = Some(
             "the Lightning node has not started: it starts when the tenant's signer attaches"
                 .into(),
         );
         return Ok(reply);
     };
-    api.on_ldk(move || running_info(reply, &running)).await
-}
-
-fn running_info(mut reply: pb::GetinfoResponse, running: &Running) -> pb::GetinfoResponse {
-    let cm = &running.ldk.channel_manager;
-    reply.blockheight = cm.current_best_block().height;
-    reply.num_peers = running.peer_manager.list_peers().len() as u32;
-    for c in cm.list_channels() {
-        if !c.is_channel_ready {
-            reply.num_pending_channels += 1;
-        } else if c.is_usable {
-            reply.num_active_channels += 1;
-        } else {
-            reply.num_inactive_channels += 1;
-        }
-    }
+    reply.blockheight = running.height;
+    reply.num_peers = running.peers;
+    reply.num_pending_channels = running.channels.pending;
+    reply.num_active_channels = running.channels.active;
+    reply.num_inactive_channels = running.channels.inactive;
     reply.our_features = Some(pb::GetinfoOurFeatures {
-        init: be(cm.init_features().le_flags()),
-        node: be(cm.node_features().le_flags()),
-        channel: be(cm.channel_features().le_flags()),
+        init: running.features.init,
+        node: running.features.node,
+        channel: running.features.channel,
         // LDK does not expose its invoice features outside its tests.
         invoice: Vec::new(),
     });
     reply.binding = vec![binding(running.p2p_addr)];
-    reply
-}
-
-/// Feature bits as the wire carries them: big-endian.
-fn be(le: &[u8]) -> Vec<u8> {
-    le.iter().rev().copied().collect()
+    Ok(reply)
 }
 
 fn binding(addr: SocketAddr) -> pb::GetinfoBinding {

@@ -1,87 +1,44 @@
-//! `Invoice`: a BOLT11 invoice made by LDK and signed by the tenant's signer.
+//! `Invoice`: a BOLT11 invoice made by the node and signed by the tenant's signer.
 
 use lightning_signer::bitcoin::hashes::{Hash, sha256};
 use lightning_signer::lightning::ln::channelmanager::Bolt11InvoiceParameters;
 use lightning_signer::lightning::types::payment::PaymentHash;
-use lightning_signer::lightning_invoice::{
-    Bolt11InvoiceDescription, Description, SignOrCreationError,
-};
+use lightning_signer::lightning_invoice::{Bolt11InvoiceDescription, Description};
 use skylight_proto::cln::{self as pb, amount_or_any};
 
-use super::{ApiError, ClnService};
-use crate::invoices::Invoice;
+use super::Ctx;
+use crate::node::NodeError;
 
 /// CLN's default expiry: a week.
 const DEFAULT_EXPIRY_SECS: u64 = 7 * 24 * 3600;
 
-/// Answers the call (the caller's device and signature were checked before it).
-pub async fn invoice(
-    api: &ClnService,
+/// Answers `Invoice`.
+pub async fn handle(
+    ctx: &Ctx<'_>,
     req: pb::InvoiceRequest,
-) -> Result<pb::InvoiceResponse, ApiError> {
+) -> Result<pb::InvoiceResponse, NodeError> {
     let params = parameters(&req)?;
-    let label = req.label.clone();
-    let known = |e: crate::invoices::InvoiceError| match e {
-        crate::invoices::InvoiceError::DuplicateLabel(l) => ApiError::DuplicateLabel(l),
-        e => ApiError::Internal(e.to_string()),
-    };
-    if api.node.invoices.get(&label).map_err(known)?.is_some() {
-        return Err(ApiError::DuplicateLabel(label));
-    }
-    let running = api.node_with_signer("invoice").await?;
-    let made = {
-        let running = running.clone();
-        api.on_ldk(move || running.ldk.channel_manager.create_bolt11_invoice(params))
-            .await?
-    };
-    let bolt11 = match made {
-        Ok(i) => i,
-        Err(SignOrCreationError::SignError(())) => {
-            return Err(match running.ldk.keys.take_refusal() {
-                Some(reason) => ApiError::Refused {
-                    what: "invoice".into(),
-                    reason,
-                },
-                None => ApiError::SignerTimeout("invoice".into()),
-            });
-        }
-        Err(SignOrCreationError::CreationError(e)) => {
-            return Err(ApiError::Invalid(format!("cannot make this invoice: {e}")));
-        }
-    };
-    let expires_at = bolt11.duration_since_epoch().as_secs() + bolt11.expiry_time().as_secs();
-    let hash = bolt11.payment_hash().to_byte_array();
-    let stored = api
+    let preimage = req.preimage.as_deref().map(|p| {
+        p.try_into()
+            .expect("parameters() checked the preimage's length")
+    });
+    let (kept, bolt11) = ctx
         .node
-        .invoices
-        .insert(
-            Invoice {
-                label,
-                bolt11: bolt11.to_string(),
-                payment_hash: hex::encode(hash),
-                amount_msat: bolt11.amount_milli_satoshis(),
-                description: req.description.clone(),
-                expires_at,
-                created_index: 0,
-                preimage: req.preimage.as_ref().map(hex::encode),
-                paid: None,
-            },
-            hash,
-        )
-        .map_err(known)?;
+        .create_invoice(params, req.label, req.description, preimage)
+        .await?;
     Ok(pb::InvoiceResponse {
-        bolt11: stored.bolt11,
-        payment_hash: hash.to_vec(),
+        bolt11: kept.bolt11,
+        payment_hash: bolt11.payment_hash().to_byte_array().to_vec(),
         payment_secret: bolt11.payment_secret().0.to_vec(),
-        expires_at,
-        created_index: stored.created_index,
+        expires_at: kept.expires_at,
+        created_index: kept.created_index,
         ..Default::default()
     })
 }
 
 /// Checks the request and turns it into LDK's parameters.
-fn parameters(req: &pb::InvoiceRequest) -> Result<Bolt11InvoiceParameters, ApiError> {
-    let invalid = |m: &str| Err(ApiError::Invalid(m.to_string()));
+fn parameters(req: &pb::InvoiceRequest) -> Result<Bolt11InvoiceParameters, NodeError> {
+    let invalid = |m: &str| Err(NodeError::Invalid(m.to_string()));
     if req.label.is_empty() {
         return invalid("label is required: it names the invoice");
     }
@@ -122,11 +79,11 @@ fn parameters(req: &pb::InvoiceRequest) -> Result<Bolt11InvoiceParameters, ApiEr
     };
     let expiry = req.expiry.unwrap_or(DEFAULT_EXPIRY_SECS);
     let expiry =
-        u32::try_from(expiry).map_err(|_| ApiError::Invalid("expiry is too far off".into()))?;
+        u32::try_from(expiry).map_err(|_| NodeError::Invalid("expiry is too far off".into()))?;
     let cltv = match req.cltv {
         None => None,
         Some(c) => Some(
-            u16::try_from(c).map_err(|_| ApiError::Invalid("cltv must be below 65536".into()))?,
+            u16::try_from(c).map_err(|_| NodeError::Invalid("cltv must be below 65536".into()))?,
         ),
     };
     Ok(Bolt11InvoiceParameters {

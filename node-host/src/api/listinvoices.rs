@@ -2,23 +2,20 @@
 
 use skylight_proto::cln::{self as pb, listinvoices_invoices::ListinvoicesInvoicesStatus};
 
-use super::{ApiError, ClnService};
+use super::Ctx;
+use crate::node::NodeError;
 
-/// Answers the call (the caller's device and signature were checked before it).
-pub async fn listinvoices(
-    api: &ClnService,
+/// Answers `ListInvoices`.
+pub async fn handle(
+    ctx: &Ctx<'_>,
     req: pb::ListinvoicesRequest,
-) -> Result<pb::ListinvoicesResponse, ApiError> {
+) -> Result<pb::ListinvoicesResponse, NodeError> {
     if req.offer_id.is_some() {
-        return Err(ApiError::Invalid(
+        return Err(NodeError::Invalid(
             "offers (BOLT12) are not supported".into(),
         ));
     }
-    let all = api
-        .node
-        .invoices
-        .list()
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let all = ctx.node.invoices()?;
     let now = crate::now_secs();
     let invoices = all
         .into_iter()

@@ -4,19 +4,16 @@ use skylight_proto::cln::{
     self as pb, listpays_pays::ListpaysPaysStatus, listpays_request::ListpaysStatus,
 };
 
-use super::{ApiError, ClnService};
-use crate::payments::Status;
+use super::Ctx;
+use crate::node::NodeError;
+use crate::store::payments::PaymentStatus as Status;
 
-/// Answers the call (the caller's device and signature were checked before it).
-pub async fn listpays(
-    api: &ClnService,
+/// Answers `ListPays`.
+pub async fn handle(
+    ctx: &Ctx<'_>,
     req: pb::ListpaysRequest,
-) -> Result<pb::ListpaysResponse, ApiError> {
-    let all = api
-        .node
-        .payments
-        .list()
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+) -> Result<pb::ListpaysResponse, NodeError> {
+    let all = ctx.node.payments()?;
     let wanted_status = req.status.and_then(|s| ListpaysStatus::try_from(s).ok());
     let hex_or_empty = |h: &Option<String>| h.as_deref().and_then(|h| hex::decode(h).ok());
     let pays = all

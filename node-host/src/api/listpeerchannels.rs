@@ -6,68 +6,65 @@ use lightning_signer::lightning::ln::channel_state::{
 use skylight_proto::cln::listpeerchannels_channels_htlcs::ListpeerchannelsChannelsHtlcsDirection as Direction;
 use skylight_proto::cln::{self as pb, ChannelSide, HtlcState};
 
-use super::listfunds::scid;
-use super::{ApiError, ClnService, channel_state, our_balance_msat, txid_bytes};
-use crate::node::Running;
+use super::Ctx;
+use super::convert::{channel_state, msat, txid_bytes};
+use crate::node::{Channel, NodeError, scid};
 
-/// Answers the call (the caller's device and signature were checked before it).
-pub async fn listpeerchannels(
-    api: &ClnService,
+/// Answers `ListPeerChannels`.
+pub async fn handle(
+    ctx: &Ctx<'_>,
     req: pb::ListpeerchannelsRequest,
-) -> Result<pb::ListpeerchannelsResponse, ApiError> {
-    let running = api.running("its channels").await?;
-    api.on_ldk(move || list(&running, &req)).await
-}
-
-fn list(running: &Running, req: &pb::ListpeerchannelsRequest) -> pb::ListpeerchannelsResponse {
-    let connected = crate::node::peers::connected(&running.peer_manager);
-    let wanted = |c: &ChannelDetails| {
+) -> Result<pb::ListpeerchannelsResponse, NodeError> {
+    let wanted = |c: &Channel| {
+        let d = &c.details;
         req.id
             .as_ref()
-            .is_none_or(|id| *id == c.counterparty.node_id.serialize().to_vec())
+            .is_none_or(|id| *id == d.counterparty.node_id.serialize().to_vec())
             && req
                 .short_channel_id
                 .as_ref()
-                .is_none_or(|s| c.short_channel_id.map(scid).as_ref() == Some(s))
+                .is_none_or(|s| d.short_channel_id.map(scid).as_ref() == Some(s))
             && req
                 .channel_id
                 .as_ref()
-                .is_none_or(|id| *id == c.channel_id.0.to_vec())
+                .is_none_or(|id| *id == d.channel_id.0.to_vec())
     };
-    let amount = |msat: u64| Some(pb::Amount { msat });
-    let channels = running
-        .ldk
-        .channel_manager
-        .list_channels()
+    let channels = ctx
+        .node
+        .channels()
+        .await?
         .into_iter()
         .filter(wanted)
-        .map(|c| pb::ListpeerchannelsChannels {
-            peer_id: c.counterparty.node_id.serialize().to_vec(),
-            peer_connected: connected.contains(&c.counterparty.node_id),
-            state: channel_state(&c) as i32,
-            short_channel_id: c.short_channel_id.map(scid),
-            channel_id: Some(c.channel_id.0.to_vec()),
-            funding_txid: c.funding_txo.map(|o| txid_bytes(&o.txid)),
-            funding_outnum: c.funding_txo.map(|o| o.index as u32),
-            private: Some(!c.is_announced),
-            opener: if c.is_outbound {
-                ChannelSide::Local
-            } else {
-                ChannelSide::Remote
-            } as i32,
-            to_us_msat: amount(our_balance_msat(running, &c)),
-            total_msat: amount(c.channel_value_satoshis * 1000),
-            spendable_msat: amount(c.next_outbound_htlc_limit_msat),
-            receivable_msat: amount(c.inbound_capacity_msat),
-            status: vec![format!(
-                "confirmations: {}/{}",
-                c.confirmations.unwrap_or(0),
-                c.confirmations_required.unwrap_or(0)
-            )],
-            htlcs: htlcs(&c),
+        .map(|c| {
+            let d = &c.details;
+            pb::ListpeerchannelsChannels {
+                peer_id: d.counterparty.node_id.serialize().to_vec(),
+                peer_connected: c.peer_connected,
+                state: channel_state(d) as i32,
+                short_channel_id: d.short_channel_id.map(scid),
+                channel_id: Some(d.channel_id.0.to_vec()),
+                funding_txid: d.funding_txo.map(|o| txid_bytes(&o.txid)),
+                funding_outnum: d.funding_txo.map(|o| o.index as u32),
+                private: Some(!d.is_announced),
+                opener: if d.is_outbound {
+                    ChannelSide::Local
+                } else {
+                    ChannelSide::Remote
+                } as i32,
+                to_us_msat: msat(c.our_balance_msat),
+                total_msat: msat(d.channel_value_satoshis * 1000),
+                spendable_msat: msat(d.next_outbound_htlc_limit_msat),
+                receivable_msat: msat(d.inbound_capacity_msat),
+                status: vec![format!(
+                    "confirmations: {}/{}",
+                    d.confirmations.unwrap_or(0),
+                    d.confirmations_required.unwrap_or(0)
+                )],
+                htlcs: htlcs(d),
+            }
         })
         .collect();
-    pb::ListpeerchannelsResponse { channels }
+    Ok(pb::ListpeerchannelsResponse { channels })
 }
 
 /// The channel's HTLCs in flight, with LDK's states put in CLN's terms (the step each side

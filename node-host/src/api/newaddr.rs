@@ -2,27 +2,24 @@
 
 use skylight_proto::cln::{self as pb, newaddr_request::NewaddrAddresstype};
 
-use super::{ApiError, ClnService};
+use super::Ctx;
+use crate::node::NodeError;
 
-/// Answers the call (the caller's device and signature were checked before it).
-pub async fn newaddr(
-    api: &ClnService,
+/// Answers `NewAddr`.
+pub async fn handle(
+    ctx: &Ctx<'_>,
     req: pb::NewaddrRequest,
-) -> Result<pb::NewaddrResponse, ApiError> {
+) -> Result<pb::NewaddrResponse, NodeError> {
     match req.addresstype.map(NewaddrAddresstype::try_from) {
         None | Some(Ok(NewaddrAddresstype::Bech32)) | Some(Ok(NewaddrAddresstype::All)) => {}
         Some(Ok(NewaddrAddresstype::P2tr)) => {
-            return Err(ApiError::Invalid(
+            return Err(NodeError::Invalid(
                 "p2tr addresses are not offered: the dev chain cannot verify taproot spends; ask for bech32".into(),
             ));
         }
-        Some(Err(_)) => return Err(ApiError::Invalid("unknown addresstype".into())),
+        Some(Err(_)) => return Err(NodeError::Invalid("unknown addresstype".into())),
     }
-    let running = api.running("a new address").await?;
-    let address = running
-        .wallet
-        .new_address()
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let address = ctx.node.new_address().await?;
     Ok(pb::NewaddrResponse {
         bech32: Some(address.to_string()),
         p2tr: None,

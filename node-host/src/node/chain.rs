@@ -13,9 +13,9 @@ use skylight_client::chain::ChainClient;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::NodeHandle;
-use crate::ldk::{ChainMonitor, ChannelManager, FeeRates};
-use crate::wallet::Wallet;
+use super::Node;
+use crate::node::ldk::{ChainMonitor, ChannelManager, FeeRates};
+use crate::node::wallet::Wallet;
 use lightning_signer::bitcoin::Block;
 use lightning_signer::bitcoin::block::Header;
 use lightning_signer::lightning::chain::transaction::TransactionData;
@@ -37,7 +37,7 @@ pub async fn follow(
     network: Network,
     tip: ValidatedBlockHeader,
     listeners: Listeners,
-    handle: NodeHandle,
+    handle: Node,
     every: Duration,
     stop: CancellationToken,
 ) {

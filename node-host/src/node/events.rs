@@ -15,11 +15,11 @@ use lightning_signer::lightning::types::payment::PaymentPreimage;
 use lightning_signer::lightning::util::sweep::OutputSweeper;
 use tokio_util::sync::CancellationToken;
 
-use super::NodeHandle;
-use crate::keys::RemoteKeys;
-use crate::ldk::{self, Broadcaster, FeeRates, GossipSync, Logger, PeerManager};
+use super::Node;
+use crate::signer_link::keys::RemoteKeys;
+use crate::node::ldk::{self, Broadcaster, FeeRates, GossipSync, Logger, PeerManager};
 use crate::now_secs;
-use crate::payments::Status;
+use crate::store::payments::PaymentStatus;
 
 /// The sweeper's type. None runs yet: outputs a force close leaves to us are reported, not
 /// swept (see `SpendableOutputs` below).
@@ -36,10 +36,10 @@ type Sweeper = OutputSweeper<
 /// LDK's background processor: events, persistence of the channel manager, graph and
 /// scorer, timers, peer message processing. Ends once `stop` turns true.
 pub fn background(
-    node: &ldk::Node,
+    node: &ldk::LdkNode,
     peer_manager: Arc<PeerManager>,
     gossip: Arc<GossipSync>,
-    handle: NodeHandle,
+    handle: Node,
     stop: CancellationToken,
 ) -> impl Future<Output = Result<(), lightning_signer::lightning::io::Error>> + use<> {
     let channel_manager = node.channel_manager.clone();
@@ -78,7 +78,7 @@ pub fn background(
 fn on_event(
     event: Event,
     channel_manager: &ldk::ChannelManager,
-    handle: &NodeHandle,
+    handle: &Node,
 ) -> Result<(), ReplayEvent> {
     match event {
         Event::PaymentClaimable {
@@ -147,7 +147,7 @@ fn on_event(
             output_script,
             user_channel_id,
         } => {
-            let Some(running) = handle.running() else {
+            let Some(running) = handle.current() else {
                 return Err(ReplayEvent());
             };
             handle.fundings.generate(
@@ -167,7 +167,7 @@ fn on_event(
             counterparty_node_id,
             ..
         } => {
-            let Some(running) = handle.running() else {
+            let Some(running) = handle.current() else {
                 return Err(ReplayEvent());
             };
             if let Err(why) = handle.fundings.sign_and_broadcast(
@@ -211,7 +211,7 @@ fn on_event(
         } => {
             tracing::info!(hash = %payment_hash, "payment sent");
             let settled = handle.payments.settle(payment_hash.0, |p| {
-                p.status = Status::Complete;
+                p.status = PaymentStatus::Complete;
                 p.preimage = Some(hex::encode(payment_preimage.0));
                 p.completed_at = Some(now_secs());
                 p.amount_sent_msat =
@@ -228,7 +228,7 @@ fn on_event(
             let why = format!("the payment failed: {reason:?}");
             tracing::warn!(%why, "payment failed");
             let settled = handle.payments.settle(payment_id.0, |p| {
-                p.status = Status::Failed;
+                p.status = PaymentStatus::Failed;
                 p.failure = Some(why.clone());
                 p.completed_at = Some(now_secs());
             });

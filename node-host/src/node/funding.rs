@@ -17,8 +17,8 @@ use lightning_signer::lightning::chain::chaininterface::BroadcasterInterface;
 use lightning_signer::lightning::ln::types::ChannelId;
 use tokio::sync::oneshot;
 
-use crate::ldk::{self, Broadcaster};
-use crate::wallet::Wallet;
+use crate::node::ldk::{self, Broadcaster};
+use crate::node::wallet::Wallet;
 
 /// A channel funded and broadcast.
 #[derive(Debug, Clone)]
@@ -154,7 +154,7 @@ impl Fundings {
     /// is broadcast.
     pub fn sign_and_broadcast(
         &self,
-        keys: &crate::keys::RemoteKeys,
+        keys: &crate::signer_link::keys::RemoteKeys,
         wallet: &Wallet,
         broadcaster: &Broadcaster,
         user_channel_id: u128,

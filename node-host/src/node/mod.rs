@@ -1,232 +1,178 @@
-//! The tenant's Lightning node, run once its signer is there.
+//! The tenant's Lightning node, behind one facade: [`Node`].
 //!
 //! LDK cannot be built without the signer: the node id, the inbound-payment key and every
 //! channel's keys come from it (`HsmdInit2`, then one request per channel to read a stored
-//! node back). So node-host serves its API and signer link from the start, and this task
+//! node back). So node-host serves its API and signer link from the start, and [`run`]
 //! waits for the first signer, then builds or restores the node, brings it to the chain's
 //! tip, and runs it — chain polling, broadcasting, fee refresh, peers and LDK's background
 //! processor — until node-host stops.
+//!
+//! The API asks [`Node`] for what it needs in the node's own terms (an invoice, the funds,
+//! a payment) and maps the answers to its protocol; only this module touches LDK's
+//! objects. Every call into LDK runs on LDK's runtime, off the one that serves the signer:
+//! LDK's calls take locks a thread waiting for the signer may hold.
 
 mod chain;
-pub mod closing;
+mod channels;
+mod closing;
+mod error;
 mod events;
-pub mod funding;
-pub mod peers;
+mod funding;
+mod info;
+mod invoices;
+#[cfg(feature = "testing")]
+pub mod ldk;
+#[cfg(not(feature = "testing"))]
+mod ldk;
+mod onchain;
+mod pay;
+mod peers;
+mod run;
 mod signer_chain;
 mod start;
+#[cfg(feature = "testing")]
+pub mod wallet;
+#[cfg(not(feature = "testing"))]
+mod wallet;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
 use lightning_signer::bitcoin::Network;
 use lightning_signer::bitcoin::secp256k1::PublicKey;
-use skylight_client::chain::ChainClient;
 use tokio::sync::watch;
-use tokio_util::sync::CancellationToken;
 
-use crate::invoices::Invoices;
-use crate::ldk;
-use crate::paths::NodeDir;
-use crate::payments::Payments;
-use crate::stage::Stage;
-use crate::wallet::Wallet;
+pub use channels::{Channel, ChannelRef, scid};
+pub use error::NodeError;
+pub use onchain::FeeRate;
+pub use run::{Settings, run};
 
-/// How the node runs.
-pub struct Settings {
-    /// Bitcoin network.
-    pub network: Network,
-    /// The tenant's node id: the attached signer must have this one.
-    pub node_id: PublicKey,
-    /// node-host's data directory.
-    pub dir: NodeDir,
-    /// The chain.
-    pub chain: Arc<ChainClient>,
-    /// Where peers connect.
-    pub p2p_listen: SocketAddr,
-    /// How long a signing request waits for a signer.
-    pub signer_deadline: Duration,
-    /// How often the chain is polled for a new tip.
-    pub chain_poll: Duration,
-    /// The runtime that serves the signer. The signer's chain is fed from there: LDK's own
-    /// threads may all be waiting for a signature that needs those blocks.
-    pub io: tokio::runtime::Handle,
+use crate::signer_link::stage::Stage;
+use crate::store::invoices::Invoices;
+use crate::store::payments::Payments;
+use wallet::Wallet;
+
+/// The running node: LDK's objects and what drives them.
+struct Running {
+    ldk: ldk::LdkNode,
+    peer_manager: Arc<ldk::PeerManager>,
+    p2p_addr: SocketAddr,
+    wallet: Arc<Wallet>,
+    fees: Arc<ldk::FeeRates>,
+    broadcaster: Arc<ldk::Broadcaster>,
 }
 
-/// The running node.
-pub struct Running {
-    /// LDK's objects.
-    pub ldk: ldk::Node,
-    /// The peer manager.
-    pub peer_manager: Arc<ldk::PeerManager>,
-    /// Where peers connect.
-    pub p2p_addr: SocketAddr,
-    /// The on-chain wallet.
-    pub wallet: Arc<Wallet>,
-    /// The fee table.
-    pub fees: Arc<ldk::FeeRates>,
-    /// The broadcast queue.
-    pub broadcaster: Arc<ldk::Broadcaster>,
-}
-
-/// The node as the API sees it: running or not yet, and the chain's height.
+/// The node as the API sees it, running or not yet.
 #[derive(Clone)]
-pub struct NodeHandle {
+pub struct Node {
+    id: PublicKey,
+    network: Network,
     running: watch::Sender<Option<Arc<Running>>>,
     height: watch::Sender<Option<u32>>,
-    /// The invoices.
-    pub invoices: Arc<Invoices>,
-    /// Channel fundings under way.
-    pub fundings: Arc<funding::Fundings>,
-    /// Outgoing payments.
-    pub payments: Arc<Payments>,
-    /// Calls waiting for channels to close.
-    pub closings: Arc<closing::Closings>,
+    invoices: Arc<Invoices>,
+    payments: Arc<Payments>,
+    fundings: Arc<funding::Fundings>,
+    closings: Arc<closing::Closings>,
+    stage: Arc<Stage>,
+    signer_wait: Duration,
+    ldk_runtime: tokio::runtime::Handle,
 }
 
-impl NodeHandle {
-    /// A handle for a node not started yet.
-    pub fn new(invoices: Arc<Invoices>, payments: Arc<Payments>) -> Self {
-        NodeHandle {
+/// What the node is made of before it runs.
+pub struct Parts {
+    /// The tenant's node id.
+    pub id: PublicKey,
+    /// Bitcoin network.
+    pub network: Network,
+    /// The invoice store.
+    pub invoices: Arc<Invoices>,
+    /// The outgoing payments store.
+    pub payments: Arc<Payments>,
+    /// The signing requests' stage (the node waits on it for a signer).
+    pub stage: Arc<Stage>,
+    /// How long a call that needs the signer waits for one to attach.
+    pub signer_wait: Duration,
+    /// The runtime LDK runs on (see the module's notes).
+    pub ldk_runtime: tokio::runtime::Handle,
+}
+
+impl Node {
+    /// A node not started yet: it starts in [`run`].
+    pub fn new(parts: Parts) -> Self {
+        Node {
+            id: parts.id,
+            network: parts.network,
             running: watch::channel(None).0,
             height: watch::channel(None).0,
-            invoices,
+            invoices: parts.invoices,
+            payments: parts.payments,
             fundings: Arc::default(),
             closings: Arc::default(),
-            payments,
+            stage: parts.stage,
+            signer_wait: parts.signer_wait,
+            ldk_runtime: parts.ldk_runtime,
         }
     }
 
-    /// The node, if it runs.
-    pub fn running(&self) -> Option<Arc<Running>> {
+    /// The tenant's node id.
+    pub fn id(&self) -> PublicKey {
+        self.id
+    }
+
+    /// The network.
+    pub fn network(&self) -> Network {
+        self.network
+    }
+
+    fn current(&self) -> Option<Arc<Running>> {
         self.running.borrow().clone()
     }
 
-    /// The node, waiting at most `within` for it to start.
-    pub async fn wait_running(&self, within: Duration) -> Option<Arc<Running>> {
+    fn set_running(&self, running: Arc<Running>) {
+        self.running.send_replace(Some(running));
+    }
+
+    fn set_height(&self, height: u32) {
+        self.height.send_replace(Some(height));
+    }
+
+    /// Runs `f` (which calls into LDK) on the LDK runtime's blocking pool.
+    async fn on_ldk<R: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> R + Send + 'static,
+    ) -> Result<R, NodeError> {
+        self.ldk_runtime
+            .spawn_blocking(f)
+            .await
+            .map_err(|e| NodeError::Internal(format!("node task failed: {e}")))
+    }
+
+    /// The running node, waiting at most the signer wait for it to start (it starts when
+    /// the signer first attaches); `what` names what was asked for.
+    async fn started(&self, what: &str) -> Result<Arc<Running>, NodeError> {
         let mut rx = self.running.subscribe();
-        let wait = rx.wait_for(|r| r.is_some());
-        match tokio::time::timeout(within, wait).await {
-            Ok(Ok(r)) => r.clone(),
-            _ => None,
+        match tokio::time::timeout(self.signer_wait, rx.wait_for(|r| r.is_some())).await {
+            Ok(Ok(r)) => Ok(r.clone().expect("waited for it")),
+            _ => Err(NodeError::NotStarted(what.to_string())),
         }
     }
 
-    /// The chain's height as last seen, if known.
-    pub fn chain_height(&self) -> Option<u32> {
-        *self.height.borrow()
+    /// The running node with a signer attached, waiting at most the signer wait for both;
+    /// `what` names what needs signing.
+    async fn with_signer(&self, what: &str) -> Result<Arc<Running>, NodeError> {
+        let until = tokio::time::Instant::now() + self.signer_wait;
+        let running = self.started(what).await.ok();
+        let mut signers = self.stage.watch_signers();
+        let attached = tokio::time::timeout_at(until, signers.wait_for(|n| *n > 0))
+            .await
+            .is_ok_and(|r| r.is_ok());
+        match running {
+            Some(r) if attached => Ok(r),
+            _ => Err(NodeError::NoSigner {
+                what: what.to_string(),
+                waited: self.signer_wait,
+            }),
+        }
     }
-
-    pub(crate) fn set_height(&self, height: u32) {
-        self.height.send_replace(Some(height));
-    }
-}
-
-/// Runs the node until `stop` is cancelled: waits for a signer, builds the node, runs it.
-pub async fn run(
-    settings: Settings,
-    stage: Arc<Stage>,
-    handle: NodeHandle,
-    stop: CancellationToken,
-) -> Result<()> {
-    // The chain's height is worth reporting before the node runs.
-    if let Ok(h) = chain::height(&settings.chain).await {
-        handle.set_height(h);
-    }
-    let Some(keys) = start::keys_from_signer(&settings, &stage, &stop).await? else {
-        return Ok(());
-    };
-    let built = start::build(&settings, keys, &handle).await?;
-    let mut tasks = tokio::task::JoinSet::new();
-    let (node, tip, queue, fees) = (built.node, built.tip, built.queue, built.fees);
-    let (wallet, broadcaster) = (built.wallet, built.broadcaster);
-    tasks.spawn(chain::broadcast(settings.chain.clone(), queue));
-    tasks.spawn(chain::refresh_fees(
-        settings.chain.clone(),
-        fees.clone(),
-        stop.clone(),
-    ));
-    tasks.spawn(chain::follow(
-        settings.chain.clone(),
-        settings.network,
-        tip,
-        chain::Listeners {
-            monitor: node.chain_monitor.clone(),
-            manager: node.channel_manager.clone(),
-            wallet: wallet.clone(),
-        },
-        handle.clone(),
-        settings.chain_poll,
-        stop.clone(),
-    ));
-    let (peer_manager, gossip) = peers::peer_manager(&node);
-    let listener = peers::listen(&settings).await?;
-    let p2p_addr = listener.local_addr()?;
-    tasks.spawn(peers::accept(
-        listener,
-        peer_manager.clone(),
-        stage.clone(),
-        stop.clone(),
-    ));
-    tasks.spawn(peers::reconnect(
-        node.channel_manager.clone(),
-        peer_manager.clone(),
-        node.store.clone(),
-        stage.clone(),
-        stop.clone(),
-    ));
-    let feeder = settings.io.spawn(signer_chain::feed(
-        settings.chain.clone(),
-        node.keys.clone(),
-        stage.clone(),
-        node.channel_manager.clone(),
-        node.chain_monitor.clone(),
-        stop.clone(),
-    ));
-    tasks.spawn(peers::disconnect_without_signer(
-        peer_manager.clone(),
-        stage.clone(),
-        stop.clone(),
-    ));
-    // The processor stops after the peers are gone (see below), on its own signal.
-    let processor_stop = CancellationToken::new();
-    let processor = tokio::spawn(events::background(
-        &node,
-        peer_manager.clone(),
-        gossip,
-        handle.clone(),
-        processor_stop.clone(),
-    ));
-    let running = Arc::new(Running {
-        ldk: node,
-        peer_manager: peer_manager.clone(),
-        p2p_addr,
-        wallet,
-        fees,
-        broadcaster,
-    });
-    handle.running.send_replace(Some(running.clone()));
-    tracing::info!(
-        node_id = %running.ldk.channel_manager.get_our_node_id(),
-        %p2p_addr,
-        "the Lightning node runs"
-    );
-
-    // Stopping, in an order that never leaves a channel half-way: first the peers go (the
-    // signer is still attached, so signing under way completes and no new exchange
-    // starts), then the background processor persists the channel manager one last time
-    // and returns; only then does node-host stop serving the signer.
-    stop.cancelled().await;
-    let pm = peer_manager.clone();
-    let _ = tokio::task::spawn_blocking(move || pm.disconnect_all_peers()).await;
-    processor_stop.cancel();
-    let result = processor
-        .await
-        .map_err(|e| anyhow::anyhow!("the background processor crashed: {e}"))?;
-    tasks.shutdown().await;
-    feeder.abort();
-    result.context("the background processor failed")?;
-    tracing::info!("the Lightning node stopped");
-    Ok(())
 }

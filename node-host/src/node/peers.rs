@@ -14,14 +14,15 @@ use lightning_signer::lightning::sign::EntropySource;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::ldk::{self, ChannelManager, GossipSync, PeerManager};
-use crate::stage::Stage;
+use crate::node::ldk::{self, ChannelManager, GossipSync, PeerManager};
+use crate::store::schema::PEERS_NAMESPACE;
+use crate::signer_link::stage::Stage;
 use lightning_persister::fs_store::FilesystemStore;
 use lightning_signer::bitcoin::secp256k1::PublicKey;
 use lightning_signer::lightning::util::persist::KVStoreSync;
 
 /// Builds the peer manager and the gossip handler it feeds.
-pub fn peer_manager(node: &ldk::Node) -> (Arc<PeerManager>, Arc<GossipSync>) {
+pub fn peer_manager(node: &ldk::LdkNode) -> (Arc<PeerManager>, Arc<GossipSync>) {
     let gossip = Arc::new(GossipSync::new(
         node.graph.clone(),
         None::<Arc<dyn UtxoLookup + Send + Sync>>,
@@ -107,8 +108,6 @@ pub async fn disconnect_without_signer(
     }
 }
 
-/// Peers' addresses, by node id, in the node's store.
-const PEERS_NAMESPACE: &str = "peers";
 
 /// Listens for peers: at `--p2p-listen`, or, when that names port 0, at the address used
 /// before (a node that moved would not be found by its channel peers).

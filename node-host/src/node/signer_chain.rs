@@ -28,9 +28,9 @@ use vls_protocol::msgs::{
     TipInfoReply,
 };
 
-use crate::keys::RemoteKeys;
-use crate::ldk::{ChainMonitor, ChannelManager};
-use crate::stage::Stage;
+use crate::signer_link::keys::RemoteKeys;
+use crate::node::ldk::{ChainMonitor, ChannelManager};
+use crate::signer_link::stage::Stage;
 
 /// Blocks and their spend-filter headers, from genesis, as far as fetched.
 struct Chain {

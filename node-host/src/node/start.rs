@@ -15,12 +15,12 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use vls_protocol_client::KeysManagerClient;
 
-use super::{NodeHandle, Settings};
-use crate::keys::RemoteKeys;
-use crate::ldk::{self, Broadcaster, FeeRates, Parts};
-use crate::proxy::StageTransport;
-use crate::stage::Stage;
-use crate::wallet::Wallet;
+use super::{Node, Settings};
+use crate::signer_link::keys::RemoteKeys;
+use crate::node::ldk::{self, Broadcaster, FeeRates, Parts};
+use crate::signer_link::transport::StageTransport;
+use crate::signer_link::stage::Stage;
+use crate::node::wallet::Wallet;
 use bdk_wallet::chain::BlockId;
 use lightning_signer::bitcoin::blockdata::constants::genesis_block;
 
@@ -110,7 +110,7 @@ fn receive_auth_key(settings: &Settings) -> Result<[u8; 32]> {
 /// A node built and at the chain's tip, with what drives it.
 pub struct Built {
     /// LDK's objects.
-    pub node: ldk::Node,
+    pub node: ldk::LdkNode,
     /// The chain's tip the node is at.
     pub tip: ValidatedBlockHeader,
     /// Transactions to broadcast.
@@ -127,7 +127,7 @@ pub struct Built {
 pub async fn build(
     settings: &Settings,
     keys: Arc<RemoteKeys>,
-    handle: &NodeHandle,
+    handle: &Node,
 ) -> Result<Built> {
     let store = Arc::new(FilesystemStore::new(settings.dir.ldk()));
     let xpub = {

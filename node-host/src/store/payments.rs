@@ -5,18 +5,15 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Mutex;
 
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable};
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
-/// payment hash → payment record (JSON).
-const PAYMENTS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("outgoing_payments");
-/// `created`: the last created_index.
-const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("payment_counters");
+use super::schema::{PAYMENT_COUNTERS as COUNTERS, PAYMENTS};
 
 /// Where a payment stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Status {
+pub enum PaymentStatus {
     /// Sent, no outcome yet.
     Pending,
     /// The payee released the preimage.
@@ -47,7 +44,7 @@ pub struct Payment {
     /// 1 for the first payment, then up by one.
     pub created_index: u64,
     /// Where it stands.
-    pub status: Status,
+    pub status: PaymentStatus,
     /// Why it failed, if it did.
     pub failure: Option<String>,
 }
@@ -73,7 +70,7 @@ pub struct Payments {
 impl Payments {
     /// Opens (creating) the store.
     pub fn open(path: &Path) -> Result<Self, PaymentError> {
-        let db = Database::create(path).map_err(err)?;
+        let db = super::schema::open(path).map_err(err)?;
         let txn = db.begin_write().map_err(err)?;
         txn.open_table(PAYMENTS).map_err(err)?;
         txn.open_table(COUNTERS).map_err(err)?;
@@ -161,7 +158,7 @@ impl Payments {
                 .unwrap_or_default();
             for w in waiters {
                 let outcome = match p.status {
-                    Status::Failed => Err(p.failure.clone().unwrap_or_default()),
+                    PaymentStatus::Failed => Err(p.failure.clone().unwrap_or_default()),
                     _ => Ok(p.clone()),
                 };
                 let _ = w.send(outcome);

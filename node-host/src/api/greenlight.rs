@@ -1,16 +1,11 @@
-//! `greenlight.Node`: the signer plumbing is built; the other calls answer UNIMPLEMENTED.
+//! `greenlight.Node`: the signer's streams go to their files' `handle`, the caller checked
+//! first; the other calls answer UNIMPLEMENTED.
 
 use skylight_proto::greenlight::{self as pb, node_server};
+use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status};
 
-use crate::hsm_service::{HsmService, RequestStream};
-
-/// The `greenlight.Node` service.
-#[derive(Clone)]
-pub struct NodeService {
-    /// Signer plumbing.
-    pub hsm: HsmService,
-}
+use super::{NodeApi, error, respond_hsm_request, stream_hsm_requests};
 
 type Reply<T> = Result<Response<T>, Status>;
 type Stream<T> = std::pin::Pin<Box<dyn tokio_stream::Stream<Item = Result<T, Status>> + Send>>;
@@ -22,12 +17,12 @@ fn not_built<T>(rpc: &str) -> Reply<T> {
 }
 
 #[tonic::async_trait]
-impl node_server::Node for NodeService {
+impl node_server::Node for NodeApi {
     async fn lsp_invoice(
         &self,
         req: Request<pb::LspInvoiceRequest>,
     ) -> Reply<pb::LspInvoiceResponse> {
-        self.hsm.check_caller(&req)?;
+        self.ctx(&req)?;
         not_built("LspInvoice")
     }
 
@@ -36,13 +31,13 @@ impl node_server::Node for NodeService {
         &self,
         req: Request<pb::StreamIncomingFilter>,
     ) -> Reply<Self::StreamIncomingStream> {
-        self.hsm.check_caller(&req)?;
+        self.ctx(&req)?;
         not_built("StreamIncoming")
     }
 
     type StreamLogStream = Stream<pb::LogEntry>;
     async fn stream_log(&self, req: Request<pb::StreamLogRequest>) -> Reply<Self::StreamLogStream> {
-        self.hsm.check_caller(&req)?;
+        self.ctx(&req)?;
         not_built("StreamLog")
     }
 
@@ -51,7 +46,7 @@ impl node_server::Node for NodeService {
         &self,
         req: Request<pb::StreamCustommsgRequest>,
     ) -> Reply<Self::StreamCustommsgStream> {
-        self.hsm.check_caller(&req)?;
+        self.ctx(&req)?;
         not_built("StreamCustommsg")
     }
 
@@ -60,24 +55,29 @@ impl node_server::Node for NodeService {
         &self,
         req: Request<pb::NodeEventsRequest>,
     ) -> Reply<Self::StreamNodeEventsStream> {
-        self.hsm.check_caller(&req)?;
+        self.ctx(&req)?;
         not_built("StreamNodeEvents")
     }
 
-    type StreamHsmRequestsStream = RequestStream;
+    type StreamHsmRequestsStream = Stream<pb::HsmRequest>;
     async fn stream_hsm_requests(
         &self,
         req: Request<pb::Empty>,
     ) -> Reply<Self::StreamHsmRequestsStream> {
-        self.hsm.stream_hsm_requests(req).map(Response::new)
+        let ctx = self.ctx(&req)?;
+        let requests = stream_hsm_requests::handle(&ctx, req.into_inner());
+        Ok(Response::new(Box::pin(requests.map(Ok))))
     }
 
     async fn respond_hsm_request(&self, req: Request<pb::HsmResponse>) -> Reply<pb::Empty> {
-        self.hsm.respond_hsm_request(req).map(Response::new)
+        let ctx = self.ctx(&req)?;
+        respond_hsm_request::handle(&ctx, req.into_inner())
+            .map(Response::new)
+            .map_err(error::link_status)
     }
 
     async fn configure(&self, req: Request<pb::GlConfig>) -> Reply<pb::Empty> {
-        self.hsm.check_caller(&req)?;
+        self.ctx(&req)?;
         not_built("Configure")
     }
 
@@ -85,7 +85,7 @@ impl node_server::Node for NodeService {
         &self,
         req: Request<pb::TrampolinePayRequest>,
     ) -> Reply<pb::TrampolinePayResponse> {
-        self.hsm.check_caller(&req)?;
+        self.ctx(&req)?;
         not_built("TrampolinePay")
     }
 }

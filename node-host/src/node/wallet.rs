@@ -22,9 +22,7 @@ use lightning_signer::lightning::chain::transaction::TransactionData;
 use lightning_signer::lightning::chain::{BestBlock, Listen};
 use lightning_signer::lightning::util::persist::KVStoreSync;
 
-/// Where the wallet's change set lives in the node's store.
-const NAMESPACE: &str = "wallet";
-const KEY: &str = "changeset";
+use crate::store::schema::{WALLET_KEY as KEY, WALLET_NAMESPACE as NAMESPACE};
 
 /// The wallet.
 pub struct Wallet {

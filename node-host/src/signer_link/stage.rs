@@ -280,6 +280,7 @@ impl Stage {
     }
 
     /// How many requests are staged.
+    #[cfg(any(test, feature = "testing"))]
     pub fn pending(&self) -> usize {
         self.lock().pending.len()
     }

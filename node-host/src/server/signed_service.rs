@@ -11,7 +11,7 @@ use tonic::body::Body;
 use tonic::server::NamedService;
 use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 
-use crate::signed_requests::{Headers, UNSIGNED_PATHS, Verifier, certificate_key};
+use crate::server::signed_requests::{Headers, UNSIGNED_PATHS, Verifier, certificate_key};
 
 /// The largest request body buffered for checking (Greenlight's node uses the same bound).
 const MAX_BODY: usize = 4_000_000;

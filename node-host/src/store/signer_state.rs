@@ -12,11 +12,10 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable};
 use skylight_proto::greenlight::SignerStateEntry;
 
-/// key → version (u64 BE) ‖ signature length (u16 BE) ‖ signature ‖ value.
-const ENTRIES: TableDefinition<&str, &[u8]> = TableDefinition::new("signer_state");
+use super::schema::SIGNER_STATE as ENTRIES;
 
 /// The version that marks a deleted key.
 pub const TOMBSTONE: u64 = u64::MAX;
@@ -61,7 +60,7 @@ pub struct SignerState {
 impl SignerState {
     /// Opens (creating) the state database.
     pub fn open(path: &Path) -> Result<Self, StateError> {
-        let db = Database::create(path).map_err(err)?;
+        let db = super::schema::open(path).map_err(err)?;
         let txn = db.begin_write().map_err(err)?;
         txn.open_table(ENTRIES).map_err(err)?;
         txn.commit().map_err(err)?;
@@ -84,7 +83,8 @@ impl SignerState {
         self.entries.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Every live entry (tombstones left out), for a signer that attaches.
+    /// Every live entry (tombstones left out).
+    #[cfg(any(test, feature = "testing"))]
     pub fn snapshot(&self) -> Vec<SignerStateEntry> {
         self.lock()
             .iter()
@@ -108,6 +108,7 @@ impl SignerState {
     }
 
     /// The entry under `key`.
+    #[cfg(any(test, feature = "testing"))]
     pub fn get(&self, key: &str) -> Option<Entry> {
         self.lock().get(key).cloned()
     }

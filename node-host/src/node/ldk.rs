@@ -31,7 +31,7 @@ use lightning_signer::lightning;
 use tokio::sync::mpsc;
 use vls_protocol_client::SignerClient;
 
-use crate::keys::RemoteKeys;
+use crate::signer_link::keys::RemoteKeys;
 
 /// LDK's log lines, into tracing.
 pub struct Logger;
@@ -212,7 +212,7 @@ pub type PeerManager = peer_handler::PeerManager<
 >;
 
 /// The node's LDK objects.
-pub struct Node {
+pub struct LdkNode {
     /// The channel manager.
     pub channel_manager: Arc<ChannelManager>,
     /// The chain monitor.
@@ -234,7 +234,7 @@ pub struct Node {
 /// chain monitor (see [`Restored::finish`]).
 pub struct Restored {
     /// The node.
-    pub node: Node,
+    pub node: LdkNode,
     /// The block the channel manager last saw.
     pub manager_block: BlockHash,
     /// Each channel monitor with the block it last saw.
@@ -243,7 +243,7 @@ pub struct Restored {
 
 impl Restored {
     /// Hands the (synced) monitors to the chain monitor.
-    pub fn finish(self) -> std::io::Result<Node> {
+    pub fn finish(self) -> std::io::Result<LdkNode> {
         for (_, monitor) in self.monitors {
             let id = monitor.channel_id();
             self.node
@@ -282,7 +282,7 @@ pub fn has_node(store: &FilesystemStore) -> bool {
 
 /// Builds a new node (no channels yet) at `best_block`, and stores its channel manager so
 /// that a restart reads it back rather than starting over.
-pub fn new_node(parts: Parts, best_block: BestBlock, now_secs: u32) -> std::io::Result<Node> {
+pub fn new_node(parts: Parts, best_block: BestBlock, now_secs: u32) -> std::io::Result<LdkNode> {
     let logger = Arc::new(Logger);
     let graph = Arc::new(Graph::new(parts.network, logger.clone()));
     let scorer = Arc::new(RwLock::new(Scorer::new(
@@ -314,7 +314,7 @@ pub fn new_node(parts: Parts, best_block: BestBlock, now_secs: u32) -> std::io::
         persist::CHANNEL_MANAGER_PERSISTENCE_KEY,
         channel_manager.encode(),
     )?;
-    Ok(Node {
+    Ok(LdkNode {
         channel_manager,
         chain_monitor,
         graph,
@@ -376,7 +376,7 @@ pub fn restore_node(parts: Parts) -> std::io::Result<Restored> {
         <(BlockHash, ChannelManager)>::read(&mut Cursor::new(manager_bytes), args)
             .map_err(|e| std::io::Error::other(format!("the stored channel manager: {e:?}")))?;
     Ok(Restored {
-        node: Node {
+        node: LdkNode {
             channel_manager: Arc::new(channel_manager),
             chain_monitor,
             graph,

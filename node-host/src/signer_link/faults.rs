@@ -2,9 +2,10 @@
 //! compromised host could, so that tests through the real binaries can show the signer,
 //! not node-host, guarding the money.
 //!
-//! Off unless `SKYLIGHT_NODE_HOST_FAULTS` names a file. Each line of that file is one fault,
-//! read again each time signed requests are shipped (a test changes it while node-host
-//! runs):
+//! Off unless `SKYLIGHT_NODE_HOST_FAULTS` names a file when node-host starts: then what
+//! ships with signing requests goes through [`Faulty`] instead of straight from the
+//! verifier. Each line of that file is one fault, read again each time signed requests are
+//! shipped (a test changes it while node-host runs):
 //!
 //! - `drop-signed <path>`: ship no signed client request for calls to `<path>`;
 //! - `alter-signed <path>`: ship them with the body changed after signing (an unknown field
@@ -14,30 +15,45 @@
 //! already hands the signer.
 
 use std::path::PathBuf;
-use std::sync::OnceLock;
+use std::sync::Arc;
 
 use skylight_proto::greenlight::PendingRequest;
+
+use super::service::ShippedRequests;
 
 /// The variable naming the faults file.
 pub const FAULTS_ENV: &str = "SKYLIGHT_NODE_HOST_FAULTS";
 
-fn faults_file() -> Option<&'static PathBuf> {
-    static FILE: OnceLock<Option<PathBuf>> = OnceLock::new();
-    FILE.get_or_init(|| {
-        let file = std::env::var_os(FAULTS_ENV).map(PathBuf::from);
-        if let Some(f) = &file {
-            tracing::warn!(file = %f.display(), "fault injection is on (tests only)");
+/// What ships with signing requests: `honest`'s requests, or, when [`FAULTS_ENV`] is set,
+/// those requests spoilt as the faults file says.
+pub fn chosen(honest: Arc<dyn ShippedRequests>) -> Arc<dyn ShippedRequests> {
+    match std::env::var_os(FAULTS_ENV) {
+        Some(file) => {
+            let file = PathBuf::from(file);
+            tracing::warn!(file = %file.display(), "fault injection is on (tests only)");
+            Arc::new(Faulty {
+                inner: honest,
+                file,
+            })
         }
-        file
-    })
-    .as_ref()
+        None => honest,
+    }
+}
+
+/// Signed requests as a faulty node-host would ship them.
+pub struct Faulty {
+    inner: Arc<dyn ShippedRequests>,
+    file: PathBuf,
+}
+
+impl ShippedRequests for Faulty {
+    fn shipped(&self) -> Vec<PendingRequest> {
+        apply(self.inner.shipped(), &read(&self.file))
+    }
 }
 
 /// What the faults file asks for now.
-fn current() -> Vec<(String, String)> {
-    let Some(file) = faults_file() else {
-        return vec![];
-    };
+fn read(file: &std::path::Path) -> Vec<(String, String)> {
     std::fs::read_to_string(file)
         .unwrap_or_default()
         .lines()
@@ -46,11 +62,6 @@ fn current() -> Vec<(String, String)> {
             Some((what.to_string(), path.trim().to_string()))
         })
         .collect()
-}
-
-/// The signed requests as a faulty node-host would ship them.
-pub fn signed_requests(requests: Vec<PendingRequest>) -> Vec<PendingRequest> {
-    apply(requests, &current())
 }
 
 fn apply(mut requests: Vec<PendingRequest>, faults: &[(String, String)]) -> Vec<PendingRequest> {

@@ -13,7 +13,7 @@ use skylight_proto::greenlight::HsmRequestContext;
 use vls_protocol::model::PubKey;
 use vls_protocol_client::{Error, Transport};
 
-use crate::stage::{SignerError, Stage};
+use crate::signer_link::stage::{SignerError, Stage};
 
 /// Signer calls over the stage.
 pub struct StageTransport {

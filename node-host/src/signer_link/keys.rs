@@ -43,7 +43,7 @@ use vls_protocol::psbt::StreamedPSBT;
 use vls_protocol::serde_bolt::{Array, Octets, WireString};
 use vls_protocol_client::{KeysManagerClient, SignerClient};
 
-use crate::proxy::StageTransport;
+use crate::signer_link::transport::StageTransport;
 
 /// The node's keys.
 pub struct RemoteKeys {

@@ -1,7 +1,10 @@
 //! The node server: gRPC over mutual TLS, trusting only the tenant's CA, so no other
 //! tenant's device (and not the nobody identity) can even complete a handshake.
 
-use std::net::SocketAddr;
+pub mod caller;
+pub mod signed_requests;
+pub mod signed_service;
+
 
 use skylight_proto::greenlight::node_server::NodeServer;
 use tokio::net::TcpListener;
@@ -11,10 +14,9 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 
 use crate::activity::Activity;
-use crate::api::ClnService;
-use crate::node_service::NodeService;
-use crate::signed_requests::Verifier;
-use crate::signed_service::SignedService;
+use crate::api::NodeApi;
+use crate::server::signed_requests::Verifier;
+use crate::server::signed_service::SignedService;
 use skylight_proto::cln::node_server::NodeServer as ClnNodeServer;
 use std::sync::Arc;
 
@@ -31,21 +33,13 @@ pub struct ServerTls {
 /// The largest message either way (signer state grows with channels and payments).
 pub const MAX_MESSAGE: usize = 32 * 1024 * 1024;
 
-/// Binds `addr`; returns the listener and its address.
-pub async fn bind(addr: SocketAddr) -> std::io::Result<(TcpListener, SocketAddr)> {
-    let listener = TcpListener::bind(addr).await?;
-    let local = listener.local_addr()?;
-    Ok((listener, local))
-}
-
-/// Serves `service` on `listener` until `shutdown` resolves; every call counts as
+/// Serves `api` on `listener` until `shutdown` resolves; every call counts as
 /// activity, and every call but the signer's plumbing must be signed (see
-/// [`crate::signed_requests`]).
+/// [`crate::server::signed_requests`]).
 pub async fn serve(
     listener: TcpListener,
     tls: ServerTls,
-    service: NodeService,
-    cln: ClnService,
+    api: NodeApi,
     activity: Arc<Activity>,
     verifier: Arc<Verifier>,
     shutdown: impl std::future::Future<Output = ()>,
@@ -76,7 +70,7 @@ pub async fn serve(
         .tls_config(config)?
         .add_service(SignedService::new(
             InterceptedService::new(
-                NodeServer::new(service)
+                NodeServer::new(api.clone())
                     .max_decoding_message_size(MAX_MESSAGE)
                     .max_encoding_message_size(MAX_MESSAGE),
                 touch.clone(),
@@ -84,7 +78,7 @@ pub async fn serve(
             verifier.clone(),
         ))
         .add_service(SignedService::new(
-            InterceptedService::new(ClnNodeServer::new(cln), touch),
+            InterceptedService::new(ClnNodeServer::new(api), touch),
             verifier,
         ))
         .serve_with_incoming_shutdown(incoming, shutdown)

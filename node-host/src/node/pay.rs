@@ -1,0 +1,165 @@
+//! Paying a BOLT11 invoice over the node's channels.
+//!
+//! The signer is asked first (`PreapproveInvoice`): it approves only an invoice that a Pay
+//! request signed by one of the tenant's devices names (the signed request travels with
+//! the signing request). A refusal ends the call with the signer's reason before any HTLC
+//! exists; without this step VLS would refuse the commitment later and leave the HTLC
+//! hanging.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use lightning_signer::bitcoin::hashes::Hash;
+use lightning_signer::bitcoin::secp256k1::PublicKey;
+use lightning_signer::lightning::ln::channelmanager::{PaymentId, Retry};
+use lightning_signer::lightning::routing::router::RouteParametersConfig;
+use lightning_signer::lightning_invoice::Bolt11Invoice;
+
+use super::{Node, NodeError};
+use crate::store::payments::{Payment, PaymentStatus};
+
+/// How long a payment is retried, and how long the call waits for its outcome.
+const RETRY_FOR: Duration = Duration::from_secs(60);
+
+/// A payment made.
+#[derive(Debug, Clone)]
+pub struct Paid {
+    /// The payment as kept.
+    pub payment: Payment,
+    /// The payee.
+    pub destination: PublicKey,
+    /// The payment hash.
+    pub hash: [u8; 32],
+    /// What the payee gets.
+    pub amount_msat: u64,
+}
+
+fn stored(e: impl std::fmt::Display) -> NodeError {
+    NodeError::Internal(e.to_string())
+}
+
+impl Node {
+    /// Pays `bolt11`; `amount_msat` only for an invoice that names no amount. Returns once
+    /// the payee released the preimage, or fails with why it did not.
+    pub async fn pay(&self, bolt11: &str, amount_msat: Option<u64>) -> Result<Paid, NodeError> {
+        let invalid = |m: String| NodeError::Invalid(m);
+        let bolt11 = bolt11.trim();
+        let invoice = Bolt11Invoice::from_str(bolt11)
+            .map_err(|e| invalid(format!("bolt11 is not a BOLT11 invoice: {e}")))?;
+        if invoice.network() != self.network {
+            return Err(invalid(format!(
+                "the invoice is for {:?}, this node is on {}",
+                invoice.network(),
+                self.network
+            )));
+        }
+        if invoice.is_expired() {
+            return Err(invalid("the invoice has expired".into()));
+        }
+        let amount_msat = match (invoice.amount_milli_satoshis(), amount_msat) {
+            (Some(a), None) => a,
+            (Some(_), Some(_)) => {
+                return Err(invalid(
+                    "the invoice names its amount: give no amount_msat".into(),
+                ));
+            }
+            (None, Some(a)) if a > 0 => a,
+            (None, _) => {
+                return Err(invalid(
+                    "the invoice names no amount: give amount_msat".into(),
+                ));
+            }
+        };
+        let explicit = invoice.amount_milli_satoshis().is_none().then_some(amount_msat);
+        let hash = invoice.payment_hash().to_byte_array();
+        if let Some(p) = self.payments.get(&hash).map_err(stored)?
+            && p.status != PaymentStatus::Failed
+        {
+            return Err(NodeError::Precondition(format!(
+                "this invoice was paid already ({:?})",
+                p.status
+            )));
+        }
+        let running = self.with_signer("payment").await?;
+
+        // The signer's word first.
+        let (keys, text) = (running.ldk.keys.clone(), bolt11.to_string());
+        match self.on_ldk(move || keys.preapprove_invoice(&text)).await? {
+            Ok(true) => {}
+            Ok(false) => {
+                return Err(NodeError::Refused {
+                    what: "payment".into(),
+                    reason: "the signer did not approve this invoice".into(),
+                });
+            }
+            Err(reason) => {
+                return Err(NodeError::Refused {
+                    what: "payment".into(),
+                    reason,
+                });
+            }
+        }
+
+        let destination = invoice.recover_payee_pub_key();
+        self.payments
+            .insert(
+                hash,
+                Payment {
+                    bolt11: bolt11.to_string(),
+                    payment_hash: hex::encode(hash),
+                    destination: destination.to_string(),
+                    amount_msat,
+                    amount_sent_msat: None,
+                    created_at: crate::now_secs(),
+                    completed_at: None,
+                    preimage: None,
+                    created_index: 0,
+                    status: PaymentStatus::Pending,
+                    failure: None,
+                },
+            )
+            .map_err(stored)?;
+        let outcome = self.payments.wait(hash);
+        let cm = running.ldk.channel_manager.clone();
+        let sent = self
+            .on_ldk(move || {
+                cm.pay_for_bolt11_invoice(
+                    &invoice,
+                    PaymentId(hash),
+                    explicit,
+                    RouteParametersConfig::default(),
+                    Retry::Timeout(RETRY_FOR),
+                )
+            })
+            .await?;
+        if let Err(e) = sent {
+            let why = format!("cannot send the payment: {e:?}");
+            let _ = self.payments.settle(hash, |p| {
+                p.status = PaymentStatus::Failed;
+                p.failure = Some(why.clone());
+            });
+            return Err(NodeError::Precondition(why));
+        }
+        let payment = match tokio::time::timeout(RETRY_FOR + Duration::from_secs(30), outcome).await
+        {
+            Ok(Ok(Ok(p))) => p,
+            Ok(Ok(Err(why))) => return Err(NodeError::Precondition(why)),
+            Ok(Err(_)) | Err(_) => {
+                return Err(NodeError::Unreachable(
+                    "the payment has no outcome yet; see ListPays".into(),
+                ));
+            }
+        };
+        Ok(Paid {
+            payment,
+            destination,
+            hash,
+            amount_msat,
+        })
+    }
+
+    /// Every outgoing payment, oldest first.
+    pub fn payments(&self) -> Result<Vec<Payment>, NodeError> {
+        self.payments.list().map_err(stored)
+    }
+}

@@ -1,0 +1,144 @@
+//! The node's life: wait for the first signer, build or read back the node, run it until
+//! node-host stops, and stop in an order that never leaves a channel half-way.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use lightning_signer::bitcoin::Network;
+use lightning_signer::bitcoin::secp256k1::PublicKey;
+use skylight_client::chain::ChainClient;
+use tokio_util::sync::CancellationToken;
+
+use super::{Node, Running, chain, events, peers, signer_chain, start};
+use crate::paths::NodeDir;
+
+/// How the node runs.
+pub struct Settings {
+    /// Bitcoin network.
+    pub network: Network,
+    /// The tenant's node id: the attached signer must have this one.
+    pub node_id: PublicKey,
+    /// node-host's data directory.
+    pub dir: NodeDir,
+    /// The chain.
+    pub chain: Arc<ChainClient>,
+    /// Where peers connect.
+    pub p2p_listen: SocketAddr,
+    /// How long a signing request waits for a signer.
+    pub signer_deadline: Duration,
+    /// How often the chain is polled for a new tip.
+    pub chain_poll: Duration,
+    /// The runtime that serves the signer. The signer's chain is fed from there: LDK's own
+    /// threads may all be waiting for a signature that needs those blocks.
+    pub io: tokio::runtime::Handle,
+}
+
+/// Runs the node until `stop` is cancelled: waits for a signer, builds the node, runs it.
+pub async fn run(
+    settings: Settings,
+    node: Node,
+    stop: CancellationToken,
+) -> Result<()> {
+    let stage = node.stage.clone();
+    // The chain's height is worth reporting before the node runs.
+    if let Ok(h) = chain::height(&settings.chain).await {
+        node.set_height(h);
+    }
+    let Some(keys) = start::keys_from_signer(&settings, &stage, &stop).await? else {
+        return Ok(());
+    };
+    let built = start::build(&settings, keys, &node).await?;
+    let mut tasks = tokio::task::JoinSet::new();
+    let (ldk, tip, queue, fees) = (built.node, built.tip, built.queue, built.fees);
+    let (wallet, broadcaster) = (built.wallet, built.broadcaster);
+    tasks.spawn(chain::broadcast(settings.chain.clone(), queue));
+    tasks.spawn(chain::refresh_fees(
+        settings.chain.clone(),
+        fees.clone(),
+        stop.clone(),
+    ));
+    tasks.spawn(chain::follow(
+        settings.chain.clone(),
+        settings.network,
+        tip,
+        chain::Listeners {
+            monitor: ldk.chain_monitor.clone(),
+            manager: ldk.channel_manager.clone(),
+            wallet: wallet.clone(),
+        },
+        node.clone(),
+        settings.chain_poll,
+        stop.clone(),
+    ));
+    let (peer_manager, gossip) = peers::peer_manager(&ldk);
+    let listener = peers::listen(&settings).await?;
+    let p2p_addr = listener.local_addr()?;
+    tasks.spawn(peers::accept(
+        listener,
+        peer_manager.clone(),
+        stage.clone(),
+        stop.clone(),
+    ));
+    tasks.spawn(peers::reconnect(
+        ldk.channel_manager.clone(),
+        peer_manager.clone(),
+        ldk.store.clone(),
+        stage.clone(),
+        stop.clone(),
+    ));
+    let feeder = settings.io.spawn(signer_chain::feed(
+        settings.chain.clone(),
+        ldk.keys.clone(),
+        stage.clone(),
+        ldk.channel_manager.clone(),
+        ldk.chain_monitor.clone(),
+        stop.clone(),
+    ));
+    tasks.spawn(peers::disconnect_without_signer(
+        peer_manager.clone(),
+        stage.clone(),
+        stop.clone(),
+    ));
+    // The processor stops after the peers are gone (see below), on its own signal.
+    let processor_stop = CancellationToken::new();
+    let processor = tokio::spawn(events::background(
+        &ldk,
+        peer_manager.clone(),
+        gossip,
+        node.clone(),
+        processor_stop.clone(),
+    ));
+    let running = Arc::new(Running {
+        ldk,
+        peer_manager: peer_manager.clone(),
+        p2p_addr,
+        wallet,
+        fees,
+        broadcaster,
+    });
+    node.set_running(running.clone());
+    tracing::info!(
+        node_id = %running.ldk.channel_manager.get_our_node_id(),
+        %p2p_addr,
+        "the Lightning node runs"
+    );
+
+    // Stopping, in an order that never leaves a channel half-way: first the peers go (the
+    // signer is still attached, so signing under way completes and no new exchange
+    // starts), then the background processor persists the channel manager one last time
+    // and returns; only then does node-host stop serving the signer.
+    stop.cancelled().await;
+    let pm = peer_manager.clone();
+    let _ = tokio::task::spawn_blocking(move || pm.disconnect_all_peers()).await;
+    processor_stop.cancel();
+    let result = processor
+        .await
+        .map_err(|e| anyhow::anyhow!("the background processor crashed: {e}"))?;
+    tasks.shutdown().await;
+    feeder.abort();
+    result.context("the background processor failed")?;
+    tracing::info!("the Lightning node stopped");
+    Ok(())
+}
