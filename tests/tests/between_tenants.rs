@@ -1,5 +1,10 @@
-//! Two tenants of one scheduler, each with its own signer-cli, on the embedded chain:
-//! the wallet, peers, and (as they are built) channels and payments.
+//! Two tenants of one scheduler, each with its own `signer-cli run`, on the embedded chain:
+//! the wallet, peers, a channel, payments both ways, a node-host that misbehaves toward its
+//! signer, a restart, a cooperative close and a withdrawal. Each scenario starts from the
+//! same fixture: two tenants, A's wallet funded, A connected to B (and, for most, a
+//! channel from A to B ready to use).
+
+use std::path::PathBuf;
 
 use serde_json::Value;
 use skylight_test_support::{ChildGuard, Run, Scheduler, SignerCli, alive, eventually, node_pid};
@@ -68,33 +73,134 @@ fn chain(s: &Scheduler, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-#[test]
-fn the_faucet_funds_a_wallet_tenants_connect_and_open_a_channel() {
-    // The node-hosts read faults from this file: the test makes a node-host misbehave toward
-    // its signer as a compromised host could, and the signer must refuse (empty: none).
-    let faults_dir = tempfile::tempdir().unwrap();
-    let faults = faults_dir.path().join("faults");
-    std::fs::write(&faults, "").unwrap();
-    let s = Scheduler::start_with_env(
-        &[],
-        &[("SKYLIGHT_NODE_HOST_FAULTS", faults.to_str().unwrap())],
-    )
-    .unwrap();
-    let a = Tenant::new(&s);
-    let b = Tenant::new(&s);
+/// Two tenants of one scheduler: A's wallet funded from the faucet, A connected to B.
+struct Pair {
+    s: Scheduler,
+    a: Tenant,
+    b: Tenant,
+    /// B's node id.
+    b_id: String,
+    /// The faucet's payment to A.
+    faucet_txid: String,
+    /// A's new address the faucet paid.
+    faucet_addr: String,
+    /// The faults file the node-hosts read (empty: none).
+    faults: PathBuf,
+    _faults_dir: tempfile::TempDir,
+}
 
-    // The faucet pays A's new address; once mined, ListFunds shows it confirmed.
-    let addr = a.call(&["newaddr"])["bech32"].as_str().unwrap().to_string();
+impl Pair {
+    fn connected() -> Pair {
+        // The node-hosts read faults from this file: a scenario makes a node-host misbehave
+        // toward its signer as a compromised host could, and the signer must refuse.
+        let faults_dir = tempfile::tempdir().unwrap();
+        let faults = faults_dir.path().join("faults");
+        std::fs::write(&faults, "").unwrap();
+        let s = Scheduler::start_with_env(
+            &[],
+            &[("SKYLIGHT_NODE_HOST_FAULTS", faults.to_str().unwrap())],
+        )
+        .unwrap();
+        let a = Tenant::new(&s);
+        let b = Tenant::new(&s);
+        let addr = a.call(&["newaddr"])["bech32"].as_str().unwrap().to_string();
+        let txid = chain(&s, &["fund", &addr, "0.5"]);
+        chain(&s, &["mine", "1"]);
+        eventually("A's wallet sees the confirmed output", || {
+            a.call(&["listfunds"])["outputs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|o| o["txid"] == txid.as_str() && o["status"] == "confirmed")
+        });
+        let connected = a.call(&["connect", &b.address()]);
+        assert_eq!(connected["direction"], "out");
+        eventually("B sees A as a peer", || {
+            b.call(&["getinfo"])["num_peers"] == 1
+        });
+        let b_id = b.call(&["getinfo"])["id"].as_str().unwrap().to_string();
+        Pair {
+            s,
+            a,
+            b,
+            b_id,
+            faucet_txid: txid,
+            faucet_addr: addr,
+            faults,
+            _faults_dir: faults_dir,
+        }
+    }
+
+    /// As [`Pair::connected`], with a 200,000 sat channel from A to B ready to use.
+    fn with_channel() -> Pair {
+        let pair = Pair::connected();
+        pair.fund_channel();
+        pair.confirm_channel();
+        pair
+    }
+
+    /// A opens a 200,000 sat channel to B; returns the funding txid.
+    fn fund_channel(&self) -> String {
+        let opened = self.a.call(&[
+            "fundchannel",
+            &self.b_id,
+            "200000",
+            "--feerate-perkw",
+            "1000",
+        ]);
+        opened["txid"].as_str().unwrap().to_string()
+    }
+
+    /// Six blocks (B's default minimum depth), and the channel is usable on both sides.
+    fn confirm_channel(&self) {
+        chain(&self.s, &["mine", "6"]);
+        for (who, t) in [("A", &self.a), ("B", &self.b)] {
+            eventually(&format!("{who} sees the channel ready"), || {
+                t.call(&["listpeerchannels"])["channels"][0]["state"] == "ChanneldNormal"
+            });
+        }
+    }
+
+    /// Makes the node-hosts misbehave as `fault` says (`""`: behave).
+    fn fault(&self, fault: &str) {
+        std::fs::write(&self.faults, fault).unwrap();
+    }
+}
+
+/// `who` makes an invoice labelled `label` for `msat`; its BOLT11 text.
+fn invoice(who: &Tenant, msat: u64, label: &str) -> String {
+    who.call(&[
+        "invoice",
+        "--amount-msat",
+        &msat.to_string(),
+        "--label",
+        label,
+    ])["bolt11"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// Whether `who` holds an invoice labelled `label` that was paid.
+fn paid(who: &Tenant, label: &str) -> bool {
+    who.call(&["listinvoices"])["invoices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|i| i["label"] == label && i["status"] == "paid")
+}
+
+#[test]
+fn the_faucet_funds_a_wallet_and_tenants_connect_over_lightning() {
+    let Pair {
+        a,
+        b,
+        b_id,
+        faucet_addr: addr,
+        ..
+    } = &Pair::connected();
+    // The faucet paid A's new address; once mined, ListFunds shows it confirmed.
     assert!(addr.starts_with("bcrt1q"), "{addr}");
-    let txid = chain(&s, &["fund", &addr, "0.5"]);
-    chain(&s, &["mine", "1"]);
-    eventually("A's wallet sees the confirmed output", || {
-        a.call(&["listfunds"])["outputs"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|o| o["txid"] == txid.as_str() && o["status"] == "confirmed")
-    });
     let funds = a.call(&["listfunds"]);
     let out = &funds["outputs"][0];
     assert_eq!(out["amount_msat"], 50_000_000_000u64);
@@ -102,15 +208,9 @@ fn the_faucet_funds_a_wallet_tenants_connect_and_open_a_channel() {
     // Another new address is another address.
     assert_ne!(a.call(&["newaddr"])["bech32"], addr.as_str());
 
-    // A connects to B over the Lightning protocol (each side's handshake is signed by its
-    // own signer); both see the other.
-    let connected = a.call(&["connect", &b.address()]);
-    assert_eq!(connected["direction"], "out");
-    eventually("B sees A as a peer", || {
-        b.call(&["getinfo"])["num_peers"] == 1
-    });
+    // A connected to B over the Lightning protocol (each side's handshake signed by its own
+    // signer); both see the other.
     assert_eq!(a.call(&["getinfo"])["num_peers"], 1);
-    let b_id = b.call(&["getinfo"])["id"].as_str().unwrap().to_string();
     let peers = a.call(&["listpeers"]);
     assert_eq!(peers["peers"][0]["id"], b_id.as_str(), "{peers}");
     assert_eq!(peers["peers"][0]["connected"], true);
@@ -119,11 +219,15 @@ fn the_faucet_funds_a_wallet_tenants_connect_and_open_a_channel() {
         b.address()
             .ends_with(peers["peers"][0]["netaddr"][0].as_str().unwrap())
     );
+}
 
-    // A opens a 200,000 sat channel to B: the commitments are signed by both signers, and
-    // A's signer signs the funding inputs only after B countersigned the first commitment.
-    let opened = a.call(&["fundchannel", &b_id, "200000", "--feerate-perkw", "1000"]);
-    let funding_txid = opened["txid"].as_str().unwrap().to_string();
+#[test]
+fn a_channel_opens_with_commitments_signed_by_both_signers_and_funding_from_the_wallet() {
+    let pair = Pair::connected();
+    let (a, b) = (&pair.a, &pair.b);
+    // The commitments are signed by both signers, and A's signer signs the funding inputs
+    // only after B countersigned the first commitment.
+    let funding_txid = pair.fund_channel();
     assert_eq!(funding_txid.len(), 64);
     let channel = &a.call(&["listpeerchannels"])["channels"][0];
     assert_eq!(channel["state"], "ChanneldAwaitingLockin");
@@ -131,13 +235,7 @@ fn the_faucet_funds_a_wallet_tenants_connect_and_open_a_channel() {
     assert_eq!(channel["opener"], "local");
     assert_eq!(channel["total_msat"], 200_000_000u64);
 
-    // Six blocks later (B's default minimum depth) the channel is usable on both sides.
-    chain(&s, &["mine", "6"]);
-    for (who, t) in [("A", &a), ("B", &b)] {
-        eventually(&format!("{who} sees the channel ready"), || {
-            t.call(&["listpeerchannels"])["channels"][0]["state"] == "ChanneldNormal"
-        });
-    }
+    pair.confirm_channel();
     let theirs = &b.call(&["listpeerchannels"])["channels"][0];
     assert_eq!(theirs["opener"], "remote");
     assert_eq!(theirs["to_us_msat"], 0);
@@ -151,7 +249,10 @@ fn the_faucet_funds_a_wallet_tenants_connect_and_open_a_channel() {
     // The funding spent A's faucet output; the change came back to A's wallet.
     let funds = a.call(&["listfunds"]);
     let outs = funds["outputs"].as_array().unwrap();
-    assert!(outs.iter().all(|o| o["txid"] != txid.as_str()), "{funds}");
+    assert!(
+        outs.iter().all(|o| o["txid"] != pair.faucet_txid.as_str()),
+        "{funds}"
+    );
     assert!(
         outs.iter()
             .any(|o| o["txid"] == funding_txid.as_str() && o["status"] == "confirmed"),
@@ -159,7 +260,12 @@ fn the_faucet_funds_a_wallet_tenants_connect_and_open_a_channel() {
     );
     assert_eq!(funds["channels"][0]["amount_msat"], 200_000_000u64);
     assert_eq!(a.call(&["listpeers"])["peers"][0]["num_channels"], 1);
+}
 
+#[test]
+fn payments_flow_both_ways_and_an_invoice_is_paid_once() {
+    let pair = Pair::with_channel();
+    let (a, b) = (&pair.a, &pair.b);
     // B makes an invoice, A pays it: A's signer approves it because A's signed Pay names
     // it, and every commitment on both sides is signed by its own signer.
     let bolt11 = b.call(&[
@@ -174,30 +280,39 @@ fn the_faucet_funds_a_wallet_tenants_connect_and_open_a_channel() {
         .as_str()
         .unwrap()
         .to_string();
-    let paid = a.call(&["pay", &bolt11]);
-    assert_eq!(paid["amount_msat"], 10_000_000);
+    let paid_a = a.call(&["pay", &bolt11]);
+    assert_eq!(paid_a["amount_msat"], 10_000_000);
     let pays = a.call(&["listpays"]);
     assert_eq!(pays["pays"][0]["status"], "complete", "{pays}");
-    assert_eq!(pays["pays"][0]["preimage"], paid["payment_preimage"]);
-    eventually("B sees its invoice paid", || {
-        b.call(&["listinvoices"])["invoices"][0]["status"] == "paid"
-    });
-    let invoice = &b.call(&["listinvoices"])["invoices"][0];
-    assert_eq!(invoice["amount_received_msat"], 10_000_000);
-    assert_eq!(invoice["label"], "coffee");
+    assert_eq!(pays["pays"][0]["preimage"], paid_a["payment_preimage"]);
+    eventually("B sees its invoice paid", || paid(b, "coffee"));
+    let invoice_b = &b.call(&["listinvoices"])["invoices"][0];
+    assert_eq!(invoice_b["amount_received_msat"], 10_000_000);
+    assert_eq!(invoice_b["label"], "coffee");
 
     // Paying the same invoice twice is refused by the node.
     let r = a.cli.run(&["node", "pay", &bolt11]).unwrap();
     assert!(!r.ok && r.stderr.contains("paid already"), "{}", r.stderr);
 
-    // A node-host that withholds the user's signed Pay request, or alters it after it was
-    // signed, cannot pay: A's signer refuses the invoice with its reason, the call ends
-    // with it, and no HTLC is left in the channel on either side.
+    // B pays A back.
+    let back = invoice(a, 4_000_000, "change");
+    b.call(&["pay", &back]);
+    eventually("A sees B's payment", || paid(a, "change"));
+    let theirs = b.call(&["listpeerchannels"])["channels"][0]["to_us_msat"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(theirs, 6_000_000, "B holds 10,000 - 4,000 sat");
+}
+
+#[test]
+fn a_node_host_that_withholds_or_alters_the_signed_pay_cannot_pay() {
+    let pair = Pair::with_channel();
+    let (a, b) = (&pair.a, &pair.b);
+    // A's signer refuses the invoice with its reason, the call ends with it, and no HTLC
+    // is left in the channel on either side.
     let a_before = a.call(&["listpeerchannels"])["channels"][0]["to_us_msat"].clone();
-    let unasked = b.call(&["invoice", "--amount-msat", "2000000", "--label", "unasked"])["bolt11"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let pays_before = a.call(&["listpays"])["pays"].as_array().unwrap().len();
+    let unasked = invoice(b, 2_000_000, "unasked");
     for (fault, reason) in [
         (
             "drop-signed /cln.Node/Pay",
@@ -208,7 +323,7 @@ fn the_faucet_funds_a_wallet_tenants_connect_and_open_a_channel() {
             "the Pay request naming this invoice does not verify against its device signature",
         ),
     ] {
-        std::fs::write(&faults, fault).unwrap();
+        pair.fault(fault);
         let r = a.cli.run(&["node", "pay", &unasked]).unwrap();
         assert!(
             !r.ok && r.stderr.contains("PermissionDenied") && r.stderr.contains(reason),
@@ -216,8 +331,8 @@ fn the_faucet_funds_a_wallet_tenants_connect_and_open_a_channel() {
             r.stderr
         );
     }
-    std::fs::write(&faults, "").unwrap();
-    for (who, t) in [("A", &a), ("B", &b)] {
+    pair.fault("");
+    for (who, t) in [("A", a), ("B", b)] {
         let c = &t.call(&["listpeerchannels"])["channels"][0];
         assert_eq!(c["htlcs"], serde_json::json!([]), "{who} has no HTLC: {c}");
     }
@@ -235,28 +350,25 @@ fn the_faucet_funds_a_wallet_tenants_connect_and_open_a_channel() {
     assert_eq!(unpaid["status"], "unpaid", "{invoices}");
     assert_eq!(
         a.call(&["listpays"])["pays"].as_array().unwrap().len(),
-        1,
+        pays_before,
         "a refused payment never started"
     );
+}
 
-    // B pays A back.
-    let back = a.call(&["invoice", "--amount-msat", "4000000", "--label", "change"])["bolt11"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    b.call(&["pay", &back]);
-    eventually("A sees B's payment", || {
-        a.call(&["listinvoices"])["invoices"][0]["status"] == "paid"
+#[test]
+fn a_stopped_node_host_comes_back_with_its_channel_and_payments() {
+    let pair = Pair::with_channel();
+    let (s, a, b) = (&pair.s, &pair.a, &pair.b);
+    let before = invoice(b, 1_000_000, "before-restart");
+    a.call(&["pay", &before]);
+    eventually("B sees the payment made before A's restart", || {
+        paid(b, "before-restart")
     });
-    let theirs = b.call(&["listpeerchannels"])["channels"][0]["to_us_msat"]
-        .as_u64()
-        .unwrap();
-    assert_eq!(theirs, 6_000_000, "B holds 10,000 - 4,000 sat");
 
     // A's node-host is stopped (as the scheduler's preemption stops it) and comes back on
     // the next call: it reads its channel back, reconnects to B, and the channel works.
     let a_node = a.cli.node_id();
-    let pid = node_pid(&s, &a_node).unwrap();
+    let pid = node_pid(s, &a_node).unwrap();
     std::process::Command::new("kill")
         .arg(pid.to_string())
         .status()
@@ -268,44 +380,40 @@ fn the_faucet_funds_a_wallet_tenants_connect_and_open_a_channel() {
                 && c["channels"][0]["state"] == "ChanneldNormal"
         })
     });
-    assert_ne!(node_pid(&s, &a_node).unwrap(), pid);
-    let again = b.call(&[
-        "invoice",
-        "--amount-msat",
-        "1000000",
-        "--label",
-        "after-restart",
-    ])["bolt11"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    assert_ne!(node_pid(s, &a_node).unwrap(), pid);
+    let again = invoice(b, 1_000_000, "after-restart");
     a.call(&["pay", &again]);
     eventually("B sees the payment made after A's restart", || {
-        b.call(&["listinvoices"])["invoices"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|i| i["label"] == "after-restart" && i["status"] == "paid")
+        paid(b, "after-restart")
     });
     assert_eq!(
         a.call(&["listpays"])["pays"].as_array().unwrap().len(),
         2,
         "A's payments survive the restart"
     );
+}
+
+#[test]
+fn a_cooperative_close_returns_each_share_and_a_force_close_is_refused() {
+    let pair = Pair::with_channel();
+    let (s, a, b, b_id) = (&pair.s, &pair.a, &pair.b, &pair.b_id);
+    let coffee = invoice(b, 10_000_000, "coffee");
+    a.call(&["pay", &coffee]);
+    eventually("B sees its invoice paid", || paid(b, "coffee"));
 
     // A force close is refused plainly (not built); a cooperative close is signed by both
     // signers and returns each side's balance to its own wallet.
-    let r = a.cli.run(&["node", "close", &b_id, "--force"]).unwrap();
+    let r = a.cli.run(&["node", "close", b_id, "--force"]).unwrap();
     assert!(
         !r.ok && r.stderr.contains("FailedPrecondition") && r.stderr.contains("not built"),
         "{}",
         r.stderr
     );
-    let closed = a.call(&["close", &b_id]);
+    let closed = a.call(&["close", b_id]);
     assert_eq!(closed["type"], "mutual");
     let close_txid = closed["txids"][0].as_str().unwrap().to_string();
-    chain(&s, &["mine", "1"]);
-    for (who, t, least) in [("A", &a, 180_000_000u64), ("B", &b, 6_000_000u64)] {
+    chain(s, &["mine", "1"]);
+    for (who, t, least) in [("A", a, 180_000_000u64), ("B", b, 10_000_000u64)] {
         eventually(
             &format!("{who}'s wallet holds its share of the channel"),
             || {
@@ -327,13 +435,18 @@ fn the_faucet_funds_a_wallet_tenants_connect_and_open_a_channel() {
             .unwrap()
             .is_empty()
     });
+}
 
+#[test]
+fn a_withdrawal_is_signed_only_to_the_destination_a_device_asked_for() {
+    let pair = Pair::connected();
+    let (s, a, b) = (&pair.s, &pair.a, &pair.b);
     // A withdraws to an address of B's: A's signer signs it because A's signed Withdraw
     // names that destination and amount.
     let to_b = b.call(&["newaddr"])["bech32"].as_str().unwrap().to_string();
     // First with A's node-host withholding that signed request: the destination is then
     // one nobody asked for, and A's signer refuses to sign.
-    std::fs::write(&faults, "drop-signed /cln.Node/Withdraw").unwrap();
+    pair.fault("drop-signed /cln.Node/Withdraw");
     let r = a
         .cli
         .run(&["node", "withdraw", &to_b, "30000", "--feerate-perkw", "500"])
@@ -345,11 +458,11 @@ fn the_faucet_funds_a_wallet_tenants_connect_and_open_a_channel() {
         "{}",
         r.stderr
     );
-    std::fs::write(&faults, "").unwrap();
+    pair.fault("");
     // Then as asked: signed, and the refused attempt left no input reserved.
     let sent = a.call(&["withdraw", &to_b, "30000", "--feerate-perkw", "500"]);
     let sent_txid = sent["txid"].as_str().unwrap().to_string();
-    chain(&s, &["mine", "1"]);
+    chain(s, &["mine", "1"]);
     eventually("B's wallet sees the withdrawal", || {
         b.call(&["listfunds"])["outputs"]
             .as_array()
