@@ -17,7 +17,8 @@
 //! do, and their common names may be longer than RFC 5280's 64 characters (a device CN
 //! holds a 66-character node id). Only server certificates carry subject alternative
 //! names: without one, a client identity (nobody, a device) cannot impersonate a server.
-#![warn(missing_docs)]
+#![deny(missing_docs)]
+#![deny(rustdoc::broken_intra_doc_links)]
 
 mod csr;
 mod identity;

@@ -5,7 +5,8 @@
 //! mempool that validates transactions as bitcoind does (scripts under libbitcoinconsensus),
 //! and serves the bitcoind JSON-RPC subset that LDK's `lightning-block-sync` and wallets use,
 //! so node-hosts run their production chain code against it.
-#![warn(missing_docs)]
+#![deny(missing_docs)]
+#![deny(rustdoc::broken_intra_doc_links)]
 
 pub mod chain;
 pub mod client;

@@ -19,14 +19,14 @@ use serde_json::{Value, json};
 use skylight_client::chain::ChainClient;
 use skylight_devchain::{Config, DevChain, rpc};
 
-struct Running {
+struct ServedChain {
     chain: Arc<DevChain>,
     client: ChainClient,
     _stop: tokio::sync::oneshot::Sender<()>,
     _dir: tempfile::TempDir,
 }
 
-async fn start(initial_blocks: u32) -> Running {
+async fn start(initial_blocks: u32) -> ServedChain {
     let dir = tempfile::tempdir().unwrap();
     let config = Config {
         initial_blocks,
@@ -42,7 +42,7 @@ async fn start(initial_blocks: u32) -> Running {
         let _ = stopped.await;
     }));
     let client = skylight_devchain::client::for_dir(dir.path()).unwrap();
-    Running {
+    ServedChain {
         chain,
         client,
         _stop: stop,
@@ -144,7 +144,7 @@ async fn mine(c: &ChainClient, n: u32, to: &Address) -> Vec<String> {
 }
 
 /// Funds `key` from the faucet and confirms it; returns the outpoint and amount.
-async fn funded(r: &Running, key: &Key, btc: f64) -> (OutPoint, Amount) {
+async fn funded(r: &ServedChain, key: &Key, btc: f64) -> (OutPoint, Amount) {
     let txid = call(
         &r.client,
         "sendtoaddress",

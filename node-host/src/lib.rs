@@ -1,16 +1,22 @@
 //! Skylight's node-host: one process per tenant, running its Lightning node while every
 //! key operation is answered by the tenant's signer.
 //!
-//! - [`stage`]: signing requests waiting for a signer; [`proxy`] and [`keys`] turn LDK's
-//!   signer calls into such requests.
-//! - [`signer_state`]: the signer's versioned state, kept durably here and shipped with
-//!   requests.
-//! - [`node_service`] and [`hsm_service`]: `greenlight.Node`, with the signer's plumbing
-//!   (`StreamHsmRequests`, `RespondHsmRequest`), over mutual TLS trusting only the tenant's
-//!   CA ([`server`]); node calls must be signed by a device key ([`signed_requests`]).
-//! - [`node`] and [`ldk`]: the LDK node, started once the signer is there.
-//! - [`api`]: `cln.Node`, the node API.
-#![warn(missing_docs)]
+//! - [`app`]: node-host assembled from its [`config`] and its node directory ([`paths`]),
+//!   and its stop order.
+//! - `signer_link`: LDK's signer calls become signing requests on a stage, handed to every
+//!   attached signer; the signer's state is kept and shipped, and stored before an answer
+//!   is released.
+//! - `node`: the Lightning node (LDK) behind a facade with the node's own methods.
+//! - `api`: the two gRPC services, `cln.Node` and `greenlight.Node`, one file per RPC,
+//!   mapping requests onto the node and the signer link.
+//! - `server`: mutual TLS trusting only the tenant's CA, and every call but the signer's
+//!   plumbing signed by the caller's device key.
+//! - `store`: node-host's own databases, their schema in one file.
+//!
+//! Only [`app`], [`config`] and [`paths`] are public in what ships (the binary and the
+//! scheduler use them); the feature `testing` opens the rest to tests and benches.
+#![deny(missing_docs)]
+#![deny(rustdoc::broken_intra_doc_links)]
 
 /// Modules open to tests and benches (feature `testing`), private in what ships.
 macro_rules! internal {

@@ -3,7 +3,8 @@
 //! It speaks Greenlight's `scheduler` protocol over mutual TLS: tenants register and recover
 //! by proving their node key with a signed challenge, and receive per-device certificates
 //! signed from their CSRs under a CA of their own.
-#![warn(missing_docs)]
+#![deny(missing_docs)]
+#![deny(rustdoc::broken_intra_doc_links)]
 
 pub mod admin;
 pub mod api;

@@ -32,6 +32,8 @@ use skylight_node_host::store::invoices::Invoices;
 use skylight_node_host::store::payments::Payments;
 use skylight_node_host::store::signer_state::SignerState;
 use skylight_proto::cln as pb;
+
+use crate::measure::{Measured, invoice_request};
 use tokio_util::sync::CancellationToken;
 
 /// One node with its signer beside it.
@@ -138,14 +140,6 @@ async fn until(what: &str, mut check: impl AsyncFnMut() -> bool) {
         assert!(Instant::now() < deadline, "timed out: {what}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-}
-
-/// Pay latencies (call to `PaymentSent`) and signer round trips per payment.
-pub struct Measured {
-    /// Latencies, in the order the payments were made.
-    pub latencies: Vec<Duration>,
-    /// Round trips, payer and payee together, sorted.
-    pub round_trips: Vec<u64>,
 }
 
 /// Makes `count` payments A -> B with both signers in process.
@@ -270,27 +264,12 @@ async fn bench(count: usize, io: tokio::runtime::Handle) -> Measured {
     })
     .await;
 
-    let mut latencies = Vec::with_capacity(count);
-    let mut round_trips = Vec::with_capacity(count);
+    let mut measured = Measured::default();
     for i in 0..count {
-        let invoice = api::invoice::handle(
-            &b.ctx(),
-            pb::InvoiceRequest {
-                label: format!("bench-{i}"),
-                description: "bench".into(),
-                amount_msat: Some(pb::AmountOrAny {
-                    value: Some(pb::amount_or_any::Value::Amount(pb::Amount {
-                        msat: 1_000_000,
-                    })),
-                }),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap()
-        .bolt11;
-        let before = answered.load(Ordering::Relaxed);
-        let t = Instant::now();
+        let invoice = api::invoice::handle(&b.ctx(), invoice_request(i))
+            .await
+            .unwrap()
+            .bolt11;
         let (pay, headers) = a.signed(
             "/cln.Node/Pay",
             pb::PayRequest {
@@ -298,17 +277,16 @@ async fn bench(count: usize, io: tokio::runtime::Handle) -> Measured {
                 ..Default::default()
             },
         );
-        api::pay::handle(&a.ctx(), pay).await.unwrap();
-        a.verifier.finished(&headers);
-        latencies.push(t.elapsed());
-        // As in the remote measure: the payee's last steps settle before counting.
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        round_trips.push(answered.load(Ordering::Relaxed) - before);
+        measured
+            .record(
+                || answered.load(Ordering::Relaxed),
+                async {
+                    api::pay::handle(&a.ctx(), pay).await.unwrap();
+                    a.verifier.finished(&headers);
+                },
+            )
+            .await;
     }
     stop.cancel();
-    round_trips.sort();
-    Measured {
-        latencies,
-        round_trips,
-    }
+    measured.done()
 }

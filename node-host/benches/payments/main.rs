@@ -10,11 +10,12 @@
 //! (`BENCH_PAYMENTS`, default 100; `BENCH_ONLY=remote` or `floor` for one side).
 
 mod floor;
-use floor::Measured;
+mod measure;
+use measure::{Measured, invoice_request};
 use skylight_test_support::{NewTenant, Scheduler, ms, percentile, register_new_tenant};
 
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bitcoin::Network;
 use skylight_client::follow::ANSWERED;
@@ -227,51 +228,28 @@ async fn remote(count: usize) -> Measured {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
-    let mut latencies = Vec::with_capacity(count);
-    let mut round_trips = Vec::with_capacity(count);
+    let mut measured = Measured::default();
     for i in 0..count {
         let invoice = b
             .node
-            .invoice(
-                b.sign
-                    .sign(pb::InvoiceRequest {
-                        label: format!("bench-{i}"),
-                        description: "bench".into(),
-                        amount_msat: Some(pb::AmountOrAny {
-                            value: Some(pb::amount_or_any::Value::Amount(pb::Amount {
-                                msat: 1_000_000,
-                            })),
-                        }),
-                        ..Default::default()
-                    })
-                    .unwrap(),
-            )
+            .invoice(b.sign.sign(invoice_request(i)).unwrap())
             .await
             .unwrap()
             .into_inner()
             .bolt11;
-        let before = ANSWERED.load(Ordering::Relaxed);
-        let t = Instant::now();
-        a.node
-            .pay(
-                a.sign
-                    .sign(pb::PayRequest {
-                        bolt11: invoice,
-                        ..Default::default()
-                    })
-                    .unwrap(),
-            )
-            .await
-            .expect("pay");
-        latencies.push(t.elapsed());
-        // The payee's last steps (its revocation, the claim) finish just after the payer
-        // hears of success: let them settle before counting.
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        round_trips.push(ANSWERED.load(Ordering::Relaxed) - before);
+        let pay = a
+            .sign
+            .sign(pb::PayRequest {
+                bolt11: invoice,
+                ..Default::default()
+            })
+            .unwrap();
+        let node = &mut a.node;
+        measured
+            .record(|| ANSWERED.load(Ordering::Relaxed), async {
+                node.pay(pay).await.expect("pay");
+            })
+            .await;
     }
-    round_trips.sort();
-    Measured {
-        latencies,
-        round_trips,
-    }
+    measured.done()
 }

@@ -1,4 +1,4 @@
-//! Opening a channel when the keys are on the signer (ldk-vls.md §5.3).
+//! Opening a channel when the keys are on the signer.
 //!
 //! VLS signs a funding transaction only once the channel's first commitment is
 //! countersigned, so the order is: LDK asks for funding → the wallet builds the unsigned

@@ -1,9 +1,9 @@
 //! The LDK node's parts, with every key on the tenant's signer (through [`RemoteKeys`]).
 //!
 //! Here: the logger, fee table and broadcast queue LDK calls synchronously, the types of the
-//! node's LDK objects, and [`open_node`], which builds them new or reads them back from the
-//! store. Chain sync, peers and the background processor that drive them are in
-//! [`crate::lightning`].
+//! node's LDK objects, and [`new_node`] and [`restore_node`], which build them new or read
+//! them back from the store. Chain sync, peers and the background processor that drive
+//! them are the node module's `chain`, `peers` and `events`.
 
 use std::io::Cursor;
 use std::sync::{Arc, RwLock};
@@ -417,7 +417,7 @@ fn wiring(
 }
 
 /// The channel settings every node-host uses. Anchors and splicing stay off: the upstream
-/// signer client cannot sign anchor spends or splices (ldk-vls.md §0).
+/// signer client cannot sign anchor spends or splices (docs/architecture.md, "Known gaps").
 pub fn user_config() -> UserConfig {
     let mut c = UserConfig::default();
     c.channel_handshake_config

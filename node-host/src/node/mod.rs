@@ -2,7 +2,7 @@
 //!
 //! LDK cannot be built without the signer: the node id, the inbound-payment key and every
 //! channel's keys come from it (`HsmdInit2`, then one request per channel to read a stored
-//! node back). So node-host serves its API and signer link from the start, and [`run`]
+//! node back). So node-host serves its API and signer link from the start, and [`run()`]
 //! waits for the first signer, then builds or restores the node, brings it to the chain's
 //! tip, and runs it — chain polling, broadcasting, fee refresh, peers and LDK's background
 //! processor — until node-host stops.
@@ -98,7 +98,7 @@ pub struct Parts {
 }
 
 impl Node {
-    /// A node not started yet: it starts in [`run`].
+    /// A node not started yet: it starts in [`run()`].
     pub fn new(parts: Parts) -> Self {
         Node {
             id: parts.id,

@@ -3,7 +3,7 @@
 //! With the signer away, LDK would still ask it for things it cannot wait for (the noise
 //! handshake's ECDH, a reconnecting channel's commitment point), and upstream's client
 //! panics when those fail. So no peer is accepted without a signer, and every peer is
-//! dropped when the last signer leaves (ldk-vls.md §6.3).
+//! dropped when the last signer leaves.
 
 use std::sync::Arc;
 use std::time::Duration;

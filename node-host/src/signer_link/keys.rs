@@ -10,8 +10,8 @@
 //!   an ECDH tweak is applied node-side, which upstream does not support.
 //! - Phantom-node requests are refused.
 //!
-//! Channel signers are upstream's `SignerClient` (its constructor is private); its gaps are
-//! known (ldk-vls.md §0) and are closed by our own client later.
+//! Channel signers are upstream's `SignerClient` (its constructor is private); its gaps
+//! (docs/architecture.md, "Known gaps") are closed by our own client later.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};

@@ -84,12 +84,7 @@ impl Invoices {
 
     /// The invoice labelled `label`.
     pub fn get(&self, label: &str) -> Result<Option<Invoice>, InvoiceError> {
-        let txn = self.db.begin_read().map_err(err)?;
-        let table = txn.open_table(BY_LABEL).map_err(err)?;
-        match table.get(label).map_err(err)? {
-            Some(v) => Ok(Some(serde_json::from_slice(v.value()).map_err(err)?)),
-            None => Ok(None),
-        }
+        super::record(&self.db, BY_LABEL, label).map_err(err)
     }
 
     /// The invoice for `payment_hash`.
@@ -135,13 +130,7 @@ impl Invoices {
                 return Err(InvoiceError::DuplicateLabel(invoice.label));
             }
             let mut counters = txn.open_table(COUNTERS).map_err(err)?;
-            let index = counters
-                .get("created")
-                .map_err(err)?
-                .map_or(0, |v| v.value())
-                + 1;
-            counters.insert("created", index).map_err(err)?;
-            invoice.created_index = index;
+            invoice.created_index = super::next(&mut counters, "created").map_err(err)?;
             let json = serde_json::to_vec(&invoice).map_err(err)?;
             by_label
                 .insert(invoice.label.as_str(), json.as_slice())
@@ -182,8 +171,7 @@ impl Invoices {
                 return Ok(Some(invoice));
             }
             let mut counters = txn.open_table(COUNTERS).map_err(err)?;
-            let pay_index = counters.get("paid").map_err(err)?.map_or(0, |v| v.value()) + 1;
-            counters.insert("paid", pay_index).map_err(err)?;
+            let pay_index = super::next(&mut counters, "paid").map_err(err)?;
             invoice.paid = Some(Paid {
                 amount_received_msat,
                 paid_at,
@@ -202,13 +190,7 @@ impl Invoices {
 
     /// Every invoice, oldest first.
     pub fn list(&self) -> Result<Vec<Invoice>, InvoiceError> {
-        let txn = self.db.begin_read().map_err(err)?;
-        let table = txn.open_table(BY_LABEL).map_err(err)?;
-        let mut all = Vec::new();
-        for row in table.iter().map_err(err)? {
-            let (_, v) = row.map_err(err)?;
-            all.push(serde_json::from_slice::<Invoice>(v.value()).map_err(err)?);
-        }
+        let mut all: Vec<Invoice> = super::records(&self.db, BY_LABEL).map_err(err)?;
         all.sort_by_key(|i| i.created_index);
         Ok(all)
     }

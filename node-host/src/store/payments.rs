@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Mutex;
 
-use redb::{Database, ReadableDatabase, ReadableTable};
+use redb::{Database, ReadableTable};
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
@@ -83,12 +83,7 @@ impl Payments {
 
     /// The payment with `hash`.
     pub fn get(&self, hash: &[u8; 32]) -> Result<Option<Payment>, PaymentError> {
-        let txn = self.db.begin_read().map_err(err)?;
-        let table = txn.open_table(PAYMENTS).map_err(err)?;
-        match table.get(hash).map_err(err)? {
-            Some(v) => Ok(Some(serde_json::from_slice(v.value()).map_err(err)?)),
-            None => Ok(None),
-        }
+        super::record(&self.db, PAYMENTS, hash).map_err(err)
     }
 
     /// Records a new payment (giving it its index) before it is sent.
@@ -96,13 +91,7 @@ impl Payments {
         let txn = self.db.begin_write().map_err(err)?;
         {
             let mut counters = txn.open_table(COUNTERS).map_err(err)?;
-            let index = counters
-                .get("created")
-                .map_err(err)?
-                .map_or(0, |v| v.value())
-                + 1;
-            counters.insert("created", index).map_err(err)?;
-            p.created_index = index;
+            p.created_index = super::next(&mut counters, "created").map_err(err)?;
             let mut table = txn.open_table(PAYMENTS).map_err(err)?;
             table
                 .insert(&hash, serde_json::to_vec(&p).map_err(err)?.as_slice())
@@ -169,13 +158,7 @@ impl Payments {
 
     /// Every payment, oldest first.
     pub fn list(&self) -> Result<Vec<Payment>, PaymentError> {
-        let txn = self.db.begin_read().map_err(err)?;
-        let table = txn.open_table(PAYMENTS).map_err(err)?;
-        let mut all = Vec::new();
-        for row in table.iter().map_err(err)? {
-            let (_, v) = row.map_err(err)?;
-            all.push(serde_json::from_slice::<Payment>(v.value()).map_err(err)?);
-        }
+        let mut all: Vec<Payment> = super::records(&self.db, PAYMENTS).map_err(err)?;
         all.sort_by_key(|p| p.created_index);
         Ok(all)
     }

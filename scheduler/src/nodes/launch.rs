@@ -10,7 +10,7 @@ use skylight_node_host::config as node_host;
 use skylight_node_host::paths::NodeDir;
 use tokio::process::{Child, Command};
 
-use super::{NodeManager, Running, process};
+use super::{NodeManager, NodeProcess, process};
 use crate::datadir::{write_public, write_secret};
 use crate::error::Error;
 
@@ -21,7 +21,7 @@ fn failed(what: impl std::fmt::Display) -> Error {
 }
 
 /// Prepares the node directory and starts node-host; returns once its gRPC listens.
-pub async fn start(m: &NodeManager, node_id: &[u8; 33]) -> Result<(Running, Child), Error> {
+pub async fn start(m: &NodeManager, node_id: &[u8; 33]) -> Result<(NodeProcess, Child), Error> {
     let node_hex = hex::encode(node_id);
     let dir = m.node_dir(node_id);
     let store = m.store.clone();
@@ -111,7 +111,7 @@ pub async fn start(m: &NodeManager, node_id: &[u8; 33]) -> Result<(Running, Chil
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0);
     Ok((
-        Running {
+        NodeProcess {
             uri,
             session_id,
             pid,

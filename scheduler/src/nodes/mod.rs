@@ -21,7 +21,7 @@ use crate::store::Store;
 
 /// A running node-host.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Running {
+pub struct NodeProcess {
     /// `https://localhost:<port>`.
     pub uri: String,
     /// Changes with every start.
@@ -56,7 +56,7 @@ pub struct NodeSettings {
 }
 
 struct Slot {
-    running: watch::Sender<Option<Running>>,
+    running: watch::Sender<Option<NodeProcess>>,
     /// Serialises starts of one node.
     starting: Arc<tokio::sync::Mutex<()>>,
 }
@@ -95,7 +95,7 @@ impl NodeManager {
     }
 
     /// Starts the tenant's node-host if it is not running; returns where it listens.
-    pub async fn schedule(&self, node_id: &[u8; 33]) -> Result<Running, Error> {
+    pub async fn schedule(&self, node_id: &[u8; 33]) -> Result<NodeProcess, Error> {
         let slot = self.slot(node_id);
         let _one_start_at_a_time = slot.starting.lock().await;
         if let Some(r) = slot.running.borrow().clone()
@@ -136,7 +136,7 @@ impl NodeManager {
     }
 
     /// Where the tenant's node-host listens, if running; with `wait`, waits until it is.
-    pub async fn info(&self, node_id: &[u8; 33], wait: bool) -> Option<Running> {
+    pub async fn info(&self, node_id: &[u8; 33], wait: bool) -> Option<NodeProcess> {
         let mut rx = self.slot(node_id).running.subscribe();
         if !wait {
             return rx.borrow().clone();
@@ -149,7 +149,7 @@ impl NodeManager {
 
     /// Stops every node-host this scheduler started.
     pub async fn stop_all(&self) {
-        let running: Vec<Running> = {
+        let running: Vec<NodeProcess> = {
             let slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
             slots
                 .values()
