@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+
 /// Everything the scheduler is told at start.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -60,29 +61,71 @@ pub enum ChainSource {
 }
 
 impl Config {
-    /// Defaults for a data directory: regtest, loopback, invite codes required.
-    pub fn new(data_dir: PathBuf) -> Self {
-        Config {
+    /// The settings `scheduler run` was given for `data_dir`: each flag, else its
+    /// environment variable, else its default (written once, on [`RunArgs`]).
+    pub fn from_args(data_dir: PathBuf, args: RunArgs) -> Result<Self, ConfigError> {
+        if args.network.parse::<bitcoin::Network>().is_err() {
+            return Err(ConfigError(format!(
+                "unknown network {:?}: use bitcoin, testnet, testnet4, signet or regtest",
+                args.network
+            )));
+        }
+        let chain = match args.bitcoind_rpc {
+            Some(url) => ChainSource::Bitcoind { url },
+            None if args.network == "regtest" => ChainSource::Embedded {
+                listen: args.chain_rpc_listen,
+                initial_blocks: args.chain_initial_blocks,
+            },
+            None => {
+                return Err(ConfigError(format!(
+                    "--bitcoind-rpc is required on {}: the embedded chain is regtest only",
+                    args.network
+                )));
+            }
+        };
+        Ok(Config {
             data_dir,
-            listen: SocketAddr::from(([127, 0, 0, 1], 2601)),
-            network: "regtest".into(),
-            hostnames: vec![],
-            require_invite: true,
-            invites_per_tenant: 3,
-            challenge_ttl: Duration::from_secs(60),
+            listen: args.listen,
+            network: args.network,
+            hostnames: args.hostnames,
+            require_invite: args.require_invite,
+            invites_per_tenant: args.invites_per_tenant,
+            challenge_ttl: Duration::from_secs(args.challenge_ttl),
             max_outstanding_challenges: 100_000,
-            device_cert_days: 3650,
+            device_cert_days: args.device_cert_days,
             ca_days: 36500,
             server_cert_days: 365,
-            shutdown_grace: Duration::from_secs(5),
-            chain: ChainSource::Embedded {
-                listen: SocketAddr::from(([127, 0, 0, 1], 18443)),
-                initial_blocks: 101,
-            },
-            node_host_bin: default_node_host_bin(),
-            node_idle_timeout: Duration::from_secs(600),
-            node_signer_wait: Duration::from_secs(30),
-        }
+            shutdown_grace: Duration::from_secs(args.shutdown_grace),
+            chain,
+            node_host_bin: args.node_host_bin.unwrap_or_else(default_node_host_bin),
+            node_idle_timeout: Duration::from_secs(args.node_idle_timeout),
+            node_signer_wait: Duration::from_secs(args.node_signer_wait),
+        })
+    }
+
+    /// The defaults for `data_dir` (regtest, loopback, invite codes required), as
+    /// `scheduler run` with no flags has them.
+    pub fn new(data_dir: PathBuf) -> Self {
+        Self::from_args(data_dir, RunArgs::defaults()).expect("the defaults are valid")
+    }
+}
+
+/// Settings that cannot work together, said so a person can fix them.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(String);
+
+#[derive(clap::Parser)]
+struct RunOnly {
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+impl RunArgs {
+    /// The settings of a `scheduler run` with no flags (the environment still counts).
+    pub fn defaults() -> Self {
+        use clap::Parser;
+        RunOnly::parse_from(["run"]).run
     }
 }
 
@@ -92,4 +135,112 @@ pub fn default_node_host_bin() -> PathBuf {
         .ok()
         .and_then(|exe| exe.parent().map(|d| d.join("node-host")))
         .unwrap_or_else(|| PathBuf::from("node-host"))
+}
+
+/// `scheduler run`'s settings, as typed (flag, else environment, else the default written
+/// here, once).
+#[derive(clap::Args, Debug, Clone)]
+pub struct RunArgs {
+    /// Address to listen on for gRPC (port 0 picks a free port; see `<data-dir>/grpc-uri`).
+    #[arg(long, env = "SKYLIGHT_LISTEN", default_value = "127.0.0.1:2601")]
+    pub listen: SocketAddr,
+    /// Bitcoin network of every tenant: bitcoin, testnet, testnet4, signet or regtest.
+    #[arg(long, env = "SKYLIGHT_NETWORK", default_value = "regtest")]
+    pub network: String,
+    /// Host names or addresses clients reach the scheduler by, besides localhost
+    /// (comma-separated in the environment).
+    #[arg(long = "hostname", env = "SKYLIGHT_HOSTNAMES", value_delimiter = ',')]
+    pub hostnames: Vec<String>,
+    /// Whether registering needs an invite code.
+    #[arg(long, env = "SKYLIGHT_REQUIRE_INVITE", default_value_t = true, action = clap::ArgAction::Set)]
+    pub require_invite: bool,
+    /// Invite codes given to each new tenant to share.
+    #[arg(long, env = "SKYLIGHT_INVITES_PER_TENANT", default_value_t = 3)]
+    pub invites_per_tenant: u32,
+    /// Seconds a challenge stays valid.
+    #[arg(long, env = "SKYLIGHT_CHALLENGE_TTL", default_value_t = 60)]
+    pub challenge_ttl: u64,
+    /// Days a device certificate stays valid.
+    #[arg(long, env = "SKYLIGHT_DEVICE_CERT_DAYS", default_value_t = 3650)]
+    pub device_cert_days: u64,
+    /// Seconds a stopping scheduler lets open calls finish before closing connections.
+    #[arg(long, env = "SKYLIGHT_SHUTDOWN_GRACE", default_value_t = 5)]
+    pub shutdown_grace: u64,
+    /// An external bitcoind's JSON-RPC URL (`http://user:pass@host:port`). Without it, on
+    /// regtest, the scheduler runs its own embedded chain.
+    #[arg(long, env = "SKYLIGHT_BITCOIND_RPC")]
+    pub bitcoind_rpc: Option<String>,
+    /// Where the embedded chain's JSON-RPC listens.
+    #[arg(
+        long,
+        env = "SKYLIGHT_CHAIN_RPC_LISTEN",
+        default_value = "127.0.0.1:18443"
+    )]
+    pub chain_rpc_listen: SocketAddr,
+    /// Blocks the embedded chain mines to its faucet when new (101 makes one coinbase
+    /// spendable).
+    #[arg(long, env = "SKYLIGHT_CHAIN_INITIAL_BLOCKS", default_value_t = 101)]
+    pub chain_initial_blocks: u32,
+    /// The node-host binary (default: next to this scheduler).
+    #[arg(long, env = "SKYLIGHT_NODE_HOST_BIN")]
+    pub node_host_bin: Option<PathBuf>,
+    /// Seconds with no client call and no signer after which a node-host stops.
+    #[arg(long, env = "SKYLIGHT_NODE_IDLE_TIMEOUT", default_value_t = 600)]
+    pub node_idle_timeout: u64,
+    /// Seconds a node call that needs the tenant's signer (an invoice, say) waits for the
+    /// signer to attach before it fails.
+    #[arg(long, env = "SKYLIGHT_NODE_SIGNER_WAIT", default_value_t = 30)]
+    pub node_signer_wait: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    fn parsed(flags: &[&str]) -> Result<Config, ConfigError> {
+        let mut argv = vec!["run"];
+        argv.extend_from_slice(flags);
+        Config::from_args("/d".into(), RunOnly::parse_from(argv).run)
+    }
+
+    #[test]
+    fn no_flags_give_the_documented_defaults() {
+        let c = parsed(&[]).unwrap();
+        assert_eq!(c.listen, "127.0.0.1:2601".parse().unwrap());
+        assert_eq!(c.network, "regtest");
+        assert!(c.require_invite);
+        assert_eq!(c.invites_per_tenant, 3);
+        assert_eq!(c.challenge_ttl, Duration::from_secs(60));
+        assert_eq!(c.device_cert_days, 3650);
+        assert_eq!(c.shutdown_grace, Duration::from_secs(5));
+        assert_eq!(c.node_idle_timeout, Duration::from_secs(600));
+        assert_eq!(c.node_signer_wait, Duration::from_secs(30));
+        match c.chain {
+            ChainSource::Embedded {
+                listen,
+                initial_blocks,
+            } => {
+                assert_eq!(listen, "127.0.0.1:18443".parse().unwrap());
+                assert_eq!(initial_blocks, 101);
+            }
+            other => panic!("expected the embedded chain, got {other:?}"),
+        }
+        assert_eq!(Config::new("/d".into()).listen, c.listen);
+    }
+
+    #[test]
+    fn a_public_network_needs_a_bitcoind_and_gets_the_one_given() {
+        let err = parsed(&["--network", "signet"]).unwrap_err().to_string();
+        assert!(err.contains("--bitcoind-rpc is required on signet"), "{err}");
+        let c = parsed(&["--network", "signet", "--bitcoind-rpc", "http://h:38332"]).unwrap();
+        assert!(matches!(c.chain, ChainSource::Bitcoind { url } if url == "http://h:38332"));
+    }
+
+    #[test]
+    fn an_unknown_network_is_refused_with_the_known_ones() {
+        let err = parsed(&["--network", "mainnet"]).unwrap_err().to_string();
+        assert!(err.contains("use bitcoin, testnet"), "{err}");
+    }
 }

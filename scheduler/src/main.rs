@@ -1,14 +1,12 @@
 //! `scheduler`: run Skylight's scheduler, or manage it (invite codes, tenants).
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use skylight_devchain::ops::{self, ChainCommand};
 use skylight_proto::admin as pb;
-use skylight_scheduler::config::{ChainSource, Config};
+use skylight_scheduler::config::{Config, RunArgs};
 use skylight_scheduler::datadir::Paths;
 use skylight_scheduler::shutdown::Shutdown;
 use skylight_scheduler::{admin, server};
@@ -40,60 +38,6 @@ enum Command {
     /// The running scheduler's embedded regtest chain: mine, fund, tip.
     #[command(subcommand)]
     Chain(ChainCommand),
-}
-
-#[derive(clap::Args)]
-struct RunArgs {
-    /// Address to listen on for gRPC (port 0 picks a free port; see `<data-dir>/grpc-uri`).
-    #[arg(long, env = "SKYLIGHT_LISTEN", default_value = "127.0.0.1:2601")]
-    listen: SocketAddr,
-    /// Bitcoin network of every tenant: bitcoin, testnet, testnet4, signet or regtest.
-    #[arg(long, env = "SKYLIGHT_NETWORK", default_value = "regtest")]
-    network: String,
-    /// Host names or addresses clients reach the scheduler by, besides localhost
-    /// (comma-separated in the environment).
-    #[arg(long = "hostname", env = "SKYLIGHT_HOSTNAMES", value_delimiter = ',')]
-    hostnames: Vec<String>,
-    /// Whether registering needs an invite code.
-    #[arg(long, env = "SKYLIGHT_REQUIRE_INVITE", default_value_t = true, action = clap::ArgAction::Set)]
-    require_invite: bool,
-    /// Invite codes given to each new tenant to share.
-    #[arg(long, env = "SKYLIGHT_INVITES_PER_TENANT", default_value_t = 3)]
-    invites_per_tenant: u32,
-    /// Seconds a challenge stays valid.
-    #[arg(long, env = "SKYLIGHT_CHALLENGE_TTL", default_value_t = 60)]
-    challenge_ttl: u64,
-    /// Days a device certificate stays valid.
-    #[arg(long, env = "SKYLIGHT_DEVICE_CERT_DAYS", default_value_t = 3650)]
-    device_cert_days: u64,
-    /// Seconds a stopping scheduler lets open calls finish before closing connections.
-    #[arg(long, env = "SKYLIGHT_SHUTDOWN_GRACE", default_value_t = 5)]
-    shutdown_grace: u64,
-    /// An external bitcoind's JSON-RPC URL (`http://user:pass@host:port`). Without it, on
-    /// regtest, the scheduler runs its own embedded chain.
-    #[arg(long, env = "SKYLIGHT_BITCOIND_RPC")]
-    bitcoind_rpc: Option<String>,
-    /// Where the embedded chain's JSON-RPC listens.
-    #[arg(
-        long,
-        env = "SKYLIGHT_CHAIN_RPC_LISTEN",
-        default_value = "127.0.0.1:18443"
-    )]
-    chain_rpc_listen: SocketAddr,
-    /// Blocks the embedded chain mines to its faucet when new (101 makes one coinbase
-    /// spendable).
-    #[arg(long, env = "SKYLIGHT_CHAIN_INITIAL_BLOCKS", default_value_t = 101)]
-    chain_initial_blocks: u32,
-    /// The node-host binary (default: next to this scheduler).
-    #[arg(long, env = "SKYLIGHT_NODE_HOST_BIN")]
-    node_host_bin: Option<PathBuf>,
-    /// Seconds with no client call and no signer after which a node-host stops.
-    #[arg(long, env = "SKYLIGHT_NODE_IDLE_TIMEOUT", default_value_t = 600)]
-    node_idle_timeout: u64,
-    /// Seconds a node call that needs the tenant's signer (an invoice, say) waits for the
-    /// signer to attach before it fails.
-    #[arg(long, env = "SKYLIGHT_NODE_SIGNER_WAIT", default_value_t = 30)]
-    node_signer_wait: u64,
 }
 
 #[derive(Subcommand)]
@@ -155,38 +99,7 @@ fn real_main() -> Result<()> {
 }
 
 async fn run(data_dir: PathBuf, args: RunArgs) -> Result<()> {
-    if args.network.parse::<bitcoin::Network>().is_err() {
-        bail!(
-            "unknown network {:?}: use bitcoin, testnet, testnet4, signet or regtest",
-            args.network
-        );
-    }
-    let mut config = Config::new(data_dir);
-    config.listen = args.listen;
-    config.network = args.network;
-    config.hostnames = args.hostnames;
-    config.require_invite = args.require_invite;
-    config.invites_per_tenant = args.invites_per_tenant;
-    config.challenge_ttl = Duration::from_secs(args.challenge_ttl);
-    config.device_cert_days = args.device_cert_days;
-    config.shutdown_grace = Duration::from_secs(args.shutdown_grace);
-    if let Some(bin) = args.node_host_bin {
-        config.node_host_bin = bin;
-    }
-    config.node_idle_timeout = Duration::from_secs(args.node_idle_timeout);
-    config.node_signer_wait = Duration::from_secs(args.node_signer_wait);
-    config.chain = match args.bitcoind_rpc {
-        Some(url) => ChainSource::Bitcoind { url },
-        None if config.network == "regtest" => ChainSource::Embedded {
-            listen: args.chain_rpc_listen,
-            initial_blocks: args.chain_initial_blocks,
-        },
-        None => bail!(
-            "--bitcoind-rpc is required on {}: the embedded chain is regtest only",
-            config.network
-        ),
-    };
-
+    let config = Config::from_args(data_dir, args)?;
     let shutdown = Shutdown::new();
     let trigger = shutdown.clone();
     tokio::spawn(async move {
