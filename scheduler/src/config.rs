@@ -4,7 +4,6 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-
 /// Everything the scheduler is told at start.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -233,7 +232,10 @@ mod tests {
     #[test]
     fn a_public_network_needs_a_bitcoind_and_gets_the_one_given() {
         let err = parsed(&["--network", "signet"]).unwrap_err().to_string();
-        assert!(err.contains("--bitcoind-rpc is required on signet"), "{err}");
+        assert!(
+            err.contains("--bitcoind-rpc is required on signet"),
+            "{err}"
+        );
         let c = parsed(&["--network", "signet", "--bitcoind-rpc", "http://h:38332"]).unwrap();
         assert!(matches!(c.chain, ChainSource::Bitcoind { url } if url == "http://h:38332"));
     }

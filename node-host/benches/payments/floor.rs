@@ -278,13 +278,10 @@ async fn bench(count: usize, io: tokio::runtime::Handle) -> Measured {
             },
         );
         measured
-            .record(
-                || answered.load(Ordering::Relaxed),
-                async {
-                    api::pay::handle(&a.ctx(), pay).await.unwrap();
-                    a.verifier.finished(&headers);
-                },
-            )
+            .record(|| answered.load(Ordering::Relaxed), async {
+                api::pay::handle(&a.ctx(), pay).await.unwrap();
+                a.verifier.finished(&headers);
+            })
             .await;
     }
     stop.cancel();
