@@ -3,7 +3,8 @@
 //! - The real binaries ([`bin`]): a [`Scheduler`] in a temporary directory on ephemeral
 //!   ports, and [`SignerCli`] data directories driven through `signer-cli`; both stop their
 //!   processes when dropped.
-//! - Tenants registered through the client library ([`register_new_tenant`]).
+//! - Tenants registered through the client library ([`register_invited`],
+//!   [`register_new_tenant`]) and the codes refused calls get ([`code_of`], [`status_of`]).
 //! - A signer in process ([`in_process`]), attached to node-host's stage as `signer-cli`
 //!   attaches over the network, and a certificate hierarchy made in memory ([`Pki`]).
 //! - Waiting without asserting timings ([`eventually`]), processes ([`alive`],
@@ -26,4 +27,4 @@ pub use process::{alive, eventually, node_pid};
 pub use scheduler::Scheduler;
 pub use signer_cli::{ChildGuard, Run, SignerCli};
 pub use stats::{ms, percentile};
-pub use tenant::{NewTenant, register_new_tenant, status_of};
+pub use tenant::{NewTenant, code_of, new_keys, register_invited, register_new_tenant, status_of};

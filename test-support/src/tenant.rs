@@ -5,6 +5,31 @@ use skylight_client::keys::NodeKeys;
 use skylight_client::secret::HsmSecret;
 use skylight_client::tls::TlsIdentity;
 
+use crate::Scheduler;
+
+/// The keys of a new node (a fresh random seed).
+pub fn new_keys() -> NodeKeys {
+    let secret: [u8; 32] = bitcoin::secp256k1::rand::random();
+    NodeKeys::derive(&HsmSecret::from_bytes(secret), Network::Regtest)
+}
+
+/// Registers a new node with an invite code the operator mints, through the library (as a
+/// Greenlight client would); its keys and device identity.
+pub async fn register_invited(s: &Scheduler) -> (NodeKeys, TlsIdentity) {
+    let keys = new_keys();
+    let code = s.invite(1).unwrap().remove(0);
+    let creds =
+        skylight_client::identity::register(&s.uri, &s.nobody(), &keys, "regtest", Some(&code))
+            .await
+            .expect("register");
+    (keys, skylight_client::creds::identity(&creds))
+}
+
+/// The code a call that should have been refused got.
+pub fn code_of<T: std::fmt::Debug>(r: Result<T, tonic::Status>) -> tonic::Code {
+    r.expect_err("the call should have been refused").code()
+}
+
 /// The gRPC status inside an error from signer-cli's library, if the server refused.
 pub fn status_of(err: &anyhow::Error) -> Option<&tonic::Status> {
     err.downcast_ref::<skylight_client::tls::Refused>()

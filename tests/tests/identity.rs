@@ -1,5 +1,6 @@
 //! Tenant identity end to end, through the real `scheduler` and `signer-cli` binaries:
-//! register, recover, challenges, invite codes, tenant isolation, restart.
+//! register, recover, challenges, invite codes, restart. (Who may reach what: see
+//! `isolation.rs`.)
 
 use bitcoin::Network;
 use skylight_certs::names;
@@ -10,18 +11,12 @@ use skylight_client::secret::HsmSecret;
 use skylight_client::tls::{self, TlsIdentity};
 use skylight_proto::scheduler::scheduler_client::SchedulerClient;
 use skylight_proto::scheduler::{
-    ChallengeRequest, ChallengeScope, ListInviteCodesRequest, NodeInfoRequest, RecoveryRequest,
-    RegistrationRequest, ScheduleRequest, SignerRejection, UpgradeRequest,
-    debug_client::DebugClient,
+    ChallengeRequest, ChallengeScope, ListInviteCodesRequest, RecoveryRequest, RegistrationRequest,
+    UpgradeRequest,
 };
-use skylight_test_support::{Scheduler, SignerCli, status_of};
+use skylight_test_support::{Scheduler, SignerCli, code_of, new_keys, register_invited, status_of};
 use tonic::Code;
 use tonic::transport::Channel;
-
-fn new_keys() -> NodeKeys {
-    let secret: [u8; 32] = bitcoin::secp256k1::rand::random();
-    NodeKeys::derive(&HsmSecret::from_bytes(secret), Network::Regtest)
-}
 
 async fn challenge(
     c: &mut SchedulerClient<Channel>,
@@ -59,21 +54,6 @@ fn registration(keys: &NodeKeys, challenge: Vec<u8>, invite: &str) -> Registrati
         invite_code: invite.into(),
         ..Default::default()
     }
-}
-
-fn code_of<T: std::fmt::Debug>(r: Result<T, tonic::Status>) -> Code {
-    r.expect_err("the call should have been refused").code()
-}
-
-/// Registers a new node through the library (as a Greenlight client would) and returns its
-/// keys and device identity.
-async fn registered(s: &Scheduler) -> (NodeKeys, TlsIdentity) {
-    let keys = new_keys();
-    let code = s.invite(1).unwrap().remove(0);
-    let creds = identity::register(&s.uri, &s.nobody(), &keys, "regtest", Some(&code))
-        .await
-        .expect("register");
-    (keys, skylight_client::creds::identity(&creds))
 }
 
 #[tokio::test]
@@ -330,135 +310,6 @@ async fn an_invite_code_is_redeemed_exactly_once_under_concurrency() {
 }
 
 #[tokio::test]
-async fn a_device_of_one_tenant_cannot_act_for_another() {
-    let s = Scheduler::start(&[]).unwrap();
-    let (a_keys, a) = registered(&s).await;
-    let (b_keys, _b) = registered(&s).await;
-    let a_id = a_keys.node_id_bytes().to_vec();
-    let b_id = b_keys.node_id_bytes().to_vec();
-    let mut c = tls::scheduler(&s.uri, &a).await.unwrap();
-
-    let st = c
-        .schedule(ScheduleRequest {
-            node_id: b_id.clone(),
-        })
-        .await
-        .unwrap_err();
-    assert_eq!(st.code(), Code::PermissionDenied);
-    assert!(
-        st.message().contains(&hex::encode(&b_id)),
-        "{}",
-        st.message()
-    );
-    assert_eq!(
-        code_of(
-            c.get_node_info(NodeInfoRequest {
-                node_id: b_id.clone(),
-                wait: false
-            })
-            .await
-        ),
-        Code::PermissionDenied
-    );
-    let mut debug = DebugClient::new(tls::channel(&s.uri, &a).await.unwrap());
-    assert_eq!(
-        code_of(
-            debug
-                .report_signer_rejection(SignerRejection {
-                    node_id: b_id.clone(),
-                    ..Default::default()
-                })
-                .await
-        ),
-        Code::PermissionDenied
-    );
-
-    // Its own node passes the check and is scheduled.
-    let info = c
-        .schedule(ScheduleRequest {
-            node_id: a_id.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert!(info.grpc_uri.starts_with("https://localhost:"), "{info:?}");
-    assert_eq!(info.node_id, a_id);
-
-    // Each sees only its own invite codes.
-    let mine = c
-        .list_invite_codes(ListInviteCodesRequest {})
-        .await
-        .unwrap()
-        .into_inner();
-    let out = s.command(&["invite", "list"]).unwrap();
-    let listing = String::from_utf8(out.stdout).unwrap();
-    for code in &mine.invite_code_list {
-        let line = listing.lines().find(|l| l.starts_with(&code.code)).unwrap();
-        assert!(line.contains(&hex::encode(&a_id)), "{line}");
-    }
-}
-
-#[tokio::test]
-async fn the_nobody_identity_reaches_only_the_open_calls() {
-    let s = Scheduler::start(&[]).unwrap();
-    let (keys, _) = registered(&s).await;
-    let nobody = s.nobody();
-    let mut c = tls::scheduler(&s.uri, &nobody).await.unwrap();
-    let id = keys.node_id_bytes().to_vec();
-
-    assert_eq!(
-        code_of(
-            c.schedule(ScheduleRequest {
-                node_id: id.clone()
-            })
-            .await
-        ),
-        Code::PermissionDenied
-    );
-    assert_eq!(
-        code_of(c.list_invite_codes(ListInviteCodesRequest {}).await),
-        Code::PermissionDenied
-    );
-    assert_eq!(
-        code_of(c.maybe_upgrade(UpgradeRequest::default()).await),
-        Code::PermissionDenied
-    );
-    assert_eq!(
-        code_of(
-            c.get_node_info(NodeInfoRequest {
-                node_id: id.clone(),
-                wait: false
-            })
-            .await
-        ),
-        Code::PermissionDenied
-    );
-
-    // Signers report rejections with the nobody identity; a malformed node id is refused.
-    let mut debug = DebugClient::new(tls::channel(&s.uri, &nobody).await.unwrap());
-    assert_eq!(
-        code_of(
-            debug
-                .report_signer_rejection(SignerRejection {
-                    node_id: vec![9; 5],
-                    ..Default::default()
-                })
-                .await
-        ),
-        Code::InvalidArgument
-    );
-    debug
-        .report_signer_rejection(SignerRejection {
-            msg: "policy: feerate too high".into(),
-            node_id: id,
-            git_version: "test".into(),
-            request: None,
-        })
-        .await
-        .expect("report accepted");
-}
-
-#[tokio::test]
 async fn a_client_certificate_from_another_ca_is_refused_at_the_handshake() {
     let s = Scheduler::start(&[]).unwrap();
     let v = skylight_certs::Validity::days(1);
@@ -488,7 +339,7 @@ async fn a_client_certificate_from_another_ca_is_refused_at_the_handshake() {
 #[tokio::test]
 async fn maybe_upgrade_records_the_signer_version_and_returns_the_old_one() {
     let s = Scheduler::start(&[]).unwrap();
-    let (_, device) = registered(&s).await;
+    let (_, device) = register_invited(&s).await;
     let mut c = tls::scheduler(&s.uri, &device).await.unwrap();
     let old = c
         .maybe_upgrade(UpgradeRequest {
@@ -517,7 +368,7 @@ async fn tenants_and_invite_codes_survive_a_scheduler_restart() {
     // A client stays connected across the restart: the scheduler must still stop, after
     // its grace period.
     let mut s = Scheduler::start(&["--shutdown-grace", "1"]).unwrap();
-    let (keys, device) = registered(&s).await;
+    let (keys, device) = register_invited(&s).await;
     let spare = s.invite(2).unwrap();
     let before = String::from_utf8(s.command(&["invite", "list"]).unwrap().stdout).unwrap();
     let mut c = tls::scheduler(&s.uri, &device).await.unwrap();

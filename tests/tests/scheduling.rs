@@ -4,28 +4,16 @@
 use std::time::{Duration, Instant};
 
 use skylight_client::keys::NodeKeys;
-use skylight_client::secret::HsmSecret;
 use skylight_client::tls::{self, TlsIdentity};
 use skylight_proto::greenlight::Empty;
 use skylight_proto::greenlight::node_client::NodeClient;
 use skylight_proto::scheduler::scheduler_client::SchedulerClient;
 use skylight_proto::scheduler::{NodeInfoRequest, NodeInfoResponse, ScheduleRequest};
-use skylight_test_support::{Scheduler, alive, node_pid};
+use skylight_test_support::{Scheduler, alive, node_pid, register_invited};
 use tonic::transport::Channel;
 
 fn pid_of(s: &Scheduler, keys: &NodeKeys) -> u32 {
     node_pid(s, &hex::encode(keys.node_id_bytes())).expect("a pid file")
-}
-
-async fn registered(s: &Scheduler) -> (NodeKeys, TlsIdentity) {
-    let secret: [u8; 32] = bitcoin::secp256k1::rand::random();
-    let keys = NodeKeys::derive(&HsmSecret::from_bytes(secret), bitcoin::Network::Regtest);
-    let code = s.invite(1).unwrap().remove(0);
-    let creds =
-        skylight_client::identity::register(&s.uri, &s.nobody(), &keys, "regtest", Some(&code))
-            .await
-            .expect("register");
-    (keys, skylight_client::creds::identity(&creds))
 }
 
 async fn schedule(c: &mut SchedulerClient<Channel>) -> NodeInfoResponse {
@@ -62,8 +50,8 @@ async fn node_client(uri: &str, id: &TlsIdentity) -> anyhow::Result<NodeClient<C
 #[tokio::test]
 async fn schedule_starts_one_node_host_per_tenant_and_only_its_devices_get_in() {
     let s = Scheduler::start(&[]).unwrap();
-    let (a_keys, a) = registered(&s).await;
-    let (b_keys, b) = registered(&s).await;
+    let (a_keys, a) = register_invited(&s).await;
+    let (b_keys, b) = register_invited(&s).await;
     let mut ca = tls::scheduler(&s.uri, &a).await.unwrap();
     let mut cb = tls::scheduler(&s.uri, &b).await.unwrap();
 
@@ -97,7 +85,7 @@ async fn schedule_starts_one_node_host_per_tenant_and_only_its_devices_get_in() 
 #[tokio::test]
 async fn get_node_info_with_wait_returns_once_the_node_is_scheduled() {
     let s = Scheduler::start(&[]).unwrap();
-    let (_, a) = registered(&s).await;
+    let (_, a) = register_invited(&s).await;
     let mut c = tls::scheduler(&s.uri, &a).await.unwrap();
     assert_eq!(info(&mut c).await.grpc_uri, "", "not running: an empty URI");
 
@@ -121,7 +109,7 @@ async fn get_node_info_with_wait_returns_once_the_node_is_scheduled() {
 #[tokio::test]
 async fn an_idle_node_host_stops_and_the_next_schedule_brings_it_back() {
     let s = Scheduler::start(&["--node-idle-timeout", "2"]).unwrap();
-    let (keys, a) = registered(&s).await;
+    let (keys, a) = register_invited(&s).await;
     let mut c = tls::scheduler(&s.uri, &a).await.unwrap();
     let first = schedule(&mut c).await;
     let pid = pid_of(&s, &keys);
@@ -148,7 +136,7 @@ async fn an_idle_node_host_stops_and_the_next_schedule_brings_it_back() {
 #[tokio::test]
 async fn a_node_host_killed_with_sigkill_is_started_again_on_the_next_schedule() {
     let s = Scheduler::start(&[]).unwrap();
-    let (keys, a) = registered(&s).await;
+    let (keys, a) = register_invited(&s).await;
     let mut c = tls::scheduler(&s.uri, &a).await.unwrap();
     let first = schedule(&mut c).await;
     let pid = pid_of(&s, &keys);
@@ -170,7 +158,7 @@ async fn a_node_host_killed_with_sigkill_is_started_again_on_the_next_schedule()
 #[tokio::test]
 async fn killing_and_restarting_the_scheduler_leaves_no_orphan_node_host() {
     let mut s = Scheduler::start(&["--shutdown-grace", "1"]).unwrap();
-    let (keys, a) = registered(&s).await;
+    let (keys, a) = register_invited(&s).await;
     let mut c = tls::scheduler(&s.uri, &a).await.unwrap();
     schedule(&mut c).await;
     let pid = pid_of(&s, &keys);
@@ -197,7 +185,7 @@ async fn killing_and_restarting_the_scheduler_leaves_no_orphan_node_host() {
 #[tokio::test]
 async fn a_signer_stays_attached_to_the_scheduler_and_nobody_cannot_attach() {
     let s = Scheduler::start(&[]).unwrap();
-    let (_, a) = registered(&s).await;
+    let (_, a) = register_invited(&s).await;
     let mut c = tls::scheduler(&s.uri, &a).await.unwrap();
     let (_answers, outbound) =
         tokio::sync::mpsc::channel::<skylight_proto::scheduler::SignerResponse>(1);
