@@ -36,10 +36,43 @@ pub struct Config {
     pub chain: ChainSource,
     /// The node-host binary (by default, next to the scheduler's own).
     pub node_host_bin: PathBuf,
+    /// What every node-host is started with, where the operator set it.
+    pub node_host: NodeHostSettings,
+}
+
+/// Settings of every node-host the operator chose; the rest keep node-host's own defaults
+/// (`skylight_node_host::config::Config`, where each is written once).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NodeHostSettings {
     /// A node-host with no client call and no signer for this long stops itself.
-    pub node_idle_timeout: Duration,
+    pub idle_timeout: Option<Duration>,
     /// How long a node call that needs the signer waits for one.
-    pub node_signer_wait: Duration,
+    pub signer_wait: Option<Duration>,
+    /// How long a signing request waits for the signer's answer.
+    pub signer_deadline: Option<Duration>,
+    /// How often a node-host polls the chain for a new tip.
+    pub chain_poll: Option<Duration>,
+    /// How far a signed client request's timestamp may be from the node's clock.
+    pub signed_request_window: Option<Duration>,
+}
+
+impl NodeHostSettings {
+    /// Sets what the operator chose on `config`.
+    pub fn apply(&self, config: &mut skylight_node_host::config::Config) {
+        let set = |target: &mut Duration, chosen: Option<Duration>| {
+            if let Some(d) = chosen {
+                *target = d;
+            }
+        };
+        set(&mut config.idle_timeout, self.idle_timeout);
+        set(&mut config.signer_wait, self.signer_wait);
+        set(&mut config.signer_deadline, self.signer_deadline);
+        set(&mut config.chain_poll, self.chain_poll);
+        set(
+            &mut config.signed_request_window,
+            self.signed_request_window,
+        );
+    }
 }
 
 /// Where the chain comes from.
@@ -97,8 +130,13 @@ impl Config {
             shutdown_grace: Duration::from_secs(args.shutdown_grace),
             chain,
             node_host_bin: args.node_host_bin.unwrap_or_else(default_node_host_bin),
-            node_idle_timeout: Duration::from_secs(args.node_idle_timeout),
-            node_signer_wait: Duration::from_secs(args.node_signer_wait),
+            node_host: NodeHostSettings {
+                idle_timeout: args.node_idle_timeout.map(Duration::from_secs),
+                signer_wait: args.node_signer_wait.map(Duration::from_secs),
+                signer_deadline: args.node_signer_deadline.map(Duration::from_secs),
+                chain_poll: args.node_chain_poll_ms.map(Duration::from_millis),
+                signed_request_window: args.node_signed_request_window.map(Duration::from_secs),
+            },
         })
     }
 
@@ -183,13 +221,25 @@ pub struct RunArgs {
     /// The node-host binary (default: next to this scheduler).
     #[arg(long, env = "SKYLIGHT_NODE_HOST_BIN")]
     pub node_host_bin: Option<PathBuf>,
-    /// Seconds with no client call and no signer after which a node-host stops.
-    #[arg(long, env = "SKYLIGHT_NODE_IDLE_TIMEOUT", default_value_t = 600)]
-    pub node_idle_timeout: u64,
+    /// Seconds with no client call and no signer after which a node-host stops (default:
+    /// node-host's).
+    #[arg(long, env = "SKYLIGHT_NODE_IDLE_TIMEOUT")]
+    pub node_idle_timeout: Option<u64>,
     /// Seconds a node call that needs the tenant's signer (an invoice, say) waits for the
-    /// signer to attach before it fails.
-    #[arg(long, env = "SKYLIGHT_NODE_SIGNER_WAIT", default_value_t = 30)]
-    pub node_signer_wait: u64,
+    /// signer to attach before it fails (default: node-host's).
+    #[arg(long, env = "SKYLIGHT_NODE_SIGNER_WAIT")]
+    pub node_signer_wait: Option<u64>,
+    /// Seconds a signing request waits for the signer's answer (default: node-host's).
+    #[arg(long, env = "SKYLIGHT_NODE_SIGNER_DEADLINE")]
+    pub node_signer_deadline: Option<u64>,
+    /// Milliseconds between a node-host's polls of the chain for a new tip (default:
+    /// node-host's).
+    #[arg(long, env = "SKYLIGHT_NODE_CHAIN_POLL_MS")]
+    pub node_chain_poll_ms: Option<u64>,
+    /// Signed client requests further than this many seconds from the node's clock are
+    /// refused (default: node-host's).
+    #[arg(long, env = "SKYLIGHT_NODE_SIGNED_REQUEST_WINDOW")]
+    pub node_signed_request_window: Option<u64>,
 }
 
 #[cfg(test)]
@@ -214,8 +264,7 @@ mod tests {
         assert_eq!(c.challenge_ttl, Duration::from_secs(60));
         assert_eq!(c.device_cert_days, 3650);
         assert_eq!(c.shutdown_grace, Duration::from_secs(5));
-        assert_eq!(c.node_idle_timeout, Duration::from_secs(600));
-        assert_eq!(c.node_signer_wait, Duration::from_secs(30));
+        assert_eq!(c.node_host, NodeHostSettings::default());
         match c.chain {
             ChainSource::Embedded {
                 listen,
@@ -227,6 +276,24 @@ mod tests {
             other => panic!("expected the embedded chain, got {other:?}"),
         }
         assert_eq!(Config::new("/d".into()).listen, c.listen);
+    }
+
+    #[test]
+    fn node_host_settings_left_out_keep_node_hosts_defaults() {
+        let c = parsed(&["--node-idle-timeout", "5", "--node-chain-poll-ms", "50"]).unwrap();
+        let node: bitcoin::secp256k1::PublicKey =
+            "02eec7245d6b7d2ccb30380bfbe2a3648cd7a942653f5aa340edcea1f283686619"
+                .parse()
+                .unwrap();
+        let defaults =
+            skylight_node_host::config::Config::new(node, "/n".into(), "http://c:1".into());
+        let mut config = defaults.clone();
+        c.node_host.apply(&mut config);
+        assert_eq!(config.idle_timeout, Duration::from_secs(5));
+        assert_eq!(config.chain_poll, Duration::from_millis(50));
+        assert_eq!(config.signer_wait, defaults.signer_wait);
+        assert_eq!(config.signer_deadline, defaults.signer_deadline);
+        assert_eq!(config.signed_request_window, defaults.signed_request_window);
     }
 
     #[test]

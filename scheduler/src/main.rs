@@ -28,7 +28,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the scheduler (creates the data directory on first start).
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Invite codes.
     #[command(subcommand)]
     Invite(InviteCommand),
@@ -85,7 +85,7 @@ fn real_main() -> Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
         match cli.command {
-            Command::Run(args) => run(cli.data_dir, args).await,
+            Command::Run(args) => run(cli.data_dir, *args).await,
             Command::Invite(cmd) => invite(cli.data_dir, cmd).await,
             Command::Tenant(TenantCommand::List) => tenants(cli.data_dir).await,
             Command::Chain(cmd) => {

@@ -61,8 +61,7 @@ pub async fn start(m: &NodeManager, node_id: &[u8; 33]) -> Result<(NodeProcess, 
     let mut config = node_host::Config::new(node_key, dir.clone(), s.chain_url.clone());
     config.network = s.network;
     config.bitcoind_cookie = s.chain_cookie.clone();
-    config.idle_timeout = s.idle_timeout;
-    config.signer_wait = s.signer_wait;
+    s.node_host.apply(&mut config);
     let mut cmd = Command::new(&s.binary);
     cmd.args(config.to_args())
         .stdin(Stdio::null())

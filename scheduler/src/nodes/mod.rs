@@ -43,10 +43,8 @@ pub struct NodeSettings {
     pub chain_url: String,
     /// The chain's cookie file, if it uses one.
     pub chain_cookie: Option<PathBuf>,
-    /// A node-host with no client call and no signer for this long stops itself.
-    pub idle_timeout: Duration,
-    /// How long a node call that needs the signer waits for one.
-    pub signer_wait: Duration,
+    /// What the operator set for every node-host.
+    pub node_host: crate::config::NodeHostSettings,
     /// How long a start may take before it is given up.
     pub start_timeout: Duration,
     /// How long a stopping node-host gets before it is killed.
