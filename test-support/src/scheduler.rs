@@ -127,6 +127,20 @@ impl Scheduler {
             .output()?)
     }
 
+    /// Runs `scheduler chain <args>` against its embedded chain; what it printed, trimmed.
+    /// Panics with the command's error if it fails.
+    pub fn chain(&self, args: &[&str]) -> String {
+        let mut all = vec!["chain"];
+        all.extend_from_slice(args);
+        let out = self.command(&all).expect("run scheduler chain");
+        assert!(
+            out.status.success(),
+            "scheduler chain {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
     /// Mints invite codes with `scheduler invite create`.
     pub fn invite(&self, count: u32) -> Result<Vec<String>> {
         let out = self.command(&["invite", "create", "--count", &count.to_string()])?;

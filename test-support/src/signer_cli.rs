@@ -47,6 +47,18 @@ impl SignerCli {
         })
     }
 
+    /// A fresh directory whose device is initialised (a new seed) and registered with
+    /// `scheduler` using an invite code the operator mints.
+    pub fn registered(scheduler: &Scheduler) -> Result<Self> {
+        let cli = SignerCli::new(scheduler)?;
+        let init = cli.run(&["init"])?;
+        anyhow::ensure!(init.ok, "signer-cli init failed: {}", init.stderr);
+        let code = scheduler.invite(1)?.remove(0);
+        let r = cli.run(&["register", "--invite", &code])?;
+        anyhow::ensure!(r.ok, "signer-cli register failed: {}", r.stderr);
+        Ok(cli)
+    }
+
     /// Runs `signer-cli <args>`, with `stdin` as its input.
     pub fn run_with_input(&self, args: &[&str], stdin: &str) -> Result<Run> {
         use std::io::Write;

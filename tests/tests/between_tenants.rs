@@ -17,11 +17,7 @@ struct Tenant {
 
 impl Tenant {
     fn new(s: &Scheduler) -> Tenant {
-        let cli = SignerCli::new(s).unwrap();
-        assert!(cli.run(&["init"]).unwrap().ok);
-        let code = s.invite(1).unwrap().remove(0);
-        let r = cli.run(&["register", "--invite", &code]).unwrap();
-        assert!(r.ok, "{}", r.stderr);
+        let cli = SignerCli::registered(s).unwrap();
         let signer = cli.spawn(&["run"]).unwrap();
         let t = Tenant {
             cli,
@@ -61,18 +57,6 @@ impl Tenant {
     }
 }
 
-fn chain(s: &Scheduler, args: &[&str]) -> String {
-    let mut all = vec!["chain"];
-    all.extend_from_slice(args);
-    let out = s.command(&all).unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
 /// Two tenants of one scheduler: A's wallet funded from the faucet, A connected to B.
 struct Pair {
     s: Scheduler,
@@ -104,8 +88,8 @@ impl Pair {
         let a = Tenant::new(&s);
         let b = Tenant::new(&s);
         let addr = a.call(&["newaddr"])["bech32"].as_str().unwrap().to_string();
-        let txid = chain(&s, &["fund", &addr, "0.5"]);
-        chain(&s, &["mine", "1"]);
+        let txid = s.chain(&["fund", &addr, "0.5"]);
+        s.chain(&["mine", "1"]);
         eventually("A's wallet sees the confirmed output", || {
             a.call(&["listfunds"])["outputs"]
                 .as_array()
@@ -153,7 +137,7 @@ impl Pair {
 
     /// Six blocks (B's default minimum depth), and the channel is usable on both sides.
     fn confirm_channel(&self) {
-        chain(&self.s, &["mine", "6"]);
+        self.s.chain(&["mine", "6"]);
         for (who, t) in [("A", &self.a), ("B", &self.b)] {
             eventually(&format!("{who} sees the channel ready"), || {
                 t.call(&["listpeerchannels"])["channels"][0]["state"] == "ChanneldNormal"
@@ -412,7 +396,7 @@ fn a_cooperative_close_returns_each_share_and_a_force_close_is_refused() {
     let closed = a.call(&["close", b_id]);
     assert_eq!(closed["type"], "mutual");
     let close_txid = closed["txids"][0].as_str().unwrap().to_string();
-    chain(s, &["mine", "1"]);
+    s.chain(&["mine", "1"]);
     for (who, t, least) in [("A", a, 180_000_000u64), ("B", b, 10_000_000u64)] {
         eventually(
             &format!("{who}'s wallet holds its share of the channel"),
@@ -462,7 +446,7 @@ fn a_withdrawal_is_signed_only_to_the_destination_a_device_asked_for() {
     // Then as asked: signed, and the refused attempt left no input reserved.
     let sent = a.call(&["withdraw", &to_b, "30000", "--feerate-perkw", "500"]);
     let sent_txid = sent["txid"].as_str().unwrap().to_string();
-    chain(s, &["mine", "1"]);
+    s.chain(&["mine", "1"]);
     eventually("B's wallet sees the withdrawal", || {
         b.call(&["listfunds"])["outputs"]
             .as_array()

@@ -10,18 +10,6 @@ use skylight_test_support::{Scheduler, bin};
 
 const ADDRESS: &str = "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080";
 
-fn chain_cmd(s: &Scheduler, args: &[&str]) -> String {
-    let mut full = vec!["chain"];
-    full.extend_from_slice(args);
-    let out = s.command(&full).unwrap();
-    assert!(
-        out.status.success(),
-        "scheduler chain {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
 async fn call(c: &ChainClient, method: &str, params: &[Value]) -> Value {
     c.call(method, params)
         .await
@@ -31,17 +19,17 @@ async fn call(c: &ChainClient, method: &str, params: &[Value]) -> Value {
 #[tokio::test]
 async fn the_scheduler_runs_a_regtest_chain_that_survives_a_restart() {
     let mut s = Scheduler::start(&["--shutdown-grace", "1"]).unwrap();
-    let tip = chain_cmd(&s, &["tip"]);
+    let tip = s.chain(&["tip"]);
     assert!(
         tip.starts_with("height 101 "),
         "a new chain has 101 blocks: {tip}"
     );
 
     // Fund an address, confirm it, and leave a second payment in the mempool.
-    let confirmed = chain_cmd(&s, &["fund", ADDRESS, "1.5"]).trim().to_string();
-    let mined = chain_cmd(&s, &["mine", "1"]);
+    let confirmed = s.chain(&["fund", ADDRESS, "1.5"]);
+    let mined = s.chain(&["mine", "1"]);
     assert_eq!(mined.lines().count(), 1);
-    let waiting = chain_cmd(&s, &["fund", ADDRESS, "0.25"]).trim().to_string();
+    let waiting = s.chain(&["fund", ADDRESS, "0.25"]);
 
     let chain_dir = s.dir.join("chain");
     let client = skylight_devchain::client::for_dir(&chain_dir).unwrap();
@@ -72,7 +60,7 @@ async fn the_scheduler_runs_a_regtest_chain_that_survives_a_restart() {
     );
 
     // Mining after the restart confirms what waited.
-    chain_cmd(&s, &["mine", "1"]);
+    s.chain(&["mine", "1"]);
     assert_eq!(call(&client, "getrawmempool", &[]).await, json!([]));
     s.stop().unwrap();
 

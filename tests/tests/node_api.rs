@@ -12,15 +12,6 @@ use skylight_proto::cln::{GetinfoRequest, InvoiceRequest};
 use skylight_proto::scheduler::ScheduleRequest;
 use skylight_test_support::{Run, Scheduler, SignerCli, alive, eventually, node_pid};
 
-fn registered(s: &Scheduler) -> SignerCli {
-    let cli = SignerCli::new(s).unwrap();
-    assert!(cli.run(&["init"]).unwrap().ok);
-    let code = s.invite(1).unwrap().remove(0);
-    let r = cli.run(&["register", "--invite", &code]).unwrap();
-    assert!(r.ok, "{}", r.stderr);
-    cli
-}
-
 fn json(r: &Run) -> Value {
     assert!(r.ok, "the call failed: {}", r.stderr);
     serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("{e}: {}", r.stdout))
@@ -50,7 +41,7 @@ fn payee(bolt11: &str) -> String {
 #[test]
 fn an_invoice_waits_for_the_signer_is_signed_by_it_and_the_node_survives_crash_and_idling() {
     let s = Scheduler::start(&["--node-signer-wait", "5", "--node-idle-timeout", "3"]).unwrap();
-    let cli = registered(&s);
+    let cli = SignerCli::registered(&s).unwrap();
     let node = cli.node_id();
 
     // Before any signer: getinfo answers, and says the Lightning node waits for its signer.
@@ -125,7 +116,10 @@ fn an_invoice_waits_for_the_signer_is_signed_by_it_and_the_node_survives_crash_a
 #[tokio::test]
 async fn node_calls_need_a_fresh_valid_signature_from_a_device_of_the_tenant() {
     let s = Scheduler::start(&[]).unwrap();
-    let (a, b) = (registered(&s), registered(&s));
+    let (a, b) = (
+        SignerCli::registered(&s).unwrap(),
+        SignerCli::registered(&s).unwrap(),
+    );
     let (a_id, b_id) = (a.identity(), b.identity());
     let mut sched = tls::scheduler(&s.uri, &a_id).await.unwrap();
     let uri = sched

@@ -13,11 +13,7 @@ fn node_log(s: &Scheduler, node_id: &str) -> String {
 #[test]
 fn the_signer_attaches_keeps_the_node_up_and_reattaches_after_a_crash() {
     let s = Scheduler::start(&["--node-idle-timeout", "2"]).unwrap();
-    let cli = SignerCli::new(&s).unwrap();
-    assert!(cli.run(&["init"]).unwrap().ok);
-    let code = s.invite(1).unwrap().remove(0);
-    let r = cli.run(&["register", "--invite", &code]).unwrap();
-    assert!(r.ok, "{}", r.stderr);
+    let cli = SignerCli::registered(&s).unwrap();
     let node = cli.node_id();
 
     let signer = cli.spawn(&["run"]).unwrap();

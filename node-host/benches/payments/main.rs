@@ -59,19 +59,6 @@ async fn tenant(uri: &str, nobody: &TlsIdentity) -> Tenant {
     }
 }
 
-/// Runs `scheduler chain <args>` against the running scheduler's chain.
-fn chain(scheduler: &Scheduler, args: &[&str]) -> String {
-    let mut command = vec!["chain"];
-    command.extend_from_slice(args);
-    let out = scheduler.command(&command).unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
 fn main() {
     // Quiet unless asked (`RUST_LOG=ldk=debug`, say, traces the floor's nodes).
     tracing_subscriber::fmt()
@@ -157,8 +144,8 @@ async fn remote(count: usize) -> Measured {
         .into_inner()
         .bech32
         .unwrap();
-    chain(&running, &["fund", &addr, "1"]);
-    chain(&running, &["mine", "1"]);
+    running.chain(&["fund", &addr, "1"]);
+    running.chain(&["mine", "1"]);
     loop {
         let funds = a
             .node
@@ -211,7 +198,7 @@ async fn remote(count: usize) -> Measured {
         )
         .await
         .unwrap();
-    chain(&running, &["mine", "6"]);
+    running.chain(&["mine", "6"]);
     loop {
         let c = a
             .node
