@@ -110,7 +110,8 @@ impl Node {
             .on_ldk(peer)
             .await?
             .ok_or_else(|| NodeError::Unreachable(format!("{id} disconnected at once")))?;
-        Ok(described(&running, id, Some(&details), 0))
+        self.on_ldk(move || described(&running, id, Some(&details), 0))
+            .await
     }
 
     /// The connected peers and those with channels, in node id order (only `only`, if
@@ -148,26 +149,9 @@ impl Node {
         self.channels_of(&running).await
     }
 
-    pub(super) async fn channels_of(
-        &self,
-        running: &Arc<Running>,
-    ) -> Result<Vec<Channel>, NodeError> {
+    async fn channels_of(&self, running: &Arc<Running>) -> Result<Vec<Channel>, NodeError> {
         let running = running.clone();
-        self.on_ldk(move || {
-            let connected = peers::connected(&running.peer_manager);
-            running
-                .ldk
-                .channel_manager
-                .list_channels()
-                .into_iter()
-                .map(|details| Channel {
-                    our_balance_msat: our_balance_msat(&running, &details),
-                    peer_connected: connected.contains(&details.counterparty.node_id),
-                    details,
-                })
-                .collect()
-        })
-        .await
+        self.on_ldk(move || channel_list(&running)).await
     }
 
     /// Opens a channel of `sats` to the connected peer `peer`, funded from the wallet at
@@ -262,6 +246,22 @@ impl Node {
                 .and_then(|o| running.broadcaster.spending(o.into_bitcoin_outpoint())),
         })
     }
+}
+
+/// The node's channels, as LDK has them now (call on LDK's runtime).
+pub(super) fn channel_list(running: &Running) -> Vec<Channel> {
+    let connected = peers::connected(&running.peer_manager);
+    running
+        .ldk
+        .channel_manager
+        .list_channels()
+        .into_iter()
+        .map(|details| Channel {
+            our_balance_msat: our_balance_msat(running, &details),
+            peer_connected: connected.contains(&details.counterparty.node_id),
+            details,
+        })
+        .collect()
 }
 
 /// A peer as listed: `live` while connected.

@@ -7,6 +7,7 @@ use lightning_signer::lightning::chain::chaininterface::{
 };
 
 use super::ldk::{FEE_FLOOR, FeeRates};
+use super::channels::channel_list;
 use super::{Channel, Node, NodeError};
 
 /// The fee rate a spend asks for.
@@ -77,12 +78,13 @@ impl Node {
     /// The wallet's outputs (spent ones too if `spent`) and the node's channels.
     pub async fn funds(&self, spent: bool) -> Result<Funds, NodeError> {
         let running = self.started("the funds").await?;
-        let channels = self.channels_of(&running).await?;
-        let wallet = running.wallet.clone();
-        let network = wallet.network();
-        let outputs = self
-            .on_ldk(move || wallet.outputs(spent))
-            .await?
+        let network = running.wallet.network();
+        // Outputs and channels in one call on LDK's runtime, so a listing taken while a
+        // channel is being funded is read at one moment, as near as the two allow.
+        let (outputs, channels) = self
+            .on_ldk(move || (running.wallet.outputs(spent), channel_list(&running)))
+            .await?;
+        let outputs = outputs
             .into_iter()
             .map(|o| WalletOutput {
                 outpoint: o.outpoint,
