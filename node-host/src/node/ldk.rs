@@ -269,15 +269,35 @@ pub struct Parts {
     pub broadcaster: Arc<Broadcaster>,
 }
 
-/// Whether the store holds a node (a channel manager).
-pub fn has_node(store: &FilesystemStore) -> bool {
-    store
-        .read(
-            persist::CHANNEL_MANAGER_PERSISTENCE_PRIMARY_NAMESPACE,
-            persist::CHANNEL_MANAGER_PERSISTENCE_SECONDARY_NAMESPACE,
-            persist::CHANNEL_MANAGER_PERSISTENCE_KEY,
-        )
-        .is_ok()
+/// Whether a node is stored. Only a channel manager that is not there means a new node:
+/// any other failure to read it is an error, and so are channel monitors stored without
+/// their manager. Starting a new node over either would abandon the channels' funds.
+pub fn has_node(store: &FilesystemStore) -> std::io::Result<bool> {
+    let manager = store.read(
+        persist::CHANNEL_MANAGER_PERSISTENCE_PRIMARY_NAMESPACE,
+        persist::CHANNEL_MANAGER_PERSISTENCE_SECONDARY_NAMESPACE,
+        persist::CHANNEL_MANAGER_PERSISTENCE_KEY,
+    );
+    match manager {
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == lightning::io::ErrorKind::NotFound => {
+            let monitors = store.list(
+                persist::CHANNEL_MONITOR_PERSISTENCE_PRIMARY_NAMESPACE,
+                persist::CHANNEL_MONITOR_PERSISTENCE_SECONDARY_NAMESPACE,
+            )?;
+            if monitors.is_empty() {
+                Ok(false)
+            } else {
+                Err(std::io::Error::other(format!(
+                    "{} channel monitor(s) are stored but no channel manager: node-host will not start a new node over them; restore the channel manager from a backup",
+                    monitors.len()
+                )))
+            }
+        }
+        Err(e) => Err(std::io::Error::other(format!(
+            "cannot read the stored channel manager: {e}"
+        ))),
+    }
 }
 
 /// Builds a new node (no channels yet) at `best_block`, and stores its channel manager so
@@ -426,3 +446,6 @@ pub fn user_config() -> UserConfig {
         .negotiate_anchor_zero_fee_commitments = false;
     c
 }
+
+#[cfg(test)]
+mod tests;

@@ -130,6 +130,8 @@ pub async fn build(
     handle: &Node,
 ) -> Result<Built> {
     let store = Arc::new(FilesystemStore::new(settings.dir.ldk()));
+    // Before anything is written: a store that cannot be read stops node-host as it is.
+    let stored_node = ldk::has_node(&store).context("the node's store cannot be used")?;
     let xpub = {
         let keys = keys.clone();
         tokio::task::spawn_blocking(move || keys.wallet_xpub())
@@ -144,7 +146,7 @@ pub async fn build(
         ))
     };
     // A wallet already stored follows the chain from where it stopped, with the node.
-    let stored_wallet = if Wallet::exists(&store) {
+    let stored_wallet = if Wallet::exists(&store).context("the node's store cannot be used")? {
         Some(open_wallet(BlockId {
             height: 0,
             hash: genesis,
@@ -164,7 +166,7 @@ pub async fn build(
         broadcaster: broadcaster.clone(),
     };
     let chain = settings.chain.clone();
-    let (node, tip) = if ldk::has_node(&store) {
+    let (node, tip) = if stored_node {
         // Reading channels back asks the signer for their keys: off the async workers.
         let restored = tokio::task::spawn_blocking(move || ldk::restore_node(parts))
             .await

@@ -108,8 +108,14 @@ impl Wallet {
     }
 
     /// Whether `store` holds a wallet.
-    pub fn exists(store: &FilesystemStore) -> bool {
-        store.read(NAMESPACE, "", KEY).is_ok()
+    pub fn exists(store: &FilesystemStore) -> Result<bool, WalletError> {
+        match store.read(NAMESPACE, "", KEY) {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == lightning_signer::lightning::io::ErrorKind::NotFound => Ok(false),
+            // A wallet that cannot be read is not a wallet to start again: its addresses
+            // may hold funds.
+            Err(e) => Err(WalletError(format!("cannot read the stored wallet: {e}"))),
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
