@@ -455,3 +455,19 @@ fn a_withdrawal_is_signed_only_to_the_destination_a_device_asked_for() {
             .any(|o| o["txid"] == sent_txid.as_str() && o["amount_msat"] == 30_000_000)
     });
 }
+
+#[test]
+fn paying_back_at_once_after_being_paid_finds_a_route() {
+    let pair = Pair::with_channel();
+    let (a, b) = (&pair.a, &pair.b);
+    // As a new user would: B is paid, and pays back at once. The channel's state may still
+    // be settling the first payment (its capacity momentarily taken); the node waits for it
+    // within the payment's retry time rather than failing with no route.
+    let back = invoice(a, 3_000_000, "back");
+    let coffee = invoice(b, 10_000_000, "coffee");
+    a.call(&["pay", &coffee]);
+    let r = b.cli.run(&["node", "pay", &back]).unwrap();
+    assert!(r.ok, "paying back at once: {}", r.stderr);
+    eventually("A sees B's payment", || paid(a, "back"));
+    eventually("B sees A's payment", || paid(b, "coffee"));
+}

@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use lightning_signer::bitcoin::hashes::Hash;
 use lightning_signer::bitcoin::secp256k1::PublicKey;
-use lightning_signer::lightning::ln::channelmanager::{PaymentId, Retry};
+use lightning_signer::lightning::ln::channelmanager::{
+    Bolt11PaymentError, PaymentId, Retry, RetryableSendFailure,
+};
 use lightning_signer::lightning::routing::router::RouteParametersConfig;
 use lightning_signer::lightning_invoice::Bolt11Invoice;
 
@@ -20,6 +22,9 @@ use crate::store::payments::{Payment, PaymentStatus};
 
 /// How long a payment is retried, and how long the call waits for its outcome.
 const RETRY_FOR: Duration = Duration::from_secs(60);
+/// How soon a payment with no route is tried again, within [`RETRY_FOR`]: a channel's
+/// capacity is taken for a moment while a payment just made or received settles.
+const ROUTE_RETRY: Duration = Duration::from_millis(200);
 
 /// A payment made.
 #[derive(Debug, Clone)]
@@ -120,18 +125,32 @@ impl Node {
             )
             .map_err(stored)?;
         let outcome = self.payments.wait(hash);
-        let cm = running.ldk.channel_manager.clone();
-        let sent = self
-            .on_ldk(move || {
-                cm.pay_for_bolt11_invoice(
-                    &invoice,
-                    PaymentId(hash),
-                    explicit,
-                    RouteParametersConfig::default(),
-                    Retry::Timeout(RETRY_FOR),
-                )
-            })
-            .await?;
+        // LDK retries a payment whose paths fail, but not one it found no route for at the
+        // start (nothing is pending then, so the same id can be sent again).
+        let until = tokio::time::Instant::now() + RETRY_FOR;
+        let sent = loop {
+            let (cm, invoice) = (running.ldk.channel_manager.clone(), invoice.clone());
+            let sent = self
+                .on_ldk(move || {
+                    cm.pay_for_bolt11_invoice(
+                        &invoice,
+                        PaymentId(hash),
+                        explicit,
+                        RouteParametersConfig::default(),
+                        Retry::Timeout(RETRY_FOR),
+                    )
+                })
+                .await?;
+            match sent {
+                Err(Bolt11PaymentError::SendingFailed(RetryableSendFailure::RouteNotFound))
+                    if tokio::time::Instant::now() + ROUTE_RETRY < until =>
+                {
+                    tracing::debug!(hash = %hex::encode(hash), "no route yet; trying again");
+                    tokio::time::sleep(ROUTE_RETRY).await;
+                }
+                sent => break sent,
+            }
+        };
         if let Err(e) = sent {
             let why = format!("cannot send the payment: {e:?}");
             let _ = self.payments.settle(hash, |p| {
