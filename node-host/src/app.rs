@@ -213,10 +213,9 @@ async fn stop_when_idle(
     let mut signers = stage.watch_signers();
     loop {
         // A signer attached is the node in use: the idle time counts from when it leaves.
-        if *signers.borrow_and_update() > 0 {
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                left = signers.wait_for(|n| *n == 0) => if left.is_err() { return },
+        if signers.count() > 0 {
+            if !signers.detached(&shutdown).await {
+                return;
             }
             activity.touch();
             continue;

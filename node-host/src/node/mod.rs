@@ -163,10 +163,11 @@ impl Node {
     async fn with_signer(&self, what: &str) -> Result<Arc<Running>, NodeError> {
         let until = tokio::time::Instant::now() + self.signer_wait;
         let running = self.started(what).await.ok();
+        let never = tokio_util::sync::CancellationToken::new();
         let mut signers = self.stage.watch_signers();
-        let attached = tokio::time::timeout_at(until, signers.wait_for(|n| *n > 0))
+        let attached = tokio::time::timeout_at(until, signers.attached(&never))
             .await
-            .is_ok_and(|r| r.is_ok());
+            .unwrap_or(false);
         match running {
             Some(r) if attached => Ok(r),
             _ => Err(NodeError::NoSigner {

@@ -88,23 +88,18 @@ pub async fn disconnect_without_signer(
 ) {
     let mut signers = stage.watch_signers();
     loop {
-        for attached in [true, false] {
-            tokio::select! {
-                _ = stop.cancelled() => return,
-                changed = signers.wait_for(|n| (*n > 0) == attached) => if changed.is_err() { return },
+        if !signers.attached(&stop).await || !signers.detached(&stop).await {
+            return;
+        }
+        let pm = peer_manager.clone();
+        // It may wait for threads blocked in signer calls (they end at their deadline).
+        let _ = tokio::task::spawn_blocking(move || {
+            if !pm.list_peers().is_empty() {
+                tracing::info!("the signer left: disconnecting every peer");
+                pm.disconnect_all_peers();
             }
-        }
-        {
-            let pm = peer_manager.clone();
-            // It may wait for threads blocked in signer calls (they end at their deadline).
-            let _ = tokio::task::spawn_blocking(move || {
-                if !pm.list_peers().is_empty() {
-                    tracing::info!("the signer left: disconnecting every peer");
-                    pm.disconnect_all_peers();
-                }
-            })
-            .await;
-        }
+        })
+        .await;
     }
 }
 
@@ -173,36 +168,32 @@ pub async fn reconnect(
 ) {
     let mut signers = stage.watch_signers();
     loop {
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            attached = signers.wait_for(|n| *n > 0) => if attached.is_err() { return },
+        if !signers.attached(&stop).await {
+            return;
         }
-        {
-            let (cm, pm) = (channel_manager.clone(), peer_manager.clone());
-            let missing = tokio::task::spawn_blocking(move || {
-                let connected = connected(&pm);
-                let mut missing: Vec<_> = cm
-                    .list_channels()
-                    .into_iter()
-                    .map(|c| c.counterparty.node_id)
-                    .filter(|id| !connected.contains(id))
-                    .collect();
-                missing.dedup();
-                missing
-            })
-            .await
-            .unwrap_or_default();
-            for peer in missing {
-                if let Some(addr) = remembered(&store, &peer) {
-                    tracing::info!(%peer, %addr, "reconnecting to a channel peer");
-                    let pm = peer_manager.clone();
-                    tokio::spawn(async move {
-                        if let Some(c) = lightning_net_tokio::connect_outbound(pm, peer, addr).await
-                        {
-                            c.await;
-                        }
-                    });
-                }
+        let (cm, pm) = (channel_manager.clone(), peer_manager.clone());
+        let missing = tokio::task::spawn_blocking(move || {
+            let connected = connected(&pm);
+            let mut missing: Vec<_> = cm
+                .list_channels()
+                .into_iter()
+                .map(|c| c.counterparty.node_id)
+                .filter(|id| !connected.contains(id))
+                .collect();
+            missing.dedup();
+            missing
+        })
+        .await
+        .unwrap_or_default();
+        for peer in missing {
+            if let Some(addr) = remembered(&store, &peer) {
+                tracing::info!(%peer, %addr, "reconnecting to a channel peer");
+                let pm = peer_manager.clone();
+                tokio::spawn(async move {
+                    if let Some(c) = lightning_net_tokio::connect_outbound(pm, peer, addr).await {
+                        c.await;
+                    }
+                });
             }
         }
         tokio::select! {

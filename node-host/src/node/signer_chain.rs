@@ -92,30 +92,27 @@ pub async fn feed(
     let mut failing = false;
     let mut signers = stage.watch_signers();
     loop {
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            attached = signers.wait_for(|n| *n > 0) => if attached.is_err() { return },
+        if !signers.attached(&stop).await {
+            return;
         }
-        {
-            match catch_up(&mut chain, &keys, &attester, &secp).await {
-                Ok(0) => {}
-                Ok(blocks) => {
-                    tracing::info!(blocks, "the signer's chain caught up");
-                    // Signing LDK put off for want of the signer's chain can go ahead. Not
-                    // awaited: it takes LDK's locks, which a thread waiting for a signature
-                    // may hold until the next block reaches the signer.
-                    let (cm, mon) = (channel_manager.clone(), chain_monitor.clone());
-                    tokio::task::spawn_blocking(move || {
-                        cm.signer_unblocked(None);
-                        mon.signer_unblocked(None);
-                    });
-                    failing = false;
-                }
-                Err(e) => {
-                    if !failing {
-                        tracing::warn!(error = %format!("{e:#}"), "cannot feed the chain to the signer; retrying");
-                        failing = true;
-                    }
+        match catch_up(&mut chain, &keys, &attester, &secp).await {
+            Ok(0) => {}
+            Ok(blocks) => {
+                tracing::info!(blocks, "the signer's chain caught up");
+                // Signing LDK put off for want of the signer's chain can go ahead. Not
+                // awaited: it takes LDK's locks, which a thread waiting for a signature may
+                // hold until the next block reaches the signer.
+                let (cm, mon) = (channel_manager.clone(), chain_monitor.clone());
+                tokio::task::spawn_blocking(move || {
+                    cm.signer_unblocked(None);
+                    mon.signer_unblocked(None);
+                });
+                failing = false;
+            }
+            Err(e) => {
+                if !failing {
+                    tracing::warn!(error = %format!("{e:#}"), "cannot feed the chain to the signer; retrying");
+                    failing = true;
                 }
             }
         }

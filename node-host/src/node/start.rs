@@ -34,13 +34,12 @@ pub async fn keys_from_signer(
     let receive_auth = receive_auth_key(settings)?;
     let transport = Arc::new(StageTransport::new(stage.clone(), settings.signer_deadline));
     let mut signers = stage.watch_signers();
-    if *signers.borrow() == 0 {
+    if signers.count() == 0 {
         tracing::info!("waiting for the tenant's signer to start the Lightning node");
     }
     loop {
-        tokio::select! {
-            _ = stop.cancelled() => return Ok(None),
-            attached = signers.wait_for(|n| *n > 0) => if attached.is_err() { return Ok(None) },
+        if !signers.attached(stop).await {
+            return Ok(None);
         }
         let (t, network) = (transport.clone(), settings.network.to_string());
         // The upstream client panics when its init gets no answer; the panic stays in this

@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use skylight_proto::greenlight::HsmRequestContext;
 use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
 
 /// The most requests kept for waiters that gave up; beyond it the oldest are dropped.
 const MAX_ABANDONED: usize = 1024;
@@ -108,6 +109,43 @@ impl Default for Stage {
     }
 }
 
+/// The attached signers as they come and go (see [`Stage::watch_signers`]).
+pub struct SignerWatch(watch::Receiver<usize>);
+
+impl SignerWatch {
+    /// How many signers are attached now; [`SignerWatch::changed`] waits for the next change
+    /// after this.
+    pub fn count(&mut self) -> usize {
+        *self.0.borrow_and_update()
+    }
+
+    /// Waits until a signer is attached (at once if one is); `false` if `stop` comes first.
+    pub async fn attached(&mut self, stop: &CancellationToken) -> bool {
+        self.until(|n| n > 0, stop).await
+    }
+
+    /// Waits until no signer is attached (at once if none is); `false` if `stop` comes
+    /// first.
+    pub async fn detached(&mut self, stop: &CancellationToken) -> bool {
+        self.until(|n| n == 0, stop).await
+    }
+
+    /// Waits for the number of attached signers to change.
+    pub async fn changed(&mut self) {
+        if self.0.changed().await.is_err() {
+            // The stage is gone: nothing will change again.
+            std::future::pending::<()>().await;
+        }
+    }
+
+    async fn until(&mut self, wanted: impl Fn(usize) -> bool, stop: &CancellationToken) -> bool {
+        tokio::select! {
+            _ = stop.cancelled() => false,
+            reached = self.0.wait_for(|n| wanted(*n)) => reached.is_ok(),
+        }
+    }
+}
+
 /// A staged request and where its answer arrives.
 pub struct Ticket {
     /// The request id.
@@ -145,8 +183,8 @@ impl Stage {
 
     /// How many signers are attached, as it changes: the node waits on this for a signer
     /// to come (to start, to accept peers) or go (to drop peers), instead of polling.
-    pub fn watch_signers(&self) -> watch::Receiver<usize> {
-        self.attached.subscribe()
+    pub fn watch_signers(&self) -> SignerWatch {
+        SignerWatch(self.attached.subscribe())
     }
 
     /// Stages a request and hands it to every attached signer.

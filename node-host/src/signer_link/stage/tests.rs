@@ -214,15 +214,15 @@ fn a_request_that_failed_for_now_is_sent_again_and_its_caller_still_gets_the_ans
 #[test]
 fn the_signer_watch_follows_attaches_and_detaches() {
     let stage = Stage::new();
-    let watch = stage.watch_signers();
-    assert_eq!(*watch.borrow(), 0);
+    let mut watch = stage.watch_signers();
+    assert_eq!(watch.count(), 0);
     let a = stage.attach();
     let b = stage.attach();
-    assert_eq!(*watch.borrow(), 2);
+    assert_eq!(watch.count(), 2);
     stage.detach(a.session);
-    assert_eq!(*watch.borrow(), 1);
+    assert_eq!(watch.count(), 1);
     // A signer whose feed is gone counts as gone once the stage looks.
     drop(b);
     assert_eq!(stage.signers(), 0);
-    assert_eq!(*watch.borrow(), 0);
+    assert_eq!(watch.count(), 0);
 }
