@@ -20,7 +20,6 @@ use crate::activity::Activity;
 use crate::api::NodeApi;
 use crate::config::Config;
 use crate::node::{self, Node, Settings};
-use crate::paths::NodeDir;
 use crate::server::signed_requests::Verifier;
 use crate::server::{self, ServerTls};
 use crate::signer_link::faults;
@@ -37,7 +36,6 @@ pub const NODE_STOP_GRACE: Duration = Duration::from_secs(8);
 /// A node-host with its stores open and its server's port bound, not yet serving.
 pub struct NodeHost {
     config: Config,
-    dir: NodeDir,
     tls: ServerTls,
     listener: TcpListener,
     uri: String,
@@ -87,7 +85,6 @@ impl NodeHost {
         Ok(NodeHost {
             verifier: Arc::new(Verifier::new(config.signed_request_window)),
             config,
-            dir,
             tls,
             listener,
             uri,
@@ -99,11 +96,6 @@ impl NodeHost {
             payments,
             io,
         })
-    }
-
-    /// Where the server listens (`https://localhost:<port>`).
-    pub fn uri(&self) -> &str {
-        &self.uri
     }
 
     /// Serves until `shutdown` is cancelled (by the caller, by the idle watch, or by the
@@ -127,9 +119,7 @@ impl NodeHost {
         ));
 
         let settings = Settings {
-            network: self.config.network,
-            node_id: self.config.node_id,
-            dir: self.dir.clone(),
+            dir: self.config.dir(),
             chain: self.chain.clone(),
             p2p_listen: self.config.p2p_listen,
             signer_deadline: self.config.signer_deadline,
@@ -156,7 +146,7 @@ impl NodeHost {
         let link = SignerLink::new(self.stage.clone(), self.state.clone(), shipped);
         let api = NodeApi::new(node, link);
         // Written whole, then renamed into place: the scheduler polls for this file.
-        let uri_file = self.dir.grpc_uri();
+        let uri_file = self.config.dir().grpc_uri();
         let tmp = uri_file.with_extension("tmp");
         std::fs::write(&tmp, format!("{}\n", self.uri))?;
         std::fs::rename(&tmp, &uri_file)?;

@@ -102,8 +102,6 @@ async fn host(
     // The signers answer from threads beside the nodes: this link carries none of them.
     let link = SignerLink::new(stage, state, verifier.clone());
     let settings = Settings {
-        network: Network::Regtest,
-        node_id,
         dir: files.clone(),
         chain,
         p2p_listen: "127.0.0.1:0".parse().unwrap(),

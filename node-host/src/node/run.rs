@@ -6,8 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use lightning_signer::bitcoin::Network;
-use lightning_signer::bitcoin::secp256k1::PublicKey;
 use skylight_client::chain::ChainClient;
 use tokio_util::sync::CancellationToken;
 
@@ -16,10 +14,6 @@ use crate::paths::NodeDir;
 
 /// How the node runs.
 pub struct Settings {
-    /// Bitcoin network.
-    pub network: Network,
-    /// The tenant's node id: the attached signer must have this one.
-    pub node_id: PublicKey,
     /// node-host's data directory.
     pub dir: NodeDir,
     /// The chain.
@@ -46,7 +40,7 @@ pub async fn run(
     if let Ok(h) = chain::height(&settings.chain).await {
         node.set_height(h);
     }
-    let Some(keys) = start::keys_from_signer(&settings, &stage, &stop).await? else {
+    let Some(keys) = start::keys_from_signer(&settings, &node, &stop).await? else {
         return Ok(());
     };
     let built = start::build(&settings, keys, &node).await?;
@@ -61,7 +55,7 @@ pub async fn run(
     ));
     tasks.spawn(chain::follow(
         settings.chain.clone(),
-        settings.network,
+        node.network,
         tip,
         chain::Listeners {
             monitor: ldk.chain_monitor.clone(),

@@ -19,7 +19,6 @@ use super::{Node, Settings};
 use crate::signer_link::keys::RemoteKeys;
 use crate::node::ldk::{self, Broadcaster, FeeRates, Parts};
 use crate::signer_link::transport::StageTransport;
-use crate::signer_link::stage::Stage;
 use crate::node::wallet::Wallet;
 use bdk_wallet::chain::BlockId;
 use lightning_signer::bitcoin::blockdata::constants::genesis_block;
@@ -28,12 +27,15 @@ use lightning_signer::bitcoin::blockdata::constants::genesis_block;
 /// first. A signer that does not answer the init is retried.
 pub async fn keys_from_signer(
     settings: &Settings,
-    stage: &Arc<Stage>,
+    node: &Node,
     stop: &CancellationToken,
 ) -> Result<Option<Arc<RemoteKeys>>> {
     let receive_auth = receive_auth_key(settings)?;
-    let transport = Arc::new(StageTransport::new(stage.clone(), settings.signer_deadline));
-    let mut signers = stage.watch_signers();
+    let transport = Arc::new(StageTransport::new(
+        node.stage.clone(),
+        settings.signer_deadline,
+    ));
+    let mut signers = node.stage.watch_signers();
     if signers.count() == 0 {
         tracing::info!("waiting for the tenant's signer to start the Lightning node");
     }
@@ -41,7 +43,7 @@ pub async fn keys_from_signer(
         if !signers.attached(stop).await {
             return Ok(None);
         }
-        let (t, network) = (transport.clone(), settings.network.to_string());
+        let (t, network) = (transport.clone(), node.network.to_string());
         // The upstream client panics when its init gets no answer; the panic stays in this
         // blocking task, and the init is tried again.
         let init = tokio::task::spawn_blocking(move || {
@@ -58,10 +60,10 @@ pub async fn keys_from_signer(
                 let id = keys
                     .get_node_id(Recipient::Node)
                     .map_err(|()| anyhow!("the signer gave no node id"))?;
-                if id != settings.node_id {
+                if id != node.id {
                     bail!(
                         "the attached signer is node {id}, not this node ({}): refusing it",
-                        settings.node_id
+                        node.id
                     );
                 }
                 return Ok(Some(Arc::new(keys)));
@@ -137,10 +139,10 @@ pub async fn build(
             .await?
             .context("the signer did not give its wallet key")?
     };
-    let genesis = genesis_block(settings.network).block_hash();
+    let genesis = genesis_block(handle.network).block_hash();
     let open_wallet = |birth: BlockId| -> Result<Arc<Wallet>> {
         Ok(Arc::new(
-            Wallet::open(store.clone(), &xpub, settings.network, birth, genesis)
+            Wallet::open(store.clone(), &xpub, handle.network, birth, genesis)
                 .context("cannot open the wallet")?,
         ))
     };
@@ -158,7 +160,7 @@ pub async fn build(
     let (broadcaster, queue) = Broadcaster::new();
     let broadcaster = Arc::new(broadcaster);
     let parts = Parts {
-        network: settings.network,
+        network: handle.network,
         keys,
         store: store.clone(),
         fees: fees.clone(),
@@ -196,7 +198,7 @@ pub async fn build(
             if let Some(w) = &stored_wallet {
                 listeners.push((w.tip().hash, &**w as &(dyn Listen + Send + Sync)));
             }
-            init::synchronize_listeners(&*chain, settings.network, &mut cache, listeners)
+            init::synchronize_listeners(&*chain, handle.network, &mut cache, listeners)
                 .await
                 .map_err(|e| anyhow!("cannot bring the node to the chain's tip: {e:?}"))?
         };
