@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 use bitcoin::secp256k1::PublicKey;
 use skylight_certs::{Authority, Validity};
 use skylight_node_host::config as node_host;
-use skylight_node_host::paths::NodeDir;
 use tokio::process::{Child, Command};
 
 use super::{NodeManager, NodeProcess, process};
@@ -31,9 +30,9 @@ pub async fn start(m: &NodeManager, node_id: &[u8; 33]) -> Result<(NodeProcess, 
         .map_err(|e| Error::Internal(e.to_string()))??
         .ok_or_else(|| Error::NotFound(format!("node {node_hex} is not registered here")))?;
 
-    std::fs::create_dir_all(&dir)
-        .map_err(|e| Error::Internal(format!("{}: {e}", dir.display())))?;
-    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
+    std::fs::create_dir_all(dir.root())
+        .map_err(|e| Error::Internal(format!("{}: {e}", dir.root().display())))?;
+    std::fs::set_permissions(dir.root(), std::fs::Permissions::from_mode(0o700))
         .map_err(|e| Error::Internal(e.to_string()))?;
 
     // A fresh server certificate under the tenant's CA at every start: the node trusts only
@@ -43,22 +42,22 @@ pub async fn start(m: &NodeManager, node_id: &[u8; 33]) -> Result<(NodeProcess, 
     let server = tenant.issue_node_server(&node_hex, Validity::days(m.settings.cert_days))?;
     let chain = format!("{}{}{}", server.cert_pem, ca.cert_pem, m.users_ca_pem);
     let internal = |e: anyhow::Error| Error::Internal(e.to_string());
-    let files = NodeDir::new(&dir);
-    write_public(&files.server_cert(), &chain).map_err(internal)?;
-    write_secret(&files.server_key(), &server.key_pem).map_err(internal)?;
-    write_public(&files.tenant_ca(), &ca.cert_pem).map_err(internal)?;
+    write_public(&dir.server_cert(), &chain).map_err(internal)?;
+    write_secret(&dir.server_key(), &server.key_pem).map_err(internal)?;
+    write_public(&dir.tenant_ca(), &ca.cert_pem).map_err(internal)?;
 
-    let uri_file = files.grpc_uri();
+    let uri_file = dir.grpc_uri();
     let _ = std::fs::remove_file(&uri_file);
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
-        .open(files.log())
-        .map_err(|e| Error::Internal(format!("{}: {e}", files.log().display())))?;
+        .open(dir.log())
+        .map_err(|e| Error::Internal(format!("{}: {e}", dir.log().display())))?;
     let s = &m.settings;
     let node_key = PublicKey::from_slice(node_id)
         .map_err(|_| Error::Internal(format!("{node_hex} is not a public key")))?;
-    let mut config = node_host::Config::new(node_key, dir.clone(), s.chain_url.clone());
+    let mut config =
+        node_host::Config::new(node_key, dir.root().to_path_buf(), s.chain_url.clone());
     config.network = s.network;
     config.bitcoind_cookie = s.chain_cookie.clone();
     s.node_host.apply(&mut config);
@@ -76,7 +75,7 @@ pub async fn start(m: &NodeManager, node_id: &[u8; 33]) -> Result<(NodeProcess, 
     let pid = child
         .id()
         .ok_or_else(|| failed("node-host exited at once"))?;
-    write_public(&process::pid_file(&dir), &format!("{pid}\n")).map_err(internal)?;
+    write_public(&dir.pid(), &format!("{pid}\n")).map_err(internal)?;
 
     // Ready when it has written its URI and its port accepts connections.
     let deadline = Instant::now() + s.start_timeout;
@@ -92,7 +91,7 @@ pub async fn start(m: &NodeManager, node_id: &[u8; 33]) -> Result<(NodeProcess, 
             }
         }
         if let Ok(Some(status)) = child.try_wait() {
-            let _ = std::fs::remove_file(process::pid_file(&dir));
+            let _ = std::fs::remove_file(dir.pid());
             return Err(failed(format!("node-host exited with {status}")));
         }
         if Instant::now() > deadline {

@@ -16,6 +16,8 @@ use std::time::Duration;
 use skylight_certs::Authority;
 use tokio::sync::watch;
 
+use skylight_node_host::paths::NodeDir;
+
 use crate::error::Error;
 use crate::store::Store;
 
@@ -121,7 +123,7 @@ impl NodeManager {
                     false
                 }
             });
-            let _ = std::fs::remove_file(process::pid_file(&dir));
+            let _ = std::fs::remove_file(dir.pid());
             match status {
                 Ok(s) if s.success() => tracing::info!(node_id = %node_hex, "node-host stopped"),
                 Ok(s) => tracing::warn!(node_id = %node_hex, status = %s, "node-host exited"),
@@ -164,7 +166,7 @@ impl NodeManager {
     }
 
     /// The tenant's node directory.
-    pub fn node_dir(&self, node_id: &[u8; 33]) -> PathBuf {
-        self.settings.nodes_dir.join(hex::encode(node_id))
+    pub fn node_dir(&self, node_id: &[u8; 33]) -> NodeDir {
+        NodeDir::new(self.settings.nodes_dir.join(hex::encode(node_id)))
     }
 }

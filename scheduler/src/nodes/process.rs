@@ -55,11 +55,6 @@ fn is_zombie(pid: u32) -> bool {
         .unwrap_or(false)
 }
 
-/// The pid file in a node directory.
-pub fn pid_file(dir: &Path) -> std::path::PathBuf {
-    skylight_node_host::paths::NodeDir::new(dir).pid()
-}
-
 /// Stops node-hosts a previous scheduler left behind (it was killed, say): every node
 /// directory under `nodes_dir` whose pid file names a live node-host for that directory.
 pub async fn reap_orphans(nodes_dir: &Path, grace: Duration) -> usize {
@@ -69,7 +64,7 @@ pub async fn reap_orphans(nodes_dir: &Path, grace: Duration) -> usize {
     let mut reaped = 0;
     for entry in entries.flatten() {
         let dir = entry.path();
-        let pid_path = pid_file(&dir);
+        let pid_path = skylight_node_host::paths::NodeDir::new(&dir).pid();
         let Some(pid) = std::fs::read_to_string(&pid_path)
             .ok()
             .and_then(|s| s.trim().parse::<u32>().ok())
