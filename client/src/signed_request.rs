@@ -51,8 +51,7 @@ impl RequestSigner {
 
     /// `msg` as a request carrying the signature headers, stamped `ts_ms`.
     pub fn sign_at<T: prost::Message>(&self, msg: T, ts_ms: u64) -> Result<tonic::Request<T>> {
-        let mut signed = grpc_frame(&msg);
-        signed.extend_from_slice(&ts_ms.to_be_bytes());
+        let signed = signed_message(&grpc_frame(&msg), ts_ms);
         let sig = self
             .key
             .sign(&self.rng, &signed)
@@ -79,13 +78,18 @@ impl RequestSigner {
     }
 }
 
-/// Whether `signature` (64 bytes, r ‖ s) by `pubkey` (a 65-byte uncompressed P-256 point)
-/// signs `frame` stamped `timestamp_ms`, as [`RequestSigner`] signs.
-pub fn verifies(pubkey: &[u8], frame: &[u8], timestamp_ms: u64, signature: &[u8]) -> bool {
+/// What a device signs for a call: its gRPC `frame` ‖ u64be(`timestamp_ms`).
+pub fn signed_message(frame: &[u8], timestamp_ms: u64) -> Vec<u8> {
     let mut signed = Vec::with_capacity(frame.len() + 8);
     signed.extend_from_slice(frame);
     signed.extend_from_slice(&timestamp_ms.to_be_bytes());
+    signed
+}
+
+/// Whether `signature` (64 bytes, r ‖ s) by `pubkey` (a 65-byte uncompressed P-256 point)
+/// signs `frame` stamped `timestamp_ms`, as [`RequestSigner`] signs.
+pub fn verifies(pubkey: &[u8], frame: &[u8], timestamp_ms: u64, signature: &[u8]) -> bool {
     UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, pubkey)
-        .verify(&signed, signature)
+        .verify(&signed_message(frame, timestamp_ms), signature)
         .is_ok()
 }

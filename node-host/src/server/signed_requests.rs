@@ -15,6 +15,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use base64::Engine;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use ring::digest;
+use skylight_client::signed_request;
 use skylight_proto::greenlight::PendingRequest;
 use tonic::Status;
 
@@ -130,7 +131,7 @@ impl Verifier {
                 "the request is signed by a key other than this device's TLS key",
             ));
         }
-        if !skylight_client::signed_request::verifies(&pubkey, body, timestamp, &signature) {
+        if !signed_request::verifies(&pubkey, body, timestamp, &signature) {
             return Err(Status::unauthenticated(
                 "the request signature (glauthsig) does not verify",
             ));
@@ -149,8 +150,7 @@ impl Verifier {
         // Replays are caught on what was signed, not on the signature bytes: an ECDSA
         // signature can be altered into another valid one for the same message.
         let mut id_input = pubkey.clone();
-        id_input.extend_from_slice(body);
-        id_input.extend_from_slice(&ts_bytes);
+        id_input.extend_from_slice(&signed_request::signed_message(body, timestamp));
         let id: [u8; 32] = digest::digest(&digest::SHA256, &id_input)
             .as_ref()
             .try_into()
