@@ -64,10 +64,26 @@ impl StateSigner {
 }
 
 /// The highest version of each key this device has seen, kept in a file (or only in
-/// memory, for a signer without a data directory).
+/// memory, for a signer without a data directory), with the entries it produced that the
+/// node has not yet confirmed storing.
+///
+/// Those entries matter when the device stops between raising a mark and the node storing
+/// what it answered (killed mid-request, say): the node then offers an older version, and
+/// the device must tell "the node missed my answer" (it re-sends its copy) from "the node
+/// rolled me back" (it refuses). A device that kept only marks could not: its copy of the
+/// state lived in memory.
 pub struct Watermarks {
     path: Option<PathBuf>,
+    file: MarksFile,
+}
+
+/// What the marks file holds.
+#[derive(Default, serde::Serialize, serde::Deserialize)]
+struct MarksFile {
     marks: BTreeMap<String, u64>,
+    /// key → (version, value hex): produced here, not yet confirmed stored by the node.
+    #[serde(default)]
+    unconfirmed: BTreeMap<String, (u64, String)>,
 }
 
 impl Watermarks {
@@ -75,39 +91,84 @@ impl Watermarks {
     pub fn in_memory() -> Self {
         Watermarks {
             path: None,
-            marks: BTreeMap::new(),
+            file: MarksFile::default(),
         }
     }
 
-    /// Marks kept in `path` (JSON), read if it exists.
+    /// Marks kept in `path` (JSON), read if it exists. A file from before unconfirmed
+    /// entries were kept (a plain map of marks) is read as marks alone.
     pub fn open(path: &Path) -> std::io::Result<Self> {
-        let marks = match std::fs::read(path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map_err(|e| std::io::Error::other(format!("{}: {e}", path.display())))?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
+        let damaged =
+            |e: serde_json::Error| std::io::Error::other(format!("{}: {e}", path.display()));
+        let file = match std::fs::read(path) {
+            Ok(bytes) => match serde_json::from_slice::<MarksFile>(&bytes) {
+                Ok(f) => f,
+                Err(_) => MarksFile {
+                    marks: serde_json::from_slice(&bytes).map_err(damaged)?,
+                    unconfirmed: BTreeMap::new(),
+                },
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => MarksFile::default(),
             Err(e) => return Err(e),
         };
         Ok(Watermarks {
             path: Some(path.to_path_buf()),
-            marks,
+            file,
         })
     }
 
     /// The mark of `key`.
     pub fn get(&self, key: &str) -> Option<u64> {
-        self.marks.get(key).copied()
+        self.file.marks.get(key).copied()
     }
 
-    /// Raises marks to these versions and writes them durably.
+    /// The entries produced here that the node has not confirmed: key, version, value.
+    pub fn unconfirmed(&self) -> Vec<(String, u64, Vec<u8>)> {
+        self.file
+            .unconfirmed
+            .iter()
+            .filter_map(|(k, (v, hex_value))| Some((k.clone(), *v, hex::decode(hex_value).ok()?)))
+            .collect()
+    }
+
+    /// The node stored `key` at `version`: its copy no longer needs keeping here (written
+    /// with the next change).
+    pub fn confirmed(&mut self, key: &str, version: u64) {
+        if self
+            .file
+            .unconfirmed
+            .get(key)
+            .is_some_and(|(v, _)| *v <= version)
+        {
+            self.file.unconfirmed.remove(key);
+        }
+    }
+
+    /// Raises marks to these versions and keeps `news` (entries the node lacks) until it
+    /// confirms them; written durably when anything changed.
     pub fn raise(
         &mut self,
         entries: impl IntoIterator<Item = (String, u64)>,
+        news: &[(String, u64, Vec<u8>)],
     ) -> std::io::Result<()> {
         let mut changed = false;
         for (k, v) in entries {
-            let m = self.marks.entry(k).or_default();
+            let m = self.file.marks.entry(k).or_default();
             if v > *m {
                 *m = v;
+                changed = true;
+            }
+        }
+        for (k, v, value) in news {
+            if self
+                .file
+                .unconfirmed
+                .get(k)
+                .is_none_or(|(have, _)| have < v)
+            {
+                self.file
+                    .unconfirmed
+                    .insert(k.clone(), (*v, hex::encode(value)));
                 changed = true;
             }
         }
@@ -116,8 +177,15 @@ impl Watermarks {
                 let tmp = path.with_extension("tmp");
                 {
                     use std::io::Write;
-                    let mut f = std::fs::File::create(&tmp)?;
-                    f.write_all(&serde_json::to_vec(&self.marks).map_err(std::io::Error::other)?)?;
+                    use std::os::unix::fs::OpenOptionsExt;
+                    // The unconfirmed entries are the signer's state: the device's only.
+                    let mut f = std::fs::OpenOptions::new()
+                        .write(true)
+                        .create(true)
+                        .truncate(true)
+                        .mode(0o600)
+                        .open(&tmp)?;
+                    f.write_all(&serde_json::to_vec(&self.file).map_err(std::io::Error::other)?)?;
                     f.sync_all()?;
                 }
                 std::fs::rename(&tmp, path)
@@ -161,9 +229,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("marks.json");
         let mut m = Watermarks::open(&path).unwrap();
-        m.raise([("a".to_string(), 5), ("b".to_string(), 2)])
+        m.raise([("a".to_string(), 5), ("b".to_string(), 2)], &[])
             .unwrap();
-        m.raise([("a".to_string(), 3)]).unwrap();
+        m.raise([("a".to_string(), 3)], &[]).unwrap();
         let m = Watermarks::open(&path).unwrap();
         assert_eq!(m.get("a"), Some(5));
         assert_eq!(m.get("b"), Some(2));

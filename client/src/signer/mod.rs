@@ -105,6 +105,19 @@ impl Signer {
     /// state than it has seen, even after the signer restarts.
     pub fn with_watermarks(mut self, path: &std::path::Path) -> std::io::Result<Self> {
         self.marks = Watermarks::open(path)?;
+        // What this device answered but the node may never have stored: its copy again,
+        // so an older one from the node reads as missed, and ours goes to it.
+        let kept: Vec<KVV> = self
+            .marks
+            .unconfirmed()
+            .into_iter()
+            .map(|(k, v, value)| KVV(k, (v, value)))
+            .collect();
+        if !kept.is_empty() {
+            self.local
+                .put_batch(kept)
+                .map_err(|e| std::io::Error::other(format!("{e:?}")))?;
+        }
         Ok(self)
     }
 
@@ -118,6 +131,7 @@ impl Signer {
         for e in entries {
             let v = self.node_has.entry(e.key.clone()).or_default();
             *v = (*v).max(e.version);
+            self.marks.confirmed(&e.key, e.version);
         }
     }
 
@@ -145,9 +159,14 @@ impl Signer {
             .get_prefix("")
             .map(|all| all.collect())
             .unwrap_or_default();
+        let news: Vec<(String, u64, Vec<u8>)> = local
+            .iter()
+            .filter(|KVV(k, (v, _))| self.node_has.get(k).is_none_or(|have| have < v))
+            .map(|KVV(k, (v, value))| (k.clone(), *v, value.clone()))
+            .collect();
         if let Err(e) = self
             .marks
-            .raise(local.iter().map(|KVV(k, (v, _))| (k.clone(), *v)))
+            .raise(local.iter().map(|KVV(k, (v, _))| (k.clone(), *v)), &news)
         {
             // Without its marks the device could be rolled back later: do not sign on.
             return HsmResponse {
@@ -188,8 +207,10 @@ impl Signer {
                     continue;
                 }
                 return Err(format!(
-                    "policy: the node offers version {} of {:?}, older than this device has seen (a rollback)",
-                    e.version, e.key
+                    "policy: the node offers version {} of {:?}, older than this device has seen ({m}; its own copy is at {}): a rollback",
+                    e.version,
+                    e.key,
+                    ours.map_or("none".to_string(), |v| v.to_string())
                 ));
             }
         }

@@ -232,7 +232,7 @@ fn altered_or_rolled_back_state_from_the_node_is_refused() {
             .with_watermarks(&marks)
             .unwrap();
         s2.marks
-            .raise([(entry.key.clone(), entry.version + 1)])
+            .raise([(entry.key.clone(), entry.version + 1)], &[])
             .unwrap();
     }
     let mut s3 = Signer::new(&secret, Network::Regtest)
@@ -399,4 +399,38 @@ fn an_onchain_payment_is_approved_only_to_a_destination_and_amount_a_device_sign
     let mut altered = signed[0].clone();
     altered.request = signed_request(approvals::WITHDRAW_PATH, withdraw(other, 30_000)).request;
     assert!(!approver(vec![altered]).approve_onchain(&paying(other, 30_000), &[], &[0]));
+}
+
+#[test]
+fn a_device_stopped_before_the_node_stored_its_answer_sends_its_copy_again_instead_of_refusing() {
+    let secret = HsmSecret::from_bytes([0x34; 32]);
+    let dir = tempfile::tempdir().unwrap();
+    let marks = dir.path().join("marks.json");
+    // The device answered with "k" at version 5, and stopped before the node stored it.
+    {
+        let mut m = Watermarks::open(&marks).unwrap();
+        m.raise(
+            [("k".to_string(), 5)],
+            &[("k".to_string(), 5, b"\"five\"".to_vec())],
+        )
+        .unwrap();
+    }
+    // Restarted, it is offered the node's older copy: missed, not rolled back.
+    let mut s = Signer::new(&secret, Network::Regtest)
+        .with_watermarks(&marks)
+        .unwrap();
+    let mut older = SignerStateEntry {
+        version: 4,
+        key: "k".into(),
+        value: b"\"four\"".to_vec(),
+        signature: vec![],
+    };
+    s.state_key.sign(&mut older);
+    let mut req = init_request(1);
+    req.signer_state = vec![older];
+    let resp = s.handle(&req);
+    assert!(resp.error.is_empty(), "{}", resp.error);
+    let sent = resp.signer_state.iter().find(|e| e.key == "k").unwrap();
+    assert_eq!((sent.version, sent.value.as_slice()), (5, &b"\"five\""[..]));
+    assert!(s.state_key.verify(sent), "our copy goes to the node signed");
 }
