@@ -7,15 +7,12 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use lightning_signer::lightning::sign::{NodeSigner, ReceiveAuthKey, Recipient};
+use lightning_signer::lightning::sign::{NodeSigner, Recipient};
 use skylight_client::secret::HsmSecret;
-use skylight_node_host::signer_link::keys::RemoteKeys;
 use skylight_node_host::signer_link::stage::Stage;
-use skylight_node_host::signer_link::transport::StageTransport;
 use skylight_node_host::store::signer_state::SignerState;
-use vls_protocol_client::KeysManagerClient;
 
-use skylight_test_support::in_process::attach_signer;
+use skylight_test_support::in_process::{attach_signer, remote_keys};
 use skylight_test_support::percentile;
 
 fn main() {
@@ -27,15 +24,12 @@ fn main() {
     let stage = Arc::new(Stage::new());
     let state = Arc::new(SignerState::open(&dir.path().join("state.redb")).unwrap());
     let _signer = attach_signer(stage.clone(), state, HsmSecret::from_bytes([0x43; 32]));
-    let transport = Arc::new(StageTransport::new(stage, Duration::from_secs(30)));
-    let client = KeysManagerClient::new(
-        transport.clone(),
-        "regtest".into(),
-        None,
-        None,
-        ReceiveAuthKey([1; 32]),
+    let keys = remote_keys(
+        &stage,
+        Duration::from_secs(30),
+        &dir.path().join("next_dbid"),
+        &dir.path().join("channels.redb"),
     );
-    let keys = RemoteKeys::new(client, transport, &dir.path().join("next_dbid")).unwrap();
     let other = bitcoin::secp256k1::SecretKey::from_slice(&[5; 32])
         .unwrap()
         .public_key(&bitcoin::secp256k1::Secp256k1::new());

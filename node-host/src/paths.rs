@@ -9,6 +9,7 @@
 //! node-host.pid       the process, for the scheduler's supervision
 //! node-host.log       what node-host logged
 //! signer_state.redb   the signer's state (see store::schema)
+//! channel_signers.redb what node-host knows of each channel's signer (see store::schema)
 //! invoices.redb       invoices (see store::schema)
 //! payments.redb       outgoing payments (see store::schema)
 //! ldk/                LDK's store: channel monitors, manager, graph, scorer, wallet, peers
@@ -32,6 +33,7 @@ pub const FILES: &[&str] = &[
     PID,
     LOG,
     SIGNER_STATE,
+    CHANNEL_SIGNERS,
     INVOICES,
     PAYMENTS,
     LDK,
@@ -47,6 +49,7 @@ const GRPC_URI: &str = "grpc-uri";
 const PID: &str = "node-host.pid";
 const LOG: &str = "node-host.log";
 const SIGNER_STATE: &str = "signer_state.redb";
+const CHANNEL_SIGNERS: &str = "channel_signers.redb";
 const INVOICES: &str = "invoices.redb";
 const PAYMENTS: &str = "payments.redb";
 const LDK: &str = "ldk";
@@ -100,6 +103,11 @@ impl NodeDir {
         self.0.join(SIGNER_STATE)
     }
 
+    /// What node-host knows of each channel's signer.
+    pub fn channel_signers(&self) -> PathBuf {
+        self.0.join(CHANNEL_SIGNERS)
+    }
+
     /// The invoices.
     pub fn invoices(&self) -> PathBuf {
         self.0.join(INVOICES)
@@ -150,6 +158,7 @@ mod tests {
             dir.pid(),
             dir.log(),
             dir.signer_state(),
+            dir.channel_signers(),
             dir.invoices(),
             dir.payments(),
             dir.ldk(),

@@ -14,9 +14,8 @@ use skylight_client::secret::HsmSecret;
 use skylight_node_host::node::ldk::{
     Broadcaster, FeeRates, Parts, has_node, new_node, restore_node,
 };
-use skylight_node_host::signer_link::keys::RemoteKeys;
 
-use skylight_test_support::in_process::{Linked, linked, signer_client};
+use skylight_test_support::in_process::{Linked, linked, remote_keys};
 
 #[test]
 fn the_channel_manager_makes_an_invoice_the_signer_signs() {
@@ -28,8 +27,12 @@ fn the_channel_manager_makes_an_invoice_the_signer_signs() {
         signer,
         ..
     } = linked(&secret);
-    let (transport, client) = signer_client(&stage, Duration::from_secs(30));
-    let keys = Arc::new(RemoteKeys::new(client, transport, &dir.path().join("next_dbid")).unwrap());
+    let keys = Arc::new(remote_keys(
+        &stage,
+        Duration::from_secs(30),
+        &dir.path().join("next_dbid"),
+        &dir.path().join("channels.redb"),
+    ));
     let (broadcaster, _queue) = Broadcaster::new();
     let store = Arc::new(FilesystemStore::new(dir.path().join("ldk")));
     let parts = |keys| Parts {

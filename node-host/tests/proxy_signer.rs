@@ -11,19 +11,25 @@ use skylight_client::secret::HsmSecret;
 use skylight_node_host::signer_link::stage::Stage;
 use skylight_node_host::signer_link::transport::StageTransport;
 
-use skylight_test_support::in_process::{Linked, linked, signer_client};
+use skylight_test_support::in_process::{Linked, linked, remote_keys};
 
 #[test]
 fn ldk_signer_calls_cross_the_stage_to_vls_and_the_state_lands_in_node_host() {
     let secret = HsmSecret::from_bytes([0x41; 32]);
     let Linked {
+        dir,
         stage,
         state,
         session,
         signer,
         ..
     } = linked(&secret);
-    let (_transport, keys) = signer_client(&stage, Duration::from_secs(30));
+    let keys = remote_keys(
+        &stage,
+        Duration::from_secs(30),
+        &dir.path().join("next_dbid"),
+        &dir.path().join("channels.redb"),
+    );
     // The node id LDK sees is the signer's (VLS native derivation, as Greenlight's).
     let expected = NodeKeys::derive(&secret, Network::Regtest).node_id;
     assert_eq!(keys.get_node_id(Recipient::Node).unwrap(), expected);
@@ -79,7 +85,6 @@ fn remote_keys_sign_with_the_signer_keep_the_channel_counter_and_fail_softly_wit
     use bitcoin::secp256k1::{Message, Scalar, SecretKey, ecdh::SharedSecret};
     use lightning_signer::lightning::sign::EntropySource;
     use lightning_signer::lightning_invoice::{Currency, InvoiceBuilder};
-    use skylight_node_host::signer_link::keys::RemoteKeys;
 
     let secret = HsmSecret::from_bytes([0x42; 32]);
     let Linked {
@@ -89,9 +94,13 @@ fn remote_keys_sign_with_the_signer_keep_the_channel_counter_and_fail_softly_wit
         signer,
         ..
     } = linked(&secret);
-    let (transport, client) = signer_client(&stage, Duration::from_secs(30));
     let counter = dir.path().join("next_dbid");
-    let keys = RemoteKeys::new(client, transport.clone(), &counter).unwrap();
+    let keys = remote_keys(
+        &stage,
+        Duration::from_secs(30),
+        &counter,
+        &dir.path().join("a.redb"),
+    );
     let node_id = keys.get_node_id(Recipient::Node).unwrap();
     let secp = bitcoin::secp256k1::Secp256k1::new();
 
@@ -139,8 +148,12 @@ fn remote_keys_sign_with_the_signer_keep_the_channel_counter_and_fail_softly_wit
     let second = keys.generate_channel_keys_id(false, 0);
     assert_ne!(first, second);
     // The same signer, a restarted node: a new client on the same counter file.
-    let (transport, client) = signer_client(&stage, Duration::from_secs(30));
-    let restarted = RemoteKeys::new(client, transport, &counter).unwrap();
+    let restarted = remote_keys(
+        &stage,
+        Duration::from_secs(30),
+        &counter,
+        &dir.path().join("b.redb"),
+    );
     let third = restarted.generate_channel_keys_id(false, 0);
     assert!(
         third != first && third != second,
@@ -148,8 +161,12 @@ fn remote_keys_sign_with_the_signer_keep_the_channel_counter_and_fail_softly_wit
     );
 
     // Keys whose calls wait two seconds at most.
-    let (short, client) = signer_client(&stage, Duration::from_secs(2));
-    let impatient = RemoteKeys::new(client, short, &dir.path().join("other_dbid")).unwrap();
+    let impatient = remote_keys(
+        &stage,
+        Duration::from_secs(2),
+        &dir.path().join("other_dbid"),
+        &dir.path().join("c.redb"),
+    );
 
     // The signer goes away: calls fail after their deadline; the node does not panic.
     stage.detach(session);

@@ -12,6 +12,8 @@ use lightning_signer::lightning::sign::ReceiveAuthKey;
 use skylight_client::secret::HsmSecret;
 use skylight_client::signer::Signer;
 use skylight_node_host::server::signed_requests::Verifier;
+use skylight_node_host::signer_link::channel::Channels;
+use skylight_node_host::signer_link::keys::RemoteKeys;
 use skylight_node_host::signer_link::service::RETRY_TEMPORARY;
 use skylight_node_host::signer_link::stage::{Delivery, SignerError, Stage};
 use skylight_node_host::signer_link::transport::StageTransport;
@@ -124,4 +126,18 @@ pub fn signer_client(
         ReceiveAuthKey([7; 32]),
     );
     (transport, client)
+}
+
+/// A node's keys over `stage` (calls waiting at most `deadline`), its channel counter at
+/// `counter` and its channel signers' records at `records`; the init answered by the
+/// attached signer.
+pub fn remote_keys(
+    stage: &Arc<Stage>,
+    deadline: Duration,
+    counter: &std::path::Path,
+    records: &std::path::Path,
+) -> RemoteKeys {
+    let (transport, client) = signer_client(stage, deadline);
+    let channels = Channels::open(&client, stage.clone(), deadline, records).unwrap();
+    RemoteKeys::new(client, transport, counter, Arc::new(channels)).unwrap()
 }

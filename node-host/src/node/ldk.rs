@@ -29,8 +29,8 @@ use lightning_persister::fs_store::FilesystemStore;
 use lightning_signer::bitcoin::{BlockHash, Network, Transaction};
 use lightning_signer::lightning;
 use tokio::sync::mpsc;
-use vls_protocol_client::SignerClient;
 
+use crate::signer_link::channel::ChannelSigner;
 use crate::signer_link::keys::RemoteKeys;
 
 /// LDK's log lines, into tracing.
@@ -164,7 +164,7 @@ pub type Graph = NetworkGraph<Arc<Logger>>;
 pub type Scorer = ProbabilisticScorer<Arc<Graph>, Arc<Logger>>;
 /// The chain monitor.
 pub type ChainMonitor = chainmonitor::ChainMonitor<
-    SignerClient,
+    ChannelSigner,
     Arc<dyn Filter + Send + Sync>,
     Arc<Broadcaster>,
     Arc<FeeRates>,
@@ -173,7 +173,7 @@ pub type ChainMonitor = chainmonitor::ChainMonitor<
     Arc<RemoteKeys>,
 >;
 /// A channel monitor.
-pub type Monitor = ChannelMonitor<SignerClient>;
+pub type Monitor = ChannelMonitor<ChannelSigner>;
 /// The payment router.
 pub type Router = DefaultRouter<
     Arc<Graph>,

@@ -30,6 +30,7 @@ mod peers;
 mod run;
 mod signer_chain;
 mod start;
+mod unblock;
 #[cfg(feature = "testing")]
 pub mod wallet;
 #[cfg(not(feature = "testing"))]

@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use skylight_client::chain::ChainClient;
 use tokio_util::sync::CancellationToken;
 
-use super::{Node, Running, chain, events, peers, signer_chain, start};
+use super::{Node, Running, chain, events, peers, signer_chain, start, unblock};
 use crate::paths::NodeDir;
 
 /// How the node runs.
@@ -88,6 +88,14 @@ pub async fn run(
         stage.clone(),
         ldk.channel_manager.clone(),
         ldk.chain_monitor.clone(),
+        stop.clone(),
+    ));
+    tasks.spawn(unblock::run(
+        ldk.keys.channels().clone(),
+        stage.clone(),
+        ldk.channel_manager.clone(),
+        ldk.chain_monitor.clone(),
+        peer_manager.clone(),
         stop.clone(),
     ));
     tasks.spawn(peers::disconnect_without_signer(

@@ -18,6 +18,7 @@ use vls_protocol_client::KeysManagerClient;
 use super::{Node, Settings};
 use crate::signer_link::keys::RemoteKeys;
 use crate::node::ldk::{self, Broadcaster, FeeRates, Parts};
+use crate::signer_link::channel::Channels;
 use crate::signer_link::transport::StageTransport;
 use crate::node::wallet::Wallet;
 use bdk_wallet::chain::BlockId;
@@ -55,8 +56,19 @@ pub async fn keys_from_signer(
         };
         match init {
             Ok(client) => {
-                let keys = RemoteKeys::new(client, transport.clone(), &settings.dir.next_dbid())
-                    .context("cannot open the channel counter")?;
+                let channels = Channels::open(
+                    &client,
+                    node.stage.clone(),
+                    settings.signer_deadline,
+                    &settings.dir.channel_signers(),
+                )?;
+                let keys = RemoteKeys::new(
+                    client,
+                    transport.clone(),
+                    &settings.dir.next_dbid(),
+                    Arc::new(channels),
+                )
+                .context("cannot open the channel counter")?;
                 let id = keys
                     .get_node_id(Recipient::Node)
                     .map_err(|()| anyhow!("the signer gave no node id"))?;

@@ -10,8 +10,8 @@
 //!   an ECDH tweak is applied node-side, which upstream does not support.
 //! - Phantom-node requests are refused.
 //!
-//! Channel signers are upstream's `SignerClient` (its constructor is private); its gaps
-//! (docs/architecture.md, "Known gaps") are closed by our own client later.
+//! Channel signers are our own ([`crate::signer_link::channel`]); upstream's client is used
+//! for the init and node-level calls only.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -41,8 +41,9 @@ use vls_protocol::msgs::{
 };
 use vls_protocol::psbt::StreamedPSBT;
 use vls_protocol::serde_bolt::{Array, Octets, WireString};
-use vls_protocol_client::{KeysManagerClient, SignerClient};
+use vls_protocol_client::KeysManagerClient;
 
+use crate::signer_link::channel::{ChannelSigner, Channels};
 use crate::signer_link::transport::StageTransport;
 
 /// The node's keys.
@@ -50,6 +51,7 @@ pub struct RemoteKeys {
     client: KeysManagerClient,
     transport: Arc<StageTransport>,
     counter: Mutex<DbidCounter>,
+    channels: Arc<Channels>,
 }
 
 /// The next channel id (VLS "dbid"), kept in a file written durably before each use.
@@ -96,12 +98,19 @@ impl RemoteKeys {
         client: KeysManagerClient,
         transport: Arc<StageTransport>,
         counter_path: &Path,
+        channels: Arc<Channels>,
     ) -> std::io::Result<Self> {
         Ok(RemoteKeys {
             client,
             transport,
             counter: Mutex::new(DbidCounter::open(counter_path)?),
+            channels,
         })
+    }
+
+    /// Every channel's signer, shared.
+    pub fn channels(&self) -> &Arc<Channels> {
+        &self.channels
     }
 
     /// The signer's wallet account key (`NodeInfo`): the wallet's keys are its children.
@@ -290,7 +299,7 @@ impl NodeSigner for RemoteKeys {
 }
 
 impl SignerProvider for RemoteKeys {
-    type EcdsaSigner = SignerClient;
+    type EcdsaSigner = ChannelSigner;
 
     fn generate_channel_keys_id(&self, _inbound: bool, _user_channel_id: u128) -> [u8; 32] {
         let dbid = self
@@ -304,7 +313,13 @@ impl SignerProvider for RemoteKeys {
     }
 
     fn derive_channel_signer(&self, channel_keys_id: [u8; 32]) -> Self::EcdsaSigner {
-        self.client.derive_channel_signer(channel_keys_id)
+        match self.channels.derive(channel_keys_id) {
+            Ok(signer) => signer,
+            // LDK cannot be told no here. A known channel never gets here (its record is
+            // local); a new one does only if the signer refuses to create it, or node-host
+            // stops while it is asked: no channel can exist without keys.
+            Err(e) => panic!("cannot make the channel's signer: {e}"),
+        }
     }
 
     fn get_destination_script(&self, keys_id: [u8; 32]) -> Result<ScriptBuf, ()> {

@@ -98,6 +98,9 @@ pub struct Stage {
     inner: Mutex<Inner>,
     /// How many signers are attached, for whoever waits on one coming or going.
     attached: watch::Sender<usize>,
+    /// Counts answers delivered, so the node can retry signing LDK put off once a late
+    /// answer is in (see [`Stage::watch_answers`]).
+    answers: watch::Sender<u64>,
 }
 
 impl Default for Stage {
@@ -105,6 +108,7 @@ impl Default for Stage {
         Stage {
             inner: Mutex::default(),
             attached: watch::channel(0).0,
+            answers: watch::channel(0).0,
         }
     }
 }
@@ -151,6 +155,25 @@ pub struct Ticket {
     /// The request id.
     pub request_id: u32,
     answer: std_mpsc::Receiver<Answer>,
+}
+
+impl Ticket {
+    /// Waits at most `timeout` for the answer. On a tokio worker thread it tells the runtime
+    /// it is blocking, so replies keep flowing.
+    pub fn wait(&self, timeout: Duration) -> Option<Answer> {
+        let wait = || self.answer.recv_timeout(timeout).ok();
+        match tokio::runtime::Handle::try_current() {
+            Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(wait)
+            }
+            _ => wait(),
+        }
+    }
+
+    /// The answer, if it has arrived.
+    pub fn try_answer(&self) -> Option<Answer> {
+        self.answer.try_recv().ok()
+    }
 }
 
 /// An attached signer's feed of requests.
@@ -245,16 +268,9 @@ impl Stage {
     ) -> Result<Vec<u8>, SignerError> {
         let ticket = self.submit(context, raw);
         let id = ticket.request_id;
-        let wait = || ticket.answer.recv_timeout(deadline);
-        let received = match tokio::runtime::Handle::try_current() {
-            Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
-                tokio::task::block_in_place(wait)
-            }
-            _ => wait(),
-        };
-        match received {
-            Ok(answer) => answer,
-            Err(_) => {
+        match ticket.wait(deadline) {
+            Some(answer) => answer,
+            None => {
                 self.abandon(id);
                 Err(SignerError::Unavailable(format!(
                     "no signer answered request {id} within {} s",
@@ -282,6 +298,17 @@ impl Stage {
                 inner.pending.remove(id);
             }
         }
+    }
+
+    /// Answers delivered so far, as the count changes: a waiter that parked its request
+    /// (see `channel::calls`) learns here that its answer may be in.
+    pub fn watch_answers(&self) -> watch::Receiver<u64> {
+        self.answers.subscribe()
+    }
+
+    /// Whether the stage is closed (node-host stopping): no request will be answered again.
+    pub fn is_closed(&self) -> bool {
+        self.lock().closed
     }
 
     /// Attaches a signer: it receives every staged request, oldest first, then new ones.
@@ -374,10 +401,15 @@ impl Stage {
         let Some(pending) = inner.pending.remove(&request_id) else {
             return Delivery::Unknown;
         };
-        match pending.waiter {
+        let delivery = match pending.waiter {
             Some(waiter) if waiter.try_send(answer).is_ok() => Delivery::Delivered,
             _ => Delivery::NoWaiter,
+        };
+        drop(inner);
+        if delivery == Delivery::Delivered {
+            self.answers.send_modify(|n| *n = n.wrapping_add(1));
         }
+        delivery
     }
 }
 

@@ -1,4 +1,4 @@
-//! node-host's on-disk schema, in one place: every table of its three redb databases, and
+//! node-host's on-disk schema, in one place: every table of its four redb databases, and
 //! the namespaces it keeps in LDK's store. (The files themselves are named in
 //! `paths.rs`.) Each database records its schema version in [`META`], checked at open.
 //!
@@ -20,6 +20,11 @@ pub const SCHEMA_VERSION_KEY: &str = "schema_version";
 /// The signer's state: key → version (u64 BE) ‖ signature length (u16 BE) ‖ signature ‖
 /// value.
 pub const SIGNER_STATE: TableDefinition<&str, &[u8]> = TableDefinition::new("signer_state");
+
+// `channel_signers.redb`
+/// What node-host knows of each channel's signer (see `signer_link::channel::book`):
+/// channel id (VLS dbid) → record (JSON).
+pub const CHANNEL_SIGNERS: TableDefinition<u64, &[u8]> = TableDefinition::new("channel_signers");
 
 // `invoices.redb`
 /// Invoices: label → invoice record (JSON).
