@@ -86,7 +86,7 @@ impl Node {
             let connecting = self
                 .ldk_runtime
                 .spawn(async move {
-                    let c = lightning_net_tokio::connect_outbound(pm, id, addr).await?;
+                    let c = super::peers::connect_outbound(pm, id, addr).await?;
                     tokio::spawn(c);
                     Some(())
                 })

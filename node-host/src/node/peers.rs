@@ -70,6 +70,9 @@ pub async fn accept(
             tracing::info!(%from, "peer refused: no signer attached");
             continue;
         }
+        // Without it, Nagle's algorithm holds each small Lightning message until the
+        // peer's delayed ACK: tens of milliseconds per commitment exchange.
+        let _ = stream.set_nodelay(true);
         let Ok(stream) = stream.into_std() else {
             continue;
         };
@@ -78,6 +81,25 @@ pub async fn accept(
             stream,
         ));
     }
+}
+
+/// How long connecting to a peer may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Connects to peer `id` at `addr` (TCP_NODELAY, as inbound peers); the connection's future,
+/// to be spawned, or `None` if it cannot be reached.
+pub async fn connect_outbound(
+    peer_manager: Arc<PeerManager>,
+    id: PublicKey,
+    addr: std::net::SocketAddr,
+) -> Option<impl std::future::Future<Output = ()>> {
+    let stream = tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(addr))
+        .await
+        .ok()?
+        .ok()?;
+    let _ = stream.set_nodelay(true);
+    let stream = stream.into_std().ok()?;
+    Some(lightning_net_tokio::setup_outbound(peer_manager, id, stream))
 }
 
 /// Drops every peer when the last signer leaves, until `stop`.
@@ -190,7 +212,7 @@ pub async fn reconnect(
                 tracing::info!(%peer, %addr, "reconnecting to a channel peer");
                 let pm = peer_manager.clone();
                 tokio::spawn(async move {
-                    if let Some(c) = lightning_net_tokio::connect_outbound(pm, peer, addr).await {
+                    if let Some(c) = connect_outbound(pm, peer, addr).await {
                         c.await;
                     }
                 });

@@ -18,6 +18,8 @@ pub mod book;
 pub mod calls;
 pub mod messages;
 mod signer;
+#[cfg(test)]
+mod tests;
 
 use std::path::Path;
 use std::sync::Arc;

@@ -63,7 +63,7 @@ impl ChannelSigner {
         self.dbid
     }
 
-    fn record(&self) -> Option<super::book::ChannelRecord> {
+    pub(super) fn record(&self) -> Option<super::book::ChannelRecord> {
         self.shared.book.get(self.dbid)
     }
 
