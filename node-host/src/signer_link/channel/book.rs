@@ -50,7 +50,7 @@ pub struct ChannelRecord {
 }
 
 impl ChannelRecord {
-    /// Keeps `point` for commitment `n`, dropping the oldest beyond [`KEPT`].
+    /// Keeps `point` for commitment `n`, dropping the oldest beyond the 8 newest.
     pub fn keep_point(&mut self, n: u64, point: &[u8]) {
         self.points.insert(n, hex::encode(point));
         while self.points.len() > KEPT {
@@ -58,7 +58,7 @@ impl ChannelRecord {
         }
     }
 
-    /// Keeps the secret of commitment `n`, dropping the oldest beyond [`KEPT`].
+    /// Keeps the secret of commitment `n`, dropping the oldest beyond the 8 newest.
     pub fn keep_secret(&mut self, n: u64, secret: &[u8; 32]) {
         self.secrets.insert(n, hex::encode(secret));
         while self.secrets.len() > KEPT {
