@@ -1,6 +1,7 @@
 //! Two tenants of one scheduler, each with its own `signer-cli run`, on the embedded chain:
 //! the wallet, peers, a channel, payments both ways, a node-host that misbehaves toward its
-//! signer, a restart, a cooperative close and a withdrawal. Each scenario starts from the
+//! signer, a restart, a cooperative close, a withdrawal, and the phone pattern (wake, pay,
+//! sleep, idle out; ten times). Each scenario starts from the
 //! same fixture: two tenants, A's wallet funded, A connected to B (and, for most, a
 //! channel from A to B ready to use).
 
@@ -12,7 +13,7 @@ use skylight_test_support::{ChildGuard, Run, Scheduler, SignerCli, alive, eventu
 /// A registered tenant with its signer running.
 struct Tenant {
     cli: SignerCli,
-    _signer: ChildGuard,
+    signer: std::cell::RefCell<Option<ChildGuard>>,
 }
 
 impl Tenant {
@@ -21,7 +22,7 @@ impl Tenant {
         let signer = cli.spawn(&["run"]).unwrap();
         let t = Tenant {
             cli,
-            _signer: signer,
+            signer: Some(signer).into(),
         };
         eventually("the node runs with its signer", || {
             t.try_call(&["getinfo"])
@@ -43,6 +44,16 @@ impl Tenant {
         let r: Run = self.cli.run(&all).unwrap();
         assert!(r.ok, "node {args:?} failed: {}", r.stderr);
         serde_json::from_str(&r.stdout).unwrap()
+    }
+
+    /// Stops the tenant's signer (as a phone app going to sleep does).
+    fn stop_signer(&self) {
+        self.signer.borrow_mut().take();
+    }
+
+    /// Starts the tenant's signer again.
+    fn start_signer(&self) {
+        *self.signer.borrow_mut() = Some(self.cli.spawn(&["run"]).unwrap());
     }
 
     /// `id@host:port` for peers.
@@ -75,13 +86,18 @@ struct Pair {
 
 impl Pair {
     fn connected() -> Pair {
+        Self::connected_with(&[])
+    }
+
+    /// As [`Pair::connected`], the scheduler started with `args`.
+    fn connected_with(args: &[&str]) -> Pair {
         // The node-hosts read faults from this file: a scenario makes a node-host misbehave
         // toward its signer as a compromised host could, and the signer must refuse.
         let faults_dir = tempfile::tempdir().unwrap();
         let faults = faults_dir.path().join("faults");
         std::fs::write(&faults, "").unwrap();
         let s = Scheduler::start_with_env(
-            &[],
+            args,
             &[("SKYLIGHT_NODE_HOST_FAULTS", faults.to_str().unwrap())],
         )
         .unwrap();
@@ -470,4 +486,48 @@ fn paying_back_at_once_after_being_paid_finds_a_route() {
     assert!(r.ok, "paying back at once: {}", r.stderr);
     eventually("A sees B's payment", || paid(a, "back"));
     eventually("B sees A's payment", || paid(b, "coffee"));
+}
+
+#[test]
+fn the_phone_pattern_wake_pay_sleep_ten_times_keeps_the_channel_open() {
+    // A phone app: wake the signer, pay, let the signer sleep at once, the node-host idles
+    // out; again. No round may cost the channel.
+    let pair = Pair::connected_with(&["--node-idle-timeout", "2"]);
+    pair.fund_channel();
+    pair.confirm_channel();
+    let (s, a, b) = (&pair.s, &pair.a, &pair.b);
+    let a_node = a.cli.node_id();
+    for round in 0..10 {
+        let label = format!("phone-{round}");
+        let bolt11 = invoice(b, 100_000, &label);
+        if round > 0 {
+            a.start_signer();
+        }
+        // A Pay issued during the wake-up waits for the channel to be back.
+        a.call(&["pay", &bolt11]);
+        a.stop_signer();
+        eventually(&format!("B sees round {round}'s payment"), || {
+            paid(b, &label)
+        });
+        let pid = node_pid(s, &a_node).unwrap();
+        eventually(
+            &format!("A's node-host idles out after round {round}"),
+            || !alive(pid),
+        );
+    }
+    a.start_signer();
+    eventually("A's channel is back, open and connected", || {
+        a.try_call(&["listpeerchannels"]).is_some_and(|c| {
+            c["channels"][0]["peer_connected"] == true
+                && c["channels"][0]["state"] == "ChanneldNormal"
+        })
+    });
+    let last = invoice(b, 100_000, "after-the-rounds");
+    a.call(&["pay", &last]);
+    eventually("the channel still pays", || paid(b, "after-the-rounds"));
+    assert_eq!(
+        b.call(&["listpeerchannels"])["channels"][0]["state"],
+        "ChanneldNormal",
+        "B never saw the channel close"
+    );
 }
