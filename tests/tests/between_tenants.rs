@@ -531,3 +531,45 @@ fn the_phone_pattern_wake_pay_sleep_ten_times_keeps_the_channel_open() {
         "B never saw the channel close"
     );
 }
+
+#[test]
+fn a_node_host_stopped_mid_dance_by_sigterm_or_sigkill_resumes_it_with_the_next_signer() {
+    // Pay, take the signer away at once (the commitment dance that settles the HTLC still
+    // needs it), and stop the node-host right then: gracefully, or not at all gracefully.
+    let pair = Pair::with_channel();
+    let (s, a, b) = (&pair.s, &pair.a, &pair.b);
+    let a_node = a.cli.node_id();
+    for (round, signal) in ["-TERM", "-KILL", "-TERM", "-KILL"].iter().enumerate() {
+        let label = format!("stopped-{round}");
+        let bolt11 = invoice(b, 100_000, &label);
+        if round > 0 {
+            a.start_signer();
+        }
+        a.call(&["pay", &bolt11]);
+        a.stop_signer();
+        let pid = node_pid(s, &a_node).unwrap();
+        std::process::Command::new("kill")
+            .args([*signal, &pid.to_string()])
+            .status()
+            .unwrap();
+        eventually(&format!("A's node-host is gone ({signal})"), || !alive(pid));
+        eventually(&format!("B sees round {round}'s payment"), || {
+            paid(b, &label)
+        });
+    }
+    a.start_signer();
+    eventually("A's channel is back, open and connected", || {
+        a.try_call(&["listpeerchannels"]).is_some_and(|c| {
+            c["channels"][0]["peer_connected"] == true
+                && c["channels"][0]["state"] == "ChanneldNormal"
+        })
+    });
+    let last = invoice(b, 100_000, "after-the-stops");
+    a.call(&["pay", &last]);
+    eventually("the channel still pays", || paid(b, "after-the-stops"));
+    assert_eq!(
+        b.call(&["listpeerchannels"])["channels"][0]["state"],
+        "ChanneldNormal",
+        "B never saw the channel close"
+    );
+}
