@@ -27,6 +27,7 @@ mod ldk;
 mod onchain;
 mod pay;
 mod peers;
+mod receive;
 mod run;
 mod signer_chain;
 mod start;

@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use skylight_client::chain::ChainClient;
 use tokio_util::sync::CancellationToken;
 
-use super::{Node, Running, chain, events, peers, signer_chain, start, unblock};
+use super::{Node, Running, chain, events, peers, receive, signer_chain, start, unblock};
 use crate::paths::NodeDir;
 
 /// How the node runs.
@@ -88,6 +88,11 @@ pub async fn run(
         stage.clone(),
         ldk.channel_manager.clone(),
         ldk.chain_monitor.clone(),
+        stop.clone(),
+    ));
+    tasks.spawn(receive::run(
+        ldk.channel_manager.clone(),
+        super::ldk::user_config().accept_forwards_to_priv_channels,
         stop.clone(),
     ));
     tasks.spawn(unblock::run(
