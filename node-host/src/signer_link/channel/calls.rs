@@ -65,14 +65,10 @@ impl Calls {
         self.parked.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Whether any request is parked (so `signer_unblocked` has something to retry).
-    pub fn any_parked(&self) -> bool {
+    /// Whether any request is parked.
+    #[cfg(test)]
+    fn any_parked(&self) -> bool {
         !self.parked().tickets.is_empty()
-    }
-
-    /// The stage these requests go through.
-    pub fn stage(&self) -> &Arc<Stage> {
-        &self.stage
     }
 
     /// Asks for `raw` about channel `dbid` (`None`: a node-level request); parks it rather

@@ -58,11 +58,6 @@ impl ChannelSigner {
         }
     }
 
-    /// The channel's id on the signer.
-    pub fn dbid(&self) -> u64 {
-        self.dbid
-    }
-
     pub(super) fn record(&self) -> Option<super::book::ChannelRecord> {
         self.shared.book.get(self.dbid)
     }
@@ -289,19 +284,18 @@ impl LdkChannelSigner for ChannelSigner {
 
     fn release_commitment_secret(&self, idx: u64) -> Result<[u8; 32], ()> {
         let n = vls_number(idx);
-        if let Some(s) = self.record().and_then(|r| r.secret(n)) {
+        let kept = || self.record().and_then(|r| r.secret(n));
+        if let Some(s) = kept() {
             return Ok(s);
         }
         // The validation that revokes it carries it.
-        if !self.settle(true) {
-            if let Some(s) = self.record().and_then(|r| r.secret(n)) {
-                return Ok(s);
-            }
+        let settled = self.settle(true);
+        if let Some(s) = kept() {
+            return Ok(s);
+        }
+        if !settled {
             self.shared.owe_unblock();
             return Err(());
-        }
-        if let Some(s) = self.record().and_then(|r| r.secret(n)) {
-            return Ok(s);
         }
         // Asking for the point two ahead releases the secret (protocol 4).
         let reply: GetPerCommitmentPointReply = self.pendable(GetPerCommitmentPoint {
@@ -573,15 +567,11 @@ impl EcdsaChannelSigner for ChannelSigner {
         // Splicing is off, so LDK never asks. This method cannot fail; a signature that
         // does not verify makes the splice fail safely rather than the node panic.
         tracing::error!(dbid = self.dbid, "asked to sign a splice: splicing is off");
-        Signature::from_compact(&[1; 64]).unwrap_or_else(|_| unreachable_sig())
+        // A signature by a key nobody uses, over nothing: it never verifies.
+        let key = SecretKey::from_slice(&[1; 32]).expect("a valid constant key");
+        Secp256k1::signing_only()
+            .sign_ecdsa(&bitcoin::secp256k1::Message::from_digest([0; 32]), &key)
     }
-}
-
-/// A syntactically valid signature that signs nothing (never verifies).
-fn unreachable_sig() -> Signature {
-    let secp = Secp256k1::signing_only();
-    let key = SecretKey::from_slice(&[1; 32]).expect("a valid constant key");
-    secp.sign_ecdsa(&bitcoin::secp256k1::Message::from_digest([0; 32]), &key)
 }
 
 impl ChannelSigner {
