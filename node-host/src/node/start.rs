@@ -145,12 +145,7 @@ pub async fn build(
     let store = Arc::new(FilesystemStore::new(settings.dir.ldk()));
     // Before anything is written: a store that cannot be read stops node-host as it is.
     let stored_node = ldk::has_node(&store).context("the node's store cannot be used")?;
-    let xpub = {
-        let keys = keys.clone();
-        tokio::task::spawn_blocking(move || keys.wallet_xpub())
-            .await?
-            .context("the signer did not give its wallet key")?
-    };
+    let xpub = keys.wallet_xpub();
     let genesis = genesis_block(handle.network).block_hash();
     let open_wallet = |birth: BlockId| -> Result<Arc<Wallet>> {
         Ok(Arc::new(

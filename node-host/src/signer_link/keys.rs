@@ -35,7 +35,7 @@ use lightning_signer::lightning_invoice::RawBolt11Invoice;
 use vls_protocol::model::PubKey;
 use vls_protocol::model::Utxo;
 use vls_protocol::msgs::{
-    Ecdh, EcdhReply, NodeInfo, NodeInfoReply, PreapproveInvoice, PreapproveInvoiceReply,
+    Ecdh, EcdhReply, PreapproveInvoice, PreapproveInvoiceReply,
     SignBolt12Invoice, SignBolt12InvoiceReply, SignGossipMessage, SignGossipMessageReply,
     SignInvoice, SignInvoiceReply, SignWithdrawal, SignWithdrawalReply,
 };
@@ -113,10 +113,10 @@ impl RemoteKeys {
         &self.channels
     }
 
-    /// The signer's wallet account key (`NodeInfo`): the wallet's keys are its children.
-    pub fn wallet_xpub(&self) -> Option<bitcoin::bip32::Xpub> {
-        let reply: NodeInfoReply = self.client.call(NodeInfo {}).ok()?;
-        bitcoin::bip32::Xpub::decode(&reply.bip32.0).ok()
+    /// The signer's wallet account key: the wallet's keys are its children. Asked once,
+    /// when the channel signers were opened.
+    pub fn wallet_xpub(&self) -> bitcoin::bip32::Xpub {
+        *self.channels.wallet_xpub()
     }
 
     /// Has the signer sign the wallet's inputs of `psbt` (`SignWithdrawal`); `inputs` gives,

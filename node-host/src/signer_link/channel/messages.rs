@@ -24,6 +24,8 @@ use vls_protocol_signer::util::commitment_type_to_channel_type;
 /// named in every claim's output so VLS sees the output is ours.
 #[derive(Clone)]
 pub struct Destination {
+    /// The wallet's account key (the wallet's keys are its children).
+    pub account: bitcoin::bip32::Xpub,
     /// The key at path `[1]` under the wallet's account key.
     pub key: PublicKey,
     /// The account key's fingerprint.
@@ -45,6 +47,7 @@ impl Destination {
         let key = child.public_key;
         let compressed = bitcoin::CompressedPublicKey(key);
         Some(Destination {
+            account: *xpub,
             key,
             fingerprint: xpub.fingerprint(),
             script: ScriptBuf::new_p2wpkh(&compressed.wpubkey_hash()),

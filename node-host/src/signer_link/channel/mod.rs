@@ -113,6 +113,11 @@ impl Channels {
         Ok(Channels::new(Calls::new(stage, deadline), book, destination))
     }
 
+    /// The signer's wallet account key, as it gave it at start-up (`NodeInfo`).
+    pub fn wallet_xpub(&self) -> &Xpub {
+        &self.destination.account
+    }
+
     /// The requests.
     pub fn calls(&self) -> &Calls {
         &self.calls
