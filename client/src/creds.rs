@@ -2,8 +2,6 @@
 //! use what signer-cli registered and the other way round.
 
 use std::fs;
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use anyhow::{Context, Result};
@@ -28,17 +26,8 @@ pub fn device(cert_pem: &str, key_pem: &str, ca_pem: &[u8]) -> Device {
 /// Writes credentials, 0600 (they hold the device key), replacing any earlier ones
 /// atomically.
 pub fn save(path: &Path, creds: &Device) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    let _ = fs::remove_file(&tmp);
-    let mut file = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)
-        .with_context(|| format!("cannot create {}", tmp.display()))?;
-    file.write_all(&creds.encode_to_vec())?;
-    file.sync_all()?;
-    fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
+    crate::files::replace_private(path, &creds.encode_to_vec())
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// Reads credentials.

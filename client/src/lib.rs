@@ -2,7 +2,8 @@
 //! share with it.
 //!
 //! Always built: [`chain`], the bitcoind JSON-RPC client (node-hosts follow the chain through
-//! it; the dev chain's operator commands use it too). With the `device` feature (default):
+//! it; the dev chain's operator commands use it too), and [`files`] (owner-only files,
+//! replaced atomically). With the `device` feature (default):
 //! - the device's identity: its secret ([`secret`]), node keys ([`keys`]), certificate
 //!   request ([`device`]), credentials ([`creds`]), data directory ([`device_dir`]), and
 //!   registering or recovering with a scheduler ([`identity`]) over mutual TLS ([`tls`]);
@@ -14,6 +15,7 @@
 #![deny(rustdoc::broken_intra_doc_links)]
 
 pub mod chain;
+pub mod files;
 
 #[cfg(feature = "device")]
 pub mod creds;

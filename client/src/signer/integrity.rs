@@ -173,23 +173,11 @@ impl Watermarks {
             }
         }
         match (&self.path, changed) {
-            (Some(path), true) => {
-                let tmp = path.with_extension("tmp");
-                {
-                    use std::io::Write;
-                    use std::os::unix::fs::OpenOptionsExt;
-                    // The unconfirmed entries are the signer's state: the device's only.
-                    let mut f = std::fs::OpenOptions::new()
-                        .write(true)
-                        .create(true)
-                        .truncate(true)
-                        .mode(0o600)
-                        .open(&tmp)?;
-                    f.write_all(&serde_json::to_vec(&self.file).map_err(std::io::Error::other)?)?;
-                    f.sync_all()?;
-                }
-                std::fs::rename(&tmp, path)
-            }
+            // The unconfirmed entries are the signer's state: the device's only.
+            (Some(path), true) => crate::files::replace_private(
+                path,
+                &serde_json::to_vec(&self.file).map_err(std::io::Error::other)?,
+            ),
             _ => Ok(()),
         }
     }

@@ -102,18 +102,8 @@ fn receive_auth_key(settings: &Settings) -> Result<[u8; 32]> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let mut key = [0u8; 32];
             getrandom::getrandom(&mut key).context("no randomness")?;
-            use std::io::Write;
-            use std::os::unix::fs::OpenOptionsExt;
-            let tmp = path.with_extension("tmp");
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&tmp)?;
-            f.write_all(&key)?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, &path)?;
+            skylight_client::files::replace_private(&path, &key)
+                .with_context(|| format!("cannot write {}", path.display()))?;
             Ok(key)
         }
         Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),

@@ -1,0 +1,42 @@
+//! Files only their owner may read, replaced whole: a reader sees the old contents or the
+//! new, never a torn write, and the new are on disk when the call returns.
+
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+/// Replaces `path` with `bytes`, mode 0600, durably. The new contents are written to a
+/// fresh file beside it (any stale one from a crash removed first, so nothing else's
+/// permissions are inherited), synced, then renamed over `path`.
+pub fn replace_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    let _ = std::fs::remove_file(&tmp);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    #[test]
+    fn a_replaced_file_holds_the_new_bytes_for_its_owner_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, b"old").unwrap();
+        std::fs::write(path.with_extension("tmp"), b"stale").unwrap();
+        replace_private(&path, b"new").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"new");
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert!(!path.with_extension("tmp").exists());
+    }
+}
