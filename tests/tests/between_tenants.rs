@@ -161,6 +161,26 @@ impl Pair {
         }
     }
 
+    /// With A's signer attached: the channel is back, open and connected, A pays B over it
+    /// (invoice `label`), and B never saw it close.
+    fn channel_still_pays(&self, label: &str) {
+        let (a, b) = (&self.a, &self.b);
+        eventually("A's channel is back, open and connected", || {
+            a.try_call(&["listpeerchannels"]).is_some_and(|c| {
+                c["channels"][0]["peer_connected"] == true
+                    && c["channels"][0]["state"] == "ChanneldNormal"
+            })
+        });
+        let bolt11 = invoice(b, 100_000, label);
+        a.call(&["pay", &bolt11]);
+        eventually("the channel still pays", || paid(b, label));
+        assert_eq!(
+            b.call(&["listpeerchannels"])["channels"][0]["state"],
+            "ChanneldNormal",
+            "B never saw the channel close"
+        );
+    }
+
     /// Makes the node-hosts misbehave as `fault` says (`""`: behave).
     fn fault(&self, fault: &str) {
         std::fs::write(&self.faults, fault).unwrap();
@@ -516,20 +536,7 @@ fn the_phone_pattern_wake_pay_sleep_ten_times_keeps_the_channel_open() {
         );
     }
     a.start_signer();
-    eventually("A's channel is back, open and connected", || {
-        a.try_call(&["listpeerchannels"]).is_some_and(|c| {
-            c["channels"][0]["peer_connected"] == true
-                && c["channels"][0]["state"] == "ChanneldNormal"
-        })
-    });
-    let last = invoice(b, 100_000, "after-the-rounds");
-    a.call(&["pay", &last]);
-    eventually("the channel still pays", || paid(b, "after-the-rounds"));
-    assert_eq!(
-        b.call(&["listpeerchannels"])["channels"][0]["state"],
-        "ChanneldNormal",
-        "B never saw the channel close"
-    );
+    pair.channel_still_pays("after-the-rounds");
 }
 
 #[test]
@@ -558,18 +565,5 @@ fn a_node_host_stopped_mid_dance_by_sigterm_or_sigkill_resumes_it_with_the_next_
         });
     }
     a.start_signer();
-    eventually("A's channel is back, open and connected", || {
-        a.try_call(&["listpeerchannels"]).is_some_and(|c| {
-            c["channels"][0]["peer_connected"] == true
-                && c["channels"][0]["state"] == "ChanneldNormal"
-        })
-    });
-    let last = invoice(b, 100_000, "after-the-stops");
-    a.call(&["pay", &last]);
-    eventually("the channel still pays", || paid(b, "after-the-stops"));
-    assert_eq!(
-        b.call(&["listpeerchannels"])["channels"][0]["state"],
-        "ChanneldNormal",
-        "B never saw the channel close"
-    );
+    pair.channel_still_pays("after-the-stops");
 }
