@@ -1,4 +1,4 @@
-//! Operator commands against a running chain: mine, fund, tip. Shared by `devchain` and
+//! Operator commands against a running chain: mine, fund, tip, any RPC call. Shared by `devchain` and
 //! `scheduler chain`.
 
 use anyhow::Result;
@@ -28,6 +28,14 @@ pub enum ChainCommand {
     },
     /// Show the tip: height and hash.
     Tip,
+    /// Call a JSON-RPC method, as `bitcoin-cli` does, and print its JSON answer. Each
+    /// parameter is read as JSON, or taken as a string if it is not JSON.
+    Call {
+        /// The method (`getrawmempool`, `invalidateblock`, …).
+        method: String,
+        /// Its parameters, in order.
+        params: Vec<String>,
+    },
 }
 
 /// Runs `command` against `client`, printing the result.
@@ -58,6 +66,13 @@ pub async fn operate(client: &ChainClient, command: ChainCommand) -> Result<()> 
                 .call("sendtoaddress", &[json!(address), json!(amount_btc)])
                 .await?;
             println!("{}", txid.as_str().unwrap_or_default());
+        }
+        ChainCommand::Call { method, params } => {
+            let params: Vec<serde_json::Value> = params
+                .iter()
+                .map(|p| serde_json::from_str(p).unwrap_or_else(|_| json!(p)))
+                .collect();
+            println!("{}", client.call(&method, &params).await?);
         }
         ChainCommand::Tip => {
             let info = client.call("getblockchaininfo", &[]).await?;

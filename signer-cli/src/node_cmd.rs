@@ -67,12 +67,14 @@ pub enum NodeCall {
     },
     /// Outgoing payments (JSON).
     Listpays,
-    /// Close a channel cooperatively: ID is the peer's node id, the channel id or the
-    /// short channel id (JSON).
+    /// Close a channel: ID is the peer's node id, the channel id or the short channel id
+    /// (JSON).
     Close {
         /// Which channel.
         id: String,
-        /// Force (unilateral) close: not built; the node refuses it.
+        /// Force (unilateral) close: our commitment is broadcast unless a cooperative close
+        /// completes within a second (CLN's `unilateraltimeout` of 1); our funds come back
+        /// to the wallet after the channel's delay.
         #[arg(long)]
         force: bool,
     },
@@ -240,7 +242,12 @@ pub async fn node_call(dir: &DataDir, call: NodeCall) -> Result<()> {
                 .map_err(refused("Close"))?;
             let r = r.get_ref();
             serde_json::json!({
-                "type": if r.item_type == 0 { "mutual" } else { "unopened" },
+                "type": match skylight_proto::cln::close_response::CloseType::try_from(r.item_type) {
+                    Ok(skylight_proto::cln::close_response::CloseType::Mutual) => "mutual",
+                    Ok(skylight_proto::cln::close_response::CloseType::Unilateral) => "unilateral",
+                    Ok(skylight_proto::cln::close_response::CloseType::Unopened) => "unopened",
+                    Err(_) => "unknown",
+                },
                 "txids": r.txids.iter().map(hex::encode).collect::<Vec<_>>(),
             })
         }

@@ -7,6 +7,7 @@
 //!   [`register_new_tenant`]) and the codes refused calls get ([`code_of`], [`status_of`]).
 //! - A signer in process ([`in_process`]), attached to node-host's stage as `signer-cli`
 //!   attaches over the network, and a certificate hierarchy made in memory ([`Pki`]).
+//! - Two tenants with their signers, a funded wallet and a channel ([`pair`]).
 //! - Waiting without asserting timings ([`eventually`]), processes ([`alive`],
 //!   [`node_pid`]), and benchmark figures ([`percentile`], [`ms`]).
 #![deny(missing_docs)]
@@ -14,6 +15,7 @@
 
 mod binaries;
 pub mod in_process;
+pub mod pair;
 mod pki;
 mod process;
 mod scheduler;

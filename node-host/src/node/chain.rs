@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::Node;
 use crate::node::ldk::{ChainMonitor, ChannelManager, FeeRates};
+use crate::node::sweep::{self, Sweeper};
 use crate::node::wallet::Wallet;
 use lightning_signer::bitcoin::Block;
 use lightning_signer::bitcoin::block::Header;
@@ -29,8 +30,8 @@ pub async fn height(chain: &ChainClient) -> anyhow::Result<u32> {
         .ok_or_else(|| anyhow::anyhow!("getblockcount answered {v}"))
 }
 
-/// Feeds new blocks (and reorgs) to the chain monitor, then the channel manager, until
-/// `stop`.
+/// Feeds new blocks (and reorgs) to the chain monitor, the channel manager, the sweeper
+/// and the wallet until `stop`; after each new tip, sweeps what has come due.
 #[allow(clippy::too_many_arguments)]
 pub async fn follow(
     chain: Arc<ChainClient>,
@@ -52,7 +53,12 @@ pub async fn follow(
             _ = tokio::time::sleep(every) => {}
         }
         match spv.poll_best_tip().await {
-            Ok((_, _)) => {
+            Ok((_, new_tip)) => {
+                if new_tip {
+                    let sweeper = listeners.sweeper.clone();
+                    // The sweep may wait on the signer: the chain is not held up for it.
+                    tokio::spawn(async move { sweep::sweep_due(&sweeper).await });
+                }
                 if failing {
                     tracing::info!("the chain answers again");
                     failing = false;
@@ -70,12 +76,14 @@ pub async fn follow(
 }
 
 /// Everything that follows the chain, in the order blocks reach them: channel monitors
-/// first (they guard funds), then the channel manager, then the wallet.
+/// first (they guard funds), then the channel manager, the sweeper, then the wallet.
 pub struct Listeners {
     /// The chain monitor.
     pub monitor: Arc<ChainMonitor>,
     /// The channel manager.
     pub manager: Arc<ChannelManager>,
+    /// The output sweeper.
+    pub sweeper: Arc<Sweeper>,
     /// The wallet.
     pub wallet: Arc<Wallet>,
 }
@@ -86,18 +94,22 @@ impl Listen for Listeners {
             .filtered_block_connected(header, txdata, height);
         self.manager
             .filtered_block_connected(header, txdata, height);
+        self.sweeper
+            .filtered_block_connected(header, txdata, height);
         self.wallet.filtered_block_connected(header, txdata, height);
     }
 
     fn block_connected(&self, block: &Block, height: u32) {
         self.monitor.block_connected(block, height);
         self.manager.block_connected(block, height);
+        self.sweeper.block_connected(block, height);
         self.wallet.block_connected(block, height);
     }
 
     fn blocks_disconnected(&self, fork_point: BestBlock) {
         self.monitor.blocks_disconnected(fork_point);
         self.manager.blocks_disconnected(fork_point);
+        self.sweeper.blocks_disconnected(fork_point);
         self.wallet.blocks_disconnected(fork_point);
     }
 }

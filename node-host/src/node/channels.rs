@@ -1,10 +1,10 @@
-//! Peers and channels: connecting, listing, opening (funded from the wallet), closing.
+//! Peers and channels: connecting, listing, opening (funded from the wallet). Closing is
+//! `close`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use lightning_signer::bitcoin::Transaction;
 use lightning_signer::bitcoin::secp256k1::PublicKey;
 use lightning_signer::lightning::ln::channel_state::ChannelDetails;
 use lightning_signer::lightning::ln::peer_handler::PeerDetails;
@@ -17,8 +17,6 @@ use super::{FeeRate, Node, NodeError, Running, ldk, peers};
 const HANDSHAKE: Duration = Duration::from_secs(20);
 /// How long an opening may take: the peer's answers and three signer round trips.
 const OPENING: Duration = Duration::from_secs(120);
-/// How long a closing negotiation may take.
-const CLOSING: Duration = Duration::from_secs(60);
 
 /// A channel, with what LDK's details leave out.
 #[derive(Debug, Clone)]
@@ -49,15 +47,6 @@ pub struct Peer {
     pub inbound: bool,
     /// Channels with it.
     pub num_channels: u32,
-}
-
-/// What a close did.
-#[derive(Debug, Clone)]
-pub struct Closed {
-    /// Whether the channel was funded (a mutual close), rather than never opened.
-    pub funded: bool,
-    /// The closing transaction, if one was broadcast.
-    pub tx: Option<Transaction>,
 }
 
 /// Which channel a call means: a peer's node id (its only channel), a channel id (hex),
@@ -204,48 +193,6 @@ impl Node {
             ))),
         }
     }
-
-    /// Closes the channel `which` cooperatively (both signers sign the closing
-    /// transaction); the peer must be connected.
-    pub async fn close(&self, which: &ChannelRef) -> Result<Closed, NodeError> {
-        let running = self.with_signer("closing transaction").await?;
-        let cm = running.ldk.channel_manager.clone();
-        let channels = self.on_ldk(move || cm.list_channels()).await?;
-        let channel = pick(&channels, which.0.trim())?.clone();
-        let pm = running.peer_manager.clone();
-        let peer = channel.counterparty.node_id;
-        if self
-            .on_ldk(move || pm.peer_by_node_id(&peer))
-            .await?
-            .is_none()
-        {
-            return Err(NodeError::Precondition(format!(
-                "{peer} is not connected: a cooperative close needs the peer (force close is not built)"
-            )));
-        }
-        let closed = self.closings.wait(channel.channel_id);
-        let cm = running.ldk.channel_manager.clone();
-        let id = channel.channel_id;
-        self.on_ldk(move || cm.close_channel(&id, &peer))
-            .await?
-            .map_err(|e| NodeError::Precondition(format!("cannot close the channel: {e:?}")))?;
-        let reason = tokio::time::timeout(CLOSING, closed)
-            .await
-            .map_err(|_| {
-                NodeError::Unreachable(format!(
-                    "the close did not complete within {} s; see ListPeerChannels",
-                    CLOSING.as_secs()
-                ))
-            })?
-            .map_err(|_| NodeError::Internal("the close was dropped".into()))?;
-        tracing::info!(channel = %id, %reason, "channel closed by request");
-        Ok(Closed {
-            funded: channel.funding_txo.is_some(),
-            tx: channel
-                .funding_txo
-                .and_then(|o| running.broadcaster.spending(o.into_bitcoin_outpoint())),
-        })
-    }
 }
 
 /// The node's channels, as LDK has them now (call on LDK's runtime).
@@ -302,7 +249,7 @@ fn our_balance_msat(running: &Running, c: &ChannelDetails) -> u64 {
 }
 
 /// The channel `id` names (see [`ChannelRef`]).
-fn pick<'a>(channels: &'a [ChannelDetails], id: &str) -> Result<&'a ChannelDetails, NodeError> {
+pub(super) fn pick<'a>(channels: &'a [ChannelDetails], id: &str) -> Result<&'a ChannelDetails, NodeError> {
     if let Ok(peer) = id.parse::<PublicKey>() {
         let theirs: Vec<_> = channels
             .iter()

@@ -7,31 +7,16 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use lightning_background_processor::{
     GossipSync as Gossip, NO_LIQUIDITY_MANAGER, NO_ONION_MESSENGER, process_events_async,
 };
-use lightning_persister::fs_store::FilesystemStore;
 use lightning_signer::bitcoin::Amount;
-use lightning_signer::lightning::chain::Filter;
 use lightning_signer::lightning::events::{Event, ReplayEvent};
 use lightning_signer::lightning::types::payment::PaymentPreimage;
-use lightning_signer::lightning::util::sweep::OutputSweeper;
 use tokio_util::sync::CancellationToken;
 
 use super::Node;
-use crate::signer_link::keys::RemoteKeys;
-use crate::node::ldk::{self, Broadcaster, FeeRates, GossipSync, Logger, PeerManager};
+use crate::node::ldk::{self, GossipSync, PeerManager};
+use crate::node::sweep::Sweeper;
 use crate::now_secs;
 use crate::store::payments::PaymentStatus;
-
-/// The sweeper's type. None runs yet: outputs a force close leaves to us are reported, not
-/// swept (see `SpendableOutputs` below).
-type Sweeper = OutputSweeper<
-    Arc<Broadcaster>,
-    Arc<RemoteKeys>,
-    Arc<FeeRates>,
-    Arc<dyn Filter + Send + Sync>,
-    Arc<FilesystemStore>,
-    Arc<Logger>,
-    Arc<RemoteKeys>,
->;
 
 /// LDK's background processor: events, persistence of the channel manager, graph and
 /// scorer, timers, peer message processing. Ends once `stop` turns true.
@@ -39,14 +24,45 @@ pub fn background(
     node: &ldk::LdkNode,
     peer_manager: Arc<PeerManager>,
     gossip: Arc<GossipSync>,
+    sweeper: Arc<Sweeper>,
     handle: Node,
     stop: CancellationToken,
 ) -> impl Future<Output = Result<(), lightning_signer::lightning::io::Error>> + use<> {
     let channel_manager = node.channel_manager.clone();
+    let tracker = sweeper.clone();
     let handler = move |event: Event| {
         let channel_manager = channel_manager.clone();
         let handle = handle.clone();
-        async move { on_event(event, &channel_manager, &handle) }
+        let sweeper = tracker.clone();
+        async move {
+            match event {
+                // Tracked durably before the event counts as handled: a node-host killed
+                // now still sweeps these after its restart.
+                Event::SpendableOutputs {
+                    outputs,
+                    channel_id,
+                    ..
+                } => {
+                    let count = outputs.len();
+                    // Static outputs pay the wallet's own key: the wallet has them already.
+                    match sweeper
+                        .track_spendable_outputs(outputs, channel_id, true, None)
+                        .await
+                    {
+                        Ok(()) => {
+                            tracing::info!(count, ?channel_id, "outputs to sweep tracked");
+                            crate::node::sweep::sweep_due(&sweeper).await;
+                            Ok(())
+                        }
+                        Err(()) => {
+                            tracing::error!("cannot store outputs to sweep; will retry");
+                            Err(ReplayEvent())
+                        }
+                    }
+                }
+                event => on_event(event, &channel_manager, &handle),
+            }
+        }
     };
     let sleeper = move |d: Duration| {
         let stop = stop.clone();
@@ -66,7 +82,7 @@ pub fn background(
         Gossip::p2p(gossip),
         peer_manager,
         NO_LIQUIDITY_MANAGER,
-        None::<Arc<Sweeper>>,
+        Some(sweeper),
         node.logger.clone(),
         Some(node.scorer.clone()),
         sleeper,
@@ -98,6 +114,10 @@ fn on_event(
                     }
                 },
             };
+            if crate::signer_link::faults::is_on("hold-claims") {
+                tracing::warn!(hash = %payment_hash, "fault: leaving the payment unclaimed");
+                return Ok(());
+            }
             match preimage {
                 Some(p) => {
                     tracing::info!(hash = %payment_hash, amount_msat, "claiming a payment");
@@ -236,12 +256,6 @@ fn on_event(
                 tracing::error!(error = %e, "cannot record the payment; will retry");
                 return Err(ReplayEvent());
             }
-        }
-        Event::SpendableOutputs { outputs, .. } => {
-            tracing::warn!(
-                count = outputs.len(),
-                "outputs to sweep on chain: sweeping is not built in this version"
-            );
         }
         other => tracing::debug!(event = ?other, "LDK event"),
     }

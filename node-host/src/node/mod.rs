@@ -14,6 +14,7 @@
 
 mod chain;
 mod channels;
+mod close;
 mod closing;
 mod error;
 mod events;
@@ -31,6 +32,7 @@ mod receive;
 mod run;
 mod signer_chain;
 mod start;
+mod sweep;
 mod unblock;
 #[cfg(feature = "testing")]
 pub mod wallet;
@@ -46,6 +48,7 @@ use lightning_signer::bitcoin::secp256k1::PublicKey;
 use tokio::sync::watch;
 
 pub use channels::{Channel, ChannelRef, scid};
+pub use close::{CloseKind, Closed};
 pub use error::NodeError;
 pub use onchain::FeeRate;
 pub use run::{Settings, run};

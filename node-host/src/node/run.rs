@@ -46,7 +46,7 @@ pub async fn run(
     let built = start::build(&settings, keys, &node).await?;
     let mut tasks = tokio::task::JoinSet::new();
     let (ldk, tip, queue, fees) = (built.node, built.tip, built.queue, built.fees);
-    let (wallet, broadcaster) = (built.wallet, built.broadcaster);
+    let (wallet, broadcaster, sweeper) = (built.wallet, built.broadcaster, built.sweeper);
     tasks.spawn(chain::broadcast(settings.chain.clone(), queue));
     tasks.spawn(chain::refresh_fees(
         settings.chain.clone(),
@@ -60,6 +60,7 @@ pub async fn run(
         chain::Listeners {
             monitor: ldk.chain_monitor.clone(),
             manager: ldk.channel_manager.clone(),
+            sweeper: sweeper.clone(),
             wallet: wallet.clone(),
         },
         node.clone(),
@@ -101,6 +102,7 @@ pub async fn run(
         ldk.channel_manager.clone(),
         ldk.chain_monitor.clone(),
         peer_manager.clone(),
+        sweeper.clone(),
         stop.clone(),
     ));
     tasks.spawn(peers::disconnect_without_signer(
@@ -114,6 +116,7 @@ pub async fn run(
         &ldk,
         peer_manager.clone(),
         gossip,
+        sweeper.clone(),
         node.clone(),
         processor_stop.clone(),
     ));

@@ -20,6 +20,7 @@ use crate::signer_link::keys::RemoteKeys;
 use crate::node::ldk::{self, Broadcaster, FeeRates, Parts};
 use crate::signer_link::channel::Channels;
 use crate::signer_link::transport::StageTransport;
+use crate::node::sweep::{self, Sweeper, SweeperParts};
 use crate::node::wallet::Wallet;
 use bdk_wallet::chain::BlockId;
 use lightning_signer::bitcoin::blockdata::constants::genesis_block;
@@ -124,6 +125,8 @@ pub struct Built {
     pub wallet: Arc<Wallet>,
     /// The broadcast queue.
     pub broadcaster: Arc<Broadcaster>,
+    /// The output sweeper.
+    pub sweeper: Arc<Sweeper>,
 }
 
 /// Builds the node new, or reads it back from its store, and brings it to the tip.
@@ -156,6 +159,13 @@ pub async fn build(
     super::chain::update_fees(&settings.chain, &fees).await;
     let (broadcaster, queue) = Broadcaster::new();
     let broadcaster = Arc::new(broadcaster);
+    let sweeper_parts = SweeperParts {
+        store: store.clone(),
+        broadcaster: broadcaster.clone(),
+        fees: fees.clone(),
+        keys: keys.clone(),
+        logger: Arc::new(ldk::Logger),
+    };
     let parts = Parts {
         network: handle.network,
         keys,
@@ -164,7 +174,7 @@ pub async fn build(
         broadcaster: broadcaster.clone(),
     };
     let chain = settings.chain.clone();
-    let (node, tip) = if stored_node {
+    let (node, tip, stored_sweeper) = if stored_node {
         // Reading channels back asks the signer for their keys: off the async workers.
         let restored = tokio::task::spawn_blocking(move || ldk::restore_node(parts))
             .await
@@ -183,6 +193,9 @@ pub async fn build(
                 (hash, with)
             })
             .collect();
+        // Outputs the sweeper tracks are never dropped: one that cannot be read stops here.
+        let stored_sweeper =
+            sweep::restore(&sweeper_parts).context("the node's store cannot be used")?;
         let mut cache = UnboundedCache::new();
         let tip = {
             let mut listeners: Vec<(_, &(dyn Listen + Send + Sync))> = vec![(
@@ -194,6 +207,9 @@ pub async fn build(
             }
             if let Some(w) = &stored_wallet {
                 listeners.push((w.tip().hash, &**w as &(dyn Listen + Send + Sync)));
+            }
+            if let Some((best, s)) = &stored_sweeper {
+                listeners.push((best.block_hash, s as &(dyn Listen + Send + Sync)));
             }
             init::synchronize_listeners(&*chain, handle.network, &mut cache, listeners)
                 .await
@@ -208,7 +224,7 @@ pub async fn build(
             height = tip.height,
             "node read back from its store and synced"
         );
-        (restored.finish()?, tip)
+        (restored.finish()?, tip, stored_sweeper.map(|(_, s)| s))
     } else {
         let tip = init::validate_best_block_header(&*chain)
             .await
@@ -222,7 +238,7 @@ pub async fn build(
             .map_err(|_| anyhow!("building the node failed"))?
             .context("cannot store the new node")?;
         tracing::info!(height = tip.height, "new node created at the chain's tip");
-        (node, tip)
+        (node, tip, None)
     };
     handle.set_height(tip.height);
     let wallet = match stored_wallet {
@@ -232,6 +248,13 @@ pub async fn build(
             hash: tip.header.block_hash(),
         })?,
     };
+    // A node stored before it had a sweeper has had nothing to sweep: it starts here.
+    let sweeper = stored_sweeper.unwrap_or_else(|| {
+        sweep::new(
+            &sweeper_parts,
+            BestBlock::new(tip.header.block_hash(), tip.height),
+        )
+    });
     Ok(Built {
         node,
         tip,
@@ -239,5 +262,6 @@ pub async fn build(
         fees,
         wallet,
         broadcaster,
+        sweeper: Arc::new(sweeper),
     })
 }

@@ -2,7 +2,8 @@
 //! yet" only when told to (`signer_unblocked`). The channel signer notes when it said so;
 //! this task tells LDK once an answer has come in, a signer has attached, or — while one is
 //! attached and something is owed — every second, since a signer answering a request ahead
-//! of the owed one does not always let it through at once.
+//! of the owed one does not always let it through at once. A signer attaching is also the
+//! moment to sweep what waited for one.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,6 +11,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::ldk::{ChainMonitor, ChannelManager, PeerManager};
+use super::sweep::{self, Sweeper};
 use crate::signer_link::channel::Channels;
 use crate::signer_link::stage::Stage;
 
@@ -23,6 +25,7 @@ pub async fn run(
     manager: Arc<ChannelManager>,
     monitor: Arc<ChainMonitor>,
     peers: Arc<PeerManager>,
+    sweeper: Arc<Sweeper>,
     stop: CancellationToken,
 ) {
     let mut answers = stage.watch_answers();
@@ -32,7 +35,12 @@ pub async fn run(
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = answers.changed() => {}
-            _ = signers.changed() => {}
+            _ = signers.changed() => {
+                if !attached && signers.count() > 0 {
+                    let sweeper = sweeper.clone();
+                    tokio::spawn(async move { sweep::sweep_due(&sweeper).await });
+                }
+            }
             _ = tokio::time::sleep(AGAIN), if attached => {}
         }
         if !channels.take_owed_unblock() {

@@ -9,7 +9,9 @@
 //!
 //! - `drop-signed <path>`: ship no signed client request for calls to `<path>`;
 //! - `alter-signed <path>`: ship them with the body changed after signing (an unknown field
-//!   appended, so the request still reads the same but its signature no longer verifies).
+//!   appended, so the request still reads the same but its signature no longer verifies);
+//! - `hold-claims`: leave incoming payments unclaimed (a payee that never settles: the
+//!   payer's HTLC stays in flight until it times out on chain).
 //!
 //! A fault gives node-host no power it lacks: it only withholds or spoils what node-host
 //! already hands the signer.
@@ -58,10 +60,20 @@ fn read(file: &std::path::Path) -> Vec<(String, String)> {
         .unwrap_or_default()
         .lines()
         .filter_map(|l| {
-            let (what, path) = l.trim().split_once(char::is_whitespace)?;
-            Some((what.to_string(), path.trim().to_string()))
+            let l = l.trim();
+            if l.is_empty() {
+                return None;
+            }
+            let (what, arg) = l.split_once(char::is_whitespace).unwrap_or((l, ""));
+            Some((what.to_string(), arg.trim().to_string()))
         })
         .collect()
+}
+
+/// Whether the faults file names `fault` now; never without [`FAULTS_ENV`].
+pub fn is_on(fault: &str) -> bool {
+    std::env::var_os(FAULTS_ENV)
+        .is_some_and(|file| read(std::path::Path::new(&file)).iter().any(|(w, _)| w == fault))
 }
 
 fn apply(mut requests: Vec<PendingRequest>, faults: &[(String, String)]) -> Vec<PendingRequest> {
@@ -74,6 +86,8 @@ fn apply(mut requests: Vec<PendingRequest>, faults: &[(String, String)]) -> Vec<
                     r.request.extend_from_slice(&[0xc0, 0x3e, 0x01]);
                 }
             }
+            // Not about what ships with signing requests (see `is_on`).
+            "hold-claims" => {}
             other => tracing::warn!(fault = other, "unknown fault ignored"),
         }
     }

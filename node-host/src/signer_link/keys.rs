@@ -9,6 +9,8 @@
 //!   errors instead, so an absent or refusing signer fails the call rather than the node;
 //!   an ECDH tweak is applied node-side, which upstream does not support.
 //! - Phantom-node requests are refused.
+//! - Sweeps are our own ([`crate::signer_link::spend`]): upstream's panics when the signer
+//!   refuses, and leaves the outputs untagged, which the signer's policy refuses.
 //!
 //! Channel signers are our own ([`crate::signer_link::channel`]); upstream's client is used
 //! for the init and node-level calls only.
@@ -331,6 +333,7 @@ impl SignerProvider for RemoteKeys {
     }
 }
 
+/// Sweeps of what closed channels leave to us, signed by the signer ([`super::spend`]).
 impl OutputSpender for RemoteKeys {
     fn spend_spendable_outputs(
         &self,
@@ -339,16 +342,17 @@ impl OutputSpender for RemoteKeys {
         change_destination_script: ScriptBuf,
         feerate_sat_per_1000_weight: u32,
         locktime: Option<bitcoin::absolute::LockTime>,
-        secp_ctx: &Secp256k1<All>,
+        _secp_ctx: &Secp256k1<All>,
     ) -> Result<Transaction, ()> {
-        self.client.spend_spendable_outputs(
+        super::spend::spend(
+            &self.channels,
             descriptors,
             outputs,
             change_destination_script,
             feerate_sat_per_1000_weight,
             locktime,
-            secp_ctx,
         )
+        .map_err(|why| tracing::warn!(%why, "sweep not signed yet; the sweeper will retry"))
     }
 }
 

@@ -15,6 +15,7 @@ pub mod channel;
 pub mod faults;
 pub mod keys;
 pub mod service;
+pub mod spend;
 pub mod stage;
 pub mod sync;
 pub mod transport;

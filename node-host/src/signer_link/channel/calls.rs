@@ -89,6 +89,22 @@ impl Calls {
         }
     }
 
+    /// Asks for `raw` (a node-level request) only if a signer is attached now, waiting for
+    /// it as [`Calls::wait`] does; nothing is staged for a later signer. For requests whose
+    /// bytes change each time they are retried (a sweep's locktime is the height), where a
+    /// parked request would only be signed stale.
+    pub fn if_attached(&self, raw: Vec<u8>) -> Result<Vec<u8>, SignerError> {
+        if self.stage.signers() == 0 {
+            return Err(SignerError::Unavailable("no signer is attached".into()));
+        }
+        let ticket = self.stage.submit(None, raw);
+        self.wait(&ticket).unwrap_or_else(|| {
+            Err(SignerError::Unavailable(
+                "the signer did not answer in time".into(),
+            ))
+        })
+    }
+
     /// Stages `raw` without waiting; the answer comes back through [`Calls::pendable`] with
     /// the same bytes, or through `ticket`.
     pub fn submit(&self, dbid: Option<u64>, raw: Vec<u8>) -> Ticket {

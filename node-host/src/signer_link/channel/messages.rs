@@ -59,16 +59,22 @@ impl Destination {
     pub fn psbt(&self, tx: &Transaction, input: usize, spent: TxOut) -> Option<Psbt> {
         let mut psbt = Psbt::from_unsigned_tx(strip(tx)).ok()?;
         psbt.inputs.get_mut(input)?.witness_utxo = Some(spent);
-        for (out, txout) in psbt.outputs.iter_mut().zip(&tx.output) {
+        self.tag(&mut psbt);
+        Some(psbt)
+    }
+
+    /// Tags every output of `psbt` that pays to us with its path: VLS's sweep policy checks
+    /// each output against the wallet by that path.
+    pub fn tag(&self, psbt: &mut Psbt) {
+        let path = DerivationPath::from(vec![ChildNumber::Normal {
+            index: Self::INDEX,
+        }]);
+        for (out, txout) in psbt.outputs.iter_mut().zip(&psbt.unsigned_tx.output) {
             if txout.script_pubkey == self.script {
-                let path = DerivationPath::from(vec![
-                    ChildNumber::from_normal_idx(Self::INDEX).ok()?,
-                ]);
                 out.bip32_derivation
-                    .insert(self.key, (self.fingerprint, path));
+                    .insert(self.key, (self.fingerprint, path.clone()));
             }
         }
-        Some(psbt)
     }
 }
 

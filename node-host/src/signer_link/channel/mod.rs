@@ -118,6 +118,11 @@ impl Channels {
         &self.destination.account
     }
 
+    /// Where claims and sweeps pay: the wallet key LDK's destination script is for.
+    pub fn destination(&self) -> &Destination {
+        &self.destination
+    }
+
     /// The requests.
     pub fn calls(&self) -> &Calls {
         &self.calls

@@ -1,0 +1,241 @@
+//! Two tenants of one scheduler, each with its own `signer-cli run`, on the embedded chain:
+//! the fixture the end-to-end scenarios between tenants start from.
+
+use std::path::PathBuf;
+
+use serde_json::Value;
+
+use crate::{ChildGuard, Run, Scheduler, SignerCli, eventually};
+
+/// A registered tenant with its signer running.
+pub struct Tenant {
+    /// Its signer-cli data directory.
+    pub cli: SignerCli,
+    signer: std::cell::RefCell<Option<ChildGuard>>,
+}
+
+impl Tenant {
+    /// Registers a tenant with `s`, starts its signer, and waits for its node to run.
+    pub fn new(s: &Scheduler) -> Tenant {
+        let cli = SignerCli::registered(s).unwrap();
+        let signer = cli.spawn(&["run"]).unwrap();
+        let t = Tenant {
+            cli,
+            signer: Some(signer).into(),
+        };
+        eventually("the node runs with its signer", || {
+            t.try_call(&["getinfo"])
+                .is_some_and(|i| i.get("warning_lightningd_sync").is_none())
+        });
+        t
+    }
+
+    /// `signer-cli node <args>`: its JSON answer, or `None` if the call failed.
+    pub fn try_call(&self, args: &[&str]) -> Option<Value> {
+        let mut all = vec!["node"];
+        all.extend_from_slice(args);
+        let r = self.cli.run(&all).unwrap();
+        r.ok.then(|| serde_json::from_str(&r.stdout).unwrap())
+    }
+
+    /// `signer-cli node <args>`, which must succeed: its JSON answer.
+    pub fn call(&self, args: &[&str]) -> Value {
+        let mut all = vec!["node"];
+        all.extend_from_slice(args);
+        let r: Run = self.cli.run(&all).unwrap();
+        assert!(r.ok, "node {args:?} failed: {}", r.stderr);
+        serde_json::from_str(&r.stdout).unwrap()
+    }
+
+    /// Stops the tenant's signer (as a phone app going to sleep does).
+    pub fn stop_signer(&self) {
+        self.signer.borrow_mut().take();
+    }
+
+    /// Starts the tenant's signer again.
+    pub fn start_signer(&self) {
+        *self.signer.borrow_mut() = Some(self.cli.spawn(&["run"]).unwrap());
+    }
+
+    /// `id@host:port` for peers.
+    pub fn address(&self) -> String {
+        let i = self.call(&["getinfo"]);
+        format!(
+            "{}@{}:{}",
+            i["id"].as_str().unwrap(),
+            i["binding"][0]["address"].as_str().unwrap(),
+            i["binding"][0]["port"]
+        )
+    }
+}
+
+/// Two tenants of one scheduler: A's wallet funded from the faucet, A connected to B.
+pub struct Pair {
+    /// The scheduler.
+    pub s: Scheduler,
+    /// Tenant A.
+    pub a: Tenant,
+    /// Tenant B.
+    pub b: Tenant,
+    /// B's node id.
+    pub b_id: String,
+    /// The faucet's payment to A.
+    pub faucet_txid: String,
+    /// A's new address the faucet paid.
+    pub faucet_addr: String,
+    /// The faults file the node-hosts read (empty: none).
+    faults: PathBuf,
+    _faults_dir: tempfile::TempDir,
+}
+
+impl Pair {
+    /// Two tenants: A's wallet funded from the faucet, A connected to B.
+    pub fn connected() -> Pair {
+        Self::connected_with(&[])
+    }
+
+    /// As [`Pair::connected`], the scheduler started with `args`.
+    pub fn connected_with(args: &[&str]) -> Pair {
+        // The node-hosts read faults from this file: a scenario makes a node-host misbehave
+        // toward its signer as a compromised host could, and the signer must refuse.
+        let faults_dir = tempfile::tempdir().unwrap();
+        let faults = faults_dir.path().join("faults");
+        std::fs::write(&faults, "").unwrap();
+        let s = Scheduler::start_with_env(
+            args,
+            &[("SKYLIGHT_NODE_HOST_FAULTS", faults.to_str().unwrap())],
+        )
+        .unwrap();
+        let a = Tenant::new(&s);
+        let b = Tenant::new(&s);
+        let addr = a.call(&["newaddr"])["bech32"].as_str().unwrap().to_string();
+        let txid = s.chain(&["fund", &addr, "0.5"]);
+        s.chain(&["mine", "1"]);
+        eventually("A's wallet sees the confirmed output", || {
+            a.call(&["listfunds"])["outputs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|o| o["txid"] == txid.as_str() && o["status"] == "confirmed")
+        });
+        let connected = a.call(&["connect", &b.address()]);
+        assert_eq!(connected["direction"], "out");
+        eventually("B sees A as a peer", || {
+            b.call(&["getinfo"])["num_peers"] == 1
+        });
+        let b_id = b.call(&["getinfo"])["id"].as_str().unwrap().to_string();
+        Pair {
+            s,
+            a,
+            b,
+            b_id,
+            faucet_txid: txid,
+            faucet_addr: addr,
+            faults,
+            _faults_dir: faults_dir,
+        }
+    }
+
+    /// As [`Pair::connected`], with a 200,000 sat channel from A to B ready to use.
+    pub fn with_channel() -> Pair {
+        let pair = Pair::connected();
+        pair.fund_channel();
+        pair.confirm_channel();
+        pair
+    }
+
+    /// A opens a 200,000 sat channel to B; returns the funding txid.
+    pub fn fund_channel(&self) -> String {
+        let opened = self.a.call(&[
+            "fundchannel",
+            &self.b_id,
+            "200000",
+            "--feerate-perkw",
+            "1000",
+        ]);
+        opened["txid"].as_str().unwrap().to_string()
+    }
+
+    /// Six blocks (B's default minimum depth), and the channel is usable on both sides.
+    pub fn confirm_channel(&self) {
+        self.s.chain(&["mine", "6"]);
+        for (who, t) in [("A", &self.a), ("B", &self.b)] {
+            eventually(&format!("{who} sees the channel ready"), || {
+                t.call(&["listpeerchannels"])["channels"][0]["state"] == "ChanneldNormal"
+            });
+        }
+    }
+
+    /// With A's signer attached: the channel is back, open and connected, A pays B over it
+    /// (invoice `label`), and B never saw it close.
+    pub fn channel_still_pays(&self, label: &str) {
+        let (a, b) = (&self.a, &self.b);
+        eventually("A's channel is back, open and connected", || {
+            a.try_call(&["listpeerchannels"]).is_some_and(|c| {
+                c["channels"][0]["peer_connected"] == true
+                    && c["channels"][0]["state"] == "ChanneldNormal"
+            })
+        });
+        let bolt11 = invoice(b, 100_000, label);
+        a.call(&["pay", &bolt11]);
+        eventually("the channel still pays", || paid(b, label));
+        assert_eq!(
+            b.call(&["listpeerchannels"])["channels"][0]["state"],
+            "ChanneldNormal",
+            "B never saw the channel close"
+        );
+    }
+
+    /// Makes the node-hosts misbehave as `fault` says (`""`: behave).
+    pub fn fault(&self, fault: &str) {
+        std::fs::write(&self.faults, fault).unwrap();
+    }
+}
+
+/// `who` makes an invoice labelled `label` for `msat`; its BOLT11 text.
+pub fn invoice(who: &Tenant, msat: u64, label: &str) -> String {
+    who.call(&[
+        "invoice",
+        "--amount-msat",
+        &msat.to_string(),
+        "--label",
+        label,
+    ])["bolt11"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// Whether `who` holds an invoice labelled `label` that was paid.
+pub fn paid(who: &Tenant, label: &str) -> bool {
+    who.call(&["listinvoices"])["invoices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|i| i["label"] == label && i["status"] == "paid")
+}
+
+/// A scenario that fails leaves its node-hosts' logs where they can be read: the temporary
+/// directories go with the scheduler.
+impl Drop for Pair {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        let kept = std::env::temp_dir().join(format!("skylight-failed-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&kept);
+        for (name, t) in [("a", &self.a), ("b", &self.b)] {
+            let Some(id) = t
+                .try_call(&["getinfo"])
+                .and_then(|i| i["id"].as_str().map(String::from))
+            else {
+                continue;
+            };
+            let log = self.s.node_dir(&id).log();
+            let to = kept.join(format!("node-host-{name}.log"));
+            if std::fs::copy(&log, &to).is_ok() {
+                eprintln!("node-host {name}'s log is kept at {}", to.display());
+            }
+        }
+    }
+}

@@ -1,0 +1,236 @@
+//! Channels that end on chain, between two tenants of one scheduler on the embedded chain:
+//! our force close with an HTLC in flight, the HTLC transaction, the delays, and every sat
+//! not paid in fees back in the wallets, each signature made by the tenant's own signer.
+
+use serde_json::Value;
+use skylight_test_support::pair::{Pair, Tenant, invoice, paid};
+use skylight_test_support::{Scheduler, eventually};
+
+/// The chain's height.
+fn height(s: &Scheduler) -> u64 {
+    s.chain(&["call", "getblockcount"]).parse().unwrap()
+}
+
+/// Mines up to `max` blocks one at a time until `what` holds, giving the node-hosts a
+/// moment after each block (a sweep is built and broadcast once the block reaches them; if
+/// it is late, the next block brings it).
+fn mine_until(s: &Scheduler, what: &str, max: u32, mut cond: impl FnMut() -> bool) {
+    for _ in 0..max {
+        if wait_briefly(&mut cond) {
+            return;
+        }
+        s.chain(&["mine", "1"]);
+    }
+    assert!(
+        wait_briefly(&mut cond),
+        "{what} did not happen within {max} blocks"
+    );
+}
+
+fn wait_briefly(cond: &mut impl FnMut() -> bool) -> bool {
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    loop {
+        if cond() {
+            return true;
+        }
+        if std::time::Instant::now() > until {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+/// Waits for `who`'s node to reach the chain's tip.
+fn synced(s: &Scheduler, who: &Tenant) {
+    let tip = height(s);
+    eventually("the node reaches the chain's tip", || {
+        who.call(&["getinfo"])["blockheight"].as_u64() == Some(tip)
+    });
+}
+
+/// The transactions in the mempool.
+fn mempool(s: &Scheduler) -> Vec<String> {
+    let v: Value = serde_json::from_str(&s.chain(&["call", "getrawmempool"])).unwrap();
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap().to_string())
+        .collect()
+}
+
+/// `who`'s confirmed wallet outputs: (txid, sats).
+fn confirmed_outputs(who: &Tenant) -> Vec<(String, u64)> {
+    who.call(&["listfunds"])["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["status"] == "confirmed")
+        .map(|o| {
+            (
+                o["txid"].as_str().unwrap().to_string(),
+                o["amount_msat"].as_u64().unwrap() / 1000,
+            )
+        })
+        .collect()
+}
+
+fn total(outputs: &[(String, u64)]) -> u64 {
+    outputs.iter().map(|(_, v)| v).sum()
+}
+
+/// The fee a confirmed or pending transaction paid: what it spent less what it pays.
+fn fee(s: &Scheduler, txid: &str) -> u64 {
+    let tx = |id: &str| -> Value {
+        serde_json::from_str(&s.chain(&["call", "getrawtransaction", id, "true"])).unwrap()
+    };
+    let sats = |v: &Value| (v["value"].as_f64().unwrap() * 1e8).round() as u64;
+    let t = tx(txid);
+    let spent: u64 = t["vin"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            let prev = tx(i["txid"].as_str().unwrap());
+            sats(&prev["vout"][i["vout"].as_u64().unwrap() as usize])
+        })
+        .sum();
+    let paid: u64 = t["vout"].as_array().unwrap().iter().map(sats).sum();
+    spent - paid
+}
+
+#[test]
+fn our_force_close_with_an_htlc_in_flight_returns_every_sat_not_paid_in_fees() {
+    let pair = Pair::with_channel();
+    let (s, a, b, b_id) = (&pair.s, &pair.a, &pair.b, &pair.b_id);
+    // B gets a balance of its own first: its output on A's commitment.
+    a.call(&["pay", &invoice(b, 10_000_000, "coffee")]);
+    eventually("B sees its invoice paid", || paid(b, "coffee"));
+
+    // B takes the next payment but never settles it: A's HTLC stays in flight.
+    pair.fault("hold-claims");
+    let held = invoice(b, 20_000_000, "held");
+    let _payer = a.cli.spawn(&["node", "pay", &held]).unwrap();
+    let (mut expiry, mut htlc_sats) = (0, 0);
+    eventually("A's HTLC is committed on both sides", || {
+        let c = &a.call(&["listpeerchannels"])["channels"][0];
+        let htlcs = c["htlcs"].as_array().cloned().unwrap_or_default();
+        match htlcs.as_slice() {
+            [h] if h["state"] == "SentAddAckRevocation" => {
+                expiry = h["expiry"].as_u64().unwrap();
+                htlc_sats = h["amount_msat"].as_u64().unwrap() / 1000;
+                true
+            }
+            _ => false,
+        }
+    });
+    // A's balance on its commitment, the fee paid; the HTLC, a payment under way, is not in it.
+    let ours = a.call(&["listpeerchannels"])["channels"][0]["to_us_msat"]
+        .as_u64()
+        .unwrap()
+        / 1000;
+    let a_before = confirmed_outputs(a);
+    let b_before = confirmed_outputs(b);
+
+    // A forces the close: its commitment, signed by A's signer, goes on chain.
+    let closed = a.call(&["close", b_id, "--force"]);
+    assert_eq!(closed["type"], "unilateral", "{closed}");
+    let commitment = closed["txids"][0].as_str().unwrap().to_string();
+    eventually("the commitment is in the mempool", || {
+        mempool(s).contains(&commitment)
+    });
+    s.chain(&["mine", "1"]);
+
+    // At the HTLC's expiry A's HTLC-timeout transaction (signed by A's signer) spends it.
+    let to_expiry = expiry.saturating_sub(height(s));
+    if to_expiry > 0 {
+        s.chain(&["mine", &to_expiry.to_string()]);
+    }
+    synced(s, a);
+    let mut htlc_timeout = String::new();
+    mine_until(s, "A broadcasts its HTLC-timeout transaction", 5, || {
+        // It spends the commitment and is locked until the HTLC's expiry (A's sweep of
+        // its own delayed output, due meanwhile, spends the commitment too).
+        let spending: Vec<String> = mempool(s)
+            .into_iter()
+            .filter(|t| {
+                let v: Value =
+                    serde_json::from_str(&s.chain(&["call", "getrawtransaction", t, "true"]))
+                        .unwrap();
+                v["vin"][0]["txid"] == commitment.as_str() && v["locktime"] == expiry
+            })
+            .collect();
+        match spending.as_slice() {
+            [t] => {
+                htlc_timeout = t.clone();
+                true
+            }
+            _ => false,
+        }
+    });
+    s.chain(&["mine", "1"]);
+
+    // After the delay (144 blocks, B's choice for A) both delayed outputs (the
+    // commitment's and the HTLC transaction's) are swept to A's wallet.
+    s.chain(&["mine", "140"]);
+    synced(s, a);
+    mine_until(s, "A's delayed outputs are swept to its wallet", 20, || {
+        total(&confirmed_outputs(a)) + 3_000 > total(&a_before) + ours + htlc_sats
+    });
+    let sweep_fees = swept(s, a, &a_before, &[&commitment, &htlc_timeout]);
+    // What A had in the channel (its commitment's fee already paid from it) and the HTLC
+    // came back but for the HTLC transaction's fee and the sweeps'.
+    assert_eq!(
+        total(&confirmed_outputs(a)),
+        total(&a_before) + ours + htlc_sats - fee(s, &htlc_timeout) - sweep_fees,
+        "A's wallet holds every sat of its share not paid in fees"
+    );
+    eprintln!(
+        "force close: commitment fee {} sat, HTLC-timeout fee {} sat, A's sweeps {} sat; {} blocks",
+        fee(s, &commitment),
+        fee(s, &htlc_timeout),
+        sweep_fees,
+        height(s)
+    );
+    let b_share = 10_000;
+    eventually("B's output is swept to B's wallet", || {
+        total(&confirmed_outputs(b)) > total(&b_before)
+    });
+    let b_fees = swept(s, b, &b_before, &[&commitment]);
+    assert_eq!(
+        total(&confirmed_outputs(b)),
+        total(&b_before) + b_share - b_fees,
+        "B's wallet holds its share less the sweep's fee"
+    );
+    assert!(
+        a.call(&["listpeerchannels"])["channels"]
+            .as_array()
+            .unwrap()
+            .is_empty(),
+        "the channel is gone"
+    );
+}
+
+/// The fees of the transactions that brought `who` its outputs since `before`, each of
+/// which must spend only outputs of `from`.
+fn swept(s: &Scheduler, who: &Tenant, before: &[(String, u64)], from: &[&String]) -> u64 {
+    let mut txids: Vec<String> = confirmed_outputs(who)
+        .into_iter()
+        .filter(|o| !before.contains(o))
+        .map(|(t, _)| t)
+        .collect();
+    txids.sort();
+    txids.dedup();
+    assert!(!txids.is_empty(), "nothing was swept");
+    txids
+        .iter()
+        .map(|t| {
+            let v: Value =
+                serde_json::from_str(&s.chain(&["call", "getrawtransaction", t, "true"])).unwrap();
+            for i in v["vin"].as_array().unwrap() {
+                let spent = i["txid"].as_str().unwrap().to_string();
+                assert!(from.contains(&&spent), "sweep {t} spends {spent}");
+            }
+            fee(s, t)
+        })
+        .sum()
+}
