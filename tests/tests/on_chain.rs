@@ -1,10 +1,11 @@
 //! Channels that end on chain, between two tenants of one scheduler on the embedded chain:
 //! our force close with an HTLC in flight, the HTLC transaction, the delays, and every sat
-//! not paid in fees back in the wallets, each signature made by the tenant's own signer.
+//! not paid in fees back in the wallets, each signature made by the tenant's own signer;
+//! and outputs to sweep that outlive a node-host killed as they come due.
 
 use serde_json::Value;
 use skylight_test_support::pair::{Pair, Tenant, invoice, paid};
-use skylight_test_support::{Scheduler, eventually};
+use skylight_test_support::{Scheduler, alive, eventually, node_pid};
 
 /// The chain's height.
 fn height(s: &Scheduler) -> u64 {
@@ -233,4 +234,64 @@ fn swept(s: &Scheduler, who: &Tenant, before: &[(String, u64)], from: &[&String]
             fee(s, t)
         })
         .sum()
+}
+
+#[test]
+fn a_node_host_killed_right_after_outputs_come_due_still_sweeps_them_after_its_restart() {
+    let pair = Pair::with_channel();
+    let (s, a, b_id) = (&pair.s, &pair.a, &pair.b_id);
+    let a_node = a.cli.node_id();
+    let log = s.node_dir(&a_node).log();
+    let ours = a.call(&["listpeerchannels"])["channels"][0]["to_us_msat"]
+        .as_u64()
+        .unwrap()
+        / 1000;
+    let before = confirmed_outputs(a);
+    // B's signer is away, so B cannot agree to a cooperative close: A forces it.
+    pair.b.stop_signer();
+    eventually("A sees B gone", || {
+        a.call(&["listpeerchannels"])["channels"][0]["peer_connected"] == false
+    });
+    let closed = a.call(&["close", b_id, "--force"]);
+    assert_eq!(closed["type"], "unilateral", "{closed}");
+    let commitment = closed["txids"][0].as_str().unwrap().to_string();
+    eventually("the commitment is in the mempool", || {
+        mempool(s).contains(&commitment)
+    });
+    s.chain(&["mine", "1"]);
+    synced(s, a);
+
+    // A's signer goes away too; A's delayed output comes due: the sweeper tracks it on disk
+    // but cannot have it signed. Then node-host is killed outright.
+    a.stop_signer();
+    s.chain(&["mine", "144"]);
+    let logged = |what: &str| {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains(what)
+    };
+    eventually("A's node-host tracks the output to sweep", || {
+        logged("outputs to sweep tracked")
+    });
+    eventually("and cannot sweep it without the signer", || {
+        logged("sweep not signed yet")
+    });
+    let pid = node_pid(s, &a_node).unwrap();
+    std::process::Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()
+        .unwrap();
+    eventually("A's node-host is gone", || !alive(pid));
+
+    // The signer comes back, node-host starts again, and the sweep goes out.
+    a.start_signer();
+    mine_until(s, "A's output is swept after the restart", 10, || {
+        total(&confirmed_outputs(a)) > total(&before)
+    });
+    let fees = swept(s, a, &before, &[&commitment]);
+    assert_eq!(
+        total(&confirmed_outputs(a)),
+        total(&before) + ours - fees,
+        "A's wallet holds its share of the channel less the sweep's fee"
+    );
 }
