@@ -214,6 +214,19 @@ fn our_force_close_with_an_htlc_in_flight_returns_every_sat_not_paid_in_fees() {
 /// The fees of the transactions that brought `who` its outputs since `before`, each of
 /// which must spend only outputs of `from`.
 fn swept(s: &Scheduler, who: &Tenant, before: &[(String, u64)], from: &[&String]) -> u64 {
+    let (fees, spent) = claims(s, who, before, from);
+    assert!(!spent.is_empty(), "nothing was swept");
+    fees
+}
+
+/// The transactions that brought `who` its outputs since `before`, each of which must
+/// spend only outputs of `from`: their fees, and the values of the outputs they spent.
+fn claims(
+    s: &Scheduler,
+    who: &Tenant,
+    before: &[(String, u64)],
+    from: &[&String],
+) -> (u64, Vec<u64>) {
     let mut txids: Vec<String> = confirmed_outputs(who)
         .into_iter()
         .filter(|o| !before.contains(o))
@@ -221,19 +234,33 @@ fn swept(s: &Scheduler, who: &Tenant, before: &[(String, u64)], from: &[&String]
         .collect();
     txids.sort();
     txids.dedup();
-    assert!(!txids.is_empty(), "nothing was swept");
-    txids
-        .iter()
-        .map(|t| {
-            let v: Value =
-                serde_json::from_str(&s.chain(&["call", "getrawtransaction", t, "true"])).unwrap();
-            for i in v["vin"].as_array().unwrap() {
-                let spent = i["txid"].as_str().unwrap().to_string();
-                assert!(from.contains(&&spent), "sweep {t} spends {spent}");
-            }
-            fee(s, t)
-        })
-        .sum()
+    let (mut fees, mut spent) = (0, Vec::new());
+    for t in &txids {
+        let v: Value =
+            serde_json::from_str(&s.chain(&["call", "getrawtransaction", t, "true"])).unwrap();
+        for i in v["vin"].as_array().unwrap() {
+            let prev = i["txid"].as_str().unwrap().to_string();
+            assert!(from.contains(&&prev), "sweep {t} spends {prev}");
+            let p: Value =
+                serde_json::from_str(&s.chain(&["call", "getrawtransaction", &prev, "true"]))
+                    .unwrap();
+            let out = &p["vout"][i["vout"].as_u64().unwrap() as usize];
+            spent.push((out["value"].as_f64().unwrap() * 1e8).round() as u64);
+        }
+        fees += fee(s, t);
+    }
+    spent.sort();
+    (fees, spent)
+}
+
+/// Waits for `who`'s node-host log to say `what`.
+fn logged(s: &Scheduler, who: &Tenant, what: &str) {
+    let log = s.node_dir(&who.cli.node_id()).log();
+    eventually(&format!("node-host logs {what:?}"), || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains(what)
+    });
 }
 
 #[test]
@@ -293,5 +320,91 @@ fn a_node_host_killed_right_after_outputs_come_due_still_sweeps_them_after_its_r
         total(&confirmed_outputs(a)),
         total(&before) + ours - fees,
         "A's wallet holds its share of the channel less the sweep's fee"
+    );
+}
+
+#[test]
+fn their_force_close_with_htlcs_both_ways_has_our_claims_confirm_and_come_to_our_wallet() {
+    let pair = Pair::with_channel();
+    let (s, a, b, b_id) = (&pair.s, &pair.a, &pair.b, &pair.b_id);
+    a.call(&["pay", &invoice(b, 19_000_000, "coffee")]);
+    eventually("B sees its invoice paid", || paid(b, "coffee"));
+
+    // (Each HTLC stays within the 10% of the channel a peer lets be in flight.)
+    // Neither side settles: an HTLC from A to B and one from B to A stay in flight.
+    pair.fault("hold-claims");
+    let to_b = invoice(b, 12_000_000, "to-b");
+    let to_a = invoice(a, 9_000_000, "to-a");
+    let _a_pays = a.cli.spawn(&["node", "pay", &to_b]).unwrap();
+    let _b_pays = b.cli.spawn(&["node", "pay", &to_a]).unwrap();
+    let mut expiry_out = 0;
+    eventually("both HTLCs are committed on both sides", || {
+        let c = &a.call(&["listpeerchannels"])["channels"][0];
+        let htlcs = c["htlcs"].as_array().cloned().unwrap_or_default();
+        let out = htlcs
+            .iter()
+            .find(|h| h["direction"] == "out" && h["state"] == "SentAddAckRevocation");
+        let inbound = htlcs
+            .iter()
+            .any(|h| h["direction"] == "in" && h["state"] == "RcvdAddAckRevocation");
+        if let (Some(o), true) = (out, inbound) {
+            expiry_out = o["expiry"].as_u64().unwrap();
+            true
+        } else {
+            false
+        }
+    });
+    logged(s, a, "fault: leaving the payment unclaimed");
+    logged(s, b, "fault: leaving the payment unclaimed");
+    let before = confirmed_outputs(a);
+
+    // A's signer is away (its node-host drops its peers); B forces the close.
+    a.stop_signer();
+    eventually("B sees A gone", || {
+        b.call(&["listpeerchannels"])["channels"][0]["peer_connected"] == false
+    });
+    let closed = b.call(&["close", &a.cli.node_id(), "--force"]);
+    assert_eq!(closed["type"], "unilateral", "{closed}");
+    let theirs = closed["txids"][0].as_str().unwrap().to_string();
+    eventually("B's commitment is in the mempool", || {
+        mempool(s).contains(&theirs)
+    });
+    s.chain(&["mine", "1"]);
+
+    // A's signer returns and A settles the payment to it: with the preimage, A claims that
+    // HTLC from B's commitment; after its expiry A takes back its own HTLC; A's balance on
+    // B's commitment is swept. Every claim is signed by A's signer.
+    pair.fault(&format!("hold-claims {b_id}"));
+    a.start_signer();
+    synced(s, a);
+    mine_until(s, "A claims the HTLC it has the preimage of", 10, || {
+        let (_, spent) = claims(s, a, &before, &[&theirs]);
+        spent.contains(&9_000)
+    });
+    let to_expiry = expiry_out.saturating_sub(height(s));
+    if to_expiry > 0 {
+        s.chain(&["mine", &to_expiry.to_string()]);
+    }
+    synced(s, a);
+    mine_until(
+        s,
+        "A takes back its own HTLC and sweeps its balance",
+        10,
+        || {
+            let (_, spent) = claims(s, a, &before, &[&theirs]);
+            spent.len() == 3
+        },
+    );
+    let (fees, spent) = claims(s, a, &before, &[&theirs]);
+    assert!(
+        spent.contains(&9_000) && spent.contains(&12_000),
+        "A's claims took both HTLCs: {spent:?}"
+    );
+    let taken: u64 = spent.iter().sum();
+    eprintln!("their force close: A took {spent:?} sat from B's commitment for {fees} sat in fees");
+    assert_eq!(
+        total(&confirmed_outputs(a)),
+        total(&before) + taken - fees,
+        "every sat A took from B's commitment not paid in fees is in A's wallet"
     );
 }

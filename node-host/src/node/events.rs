@@ -114,8 +114,11 @@ fn on_event(
                     }
                 },
             };
-            if crate::signer_link::faults::is_on("hold-claims") {
+            if let Some(p) = preimage
+                && handle.holds_claims()
+            {
                 tracing::warn!(hash = %payment_hash, "fault: leaving the payment unclaimed");
+                handle.held_claims.lock().unwrap_or_else(|e| e.into_inner()).push(p);
                 return Ok(());
             }
             match preimage {
@@ -260,4 +263,25 @@ fn on_event(
         other => tracing::debug!(event = ?other, "LDK event"),
     }
     Ok(())
+}
+
+/// With fault injection on: claims the payments a `hold-claims` fault held, once it no
+/// longer names this node-host (see `signer_link::faults`). Until `stop`.
+pub async fn release_held_claims(manager: Arc<ldk::ChannelManager>, handle: Node, stop: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+        }
+        if handle.holds_claims() {
+            continue;
+        }
+        let held: Vec<PaymentPreimage> =
+            std::mem::take(&mut *handle.held_claims.lock().unwrap_or_else(|e| e.into_inner()));
+        for p in held {
+            tracing::warn!("fault lifted: claiming a payment held");
+            let cm = manager.clone();
+            let _ = tokio::task::spawn_blocking(move || cm.claim_funds(p)).await;
+        }
+    }
 }

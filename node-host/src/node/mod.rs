@@ -45,6 +45,7 @@ use std::time::Duration;
 
 use lightning_signer::bitcoin::Network;
 use lightning_signer::bitcoin::secp256k1::PublicKey;
+use lightning_signer::lightning::types::payment::PaymentPreimage;
 use tokio::sync::watch;
 
 pub use channels::{Channel, ChannelRef, scid};
@@ -82,6 +83,8 @@ pub struct Node {
     stage: Arc<Stage>,
     signer_wait: Duration,
     ldk_runtime: tokio::runtime::Handle,
+    /// Payments a `hold-claims` fault left unclaimed (tests only; see `signer_link::faults`).
+    held_claims: Arc<std::sync::Mutex<Vec<PaymentPreimage>>>,
 }
 
 /// What the node is made of before it runs.
@@ -117,7 +120,16 @@ impl Node {
             stage: parts.stage,
             signer_wait: parts.signer_wait,
             ldk_runtime: parts.ldk_runtime,
+            held_claims: Arc::default(),
         }
+    }
+
+    /// Whether a `hold-claims` fault names this node now (never without fault injection).
+    fn holds_claims(&self) -> bool {
+        crate::signer_link::faults::is_on_for(
+            "hold-claims",
+            &hex::encode(self.id.serialize()),
+        )
     }
 
     /// The tenant's node id.

@@ -110,6 +110,13 @@ pub async fn run(
         stage.clone(),
         stop.clone(),
     ));
+    if crate::signer_link::faults::enabled() {
+        tasks.spawn(events::release_held_claims(
+            ldk.channel_manager.clone(),
+            node.clone(),
+            stop.clone(),
+        ));
+    }
     // The processor stops after the peers are gone (see below), on its own signal.
     let processor_stop = CancellationToken::new();
     let processor = tokio::spawn(events::background(

@@ -10,8 +10,9 @@
 //! - `drop-signed <path>`: ship no signed client request for calls to `<path>`;
 //! - `alter-signed <path>`: ship them with the body changed after signing (an unknown field
 //!   appended, so the request still reads the same but its signature no longer verifies);
-//! - `hold-claims`: leave incoming payments unclaimed (a payee that never settles: the
-//!   payer's HTLC stays in flight until it times out on chain).
+//! - `hold-claims [<node id>]`: leave incoming payments unclaimed (a payee that does not
+//!   settle: the payer's HTLC stays in flight); all node-hosts, or the one named. Payments
+//!   held are claimed once the fault no longer names the node-host.
 //!
 //! A fault gives node-host no power it lacks: it only withholds or spoils what node-host
 //! already hands the signer.
@@ -70,10 +71,19 @@ fn read(file: &std::path::Path) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Whether the faults file names `fault` now; never without [`FAULTS_ENV`].
-pub fn is_on(fault: &str) -> bool {
-    std::env::var_os(FAULTS_ENV)
-        .is_some_and(|file| read(std::path::Path::new(&file)).iter().any(|(w, _)| w == fault))
+/// Whether fault injection is on at all.
+pub fn enabled() -> bool {
+    std::env::var_os(FAULTS_ENV).is_some()
+}
+
+/// Whether the faults file names `fault` now for node `node` (hex): with no argument, or
+/// with `node` as its argument. Never without [`FAULTS_ENV`].
+pub fn is_on_for(fault: &str, node: &str) -> bool {
+    std::env::var_os(FAULTS_ENV).is_some_and(|file| {
+        read(std::path::Path::new(&file))
+            .iter()
+            .any(|(w, arg)| w == fault && (arg.is_empty() || arg == node))
+    })
 }
 
 fn apply(mut requests: Vec<PendingRequest>, faults: &[(String, String)]) -> Vec<PendingRequest> {
