@@ -215,6 +215,27 @@ pub fn paid(who: &Tenant, label: &str) -> bool {
         .any(|i| i["label"] == label && i["status"] == "paid")
 }
 
+/// The chain's height.
+pub fn height(s: &Scheduler) -> u64 {
+    s.chain(&["call", "getblockcount"]).parse().unwrap()
+}
+
+/// Waits for `who`'s node to reach the chain's tip.
+pub fn synced(s: &Scheduler, who: &Tenant) {
+    let tip = height(s);
+    eventually("the node reaches the chain's tip", || {
+        who.call(&["getinfo"])["blockheight"].as_u64() == Some(tip)
+    });
+}
+
+/// How many times `who`'s node-host log says `what`.
+pub fn log_count(s: &Scheduler, who: &Tenant, what: &str) -> usize {
+    std::fs::read_to_string(s.node_dir(&who.cli.node_id()).log())
+        .unwrap_or_default()
+        .matches(what)
+        .count()
+}
+
 /// A scenario that fails leaves its node-hosts' logs where they can be read: the temporary
 /// directories go with the scheduler.
 impl Drop for Pair {

@@ -4,13 +4,8 @@
 //! and outputs to sweep that outlive a node-host killed as they come due.
 
 use serde_json::Value;
-use skylight_test_support::pair::{Pair, Tenant, invoice, paid};
+use skylight_test_support::pair::{Pair, Tenant, height, invoice, paid, synced};
 use skylight_test_support::{Scheduler, alive, eventually, node_pid};
-
-/// The chain's height.
-fn height(s: &Scheduler) -> u64 {
-    s.chain(&["call", "getblockcount"]).parse().unwrap()
-}
 
 /// Mines up to `max` blocks one at a time until `what` holds, giving the node-hosts a
 /// moment after each block (a sweep is built and broadcast once the block reaches them; if
@@ -39,14 +34,6 @@ fn wait_briefly(cond: &mut impl FnMut() -> bool) -> bool {
         }
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
-}
-
-/// Waits for `who`'s node to reach the chain's tip.
-fn synced(s: &Scheduler, who: &Tenant) {
-    let tip = height(s);
-    eventually("the node reaches the chain's tip", || {
-        who.call(&["getinfo"])["blockheight"].as_u64() == Some(tip)
-    });
 }
 
 /// The transactions in the mempool.

@@ -2,7 +2,9 @@
 //! and of the outputs its channels depend on), learnt only from what the node proves to it.
 //!
 //! For each block past the signer's tip: `ForwardWatches` (what the signer watches) → a
-//! TXOO proof that the block spends or creates those outpoints or not → `AddBlock`. The
+//! TXOO proof that the block spends or creates those outpoints or not → `AddBlock`. After
+//! a reorg below the signer's tip, the signer's blocks off the best chain are removed
+//! first, newest first (`RemoveBlock`, with proofs for `ReverseWatches`; see `reorg`). The
 //! proof carries an attestation of the block's spend-filter header; with no trusted oracle
 //! configured, VLS accepts any attester, so node-host signs with its own key. When the
 //! signer has caught up, LDK is told to retry signing it put off.
@@ -11,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow};
-use lightning_signer::bitcoin::Block;
+use lightning_signer::bitcoin::{Block, BlockHash, OutPoint, Txid};
 use lightning_signer::bitcoin::consensus::encode::{deserialize, serialize};
 use lightning_signer::bitcoin::hash_types::FilterHeader;
 use lightning_signer::bitcoin::hashes::Hash;
@@ -28,8 +30,10 @@ use vls_protocol::msgs::{
     TipInfoReply,
 };
 
-use crate::signer_link::keys::RemoteKeys;
+mod reorg;
+
 use crate::node::ldk::{ChainMonitor, ChannelManager};
+use crate::signer_link::keys::RemoteKeys;
 use crate::signer_link::stage::Stage;
 
 /// Blocks and their spend-filter headers, from genesis, as far as fetched.
@@ -37,13 +41,18 @@ struct Chain {
     client: Arc<ChainClient>,
     /// `headers[h]` is the filter header after block `h`; before block 1 it is all zeros.
     headers: Vec<FilterHeader>,
-    /// The height the signer's chain was last brought to.
-    signer_at: Option<u32>,
+    /// The block the signer's chain was last brought to.
+    signer_at: Option<BlockHash>,
 }
 
 impl Chain {
     async fn block(&self, height: u32) -> Result<Block> {
         let hash = self.client.call("getblockhash", &[json!(height)]).await?;
+        self.block_by_hash(hash).await
+    }
+
+    /// A block by its hash, on the best chain or not (a block a reorg left behind).
+    async fn block_by_hash(&self, hash: serde_json::Value) -> Result<Block> {
         let hex = self
             .client
             .call("getblock", &[hash, json!(0)])
@@ -52,6 +61,19 @@ impl Chain {
             .map(str::to_string)
             .ok_or_else(|| anyhow!("getblock answered no hex"))?;
         Ok(deserialize(&hex::decode(hex)?)?)
+    }
+
+    /// The best chain's block at `height`, if it is that high.
+    async fn hash_at(&self, height: u32) -> Result<Option<BlockHash>> {
+        let tip = super::chain::height(&self.client).await?;
+        if height > tip {
+            return Ok(None);
+        }
+        let hash = self.client.call("getblockhash", &[json!(height)]).await?;
+        let hash = hash
+            .as_str()
+            .ok_or_else(|| anyhow!("getblockhash answered {hash}"))?;
+        Ok(Some(hash.parse()?))
     }
 
     /// The filter header after block `height`.
@@ -135,10 +157,11 @@ async fn catch_up(
     // The chain's tip, not LDK's: LDK may be waiting (holding its locks) for a signature
     // that the signer gives only once it has seen the blocks.
     let target = super::chain::height(&chain.client).await?;
+    let target_hash = chain.hash_at(target).await?;
     // Fed up to there already: no need to ask the signer (a round trip on every poll).
     // The tracker lives in the signer state node-host keeps, so a signer that attaches
     // later has it too.
-    if chain.signer_at == Some(target) {
+    if target_hash.is_some() && chain.signer_at == target_hash {
         return Ok(0);
     }
     chain.signer_at = None;
@@ -146,17 +169,15 @@ async fn catch_up(
     let tip: TipInfoReply = tokio::task::spawn_blocking(move || k.node_call(TipInfo {}))
         .await?
         .map_err(|e| anyhow!("TipInfo: {e}"))?;
+    // A reorg below the signer's tip: the signer's blocks off the best chain go first.
+    let from = if chain.hash_at(tip.height).await? == Some(tip.block_hash) {
+        tip.height
+    } else {
+        reorg::remove_stale(chain, keys, attester, secp, tip.height, tip.block_hash).await?
+    };
     let mut fed = 0;
-    for height in tip.height + 1..=target {
+    for height in from + 1..=target {
         let block = chain.block(height).await?;
-        if height == tip.height + 1 && block.header.prev_blockhash != tip.block_hash {
-            // A reorg below the signer's tip: removing blocks is not built yet.
-            return Err(anyhow!(
-                "the signer's tip {} at height {} is not on the node's chain",
-                tip.block_hash,
-                tip.height
-            ));
-        }
         let prev = chain.filter_header(height - 1).await?;
         let k = keys.clone();
         let watches: ForwardWatchesReply =
@@ -167,26 +188,15 @@ async fn catch_up(
         if chain.headers.len() == height as usize {
             chain.headers.push(filter_header);
         }
-        let attestation = sign_attestation(
-            Attestation {
-                block_hash: block.block_hash(),
-                block_height: height,
-                filter_header,
-                time: std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)?
-                    .as_secs(),
-            },
+        let proof = prove(
             attester,
             secp,
-        );
-        let proof = TxoProof::prove(
-            vec![(attester.public_key(), attestation)],
             &prev,
             &block,
             height,
             &watches.outpoints.0,
             &watches.txids.0,
-        );
+        )?;
         let add = AddBlock {
             header: serialize(&block.header).into(),
             unspent_proof: Some(DebugTxoProof(proof)),
@@ -198,6 +208,40 @@ async fn catch_up(
             .context("the signer refused a block")?;
         fed += 1;
     }
-    chain.signer_at = Some(target);
+    chain.signer_at = target_hash;
     Ok(fed)
+}
+
+/// A TXOO proof of `block` at `height` (after filter header `prev`) for the watched
+/// `outpoints` and `txids`, attested by node-host's own key.
+fn prove(
+    attester: &Keypair,
+    secp: &Secp256k1<lightning_signer::bitcoin::secp256k1::All>,
+    prev: &FilterHeader,
+    block: &Block,
+    height: u32,
+    outpoints: &[OutPoint],
+    txids: &[Txid],
+) -> Result<TxoProof> {
+    let filter_header = BlockSpendFilter::from_block(block).filter_header(prev);
+    let attestation = sign_attestation(
+        Attestation {
+            block_hash: block.block_hash(),
+            block_height: height,
+            filter_header,
+            time: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)?
+                .as_secs(),
+        },
+        attester,
+        secp,
+    );
+    Ok(TxoProof::prove(
+        vec![(attester.public_key(), attestation)],
+        prev,
+        block,
+        height,
+        outpoints,
+        txids,
+    ))
 }
