@@ -7,12 +7,14 @@
 //!   [`register_new_tenant`]) and the codes refused calls get ([`code_of`], [`status_of`]).
 //! - A signer in process ([`in_process`]), attached to node-host's stage as `signer-cli`
 //!   attaches over the network, and a certificate hierarchy made in memory ([`Pki`]).
+//! - Tenants as an app drives them, their signers in this process ([`app`]).
 //! - Two tenants with their signers, a funded wallet and a channel ([`pair`]).
 //! - Waiting without asserting timings ([`eventually`]), processes ([`alive`],
 //!   [`node_pid`]), and benchmark figures ([`percentile`], [`ms`]).
 #![deny(missing_docs)]
 #![deny(rustdoc::broken_intra_doc_links)]
 
+pub mod app;
 mod binaries;
 pub mod in_process;
 pub mod pair;

@@ -57,6 +57,16 @@ impl Tenant {
         *self.signer.borrow_mut() = Some(self.cli.spawn(&["run"]).unwrap());
     }
 
+    /// Starts the tenant's signer and calls its node, as an app that wakes up does (the
+    /// call schedules a node-host that had stopped); returns once the node runs with it.
+    pub fn wake(&self) {
+        self.start_signer();
+        eventually("the node runs with its signer again", || {
+            self.try_call(&["getinfo"])
+                .is_some_and(|i| i.get("warning_lightningd_sync").is_none())
+        });
+    }
+
     /// `id@host:port` for peers.
     pub fn address(&self) -> String {
         let i = self.call(&["getinfo"]);

@@ -1,7 +1,8 @@
 //! Channels that end on chain, between two tenants of one scheduler on the embedded chain:
 //! our force close with an HTLC in flight, the HTLC transaction, the delays, and every sat
 //! not paid in fees back in the wallets, each signature made by the tenant's own signer;
-//! and outputs to sweep that outlive a node-host killed as they come due.
+//! outputs to sweep that outlive a node-host killed as they come due; and justice against
+//! a counterparty that broadcasts a revoked commitment from an old backup.
 
 use serde_json::Value;
 use skylight_test_support::pair::{Pair, Tenant, height, invoice, paid, synced};
@@ -393,5 +394,127 @@ fn their_force_close_with_htlcs_both_ways_has_our_claims_confirm_and_come_to_our
         total(&confirmed_outputs(a)),
         total(&before) + taken - fees,
         "every sat A took from B's commitment not paid in fees is in A's wallet"
+    );
+}
+
+/// Stops `who`'s node-host (SIGTERM) and waits for it to be gone.
+fn stop_node_host(s: &Scheduler, who: &Tenant) {
+    let pid = node_pid(s, &who.cli.node_id()).unwrap();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    eventually("the node-host is gone", || !alive(pid));
+}
+
+/// What a tenant's backup holds: its node-host's state and its device's.
+fn state_of(s: &Scheduler, who: &Tenant) -> Vec<std::path::PathBuf> {
+    let d = s.node_dir(&who.cli.node_id());
+    vec![
+        d.signer_state(),
+        d.channel_signers(),
+        d.invoices(),
+        d.payments(),
+        d.ldk(),
+        d.next_dbid(),
+        who.cli.dir.clone(),
+    ]
+}
+
+/// Copies `paths` into `to`, each under its own name.
+fn back_up(paths: &[std::path::PathBuf], to: &std::path::Path) {
+    for p in paths {
+        let ok = std::process::Command::new("cp")
+            .arg("-a")
+            .arg(p)
+            .arg(to)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "cannot back up {}", p.display());
+    }
+}
+
+/// Puts what [`back_up`] kept in `from` back over `paths`.
+fn restore(paths: &[std::path::PathBuf], from: &std::path::Path) {
+    for p in paths {
+        let _ = std::fs::remove_dir_all(p);
+        let _ = std::fs::remove_file(p);
+        let kept = from.join(p.file_name().unwrap());
+        let ok = std::process::Command::new("cp")
+            .arg("-a")
+            .arg(&kept)
+            .arg(p)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "cannot restore {}", p.display());
+    }
+}
+
+#[test]
+fn a_revoked_commitment_from_an_old_backup_is_punished_and_we_take_the_whole_channel() {
+    let pair = Pair::with_channel();
+    let (s, a, b) = (&pair.s, &pair.a, &pair.b);
+    a.call(&["pay", &invoice(b, 19_000_000, "first")]);
+    eventually("B sees the first payment", || paid(b, "first"));
+
+    // B backs up its node-host and its device as they are now...
+    b.stop_signer();
+    stop_node_host(s, b);
+    let backup = tempfile::tempdir().unwrap();
+    let kept = state_of(s, b);
+    back_up(&kept, backup.path());
+    // ...and the channel moves on: the backed-up state is revoked.
+    b.wake();
+    pair.channel_still_pays("second");
+
+    // With A's signer asleep (A takes no peers), B restores the backup and forces the
+    // close with it: its signer, restored too, signs the revoked commitment.
+    a.stop_signer();
+    b.stop_signer();
+    stop_node_host(s, b);
+    restore(&kept, backup.path());
+    b.wake();
+    let closed = b.call(&["close", &a.cli.node_id(), "--force"]);
+    assert_eq!(closed["type"], "unilateral", "{closed}");
+    let revoked = closed["txids"][0].as_str().unwrap().to_string();
+    eventually("the revoked commitment is in the mempool", || {
+        mempool(s).contains(&revoked)
+    });
+    s.chain(&["mine", "1"]);
+    let outputs = {
+        let v: Value =
+            serde_json::from_str(&s.chain(&["call", "getrawtransaction", &revoked, "true"]))
+                .unwrap();
+        v["vout"].as_array().unwrap().len()
+    };
+
+    // A wakes: its justice transaction, signed by A's signer, takes B's output, and A
+    // sweeps its own: every output of the revoked commitment comes to A.
+    let before = confirmed_outputs(a);
+    a.start_signer();
+    synced(s, a);
+    mine_until(
+        s,
+        "A takes every output of the revoked commitment",
+        10,
+        || claims(s, a, &before, &[&revoked]).1.len() == outputs,
+    );
+    let (fees, spent) = claims(s, a, &before, &[&revoked]);
+    assert!(
+        spent.contains(&19_000),
+        "A's justice took B's output: {spent:?}"
+    );
+    let taken: u64 = spent.iter().sum();
+    eprintln!(
+        "justice: A took {spent:?} sat (the whole channel less the commitment's fee, {} sat) for {fees} sat in fees",
+        fee(s, &revoked)
+    );
+    assert_eq!(taken + fee(s, &revoked), 200_000, "the whole channel");
+    assert_eq!(
+        total(&confirmed_outputs(a)),
+        total(&before) + taken - fees,
+        "every sat of the channel not paid in fees is in A's wallet"
     );
 }

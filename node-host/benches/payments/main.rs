@@ -12,52 +12,14 @@
 mod floor;
 mod measure;
 use measure::{Measured, invoice_request};
-use skylight_test_support::{NewTenant, Scheduler, ms, percentile, register_new_tenant};
+use skylight_test_support::app::AppTenant;
+use skylight_test_support::{Scheduler, ms, percentile};
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use bitcoin::Network;
 use skylight_client::follow::ANSWERED;
-use skylight_client::node;
-use skylight_client::signed_request::RequestSigner;
-use skylight_client::tls::TlsIdentity;
-use skylight_proto::cln::node_client::NodeClient;
 use skylight_proto::cln::{self as pb};
-use tonic::transport::Channel;
-
-struct Tenant {
-    node: NodeClient<Channel>,
-    sign: RequestSigner,
-    id: Vec<u8>,
-}
-
-async fn tenant(uri: &str, nobody: &TlsIdentity) -> Tenant {
-    let NewTenant { secret, device, .. } = register_new_tenant(uri, nobody).await;
-    tokio::spawn(skylight_client::follow::run(
-        uri.to_string(),
-        device.clone(),
-        skylight_client::signer::Signer::new(&secret, Network::Regtest),
-        std::future::pending(),
-    ));
-    let sign = RequestSigner::new(&device.key_pem).unwrap();
-    let mut node = node::connect(uri, &device).await.unwrap();
-    loop {
-        let info = node
-            .getinfo(sign.sign(pb::GetinfoRequest {}).unwrap())
-            .await
-            .unwrap()
-            .into_inner();
-        if info.warning_lightningd_sync.is_none() {
-            return Tenant {
-                node,
-                sign,
-                id: info.id,
-            };
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
 
 fn main() {
     // Quiet unless asked (`RUST_LOG=ldk=debug`, say, traces the floor's nodes).
@@ -132,88 +94,9 @@ async fn remote(count: usize) -> Measured {
         Scheduler::start_with_env(&["--require-invite", "false"], &[("RUST_LOG", "warn")])
             .expect("start the scheduler (build the release binaries first)");
     let (uri, nobody) = (&running.uri, running.nobody());
-    let mut a = tenant(uri, &nobody).await;
-    let mut b = tenant(uri, &nobody).await;
-
-    // Fund A, connect, open a channel, wait until it is usable.
-    let addr = a
-        .node
-        .new_addr(a.sign.sign(pb::NewaddrRequest::default()).unwrap())
-        .await
-        .unwrap()
-        .into_inner()
-        .bech32
-        .unwrap();
-    running.chain(&["fund", &addr, "1"]);
-    running.chain(&["mine", "1"]);
-    loop {
-        let funds = a
-            .node
-            .list_funds(a.sign.sign(pb::ListfundsRequest::default()).unwrap())
-            .await
-            .unwrap()
-            .into_inner();
-        if !funds.outputs.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let b_info = b
-        .node
-        .getinfo(b.sign.sign(pb::GetinfoRequest {}).unwrap())
-        .await
-        .unwrap()
-        .into_inner();
-    let bind = &b_info.binding[0];
-    let peer = format!(
-        "{}@{}:{}",
-        hex::encode(&b.id),
-        bind.address.as_deref().unwrap(),
-        bind.port.unwrap()
-    );
-    a.node
-        .connect_peer(
-            a.sign
-                .sign(pb::ConnectRequest {
-                    id: peer,
-                    ..Default::default()
-                })
-                .unwrap(),
-        )
-        .await
-        .unwrap();
-    a.node
-        .fund_channel(
-            a.sign
-                .sign(pb::FundchannelRequest {
-                    id: b.id.clone(),
-                    amount: Some(pb::AmountOrAll {
-                        value: Some(pb::amount_or_all::Value::Amount(pb::Amount {
-                            msat: 5_000_000_000,
-                        })),
-                    }),
-                    ..Default::default()
-                })
-                .unwrap(),
-        )
-        .await
-        .unwrap();
-    running.chain(&["mine", "6"]);
-    loop {
-        let c = a
-            .node
-            .list_peer_channels(a.sign.sign(pb::ListpeerchannelsRequest::default()).unwrap())
-            .await
-            .unwrap()
-            .into_inner();
-        if c.channels
-            .first()
-            .is_some_and(|c| c.state == pb::ChannelState::ChanneldNormal as i32)
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let (mut a, _a_signer) = AppTenant::start(uri, &nobody).await;
+    let (mut b, _b_signer) = AppTenant::start(uri, &nobody).await;
+    a.open_channel(&running, &mut b, 5_000_000_000).await;
 
     let mut measured = Measured::default();
     for i in 0..count {

@@ -7,6 +7,7 @@
 //! hanging.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use lightning_signer::bitcoin::hashes::Hash;
@@ -17,14 +18,18 @@ use lightning_signer::lightning::ln::channelmanager::{
 use lightning_signer::lightning::routing::router::RouteParametersConfig;
 use lightning_signer::lightning_invoice::Bolt11Invoice;
 
-use super::{Node, NodeError};
+use super::{Node, NodeError, Running};
 use crate::store::payments::{Payment, PaymentStatus};
 
 /// How long a payment is retried, and how long the call waits for its outcome.
 const RETRY_FOR: Duration = Duration::from_secs(60);
-/// How soon a payment with no route is tried again, within [`RETRY_FOR`]: a channel's
-/// capacity is taken for a moment while a payment just made or received settles.
+/// How long a payment with no route waits before it is tried again, within
+/// [`RETRY_FOR`], unless the usable channels change first (a channel coming back as its
+/// peer reconnects after a wake-up, or a balance settling after a payment just made or
+/// received).
 const ROUTE_RETRY: Duration = Duration::from_millis(200);
+/// How often the usable channels are looked at meanwhile (LDK's list, no route-finding).
+const CHANNELS_LOOK: Duration = Duration::from_millis(10);
 
 /// A payment made.
 #[derive(Debug, Clone)]
@@ -146,7 +151,7 @@ impl Node {
                     if tokio::time::Instant::now() + ROUTE_RETRY < until =>
                 {
                     tracing::debug!(hash = %hex::encode(hash), "no route yet; trying again");
-                    tokio::time::sleep(ROUTE_RETRY).await;
+                    self.usable_channels_change(&running, ROUTE_RETRY).await?;
                 }
                 sent => break sent,
             }
@@ -175,6 +180,34 @@ impl Node {
             hash,
             amount_msat,
         })
+    }
+
+    /// Returns once the usable channels (and what each can send) differ from now, or
+    /// after `most`.
+    async fn usable_channels_change(
+        &self,
+        running: &Arc<Running>,
+        most: Duration,
+    ) -> Result<(), NodeError> {
+        let usable = |r: Arc<Running>| {
+            move || {
+                r.ldk
+                    .channel_manager
+                    .list_usable_channels()
+                    .iter()
+                    .map(|c| (c.channel_id, c.next_outbound_htlc_limit_msat))
+                    .collect::<Vec<_>>()
+            }
+        };
+        let before = self.on_ldk(usable(running.clone())).await?;
+        let until = tokio::time::Instant::now() + most;
+        while tokio::time::Instant::now() < until {
+            tokio::time::sleep(CHANNELS_LOOK).await;
+            if self.on_ldk(usable(running.clone())).await? != before {
+                return Ok(());
+            }
+        }
+        Ok(())
     }
 
     /// Every outgoing payment, oldest first.
