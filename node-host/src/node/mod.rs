@@ -52,6 +52,7 @@ pub use channels::{Channel, ChannelRef, scid};
 pub use close::{CloseKind, Closed};
 pub use error::NodeError;
 pub use onchain::FeeRate;
+pub use pay::RETRY_FOR;
 pub use run::{Settings, run};
 
 use crate::signer_link::stage::Stage;

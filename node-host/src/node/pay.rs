@@ -21,10 +21,13 @@ use lightning_signer::lightning_invoice::Bolt11Invoice;
 use super::{Node, NodeError, Running};
 use crate::store::payments::{Payment, PaymentStatus};
 
-/// How long a payment is retried, and how long the call waits for its outcome.
-const RETRY_FOR: Duration = Duration::from_secs(60);
+/// How long a payment is retried unless the caller says (CLN's `retry_for` default); the
+/// call waits for its outcome that long, and a little more.
+pub const RETRY_FOR: Duration = Duration::from_secs(60);
+/// The most a caller may ask a payment to be retried.
+const MAX_RETRY_FOR: Duration = Duration::from_secs(3600);
 /// How long a payment with no route waits before it is tried again, within
-/// [`RETRY_FOR`], unless the usable channels change first (a channel coming back as its
+/// the payment's retry time, unless the usable channels change first (a channel coming back as its
 /// peer reconnects after a wake-up, or a balance settling after a payment just made or
 /// received).
 const ROUTE_RETRY: Duration = Duration::from_millis(200);
@@ -49,9 +52,16 @@ fn stored(e: impl std::fmt::Display) -> NodeError {
 }
 
 impl Node {
-    /// Pays `bolt11`; `amount_msat` only for an invoice that names no amount. Returns once
-    /// the payee released the preimage, or fails with why it did not.
-    pub async fn pay(&self, bolt11: &str, amount_msat: Option<u64>) -> Result<Paid, NodeError> {
+    /// Pays `bolt11`; `amount_msat` only for an invoice that names no amount; retried for
+    /// `retry_for` (at most an hour). Returns once the payee released the preimage, or fails
+    /// with why it did not.
+    pub async fn pay(
+        &self,
+        bolt11: &str,
+        amount_msat: Option<u64>,
+        retry_for: Duration,
+    ) -> Result<Paid, NodeError> {
+        let retry_for = retry_for.min(MAX_RETRY_FOR);
         let invalid = |m: String| NodeError::Invalid(m);
         let bolt11 = bolt11.trim();
         let invoice = Bolt11Invoice::from_str(bolt11)
@@ -132,7 +142,7 @@ impl Node {
         let outcome = self.payments.wait(hash);
         // LDK retries a payment whose paths fail, but not one it found no route for at the
         // start (nothing is pending then, so the same id can be sent again).
-        let until = tokio::time::Instant::now() + RETRY_FOR;
+        let until = tokio::time::Instant::now() + retry_for;
         let sent = loop {
             let (cm, invoice) = (running.ldk.channel_manager.clone(), invoice.clone());
             let sent = self
@@ -142,7 +152,7 @@ impl Node {
                         PaymentId(hash),
                         explicit,
                         RouteParametersConfig::default(),
-                        Retry::Timeout(RETRY_FOR),
+                        Retry::Timeout(retry_for),
                     )
                 })
                 .await?;
@@ -164,7 +174,7 @@ impl Node {
             });
             return Err(NodeError::Precondition(why));
         }
-        let payment = match tokio::time::timeout(RETRY_FOR + Duration::from_secs(30), outcome).await
+        let payment = match tokio::time::timeout(retry_for + Duration::from_secs(30), outcome).await
         {
             Ok(Ok(Ok(p))) => p,
             Ok(Ok(Err(why))) => return Err(NodeError::Precondition(why)),
