@@ -241,6 +241,13 @@ fn a_cooperative_close_returns_each_share() {
             },
         );
     }
+    // Until the close is deep enough not to be undone, the channel is listed as on chain
+    // (as CLN does); then it is gone.
+    assert_eq!(
+        a.call(&["listpeerchannels"])["channels"][0]["state"],
+        "Onchain"
+    );
+    s.chain(&["mine", "5"]);
     eventually("the channel is gone", || {
         a.call(&["listpeerchannels"])["channels"]
             .as_array()

@@ -127,6 +127,15 @@ fn our_force_close_with_an_htlc_in_flight_returns_every_sat_not_paid_in_fees() {
     eventually("the commitment is in the mempool", || {
         mempool(s).contains(&commitment)
     });
+    // Closed, the channel is listed as on chain with what is still to come to A: its
+    // funds never vanish from view between the close and the sweep.
+    let listed = &a.call(&["listpeerchannels"])["channels"][0];
+    assert_eq!(listed["state"], "Onchain", "{listed}");
+    assert_eq!(
+        listed["to_us_msat"].as_u64().unwrap() / 1000,
+        ours,
+        "{listed}"
+    );
     s.chain(&["mine", "1"]);
 
     // At the HTLC's expiry A's HTLC-timeout transaction (signed by A's signer) spends it.
@@ -458,8 +467,15 @@ fn a_revoked_commitment_from_an_old_backup_is_punished_and_we_take_the_whole_cha
     let (s, a, b) = (&pair.s, &pair.a, &pair.b);
     a.call(&["pay", &invoice(b, 19_000_000, "first")]);
     eventually("B sees the first payment", || paid(b, "first"));
+    for (name, who) in [("A", a), ("B", b)] {
+        eventually(&format!("the payment is settled on {name}'s side"), || {
+            who.call(&["listpeerchannels"])["channels"][0]["htlcs"]
+                .as_array()
+                .is_some_and(|h| h.is_empty())
+        });
+    }
 
-    // B backs up its node-host and its device as they are now...
+    // B backs up its node-host and its device as they are now (no HTLC in flight)...
     b.stop_signer();
     stop_node_host(s, b);
     let backup = tempfile::tempdir().unwrap();

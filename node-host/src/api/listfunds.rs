@@ -1,4 +1,5 @@
-//! `ListFunds`: the wallet's outputs and the node's channels.
+//! `ListFunds`: the wallet's outputs and the node's channels, closed ones whose outputs are
+//! still being claimed on chain included (`ONCHAIN`, as CLN).
 
 use skylight_proto::cln::{self as pb, listfunds_outputs::ListfundsOutputsStatus};
 
@@ -55,6 +56,18 @@ pub async fn handle(
                 channel_id: d.channel_id.0.to_vec(),
             }
         })
+        .chain(funds.resolving.into_iter().map(|r| pb::ListfundsChannels {
+            peer_id: r.peer.serialize().to_vec(),
+            our_amount_msat: msat(r.our_balance_msat),
+            // The monitor does not keep the channel's size: what is still ours stands for it.
+            amount_msat: msat(r.our_balance_msat),
+            funding_txid: txid_bytes(&r.funding.txid),
+            funding_output: r.funding.vout,
+            connected: r.peer_connected,
+            state: pb::ChannelState::Onchain as i32,
+            short_channel_id: None,
+            channel_id: r.channel_id.0.to_vec(),
+        }))
         .collect();
     Ok(pb::ListfundsResponse { outputs, channels })
 }

@@ -1,4 +1,5 @@
-//! `ListPeerChannels`: the node's channels with their peers.
+//! `ListPeerChannels`: the node's channels with their peers, and those closed on chain whose
+//! outputs are still being claimed (`ONCHAIN`, as CLN).
 
 use lightning_signer::lightning::ln::channel_state::{
     ChannelDetails, InboundHTLCStateDetails as In, OutboundHTLCStateDetails as Out,
@@ -29,7 +30,7 @@ pub async fn handle(
                 .as_ref()
                 .is_none_or(|id| *id == d.channel_id.0.to_vec())
     };
-    let channels = ctx
+    let mut channels = ctx
         .node
         .channels()
         .await?
@@ -63,7 +64,37 @@ pub async fn handle(
                 htlcs: htlcs(d),
             }
         })
-        .collect();
+        .collect::<Vec<_>>();
+    // Closed on chain, outputs still being claimed (CLN's `ONCHAIN`). The monitor knows no
+    // short channel id: asked for one, none of these is it.
+    let resolving = ctx
+        .node
+        .resolving_channels()
+        .await?
+        .into_iter()
+        .filter(|r| {
+            req.short_channel_id.is_none()
+                && req
+                    .id
+                    .as_ref()
+                    .is_none_or(|id| *id == r.peer.serialize().to_vec())
+                && req
+                    .channel_id
+                    .as_ref()
+                    .is_none_or(|id| *id == r.channel_id.0.to_vec())
+        })
+        .map(|r| pb::ListpeerchannelsChannels {
+            peer_id: r.peer.serialize().to_vec(),
+            peer_connected: r.peer_connected,
+            state: pb::ChannelState::Onchain as i32,
+            channel_id: Some(r.channel_id.0.to_vec()),
+            funding_txid: Some(txid_bytes(&r.funding.txid)),
+            funding_outnum: Some(r.funding.vout),
+            to_us_msat: msat(r.our_balance_msat),
+            status: vec!["closed on chain: our outputs are being claimed".into()],
+            ..Default::default()
+        });
+    channels.extend(resolving);
     Ok(pb::ListpeerchannelsResponse { channels })
 }
 

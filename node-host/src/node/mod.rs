@@ -29,6 +29,7 @@ mod onchain;
 mod pay;
 mod peers;
 mod receive;
+mod resolving;
 mod run;
 mod signer_chain;
 mod start;
@@ -53,6 +54,7 @@ pub use close::{CloseKind, Closed};
 pub use error::NodeError;
 pub use onchain::FeeRate;
 pub use pay::RETRY_FOR;
+pub use resolving::Resolving;
 pub use run::{Settings, run};
 
 use crate::signer_link::stage::Stage;

@@ -63,6 +63,8 @@ pub struct Funds {
     pub outputs: Vec<WalletOutput>,
     /// The channels.
     pub channels: Vec<Channel>,
+    /// The channels closed on chain, their outputs still being claimed.
+    pub resolving: Vec<super::Resolving>,
 }
 
 impl Node {
@@ -81,8 +83,12 @@ impl Node {
         let network = running.wallet.network();
         // Outputs and channels in one call on LDK's runtime, so a listing taken while a
         // channel is being funded is read at one moment, as near as the two allow.
-        let (outputs, channels) = self
-            .on_ldk(move || (running.wallet.outputs(spent), channel_list(&running)))
+        let (outputs, channels, resolving) = self
+            .on_ldk(move || {
+                let channels = channel_list(&running);
+                let resolving = super::resolving::resolving_list(&running, &channels);
+                (running.wallet.outputs(spent), channels, resolving)
+            })
             .await?;
         let outputs = outputs
             .into_iter()
@@ -98,7 +104,11 @@ impl Node {
                 spent: o.is_spent,
             })
             .collect();
-        Ok(Funds { outputs, channels })
+        Ok(Funds {
+            outputs,
+            channels,
+            resolving,
+        })
     }
 
     /// Pays `amount` on chain to `destination` from the wallet. The signer signs only if a
