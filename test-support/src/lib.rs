@@ -8,6 +8,7 @@
 //! - A signer in process ([`in_process`]), attached to node-host's stage as `signer-cli`
 //!   attaches over the network, and a certificate hierarchy made in memory ([`Pki`]).
 //! - Tenants as an app drives them, their signers in this process ([`app`]).
+//! - What the chain shows of a scenario ([`onchain`]) and a tenant's backups ([`backup`]).
 //! - Two tenants with their signers, a funded wallet and a channel ([`pair`]).
 //! - Waiting without asserting timings ([`eventually`]), processes ([`alive`],
 //!   [`node_pid`]), and benchmark figures ([`percentile`], [`ms`]).
@@ -15,8 +16,10 @@
 #![deny(rustdoc::broken_intra_doc_links)]
 
 pub mod app;
+pub mod backup;
 mod binaries;
 pub mod in_process;
+pub mod onchain;
 pub mod pair;
 mod pki;
 mod process;

@@ -267,6 +267,10 @@ impl Drop for Pair {
             if std::fs::copy(&log, &to).is_ok() {
                 eprintln!("node-host {name}'s log is kept at {}", to.display());
             }
+            let to = kept.join(format!("signer-cli-{name}.log"));
+            if std::fs::copy(t.cli.log(), &to).is_ok() {
+                eprintln!("signer-cli {name}'s log is kept at {}", to.display());
+            }
         }
     }
 }

@@ -85,8 +85,18 @@ impl SignerCli {
         self.run_with_input(args, "")
     }
 
+    /// Where the processes [`SignerCli::spawn`] starts write their stderr.
+    pub fn log(&self) -> PathBuf {
+        self._tmp.path().join("signer-cli.log")
+    }
+
     /// Starts `signer-cli <args>` in the background (killed when the guard drops).
     pub fn spawn(&self, args: &[&str]) -> Result<ChildGuard> {
+        // What it says goes to a log beside its data directory, for a failing test to show.
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log())?;
         let child = Command::new(bin("signer-cli"))
             .arg("--data-dir")
             .arg(&self.dir)
@@ -94,7 +104,7 @@ impl SignerCli {
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log)
             .spawn()?;
         Ok(ChildGuard(child))
     }
