@@ -146,3 +146,39 @@ impl Approve for RequestApprover {
 }
 
 impl lightning_signer::SendSync for RequestApprover {}
+
+/// The approver of a handler kept across requests: each request's own
+/// [`RequestApprover`], put in before the request is handled.
+pub struct CurrentApprover(std::sync::Mutex<RequestApprover>);
+
+impl CurrentApprover {
+    /// Starts with `first`.
+    pub fn new(first: RequestApprover) -> Self {
+        CurrentApprover(std::sync::Mutex::new(first))
+    }
+
+    /// The approver of the request about to be handled.
+    pub fn set(&self, approver: RequestApprover) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = approver;
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&RequestApprover) -> R) -> R {
+        f(&self.0.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
+impl Approve for CurrentApprover {
+    fn approve_invoice(&self, invoice: &Invoice) -> bool {
+        self.with(|a| a.approve_invoice(invoice))
+    }
+
+    fn approve_keysend(&self, payment_hash: PaymentHash, amount_msat: u64) -> bool {
+        self.with(|a| a.approve_keysend(payment_hash, amount_msat))
+    }
+
+    fn approve_onchain(&self, tx: &Transaction, prev_outs: &[TxOut], unknown: &[usize]) -> bool {
+        self.with(|a| a.approve_onchain(tx, prev_outs, unknown))
+    }
+}
+
+impl lightning_signer::SendSync for CurrentApprover {}

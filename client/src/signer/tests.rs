@@ -434,3 +434,81 @@ fn a_device_stopped_before_the_node_stored_its_answer_sends_its_copy_again_inste
     assert_eq!((sent.version, sent.value.as_slice()), (5, &b"\"five\""[..]));
     assert!(s.state_key.verify(sent), "our copy goes to the node signed");
 }
+
+fn node_request(id: u32, message: impl SerBolt) -> HsmRequest {
+    HsmRequest {
+        request_id: id,
+        raw: message.as_vec(),
+        ..Default::default()
+    }
+}
+
+fn new_channel(id: u32, dbid: u64) -> HsmRequest {
+    node_request(
+        id,
+        vls_protocol::msgs::NewChannel {
+            peer_id: PubKey([0; 33]),
+            dbid,
+        },
+    )
+}
+
+fn basepoints(id: u32, dbid: u64) -> HsmRequest {
+    node_request(
+        id,
+        vls_protocol::msgs::GetChannelBasepoints {
+            node_id: PubKey([0; 33]),
+            dbid,
+        },
+    )
+}
+
+#[test]
+fn the_handler_is_kept_between_requests_but_not_across_an_init() {
+    let mut s = Signer::new(&HsmSecret::from_bytes([11; 32]), Network::Regtest);
+    assert!(s.handle(&init_request(1)).error.is_empty());
+    assert!(s.kept.is_none(), "an init's handler is never kept");
+    let r = s.handle(&new_channel(2, 1));
+    assert!(r.error.is_empty(), "{}", r.error);
+    assert!(s.kept.is_some());
+    let r = s.handle(&basepoints(3, 1));
+    assert!(
+        r.error.is_empty(),
+        "the kept handler knows the channel: {}",
+        r.error
+    );
+    assert!(s.handle(&init_request(4)).error.is_empty());
+    assert!(s.kept.is_none());
+}
+
+#[test]
+fn a_kept_handler_gives_way_to_newer_state_from_the_node_and_to_a_refusal() {
+    let secret = HsmSecret::from_bytes([12; 32]);
+    let mut phone = Signer::new(&secret, Network::Regtest);
+    let created = phone.handle(&init_request(1));
+    phone.acknowledged(&created.signer_state);
+    assert!(phone.handle(&new_channel(2, 1)).error.is_empty());
+    assert!(phone.kept.is_some());
+
+    // Another device of the tenant creates a channel; the node ships its state to the
+    // phone with the next request, which must see that channel.
+    let mut laptop = Signer::new(&secret, Network::Regtest);
+    let mut req = init_request(3);
+    req.signer_state = created.signer_state.clone();
+    assert!(laptop.handle(&req).error.is_empty());
+    let made = laptop.handle(&new_channel(4, 2));
+    assert!(made.error.is_empty(), "{}", made.error);
+    let mut req = basepoints(5, 2);
+    req.signer_state = made.signer_state.clone();
+    let r = phone.handle(&req);
+    assert!(
+        r.error.is_empty(),
+        "the newer state's channel is known: {}",
+        r.error
+    );
+
+    // A refusal leaves no handler behind.
+    let r = phone.handle(&basepoints(6, 99));
+    assert!(!r.error.is_empty());
+    assert!(phone.kept.is_none());
+}
