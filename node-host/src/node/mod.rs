@@ -50,7 +50,7 @@ use lightning_signer::lightning::types::payment::PaymentPreimage;
 use tokio::sync::watch;
 
 pub use channels::{Channel, ChannelRef, scid};
-pub use close::{CloseKind, Closed};
+pub use close::CloseKind;
 pub use error::NodeError;
 pub use onchain::FeeRate;
 pub use pay::RETRY_FOR;

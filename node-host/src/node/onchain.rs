@@ -86,7 +86,8 @@ impl Node {
         let (outputs, channels, resolving) = self
             .on_ldk(move || {
                 let channels = channel_list(&running);
-                let resolving = super::resolving::resolving_list(&running, &channels);
+                let open: Vec<_> = channels.iter().map(|c| c.details.channel_id).collect();
+                let resolving = super::resolving::resolving_list(&running, &open);
                 (running.wallet.outputs(spent), channels, resolving)
             })
             .await?;

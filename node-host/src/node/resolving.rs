@@ -11,7 +11,6 @@ use lightning_signer::bitcoin::OutPoint;
 use lightning_signer::bitcoin::secp256k1::PublicKey;
 use lightning_signer::lightning::ln::types::ChannelId;
 
-use super::channels::Channel;
 use super::{Node, NodeError, Running, peers};
 
 /// A channel closed on chain, its outputs not all resolved.
@@ -35,22 +34,28 @@ impl Node {
     pub async fn resolving_channels(&self) -> Result<Vec<Resolving>, NodeError> {
         let running = self.started("its channels").await?;
         self.on_ldk(move || {
-            let open = super::channels::channel_list(&running);
+            let open: Vec<ChannelId> = running
+                .ldk
+                .channel_manager
+                .list_channels()
+                .iter()
+                .map(|c| c.channel_id)
+                .collect();
             resolving_list(&running, &open)
         })
         .await
     }
 }
 
-/// The monitors of channels not in `open` that still claim something (call on LDK's
+/// The monitors of channels not `open` that still claim something (call on LDK's
 /// runtime).
-pub(super) fn resolving_list(running: &Arc<Running>, open: &[Channel]) -> Vec<Resolving> {
+pub(super) fn resolving_list(running: &Arc<Running>, open: &[ChannelId]) -> Vec<Resolving> {
     let monitors = &running.ldk.chain_monitor;
     let connected = peers::connected(&running.peer_manager);
     monitors
         .list_monitors()
         .into_iter()
-        .filter(|id| !open.iter().any(|c| c.details.channel_id == *id))
+        .filter(|id| !open.contains(id))
         .filter_map(|id| {
             let m = monitors.get_monitor(id).ok()?;
             let balances = m.get_claimable_balances();

@@ -63,17 +63,19 @@ impl Chain {
         Ok(deserialize(&hex::decode(hex)?)?)
     }
 
-    /// The best chain's block at `height`, if it is that high.
-    async fn hash_at(&self, height: u32) -> Result<Option<BlockHash>> {
-        let tip = super::chain::height(&self.client).await?;
-        if height > tip {
+    /// The best chain's block at `height`, if the chain, whose tip is at `best`, is that
+    /// high.
+    async fn hash_at(&self, height: u32, best: u32) -> Result<Option<BlockHash>> {
+        if height > best {
             return Ok(None);
         }
         let hash = self.client.call("getblockhash", &[json!(height)]).await?;
-        let hash = hash
-            .as_str()
-            .ok_or_else(|| anyhow!("getblockhash answered {hash}"))?;
-        Ok(Some(hash.parse()?))
+        parse_hash(&hash).map(Some)
+    }
+
+    /// The best chain's tip.
+    async fn best_hash(&self) -> Result<BlockHash> {
+        parse_hash(&self.client.call("getbestblockhash", &[]).await?)
     }
 
     /// The filter header after block `height`.
@@ -155,29 +157,31 @@ async fn catch_up(
     secp: &Secp256k1<lightning_signer::bitcoin::secp256k1::All>,
 ) -> Result<u32> {
     // The chain's tip, not LDK's: LDK may be waiting (holding its locks) for a signature
-    // that the signer gives only once it has seen the blocks.
-    let target = super::chain::height(&chain.client).await?;
-    let target_hash = chain.hash_at(target).await?;
-    // Fed up to there already: no need to ask the signer (a round trip on every poll).
-    // The tracker lives in the signer state node-host keeps, so a signer that attaches
-    // later has it too.
-    if target_hash.is_some() && chain.signer_at == target_hash {
+    // that the signer gives only once it has seen the blocks. Fed up to there already: no
+    // need to ask the signer (a round trip on every poll), one chain call is enough. The
+    // tracker lives in the signer state node-host keeps, so a signer that attaches later
+    // has it too.
+    if chain.signer_at == Some(chain.best_hash().await?) {
         return Ok(0);
     }
     chain.signer_at = None;
+    let target = super::chain::height(&chain.client).await?;
     let k = keys.clone();
     let tip: TipInfoReply = tokio::task::spawn_blocking(move || k.node_call(TipInfo {}))
         .await?
         .map_err(|e| anyhow!("TipInfo: {e}"))?;
     // A reorg below the signer's tip: the signer's blocks off the best chain go first.
-    let from = if chain.hash_at(tip.height).await? == Some(tip.block_hash) {
-        tip.height
+    let (from, mut fed_to) = if chain.hash_at(tip.height, target).await? == Some(tip.block_hash)
+    {
+        (tip.height, tip.block_hash)
     } else {
-        reorg::remove_stale(chain, keys, attester, secp, tip.height, tip.block_hash).await?
+        let stale = (tip.height, tip.block_hash);
+        reorg::remove_stale(chain, keys, attester, secp, stale, target).await?
     };
     let mut fed = 0;
     for height in from + 1..=target {
         let block = chain.block(height).await?;
+        fed_to = block.block_hash();
         let prev = chain.filter_header(height - 1).await?;
         let k = keys.clone();
         let watches: ForwardWatchesReply =
@@ -208,8 +212,15 @@ async fn catch_up(
             .context("the signer refused a block")?;
         fed += 1;
     }
-    chain.signer_at = target_hash;
+    chain.signer_at = Some(fed_to);
     Ok(fed)
+}
+
+fn parse_hash(v: &serde_json::Value) -> Result<BlockHash> {
+    v.as_str()
+        .ok_or_else(|| anyhow!("the chain answered {v} for a block hash"))?
+        .parse()
+        .map_err(|e| anyhow!("the chain answered {v} for a block hash: {e}"))
 }
 
 /// A TXOO proof of `block` at `height` (after filter header `prev`) for the watched

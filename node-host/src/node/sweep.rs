@@ -67,32 +67,44 @@ pub fn restore(parts: &SweeperParts) -> std::io::Result<Option<(BestBlock, Sweep
             )));
         }
     };
-    let args = (
-        parts.broadcaster.clone(),
-        parts.fees.clone(),
-        None,
-        parts.keys.clone(),
-        parts.keys.clone(),
-        parts.store.clone(),
-        parts.logger.clone(),
-    );
-    <(BestBlock, Sweeper)>::read(&mut Cursor::new(bytes), args)
+    <(BestBlock, Sweeper)>::read(&mut Cursor::new(bytes), parts.args())
         .map(Some)
         .map_err(|e| std::io::Error::other(format!("the stored output sweeper: {e:?}")))
 }
 
 /// A new sweeper at `best_block`, tracking nothing.
 pub fn new(parts: &SweeperParts, best_block: BestBlock) -> Sweeper {
+    let (broadcaster, fees, filter, spender, change, store, logger) = parts.args();
     OutputSweeper::new(
-        best_block,
-        parts.broadcaster.clone(),
-        parts.fees.clone(),
-        None,
-        parts.keys.clone(),
-        parts.keys.clone(),
-        parts.store.clone(),
-        parts.logger.clone(),
+        best_block, broadcaster, fees, filter, spender, change, store, logger,
     )
+}
+
+/// What LDK builds or reads a sweeper from, in its order: the broadcaster, the fee table,
+/// no filter, the keys that sign the sweeps, the keys that give the change destination,
+/// the store and the logger.
+type SweeperArgs = (
+    Arc<Broadcaster>,
+    Arc<FeeRates>,
+    Option<Arc<dyn Filter + Send + Sync>>,
+    Arc<RemoteKeys>,
+    Arc<RemoteKeys>,
+    Arc<FilesystemStore>,
+    Arc<Logger>,
+);
+
+impl SweeperParts {
+    fn args(&self) -> SweeperArgs {
+        (
+            self.broadcaster.clone(),
+            self.fees.clone(),
+            None,
+            self.keys.clone(),
+            self.keys.clone(),
+            self.store.clone(),
+            self.logger.clone(),
+        )
+    }
 }
 
 /// Sweeps what is due, logging (not failing) what cannot be swept now.

@@ -306,11 +306,6 @@ impl Stage {
         self.answers.subscribe()
     }
 
-    /// Whether the stage is closed (node-host stopping): no request will be answered again.
-    pub fn is_closed(&self) -> bool {
-        self.lock().closed
-    }
-
     /// Attaches a signer: it receives every staged request, oldest first, then new ones.
     pub fn attach(&self) -> Attachment {
         let (tx, rx) = mpsc::channel(FEED);

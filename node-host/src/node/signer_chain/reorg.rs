@@ -23,20 +23,20 @@ use crate::signer_link::keys::RemoteKeys;
 /// needs an operator.
 const MAX_DEPTH: usize = 100;
 
-/// Removes the signer's blocks from `tip` (at `tip_height`) down to the best chain;
-/// returns the height of the fork, the signer's new tip.
+/// Removes the signer's blocks from its tip (height and hash) down to the best chain, whose
+/// tip is at `best`; returns the fork, the signer's new tip (height and hash).
 pub(super) async fn remove_stale(
     chain: &mut Chain,
     keys: &Arc<RemoteKeys>,
     attester: &Keypair,
     secp: &Secp256k1<All>,
-    tip_height: u32,
-    tip: BlockHash,
-) -> Result<u32> {
+    (tip_height, tip): (u32, BlockHash),
+    best: u32,
+) -> Result<(u32, BlockHash)> {
     // The signer's blocks off the best chain, newest first.
     let mut stale: Vec<Block> = Vec::new();
     let (mut height, mut hash) = (tip_height, tip);
-    while chain.hash_at(height).await? != Some(hash) {
+    while chain.hash_at(height, best).await? != Some(hash) {
         if stale.len() == MAX_DEPTH {
             bail!("the reorg below the signer's tip is deeper than {MAX_DEPTH} blocks");
         }
@@ -99,5 +99,5 @@ pub(super) async fn remove_stale(
             "reorg: block removed from the signer's chain"
         );
     }
-    Ok(fork)
+    Ok((fork, hash))
 }

@@ -78,6 +78,7 @@ impl ChannelRecord {
     }
 
     /// The newest commitment number with a kept point.
+    #[cfg(test)]
     pub fn newest_point(&self) -> Option<u64> {
         self.points.keys().next_back().copied()
     }
