@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use crate::pair::Tenant;
+use crate::pair::{Tenant, log_count};
 use crate::{Scheduler, eventually};
 
 /// Mines up to `max` blocks one at a time until `what` holds, giving the node-hosts a
@@ -67,24 +67,51 @@ pub fn total(outputs: &[(String, u64)]) -> u64 {
     outputs.iter().map(|(_, v)| v).sum()
 }
 
-/// The fee a confirmed or pending transaction paid: what it spent less what it pays.
-pub fn fee(s: &Scheduler, txid: &str) -> u64 {
-    let tx = |id: &str| -> Value {
-        serde_json::from_str(&s.chain(&["call", "getrawtransaction", id, "true"])).unwrap()
-    };
-    let sats = |v: &Value| (v["value"].as_f64().unwrap() * 1e8).round() as u64;
-    let t = tx(txid);
-    let spent: u64 = t["vin"]
+/// Transaction `txid` as the chain describes it (`getrawtransaction`, verbose), confirmed
+/// or in the mempool.
+pub fn tx(s: &Scheduler, txid: &str) -> Value {
+    serde_json::from_str(&s.chain(&["call", "getrawtransaction", txid, "true"])).unwrap()
+}
+
+/// An output's value in sats, from its description.
+fn sats(output: &Value) -> u64 {
+    (output["value"].as_f64().unwrap() * 1e8).round() as u64
+}
+
+/// The values (sats) of the outputs transaction `t` spends, in input order.
+fn spent_values(s: &Scheduler, t: &Value) -> Vec<u64> {
+    t["vin"]
         .as_array()
         .unwrap()
         .iter()
         .map(|i| {
-            let prev = tx(i["txid"].as_str().unwrap());
+            let prev = tx(s, i["txid"].as_str().unwrap());
             sats(&prev["vout"][i["vout"].as_u64().unwrap() as usize])
         })
-        .sum();
+        .collect()
+}
+
+/// What transaction `t` spent less what it pays.
+fn fee_of(s: &Scheduler, t: &Value) -> u64 {
     let paid: u64 = t["vout"].as_array().unwrap().iter().map(sats).sum();
-    spent - paid
+    spent_values(s, t).iter().sum::<u64>() - paid
+}
+
+/// The fee a confirmed or pending transaction paid: what it spent less what it pays.
+pub fn fee(s: &Scheduler, txid: &str) -> u64 {
+    fee_of(s, &tx(s, txid))
+}
+
+/// `who` forces the close of its channel with `peer`; returns the commitment's txid once
+/// it is in the mempool.
+pub fn force_close(s: &Scheduler, who: &Tenant, peer: &str) -> String {
+    let closed = who.call(&["close", peer, "--force"]);
+    assert_eq!(closed["type"], "unilateral", "{closed}");
+    let commitment = closed["txids"][0].as_str().unwrap().to_string();
+    eventually("the commitment is in the mempool", || {
+        mempool(s).contains(&commitment)
+    });
+    commitment
 }
 
 /// The fees of the transactions that brought `who` its outputs since `before`, each of
@@ -112,18 +139,13 @@ pub fn claims(
     txids.dedup();
     let (mut fees, mut spent) = (0, Vec::new());
     for t in &txids {
-        let v: Value =
-            serde_json::from_str(&s.chain(&["call", "getrawtransaction", t, "true"])).unwrap();
+        let v = tx(s, t);
         for i in v["vin"].as_array().unwrap() {
             let prev = i["txid"].as_str().unwrap().to_string();
             assert!(from.contains(&&prev), "sweep {t} spends {prev}");
-            let p: Value =
-                serde_json::from_str(&s.chain(&["call", "getrawtransaction", &prev, "true"]))
-                    .unwrap();
-            let out = &p["vout"][i["vout"].as_u64().unwrap() as usize];
-            spent.push((out["value"].as_f64().unwrap() * 1e8).round() as u64);
         }
-        fees += fee(s, t);
+        spent.extend(spent_values(s, &v));
+        fees += fee_of(s, &v);
     }
     spent.sort();
     (fees, spent)
@@ -131,11 +153,8 @@ pub fn claims(
 
 /// Waits for `who`'s node-host log to say `what`.
 pub fn logged(s: &Scheduler, who: &Tenant, what: &str) {
-    let log = s.node_dir(&who.cli.node_id()).log();
     eventually(&format!("node-host logs {what:?}"), || {
-        std::fs::read_to_string(&log)
-            .unwrap_or_default()
-            .contains(what)
+        log_count(s, who, what) > 0
     });
 }
 
@@ -150,9 +169,7 @@ pub fn spenders_in_block(s: &Scheduler, height: u64, of: &str) -> Vec<String> {
         .iter()
         .map(|t| t.as_str().unwrap().to_string())
         .filter(|t| {
-            let v: Value =
-                serde_json::from_str(&s.chain(&["call", "getrawtransaction", t, "true"])).unwrap();
-            v["vin"]
+            tx(s, t)["vin"]
                 .as_array()
                 .is_some_and(|ins| ins.iter().any(|i| i["txid"] == of))
         })

@@ -17,16 +17,11 @@ pub struct Tenant {
 impl Tenant {
     /// Registers a tenant with `s`, starts its signer, and waits for its node to run.
     pub fn new(s: &Scheduler) -> Tenant {
-        let cli = SignerCli::registered(s).unwrap();
-        let signer = cli.spawn(&["run"]).unwrap();
         let t = Tenant {
-            cli,
-            signer: Some(signer).into(),
+            cli: SignerCli::registered(s).unwrap(),
+            signer: None.into(),
         };
-        eventually("the node runs with its signer", || {
-            t.try_call(&["getinfo"])
-                .is_some_and(|i| i.get("warning_lightningd_sync").is_none())
-        });
+        t.wake();
         t
     }
 
@@ -61,7 +56,7 @@ impl Tenant {
     /// call schedules a node-host that had stopped); returns once the node runs with it.
     pub fn wake(&self) {
         self.start_signer();
-        eventually("the node runs with its signer again", || {
+        eventually("the node runs with its signer", || {
             self.try_call(&["getinfo"])
                 .is_some_and(|i| i.get("warning_lightningd_sync").is_none())
         });

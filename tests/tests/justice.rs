@@ -4,11 +4,10 @@
 //! no HTLC and with one it claims by its own HTLC transaction; our justice transactions,
 //! signed by our own signer, take the whole channel, at both stages.
 
-use serde_json::Value;
-use skylight_test_support::backup::{back_up, restore, state_of, stop_node_host};
+use skylight_test_support::backup::Backup;
 use skylight_test_support::eventually;
 use skylight_test_support::onchain::{
-    claims, confirmed_outputs, fee, logged, mempool, mine_until, spenders_in_block, total,
+    claims, confirmed_outputs, fee, force_close, logged, mine_until, spenders_in_block, total, tx,
 };
 use skylight_test_support::pair::{Pair, height, invoice, paid, synced};
 
@@ -27,11 +26,7 @@ fn a_revoked_commitment_from_an_old_backup_is_punished_and_we_take_the_whole_cha
     }
 
     // B backs up its node-host and its device as they are now (no HTLC in flight)...
-    b.stop_signer();
-    stop_node_host(s, b);
-    let backup = tempfile::tempdir().unwrap();
-    let kept = state_of(s, b);
-    back_up(&kept, backup.path());
+    let backup = Backup::take(s, b);
     // ...and the channel moves on: the backed-up state is revoked.
     b.wake();
     pair.channel_still_pays("second");
@@ -39,23 +34,11 @@ fn a_revoked_commitment_from_an_old_backup_is_punished_and_we_take_the_whole_cha
     // With A's signer asleep (A takes no peers), B restores the backup and forces the
     // close with it: its signer, restored too, signs the revoked commitment.
     a.stop_signer();
-    b.stop_signer();
-    stop_node_host(s, b);
-    restore(&kept, backup.path());
+    backup.restore(s, b);
     b.wake();
-    let closed = b.call(&["close", &a.cli.node_id(), "--force"]);
-    assert_eq!(closed["type"], "unilateral", "{closed}");
-    let revoked = closed["txids"][0].as_str().unwrap().to_string();
-    eventually("the revoked commitment is in the mempool", || {
-        mempool(s).contains(&revoked)
-    });
+    let revoked = force_close(s, b, &a.cli.node_id());
     s.chain(&["mine", "1"]);
-    let outputs = {
-        let v: Value =
-            serde_json::from_str(&s.chain(&["call", "getrawtransaction", &revoked, "true"]))
-                .unwrap();
-        v["vout"].as_array().unwrap().len()
-    };
+    let outputs = tx(s, &revoked)["vout"].as_array().unwrap().len();
 
     // A wakes: its justice transaction, signed by A's signer, takes B's output, and A
     // sweeps its own: every output of the revoked commitment comes to A.
@@ -114,11 +97,7 @@ fn a_revoked_commitment_with_an_htlc_from_an_old_backup_is_punished_at_both_stag
     logged(s, b, "fault lifted: claiming a payment held");
 
     // B's backup: an HTLC it can claim with the preimage, in a state about to be revoked.
-    b.stop_signer();
-    stop_node_host(s, b);
-    let backup = tempfile::tempdir().unwrap();
-    let kept = state_of(s, b);
-    back_up(&kept, backup.path());
+    let backup = Backup::take(s, b);
     a.start_signer();
     b.wake();
     eventually("B sees the held payment settled", || paid(b, "held"));
@@ -126,16 +105,9 @@ fn a_revoked_commitment_with_an_htlc_from_an_old_backup_is_punished_at_both_stag
 
     // The cheat: B's commitment from the backup, and its HTLC-success transaction.
     a.stop_signer();
-    b.stop_signer();
-    stop_node_host(s, b);
-    restore(&kept, backup.path());
+    backup.restore(s, b);
     b.wake();
-    let closed = b.call(&["close", &a.cli.node_id(), "--force"]);
-    assert_eq!(closed["type"], "unilateral", "{closed}");
-    let revoked = closed["txids"][0].as_str().unwrap().to_string();
-    eventually("the revoked commitment is in the mempool", || {
-        mempool(s).contains(&revoked)
-    });
+    let revoked = force_close(s, b, &a.cli.node_id());
     mine_until(s, "B's HTLC-success transaction is mined", 3, || {
         (1..=height(s))
             .rev()

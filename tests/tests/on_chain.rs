@@ -4,9 +4,8 @@
 //! and outputs to sweep that outlive a node-host killed as they come due. (Justice is
 //! `justice.rs`.)
 
-use serde_json::Value;
 use skylight_test_support::onchain::{
-    claims, confirmed_outputs, fee, logged, mempool, mine_until, swept, total,
+    claims, confirmed_outputs, fee, force_close, logged, mempool, mine_until, swept, total, tx,
 };
 use skylight_test_support::pair::{Pair, height, invoice, paid, synced};
 use skylight_test_support::{alive, eventually, node_pid};
@@ -45,12 +44,7 @@ fn our_force_close_with_an_htlc_in_flight_returns_every_sat_not_paid_in_fees() {
     let b_before = confirmed_outputs(b);
 
     // A forces the close: its commitment, signed by A's signer, goes on chain.
-    let closed = a.call(&["close", b_id, "--force"]);
-    assert_eq!(closed["type"], "unilateral", "{closed}");
-    let commitment = closed["txids"][0].as_str().unwrap().to_string();
-    eventually("the commitment is in the mempool", || {
-        mempool(s).contains(&commitment)
-    });
+    let commitment = force_close(s, a, b_id);
     // Closed, the channel is listed as on chain with what is still to come to A: its
     // funds never vanish from view between the close and the sweep.
     let listed = &a.call(&["listpeerchannels"])["channels"][0];
@@ -75,9 +69,7 @@ fn our_force_close_with_an_htlc_in_flight_returns_every_sat_not_paid_in_fees() {
         let spending: Vec<String> = mempool(s)
             .into_iter()
             .filter(|t| {
-                let v: Value =
-                    serde_json::from_str(&s.chain(&["call", "getrawtransaction", t, "true"]))
-                        .unwrap();
+                let v = tx(s, t);
                 v["vin"][0]["txid"] == commitment.as_str() && v["locktime"] == expiry
             })
             .collect();
@@ -148,12 +140,7 @@ fn a_node_host_killed_right_after_outputs_come_due_still_sweeps_them_after_its_r
     eventually("A sees B gone", || {
         a.call(&["listpeerchannels"])["channels"][0]["peer_connected"] == false
     });
-    let closed = a.call(&["close", b_id, "--force"]);
-    assert_eq!(closed["type"], "unilateral", "{closed}");
-    let commitment = closed["txids"][0].as_str().unwrap().to_string();
-    eventually("the commitment is in the mempool", || {
-        mempool(s).contains(&commitment)
-    });
+    let commitment = force_close(s, a, b_id);
     s.chain(&["mine", "1"]);
     synced(s, a);
 
@@ -232,12 +219,7 @@ fn their_force_close_with_htlcs_both_ways_has_our_claims_confirm_and_come_to_our
     eventually("B sees A gone", || {
         b.call(&["listpeerchannels"])["channels"][0]["peer_connected"] == false
     });
-    let closed = b.call(&["close", &a.cli.node_id(), "--force"]);
-    assert_eq!(closed["type"], "unilateral", "{closed}");
-    let theirs = closed["txids"][0].as_str().unwrap().to_string();
-    eventually("B's commitment is in the mempool", || {
-        mempool(s).contains(&theirs)
-    });
+    let theirs = force_close(s, b, &a.cli.node_id());
     s.chain(&["mine", "1"]);
 
     // A's signer returns and A settles the payment to it: with the preimage, A claims that
