@@ -90,9 +90,14 @@ fn main() {
 
 /// The payments through the real binaries, with remote signers.
 async fn remote(count: usize) -> Measured {
-    let running =
-        Scheduler::start_with_env(&["--require-invite", "false"], &[("RUST_LOG", "warn")])
-            .expect("start the scheduler (build the release binaries first)");
+    // `BENCH_NODE_LOG` is the node-hosts' RUST_LOG (their logs are in the scheduler's
+    // temporary directory while the bench runs).
+    let node_log = std::env::var("BENCH_NODE_LOG").unwrap_or_else(|_| "warn".into());
+    let running = Scheduler::start_with_env(
+        &["--require-invite", "false"],
+        &[("RUST_LOG", node_log.as_str())],
+    )
+    .expect("start the scheduler (build the release binaries first)");
     let (uri, nobody) = (&running.uri, running.nobody());
     let (mut a, _a_signer) = AppTenant::start(uri, &nobody).await;
     let (mut b, _b_signer) = AppTenant::start(uri, &nobody).await;

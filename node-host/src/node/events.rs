@@ -30,8 +30,10 @@ pub fn background(
 ) -> impl Future<Output = Result<(), lightning_signer::lightning::io::Error>> + use<> {
     let channel_manager = node.channel_manager.clone();
     let tracker = sweeper.clone();
+    let peers = peer_manager.clone();
     let handler = move |event: Event| {
         let channel_manager = channel_manager.clone();
+        let peers = peers.clone();
         let handle = handle.clone();
         let sweeper = tracker.clone();
         async move {
@@ -60,7 +62,7 @@ pub fn background(
                         }
                     }
                 }
-                event => on_event(event, &channel_manager, &handle),
+                event => on_event(event, &channel_manager, &peers, &handle),
             }
         }
     };
@@ -94,6 +96,7 @@ pub fn background(
 fn on_event(
     event: Event,
     channel_manager: &ldk::ChannelManager,
+    peers: &PeerManager,
     handle: &Node,
 ) -> Result<(), ReplayEvent> {
     match event {
@@ -125,6 +128,9 @@ fn on_event(
                 Some(p) => {
                     tracing::info!(hash = %payment_hash, amount_msat, "claiming a payment");
                     channel_manager.claim_funds(p);
+                    // The preimage goes to the payer now, not after the events still
+                    // queued are handled (the claim's own, with its store write, first).
+                    peers.process_events();
                 }
                 None => {
                     tracing::warn!(hash = %payment_hash, "a payment for no invoice of ours: failing it back");

@@ -41,7 +41,14 @@ impl LdkLogger for Logger {
         let module = record.module_path;
         match record.level {
             Level::Gossip | Level::Trace => {
-                tracing::trace!(target: "ldk", %module, "{}", record.args)
+                // The peer tells two nodes in one process (the payments bench) apart.
+                tracing::trace!(
+                    target: "ldk",
+                    %module,
+                    peer = ?record.peer_id.map(|p| p.to_string()[..8].to_string()),
+                    "{}",
+                    record.args
+                )
             }
             Level::Debug => tracing::debug!(target: "ldk", %module, "{}", record.args),
             Level::Info => tracing::info!(target: "ldk", %module, "{}", record.args),

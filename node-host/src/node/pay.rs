@@ -145,15 +145,22 @@ impl Node {
         let until = tokio::time::Instant::now() + retry_for;
         let sent = loop {
             let (cm, invoice) = (running.ldk.channel_manager.clone(), invoice.clone());
+            let peers = running.peer_manager.clone();
             let sent = self
                 .on_ldk(move || {
-                    cm.pay_for_bolt11_invoice(
+                    let sent = cm.pay_for_bolt11_invoice(
                         &invoice,
                         PaymentId(hash),
                         explicit,
                         RouteParametersConfig::default(),
                         Retry::Timeout(retry_for),
-                    )
+                    );
+                    // The HTLC goes out now, not when the background processor next wakes
+                    // (it persists the channel manager first: about 2 ms later).
+                    if sent.is_ok() {
+                        peers.process_events();
+                    }
+                    sent
                 })
                 .await?;
             match sent {

@@ -230,6 +230,7 @@ impl Stage {
             }
         }
         let request_id = inner.next_id;
+        tracing::trace!(request_id, kind = ?raw.get(..2), "staged");
         let staged = Staged {
             request_id,
             context,
@@ -396,6 +397,7 @@ impl Stage {
         let Some(pending) = inner.pending.remove(&request_id) else {
             return Delivery::Unknown;
         };
+        tracing::trace!(request_id, "answered");
         let delivery = match pending.waiter {
             Some(waiter) if waiter.try_send(answer).is_ok() => Delivery::Delivered,
             _ => Delivery::NoWaiter,
