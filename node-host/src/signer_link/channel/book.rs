@@ -20,7 +20,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::Mutex;
 
-use redb::{Database, ReadableDatabase};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use redb::{Database, Durability, ReadableDatabase};
 use serde::{Deserialize, Serialize};
 
 use crate::store::schema::{self, CHANNEL_SIGNERS};
@@ -28,6 +30,8 @@ use crate::store::schema::{self, CHANNEL_SIGNERS};
 /// How many points and secrets a record keeps (the newest): LDK asks only for the current,
 /// next and pending points, and a reestablish for one just before them.
 const KEPT: usize = 8;
+/// One cache change in this many is written durably (see [`ChannelBook::note`]).
+const LAZY_EVERY: u32 = 32;
 
 /// One channel's record.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -104,6 +108,8 @@ fn err(e: impl std::fmt::Display) -> BookError {
 pub struct ChannelBook {
     db: Database,
     records: Mutex<HashMap<u64, ChannelRecord>>,
+    /// Cache changes so far (see [`ChannelBook::note`]).
+    lazy: AtomicU32,
 }
 
 impl ChannelBook {
@@ -132,6 +138,7 @@ impl ChannelBook {
         Ok(ChannelBook {
             db,
             records: Mutex::new(records),
+            lazy: AtomicU32::new(0),
         })
     }
 
@@ -150,7 +157,7 @@ impl ChannelBook {
         if let Some(r) = records.get(&dbid) {
             return Ok(r.clone());
         }
-        self.write(dbid, &record)?;
+        self.write(dbid, &record, Durability::Immediate)?;
         records.insert(dbid, record.clone());
         Ok(record)
     }
@@ -162,6 +169,35 @@ impl ChannelBook {
         dbid: u64,
         change: impl FnOnce(&mut ChannelRecord),
     ) -> Result<ChannelRecord, BookError> {
+        self.change(dbid, change, Durability::Immediate)
+    }
+
+    /// Changes only what the signer can tell again (points, secrets): written at once but
+    /// made durable only with the next durable write, or every [`LAZY_EVERY`]th such
+    /// change. A crash may lose the last few; the signer is then asked for them again. This
+    /// keeps a disk flush off the path of each commitment.
+    pub fn note(
+        &self,
+        dbid: u64,
+        change: impl FnOnce(&mut ChannelRecord),
+    ) -> Result<ChannelRecord, BookError> {
+        // redb reclaims the pages of non-durable commits only at a durable one: one now and
+        // then bounds the file.
+        let n = self.lazy.fetch_add(1, Ordering::Relaxed);
+        let durability = if n % LAZY_EVERY == LAZY_EVERY - 1 {
+            Durability::Immediate
+        } else {
+            Durability::None
+        };
+        self.change(dbid, change, durability)
+    }
+
+    fn change(
+        &self,
+        dbid: u64,
+        change: impl FnOnce(&mut ChannelRecord),
+        durability: Durability,
+    ) -> Result<ChannelRecord, BookError> {
         let mut records = self.lock();
         let Some(current) = records.get(&dbid) else {
             return Err(BookError(format!("channel {dbid} has no record")));
@@ -169,15 +205,21 @@ impl ChannelBook {
         let mut next = current.clone();
         change(&mut next);
         if &next != current {
-            self.write(dbid, &next)?;
+            self.write(dbid, &next, durability)?;
             records.insert(dbid, next.clone());
         }
         Ok(next)
     }
 
-    fn write(&self, dbid: u64, record: &ChannelRecord) -> Result<(), BookError> {
+    fn write(
+        &self,
+        dbid: u64,
+        record: &ChannelRecord,
+        durability: Durability,
+    ) -> Result<(), BookError> {
         let bytes = serde_json::to_vec(record).map_err(err)?;
-        let txn = self.db.begin_write().map_err(err)?;
+        let mut txn = self.db.begin_write().map_err(err)?;
+        txn.set_durability(durability).map_err(err)?;
         txn.open_table(CHANNEL_SIGNERS)
             .map_err(err)?
             .insert(dbid, bytes.as_slice())
@@ -195,6 +237,23 @@ mod tests {
             basepoints: "00".into(),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn noted_points_are_served_at_once_and_on_disk_by_the_periodic_durable_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.redb");
+        {
+            let book = ChannelBook::open(&path).unwrap();
+            book.create(3, record()).unwrap();
+            for n in 0..u64::from(LAZY_EVERY) {
+                book.note(3, |r| r.keep_point(n, &[n as u8; 33])).unwrap();
+                assert_eq!(book.get(3).unwrap().point(n), Some(vec![n as u8; 33]));
+            }
+        }
+        let last = u64::from(LAZY_EVERY) - 1;
+        let book = ChannelBook::open(&path).unwrap();
+        assert_eq!(book.get(3).unwrap().point(last), Some(vec![last as u8; 33]));
     }
 
     #[test]

@@ -47,8 +47,17 @@ pub struct Calls {
 
 #[derive(Default)]
 struct Parked {
-    tickets: HashMap<Key, Ticket>,
+    tickets: HashMap<Key, (Ticket, Origin)>,
     order: VecDeque<Key>,
+}
+
+/// Why a ticket is parked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    /// LDK asked and was told "not yet".
+    Asked,
+    /// Sent ahead of LDK's asking (see [`Calls::prefetch`]).
+    Ahead,
 }
 
 impl Calls {
@@ -75,18 +84,44 @@ impl Calls {
     /// than wait when no signer can answer now.
     pub fn pendable(&self, dbid: Option<u64>, raw: Vec<u8>) -> Outcome {
         let key = (dbid, raw);
-        let ticket = self.parked().take(&key);
-        let ticket = match ticket {
-            Some(t) => t,
+        let taken = self.parked().take(&key);
+        let ticket = match taken {
+            Some((ticket, Origin::Ahead)) => match self.wait(&ticket) {
+                // Sent ahead, it may have reached the signer before what makes it valid
+                // (another signer's order, say): a refusal then is asked again, now.
+                Some(Err(SignerError::Refused(why))) => {
+                    tracing::debug!(%why, "a request sent ahead was refused; asking again");
+                    self.stage.submit(context(dbid), key.1.clone())
+                }
+                Some(answer) => return outcome(answer),
+                None => {
+                    self.parked().put(key, ticket, Origin::Ahead);
+                    return Outcome::Pending;
+                }
+            },
+            Some((ticket, Origin::Asked)) => ticket,
             None => self.stage.submit(context(dbid), key.1.clone()),
         };
         match self.wait(&ticket) {
             Some(answer) => outcome(answer),
             None => {
-                self.parked().put(key, ticket);
+                self.parked().put(key, ticket, Origin::Asked);
                 Outcome::Pending
             }
         }
+    }
+
+    /// Sends `raw` now, before LDK asks for it, so that its answer comes right behind the
+    /// request just submitted instead of one more round trip later; LDK's asking (through
+    /// [`Calls::pendable`], same bytes) takes it. Nothing is sent if it is parked already.
+    pub fn prefetch(&self, dbid: Option<u64>, raw: Vec<u8>) {
+        let key = (dbid, raw);
+        let mut parked = self.parked();
+        if parked.tickets.contains_key(&key) {
+            return;
+        }
+        let ticket = self.stage.submit(context(dbid), key.1.clone());
+        parked.put(key, ticket, Origin::Ahead);
     }
 
     /// Asks for `raw` (a node-level request) only if a signer is attached now, waiting for
@@ -130,15 +165,15 @@ impl Calls {
 }
 
 impl Parked {
-    fn take(&mut self, key: &Key) -> Option<Ticket> {
+    fn take(&mut self, key: &Key) -> Option<(Ticket, Origin)> {
         let t = self.tickets.remove(key)?;
         self.order.retain(|k| k != key);
         Some(t)
     }
 
-    fn put(&mut self, key: Key, ticket: Ticket) {
+    fn put(&mut self, key: Key, ticket: Ticket, origin: Origin) {
         self.order.push_back(key.clone());
-        self.tickets.insert(key, ticket);
+        self.tickets.insert(key, (ticket, origin));
         while self.order.len() > MAX_PARKED {
             if let Some(old) = self.order.pop_front() {
                 self.tickets.remove(&old);
@@ -210,6 +245,33 @@ mod tests {
         // Another channel's identical bytes are another request.
         assert_eq!(calls.pendable(Some(2), vec![7]), Outcome::Pending);
         assert_eq!(stage.pending(), 2);
+    }
+
+    #[test]
+    fn a_request_sent_ahead_is_taken_by_the_asking_and_if_refused_asked_again() {
+        let stage = Arc::new(Stage::new());
+        let calls = Calls::new(stage.clone(), Duration::from_secs(5));
+        let mut a = stage.attach();
+        calls.prefetch(Some(1), vec![6]);
+        calls.prefetch(Some(1), vec![6]);
+        let staged = a.requests.try_recv().unwrap();
+        assert!(a.requests.try_recv().is_err(), "sent once");
+        stage.respond(staged.request_id, Ok(vec![60]));
+        assert_eq!(calls.pendable(Some(1), vec![6]), Outcome::Answer(vec![60]));
+        assert!(a.requests.try_recv().is_err(), "nothing new staged");
+
+        // Refused (it overtook what makes it valid): the asking sends it again.
+        calls.prefetch(Some(1), vec![8]);
+        let early = a.requests.try_recv().unwrap();
+        stage.respond(early.request_id, Err(SignerError::Refused("too early".into())));
+        let s = stage.clone();
+        let answerer = std::thread::spawn(move || {
+            let again = a.requests.blocking_recv().unwrap();
+            assert_eq!(again.raw, vec![8]);
+            s.respond(again.request_id, Ok(vec![80]));
+        });
+        assert_eq!(calls.pendable(Some(1), vec![8]), Outcome::Answer(vec![80]));
+        answerer.join().unwrap();
     }
 
     #[test]

@@ -70,6 +70,13 @@ impl ChannelSigner {
             .map_err(|e| tracing::error!(dbid = self.dbid, %e, "cannot store what the signer said"))
     }
 
+    /// Keeps what the signer can tell again (a point, a secret): see `ChannelBook::note`.
+    fn note(&self, change: impl FnOnce(&mut super::book::ChannelRecord)) {
+        if let Err(e) = self.shared.book.note(self.dbid, change) {
+            tracing::warn!(dbid = self.dbid, %e, "cannot keep what the signer said; it will be asked again");
+        }
+    }
+
     /// A channel request LDK retries: the reply, or `Err` with the unblock owed.
     fn pendable<T: SerBolt + std::fmt::Debug, R: DeBolt>(&self, message: T) -> Result<R, ()> {
         let what = format!("{message:?}");
@@ -164,7 +171,7 @@ impl ChannelSigner {
         let Ok(reply) = ValidateCommitmentTxReply::from_vec(reply.to_vec()) else {
             return;
         };
-        let _ = self.update(|r| {
+        self.note(|r| {
             if let (Some(secret), Some(prev)) = (&reply.old_commitment_secret, n.checked_sub(1)) {
                 r.keep_secret(prev, &secret.0);
             }
@@ -198,8 +205,9 @@ impl ChannelSigner {
     }
 
     /// A validation (holder commitment or counterparty revocation), whose `Err` LDK answers
-    /// by closing the channel: `Err` only on the signer's refusal.
-    fn validate(&self, message: Vec<u8>) -> Result<Option<Vec<u8>>, ()> {
+    /// by closing the channel: `Err` only on the signer's refusal. `ahead` is sent right
+    /// behind it (see [`Calls::prefetch`](super::calls::Calls::prefetch)).
+    fn validate(&self, message: Vec<u8>, ahead: Option<Vec<u8>>) -> Result<Option<Vec<u8>>, ()> {
         let set_up = self.record().is_some_and(|r| r.setup.is_some());
         if !set_up {
             // An inbound channel's first commitment comes before anything sets it up.
@@ -209,6 +217,9 @@ impl ChannelSigner {
         // Earlier ones first, in order.
         self.settle(false);
         let ticket = self.shared.calls.submit(Some(self.dbid), message.clone());
+        if let Some(ahead) = ahead {
+            self.shared.calls.prefetch(Some(self.dbid), ahead);
+        }
         match self.shared.calls.wait(&ticket) {
             Some(Ok(reply)) => Ok(Some(reply)),
             Some(Err(why)) => {
@@ -226,6 +237,20 @@ impl ChannelSigner {
                 Ok(None)
             }
         }
+    }
+
+    /// A validation whose reply LDK does not need, sent without waiting: kept durably
+    /// first, like one sent while no signer is attached, so it reaches the signer (again,
+    /// after a restart) before anything later for the channel. LDK checks what it is told
+    /// itself (a revocation secret against the point), so the signer refusing it would
+    /// mean the two disagree; its refusal is logged when it comes, and the signer refuses
+    /// the channel's next signatures on its own account.
+    fn validate_behind(&self, message: Vec<u8>) -> Result<(), ()> {
+        self.keep_unanswered(&message)?;
+        if self.record().is_some_and(|r| r.setup.is_some()) {
+            self.settle(false);
+        }
+        Ok(())
     }
 
     /// Are validations unanswered below commitment `n` that the signer needs first?
@@ -278,7 +303,7 @@ impl LdkChannelSigner for ChannelSigner {
         let reply: GetPerCommitmentPoint2Reply =
             self.pendable(GetPerCommitmentPoint2 { commitment_number: n })?;
         let point = PublicKey::from_slice(&reply.point.0).map_err(|_| ())?;
-        let _ = self.update(|r| r.keep_point(n, &reply.point.0));
+        self.note(|r| r.keep_point(n, &reply.point.0));
         Ok(point)
     }
 
@@ -302,7 +327,7 @@ impl LdkChannelSigner for ChannelSigner {
             commitment_number: n + 2,
         })?;
         let secret = reply.secret.ok_or(())?.0;
-        let _ = self.update(|r| r.keep_secret(n, &secret));
+        self.note(|r| r.keep_secret(n, &secret));
         Ok(secret)
     }
 
@@ -328,7 +353,14 @@ impl LdkChannelSigner for ChannelSigner {
                     .collect(),
             ),
         };
-        if let Some(reply) = self.validate(message.as_vec())? {
+        // LDK asks for the point two ahead next, before it sends its revocation; VLS can
+        // give it once this validation is in. Sent right behind it, its answer comes with
+        // the validation's instead of a round trip later.
+        let ahead = self
+            .record()
+            .is_none_or(|r| r.point(n + 2).is_none())
+            .then(|| GetPerCommitmentPoint2 { commitment_number: n + 2 }.as_vec());
+        if let Some(reply) = self.validate(message.as_vec(), ahead)? {
             self.keep_validated(n, &reply);
         }
         Ok(())
@@ -339,7 +371,9 @@ impl LdkChannelSigner for ChannelSigner {
             commitment_number: vls_number(idx),
             commitment_secret: DisclosedSecret(secret.secret_bytes()),
         };
-        self.validate(message.as_vec()).map(|_| ())
+        // Nothing in the reply is needed: LDK goes on at once and the answer is taken in
+        // with the next request for the channel, which the signer sees after this one.
+        self.validate_behind(message.as_vec())
     }
 
     fn pubkeys(&self, _secp: &Secp256k1<All>) -> ChannelPublicKeys {

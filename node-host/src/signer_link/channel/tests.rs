@@ -243,3 +243,75 @@ fn with_no_signer_a_validation_is_kept_sent_first_after_a_restart_and_holds_what
         "{asked:?}"
     );
 }
+
+#[test]
+fn a_validation_sends_the_point_two_ahead_behind_it_and_ldk_asking_later_needs_no_signer() {
+    let f = Fixture::new();
+    let (_channels, signer) = f.signer();
+    let a = f.stage.attach();
+    let session = a.session;
+    let answerer = scripted(f.stage.clone(), a);
+    signer
+        .validate_holder_commitment(&holder_commitment(4), Vec::new())
+        .unwrap();
+    // The point went right behind the validation; once it is answered the signer may go.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while f.stage.pending() > 0 {
+        assert!(std::time::Instant::now() < deadline, "the point was never sent");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    f.stage.detach(session);
+    let asked = answerer.join().unwrap();
+    assert!(
+        matches!(
+            asked.as_slice(),
+            [Message::ValidateCommitmentTx2(v), Message::GetPerCommitmentPoint2(p)]
+                if v.commitment_number == 4 && p.commitment_number == 6
+        ),
+        "{asked:?}"
+    );
+    // LDK asks for it only now, with no signer attached: the answer is already in.
+    assert_eq!(
+        signer
+            .get_per_commitment_point(INITIAL_COMMITMENT_NUMBER - 6, &Secp256k1::new())
+            .unwrap(),
+        key(51)
+    );
+}
+
+#[test]
+fn a_counterparty_revocation_is_kept_and_sent_without_waiting_then_taken_in_by_the_next_request() {
+    let f = Fixture::new();
+    let (_channels, signer) = f.signer();
+    let mut a = f.stage.attach();
+    // A signer is attached but has not answered: LDK is not held up for it.
+    signer
+        .validate_counterparty_revocation(
+            INITIAL_COMMITMENT_NUMBER - 2,
+            &SecretKey::from_slice(&[9; 32]).unwrap(),
+        )
+        .unwrap();
+    assert_eq!(signer.record().unwrap().unanswered_validations.len(), 1);
+    let staged = a.requests.try_recv().expect("sent at once");
+    assert!(matches!(
+        msgs::from_vec(staged.raw.clone()).unwrap(),
+        Message::ValidateRevocation(r) if r.commitment_number == 2
+    ));
+    f.stage
+        .respond(staged.request_id, Ok(msgs::ValidateRevocationReply {}.as_vec()));
+    // The channel's next request takes its answer in, and does not send it again.
+    let session = a.session;
+    let answerer = scripted(f.stage.clone(), a);
+    signer
+        .validate_holder_commitment(&holder_commitment(4), Vec::new())
+        .unwrap();
+    assert!(signer.record().unwrap().unanswered_validations.is_empty());
+    f.stage.detach(session);
+    let asked = answerer.join().unwrap();
+    assert!(
+        asked
+            .iter()
+            .all(|m| !matches!(m, Message::ValidateRevocation(_))),
+        "{asked:?}"
+    );
+}
