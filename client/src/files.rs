@@ -7,7 +7,7 @@ use std::path::Path;
 
 /// Replaces `path` with `bytes`, mode 0600, durably. The new contents are written to a
 /// fresh file beside it (any stale one from a crash removed first, so nothing else's
-/// permissions are inherited), synced, then renamed over `path`.
+/// permissions are inherited), synced, then renamed over `path`, and the directory synced.
 pub fn replace_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let tmp = path.with_extension("tmp");
     let _ = std::fs::remove_file(&tmp);
@@ -18,7 +18,14 @@ pub fn replace_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         .open(&tmp)?;
     file.write_all(bytes)?;
     file.sync_all()?;
-    std::fs::rename(&tmp, path)
+    std::fs::rename(&tmp, path)?;
+    // The rename is an entry in the directory: until the directory is synced a crash may
+    // bring the old contents back.
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    std::fs::File::open(dir)?.sync_all()
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use skylight_proto::greenlight::node_client::NodeClient;
-use skylight_proto::greenlight::{Empty, HsmRequest};
+use skylight_proto::greenlight::{Empty, HsmRequest, HsmResponse};
 use skylight_proto::scheduler::debug_client::DebugClient;
 use skylight_proto::scheduler::{NodeInfoRequest, SignerRejection, SignerResponse, UpgradeRequest};
 use tonic::Code;
@@ -142,40 +142,62 @@ async fn node_session(
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .begin_session();
-    let mut answered = 0u64;
-    while let Some(request) = stream.message().await? {
-        let response = {
+    // Answers go back in order from their own task, so the next request (often already
+    // waiting: a point sent right behind a validation) is worked on while the node stores
+    // the last answer's state; each answer carries every state change not acknowledged
+    // yet, so the node never acts on one without the state it rests on.
+    let (answers, mut to_send) = tokio::sync::mpsc::channel::<(HsmRequest, HsmResponse)>(64);
+    let responder = {
+        let (signer, scheduler_uri, device) =
+            (signer.clone(), scheduler_uri.to_string(), device.clone());
+        tokio::spawn(async move {
+            let mut answered = 0u64;
+            while let Some((request, response)) = to_send.recv().await {
+                let refused = response.error.starts_with("policy");
+                let state = response.signer_state.clone();
+                match node.respond_hsm_request(response.clone()).await {
+                    // Only now does the node hold the state: stop sending it.
+                    Ok(_) => signer
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .acknowledged(&state),
+                    Err(s) => {
+                        tracing::warn!(request = request.request_id, status = %s.message(), "the node did not take the answer")
+                    }
+                }
+                if refused {
+                    tracing::warn!(request = request.request_id, reason = %response.error, "refused to sign");
+                    report_rejection(&scheduler_uri, &device, &request, &response.error).await;
+                }
+                answered += 1;
+                ANSWERED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            answered
+        })
+    };
+    let received = async {
+        while let Some(request) = stream.message().await? {
             let signer = signer.clone();
-            let request = request.clone();
+            let kept = request.clone();
             // VLS work is CPU-bound: keep it off the async workers.
-            tokio::task::spawn_blocking(move || {
+            let response = tokio::task::spawn_blocking(move || {
                 signer
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .handle(&request)
             })
-            .await?
-        };
-        let refused = response.error.starts_with("policy");
-        let state = response.signer_state.clone();
-        match node.respond_hsm_request(response.clone()).await {
-            // Only now does the node hold the state: stop sending it.
-            Ok(_) => signer
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .acknowledged(&state),
-            Err(s) => {
-                tracing::warn!(request = request.request_id, status = %s.message(), "the node did not take the answer")
+            .await?;
+            if answers.send((kept, response)).await.is_err() {
+                break;
             }
         }
-        if refused {
-            tracing::warn!(request = request.request_id, reason = %response.error, "refused to sign");
-            report_rejection(scheduler_uri, device, &request, &response.error).await;
-        }
-        answered += 1;
-        ANSWERED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        anyhow::Ok(())
     }
-    Ok(answered)
+    .await;
+    // The answers already made still go back before the session ends.
+    drop(answers);
+    let answered = responder.await?;
+    received.map(|()| answered)
 }
 
 /// Tells the operator (Debug.ReportSignerRejection) why a request was refused.
