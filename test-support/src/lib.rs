@@ -9,7 +9,8 @@
 //!   attaches over the network, and a certificate hierarchy made in memory ([`Pki`]).
 //! - Tenants as an app drives them, their signers in this process ([`app`]).
 //! - What the chain shows of a scenario ([`onchain`]) and a tenant's backups ([`backup`]).
-//! - Two tenants with their signers, a funded wallet and a channel ([`pair`]).
+//! - Two tenants with their signers, a funded wallet and a channel ([`pair`]), and a relay
+//!   between peers that can hold what one sends ([`proxy`]).
 //! - Waiting without asserting timings ([`eventually`]), processes ([`alive`],
 //!   [`node_pid`]), and benchmark figures ([`percentile`], [`ms`]).
 #![deny(missing_docs)]
@@ -23,6 +24,7 @@ pub mod onchain;
 pub mod pair;
 mod pki;
 mod process;
+pub mod proxy;
 mod scheduler;
 mod signer_cli;
 mod stats;

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
+use crate::proxy::Proxy;
 use crate::{ChildGuard, Run, Scheduler, SignerCli, eventually};
 
 /// A registered tenant with its signer running.
@@ -88,6 +89,8 @@ pub struct Pair {
     pub faucet_txid: String,
     /// A's new address the faucet paid.
     pub faucet_addr: String,
+    /// The relay A reaches B through, if the pair was made with one.
+    pub proxy: Option<Proxy>,
     /// The faults file the node-hosts read (empty: none).
     faults: PathBuf,
     _faults_dir: tempfile::TempDir,
@@ -101,6 +104,19 @@ impl Pair {
 
     /// As [`Pair::connected`], the scheduler started with `args`.
     pub fn connected_with(args: &[&str]) -> Pair {
+        Self::make(args, false)
+    }
+
+    /// As [`Pair::with_channel`], A reaching B through a [`Proxy`] (B's address as A knows
+    /// it, so A reconnects through it too).
+    pub fn with_channel_through_proxy() -> Pair {
+        let pair = Self::make(&[], true);
+        pair.fund_channel();
+        pair.confirm_channel();
+        pair
+    }
+
+    fn make(args: &[&str], through_proxy: bool) -> Pair {
         // The node-hosts read faults from this file: a scenario makes a node-host misbehave
         // toward its signer as a compromised host could, and the signer must refuse.
         let faults_dir = tempfile::tempdir().unwrap();
@@ -123,12 +139,21 @@ impl Pair {
                 .iter()
                 .any(|o| o["txid"] == txid.as_str() && o["status"] == "confirmed")
         });
-        let connected = a.call(&["connect", &b.address()]);
+        let (b_id, b_at) = b
+            .address()
+            .split_once('@')
+            .map(|(i, a)| (i.to_string(), a.to_string()))
+            .unwrap();
+        let proxy = through_proxy.then(|| Proxy::start(b_at.parse().unwrap()));
+        let dialled = match &proxy {
+            Some(p) => format!("{b_id}@{}", p.addr),
+            None => format!("{b_id}@{b_at}"),
+        };
+        let connected = a.call(&["connect", &dialled]);
         assert_eq!(connected["direction"], "out");
         eventually("B sees A as a peer", || {
             b.call(&["getinfo"])["num_peers"] == 1
         });
-        let b_id = b.call(&["getinfo"])["id"].as_str().unwrap().to_string();
         Pair {
             s,
             a,
@@ -136,6 +161,7 @@ impl Pair {
             b_id,
             faucet_txid: txid,
             faucet_addr: addr,
+            proxy,
             faults,
             _faults_dir: faults_dir,
         }

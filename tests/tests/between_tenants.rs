@@ -1,11 +1,12 @@
 //! Two tenants of one scheduler, each with its own `signer-cli run`, on the embedded chain:
 //! the wallet, peers, a channel, payments both ways, a node-host that misbehaves toward its
 //! signer, a restart, a cooperative close, a withdrawal, and the phone pattern (wake, pay,
-//! sleep, idle out; ten times). Each scenario starts from the
+//! sleep, idle out; ten times), node-hosts stopped mid-dance, and a payee killed before it
+//! hears the payer's reply (channel-signer.md §1.5.3). Each scenario starts from the
 //! same fixture: two tenants, A's wallet funded, A connected to B (and, for most, a
 //! channel from A to B ready to use).
 
-use skylight_test_support::pair::{Pair, invoice, paid};
+use skylight_test_support::pair::{Pair, invoice, log_count, paid};
 use skylight_test_support::{alive, eventually, node_pid};
 
 #[test]
@@ -365,4 +366,54 @@ fn a_node_host_stopped_mid_dance_by_sigterm_or_sigkill_resumes_it_with_the_next_
     }
     a.start_signer();
     pair.channel_still_pays("after-the-stops");
+}
+
+#[test]
+fn a_payee_killed_before_it_hears_the_payers_reply_has_the_resent_commitment_validated_by_its_signer()
+ {
+    // channel-signer.md §1.5.3, made deterministic: B settles a payment (its fulfill and
+    // commitment_signed go out), A's reply (revoke_and_ack, commitment_signed) is held on
+    // the wire, and B is killed. After B's restart A sends that commitment again, before B
+    // has signed anything: B's new signer instances must still have it validated by the
+    // signer. Upstream's client skipped the validation there, the signer then refused the
+    // next point, and the channel was lost.
+    let pair = Pair::with_channel_through_proxy();
+    let (s, a, b) = (&pair.s, &pair.a, &pair.b);
+    let proxy = pair.proxy.as_ref().unwrap();
+    let b_node = b.cli.node_id();
+    pair.fault(&format!("hold-claims {b_node}"));
+    // Enough that B can pay back above its channel reserve afterwards.
+    let bolt11 = invoice(b, 10_000_000, "reply-held");
+    let a_cli = &a.cli;
+    std::thread::scope(|scope| {
+        let paying = scope.spawn(|| a_cli.run(&["node", "pay", &bolt11]).unwrap());
+        eventually("B holds the payment unclaimed", || {
+            log_count(s, b, "leaving the payment unclaimed") > 0
+        });
+        proxy.hold_toward_target(true);
+        pair.fault("");
+        let paid = paying.join().unwrap();
+        assert!(paid.ok, "A's payment: {}", paid.stderr);
+    });
+    // A had the preimage with B's fulfill; what it sent B after that stays on the wire.
+    eventually("A's reply to B's commitment is held", || proxy.held() > 0);
+    let pid = node_pid(s, &b_node).unwrap();
+    std::process::Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()
+        .unwrap();
+    eventually("B's node-host is gone", || !alive(pid));
+    proxy.hold_toward_target(false);
+    b.wake();
+    eventually("B has its invoice paid", || paid(b, "reply-held"));
+    pair.channel_still_pays("after-the-resend");
+    // And the other way, which needs B's next points and secrets from its signer.
+    let back = invoice(a, 50_000, "back-after-the-resend");
+    b.call(&["pay", &back]);
+    eventually("A sees B's payment", || paid(a, "back-after-the-resend"));
+    assert_eq!(
+        log_count(s, b, "the signer refused"),
+        0,
+        "B's signer refused nothing"
+    );
 }

@@ -173,7 +173,7 @@ impl ChannelBook {
     }
 
     /// Changes only what the signer can tell again (points, secrets): written at once but
-    /// made durable only with the next durable write, or every [`LAZY_EVERY`]th such
+    /// made durable only with the next durable write, or every 32nd (`LAZY_EVERY`) such
     /// change. A crash may lose the last few; the signer is then asked for them again. This
     /// keeps a disk flush off the path of each commitment.
     pub fn note(
