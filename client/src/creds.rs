@@ -17,8 +17,8 @@ pub fn device(cert_pem: &str, key_pem: &str, ca_pem: &[u8]) -> Device {
         cert: cert_pem.as_bytes().to_vec(),
         key: key_pem.as_bytes().to_vec(),
         ca: ca_pem.to_vec(),
-        // Runes are not built yet: node requests are authorised by the device key's
-        // signature headers alone.
+        // Minted from the seed by whoever holds it (`runes::RuneMaster::device_rune`):
+        // signer-cli does before it saves these.
         rune: String::new(),
     }
 }

@@ -6,7 +6,8 @@
 //! replaced atomically). With the `device` feature (default):
 //! - the device's identity: its secret ([`secret`]), node keys ([`keys`]), certificate
 //!   request ([`device`]), credentials ([`creds`]), data directory ([`device_dir`]), and
-//!   registering or recovering with a scheduler ([`identity`]) over mutual TLS ([`tls`]);
+//!   registering or recovering with a scheduler ([`identity`]) over mutual TLS ([`tls`]),
+//!   and the runes its seed mints ([`runes`]);
 //! - node calls signed with the device key, and their check ([`signed_request`]), and
 //!   reaching the node ([`node`]);
 //! - the VLS signer core ([`signer`]) and the loop that keeps it attached to its node and
@@ -31,6 +32,8 @@ pub mod identity;
 pub mod keys;
 #[cfg(feature = "device")]
 pub mod node;
+#[cfg(feature = "device")]
+pub mod runes;
 #[cfg(feature = "device")]
 pub mod secret;
 #[cfg(feature = "device")]

@@ -4,8 +4,9 @@
 //!
 //! The signature is ECDSA P-256/SHA-256 over the gRPC frame of the request (flag byte,
 //! u32be length, message) followed by u64be(milliseconds since the epoch), sent in the
-//! `glauthpubkey`, `glauthsig` and `glts` headers, base64 without padding. Devices sign
-//! with [`RequestSigner`]; node-host and the signer check with [`verifies`].
+//! `glauthpubkey`, `glauthsig` and `glts` headers, base64 without padding, beside the
+//! device's rune in `glrune` (see [`crate::runes`]). Devices sign with [`RequestSigner`];
+//! node-host and the signer check with [`verifies`].
 
 use anyhow::{Context, Result, anyhow};
 use base64::Engine;
@@ -32,6 +33,9 @@ pub fn grpc_frame(msg: &impl prost::Message) -> Vec<u8> {
 pub struct RequestSigner {
     key: EcdsaKeyPair,
     rng: SystemRandom,
+    /// The device's rune, sent as `glrune` (Greenlight's signer ignores a request without
+    /// one).
+    rune: Option<String>,
 }
 
 impl RequestSigner {
@@ -46,7 +50,18 @@ impl RequestSigner {
             &rng,
         )
         .map_err(|_| anyhow!("the device key is not a P-256 key"))?;
-        Ok(RequestSigner { key, rng })
+        Ok(RequestSigner {
+            key,
+            rng,
+            rune: None,
+        })
+    }
+
+    /// Sends `rune` (the device's, from its credentials) with every request; an empty one
+    /// is not sent.
+    pub fn with_rune(mut self, rune: &str) -> Self {
+        self.rune = (!rune.is_empty()).then(|| rune.to_string());
+        self
     }
 
     /// `msg` as a request carrying the signature headers, stamped `ts_ms`.
@@ -65,6 +80,9 @@ impl RequestSigner {
         );
         md.insert("glauthsig", b64.encode(sig.as_ref()).parse()?);
         md.insert("glts", b64.encode(ts_ms.to_be_bytes()).parse()?);
+        if let Some(rune) = &self.rune {
+            md.insert("glrune", rune.parse()?);
+        }
         Ok(req)
     }
 

@@ -7,6 +7,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use skylight_client::device_dir::{DataDir, Settings};
 use skylight_client::keys::NodeKeys;
+use skylight_client::runes::RuneMaster;
 use skylight_client::secret::HsmSecret;
 use skylight_client::tls::TlsIdentity;
 use skylight_client::{creds, identity};
@@ -253,7 +254,12 @@ fn save(
     uri: &str,
     device: &skylight_proto::credentials::Device,
 ) -> Result<()> {
-    creds::save(&dir.credentials(), device)?;
+    // The device's rune, minted from the seed and bound to its key, as gl-client does: it
+    // travels with every node call this device signs.
+    let secret = HsmSecret::load(&dir.secret())?;
+    let mut device = device.clone();
+    device.rune = RuneMaster::new(&secret).device_rune(&device.key)?;
+    creds::save(&dir.credentials(), &device)?;
     settings.scheduler = Some(uri.to_string());
     settings.save(dir)
 }

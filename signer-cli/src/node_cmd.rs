@@ -101,7 +101,8 @@ pub enum NodeCall {
 pub async fn node_call(dir: &DataDir, call: NodeCall) -> Result<()> {
     use skylight_client::signed_request::RequestSigner;
     let (uri, device, _) = device_context(dir)?;
-    let signer = RequestSigner::new(&device.key_pem)?;
+    let rune = skylight_client::creds::load(&dir.credentials())?.rune;
+    let signer = RequestSigner::new(&device.key_pem)?.with_rune(&rune);
     let mut node = skylight_client::node::connect(&uri, &device).await?;
     let refused = |rpc| move |status| skylight_client::tls::Refused { rpc, status };
     let out = match call {

@@ -53,4 +53,16 @@ for c in (creds, recovered):
     info = authed.schedule()
     assert info.grpc_uri.startswith("https://localhost:"), info
 
+# What the Rust side checks with the seed (bytes(32)): the runes gl-client put in the
+# credentials it made, and one it mints read-only for a key of the test's choosing.
+out = os.environ.get("GLCLIENT_OUT")
+if out:
+    with open(os.path.join(out, "registered.gfs"), "wb") as f:
+        f.write(res.creds)
+    with open(os.path.join(out, "recovered.gfs"), "wb") as f:
+        f.write(rec.creds)
+    read_only = signer.create_rune([["pubkey=" + os.environ["READ_ONLY_PUBKEY"]], ["method^get", "method^list"]])
+    with open(os.path.join(out, "read_only.rune"), "w") as f:
+        f.write(read_only)
+
 print("gl-client", glclient.__version__ if hasattr(glclient, "__version__") else "", "interop ok")

@@ -1,5 +1,6 @@
 //! Greenlight's published client against our scheduler: gl-client (Python, from PyPI) must
-//! register, recover and authenticate exactly as it does against Greenlight.
+//! register, recover and authenticate exactly as it does against Greenlight, and the runes
+//! it mints must be ones signer-cli's seed recognises.
 //!
 //! The Python interpreter with `glclient` installed is `SKYLIGHT_GLCLIENT_PYTHON` (set by
 //! `.ci/run`, which installs gl-client); without it the test looks for `.ci/run`'s venv and
@@ -8,6 +9,9 @@
 use std::path::PathBuf;
 use std::process::Command;
 
+use skylight_client::creds;
+use skylight_client::runes::{RuneContext, RuneMaster};
+use skylight_client::secret::HsmSecret;
 use skylight_test_support::Scheduler;
 
 fn python() -> Option<PathBuf> {
@@ -33,11 +37,15 @@ fn greenlight_python_client_registers_recovers_and_authenticates() {
     let s = Scheduler::start(&[]).unwrap();
     let codes = s.invite(2).unwrap();
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("interop/glclient_identity.py");
+    let made = tempfile::tempdir().unwrap();
+    let read_only_key = [vec![4u8], vec![0x22; 64]].concat();
     let out = Command::new(&python)
         .arg(&script)
         .envs(s.client_env())
         .env("INVITE_1", &codes[0])
         .env("INVITE_2", &codes[1])
+        .env("GLCLIENT_OUT", made.path())
+        .env("READ_ONLY_PUBKEY", hex::encode(&read_only_key))
         .output()
         .expect("run python");
     assert!(
@@ -47,4 +55,34 @@ fn greenlight_python_client_registers_recovers_and_authenticates() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("interop ok"));
+
+    // The runes gl-client made are ones signer-cli's seed (the script's, 32 zero bytes)
+    // recognises: each allows its own device's calls, and the read-only one reads only.
+    let master = RuneMaster::new(&HsmSecret::from_bytes([0; 32]));
+    for file in ["registered.gfs", "recovered.gfs"] {
+        let device = creds::load(&made.path().join(file)).unwrap();
+        assert!(!device.rune.is_empty(), "{file} carries a rune");
+        let pem = String::from_utf8(device.key.clone()).unwrap();
+        let key = rcgen::KeyPair::from_pem(&pem)
+            .unwrap()
+            .public_key_raw()
+            .to_vec();
+        let pay = RuneContext {
+            uri: "/cln.Node/Pay".into(),
+            pubkey: key,
+            time: 0,
+        };
+        master
+            .check(&device.rune, &pay)
+            .unwrap_or_else(|e| panic!("{file}: gl-client's rune is refused: {e}"));
+    }
+    let read_only = std::fs::read_to_string(made.path().join("read_only.rune")).unwrap();
+    let by = |uri: &str| RuneContext {
+        uri: uri.into(),
+        pubkey: read_only_key.clone(),
+        time: 0,
+    };
+    master.check(&read_only, &by("/cln.Node/Getinfo")).unwrap();
+    let refused = master.check(&read_only, &by("/cln.Node/Pay")).unwrap_err();
+    assert!(refused.contains("method"), "{refused}");
 }

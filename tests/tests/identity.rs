@@ -7,6 +7,7 @@ use skylight_certs::names;
 use skylight_client::device::DeviceRequest;
 use skylight_client::identity;
 use skylight_client::keys::NodeKeys;
+use skylight_client::runes::{RuneContext, RuneMaster};
 use skylight_client::secret::HsmSecret;
 use skylight_client::tls::{self, TlsIdentity};
 use skylight_proto::scheduler::scheduler_client::SchedulerClient;
@@ -56,6 +57,19 @@ fn registration(keys: &NodeKeys, challenge: Vec<u8>, invite: &str) -> Registrati
     }
 }
 
+/// A call to `uri` signed by `id`'s device key, as a rune check sees it.
+fn call(uri: &str, id: &TlsIdentity) -> RuneContext {
+    let pem = String::from_utf8(id.key_pem.clone()).unwrap();
+    RuneContext {
+        uri: uri.into(),
+        pubkey: rcgen::KeyPair::from_pem(&pem)
+            .unwrap()
+            .public_key_raw()
+            .to_vec(),
+        time: 0,
+    }
+}
+
 #[tokio::test]
 async fn register_then_recover_through_the_binaries() {
     let s = Scheduler::start(&[]).unwrap();
@@ -78,6 +92,9 @@ async fn register_then_recover_through_the_binaries() {
     let r = cli.run(&["register", "--invite", &code]).unwrap();
     assert!(r.ok, "{}", r.stderr);
     let device = cli.identity();
+    let registered_rune = skylight_client::creds::load(&cli.dir.join("credentials.gfs"))
+        .unwrap()
+        .rune;
     let cert = String::from_utf8(device.cert_pem.clone()).unwrap();
     assert_eq!(
         skylight_certs::subject_cn(&cert).unwrap(),
@@ -97,6 +114,24 @@ async fn register_then_recover_through_the_binaries() {
     let recovered = cli.identity();
     let cn = skylight_certs::subject_cn(std::str::from_utf8(&recovered.cert_pem).unwrap()).unwrap();
     assert!(cn.starts_with(&format!("/users/{node}/recovered-")), "{cn}");
+
+    // Each device's credentials carry its rune, minted from the seed and bound to the key
+    // of that device alone.
+    let master = RuneMaster::new(&HsmSecret::load(&cli.dir.join("hsm_secret")).unwrap());
+    let recovered_rune = skylight_client::creds::load(&cli.dir.join("credentials.gfs"))
+        .unwrap()
+        .rune;
+    for (rune, id) in [(&registered_rune, &device), (&recovered_rune, &recovered)] {
+        master
+            .check(rune, &call("/cln.Node/Pay", id))
+            .expect("a device's rune allows its own calls");
+    }
+    assert!(
+        master
+            .check(&recovered_rune, &call("/cln.Node/Pay", &device))
+            .is_err(),
+        "a rune serves no other device's key"
+    );
 
     // Both certificates work: recovering does not revoke the earlier device.
     for id in [&device, &recovered] {
