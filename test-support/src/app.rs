@@ -49,7 +49,14 @@ impl AppTenant {
     /// once its node runs with the signer.
     pub async fn start(uri: &str, nobody: &TlsIdentity) -> (AppTenant, RunningSigner) {
         let NewTenant { secret, device, .. } = register_new_tenant(uri, nobody).await;
-        let sign = RequestSigner::new(&device.key_pem).unwrap();
+        // The device's rune, as signer-cli mints it at register: without it the signer
+        // counts none of the device's requests.
+        let rune = skylight_client::runes::RuneMaster::new(&secret)
+            .device_rune(&device.key_pem)
+            .unwrap();
+        let sign = RequestSigner::new(&device.key_pem)
+            .unwrap()
+            .with_rune(&rune);
         let node = skylight_client::node::connect(uri, &device).await.unwrap();
         let mut t = AppTenant {
             uri: uri.to_string(),

@@ -124,7 +124,7 @@ fn payments_flow_both_ways_and_an_invoice_is_paid_once() {
 }
 
 #[test]
-fn a_node_host_that_withholds_or_alters_the_signed_pay_cannot_pay() {
+fn a_node_host_that_withholds_alters_or_forges_the_signed_pay_cannot_pay() {
     let pair = Pair::with_channel();
     let (a, b) = (&pair.a, &pair.b);
     // A's signer refuses the invoice with its reason, the call ends with it, and no HTLC
@@ -139,7 +139,14 @@ fn a_node_host_that_withholds_or_alters_the_signed_pay_cannot_pay() {
         ),
         (
             "alter-signed /cln.Node/Pay",
-            "the Pay request naming this invoice does not verify against its device signature",
+            "the Pay request naming this invoice counts for nothing: it does not verify \
+             against its device signature",
+        ),
+        // Signed by node-host's own key: it verifies, but no rune of the seed names that
+        // key, and only the seed can mint one.
+        (
+            "forge-signed /cln.Node/Pay",
+            "the Pay request naming this invoice counts for nothing: its rune does not allow it",
         ),
     ] {
         pair.fault(fault);
@@ -266,19 +273,30 @@ fn a_withdrawal_is_signed_only_to_the_destination_a_device_asked_for() {
     let to_b = b.call(&["newaddr"])["bech32"].as_str().unwrap().to_string();
     // First with A's node-host withholding that signed request: the destination is then
     // one nobody asked for, and A's signer refuses to sign.
-    pair.fault("drop-signed /cln.Node/Withdraw");
-    let r = a
-        .cli
-        .run(&["node", "withdraw", &to_b, "30000", "--feerate-perkw", "500"])
-        .unwrap();
-    assert!(
-        !r.ok
-            && r.stderr.contains("PermissionDenied")
-            && r.stderr.contains("unapproved destination"),
-        "{}",
-        r.stderr
-    );
+    // And again with it signed anew by a key of node-host's own: no rune names that key.
+    for fault in [
+        "drop-signed /cln.Node/Withdraw",
+        "forge-signed /cln.Node/Withdraw",
+    ] {
+        pair.fault(fault);
+        let r = a
+            .cli
+            .run(&["node", "withdraw", &to_b, "30000", "--feerate-perkw", "500"])
+            .unwrap();
+        assert!(
+            !r.ok
+                && r.stderr.contains("PermissionDenied")
+                && r.stderr.contains("unapproved destination"),
+            "{fault}: {}",
+            r.stderr
+        );
+    }
     pair.fault("");
+    assert_eq!(
+        s.chain(&["call", "getrawmempool"]).trim(),
+        "[]",
+        "no refused withdrawal reached the chain"
+    );
     // Then as asked: signed, and the refused attempt left no input reserved.
     let sent = a.call(&["withdraw", &to_b, "30000", "--feerate-perkw", "500"]);
     let sent_txid = sent["txid"].as_str().unwrap().to_string();

@@ -1,15 +1,19 @@
 //! What the tenant's devices asked for, as the signer checks it.
 //!
 //! Each signing request carries the client requests the node received recently, each signed
-//! by a device key (P-256 over the gRPC frame ‖ u64be timestamp). The signer approves a
-//! payment only when a `Pay` request among them, whose signature verifies, names the same
-//! invoice: a node cannot pay anything its user did not ask for. The node checked, at the
-//! TLS layer, that each key is a device of this tenant; the signer checks the signatures.
+//! by a device key (P-256 over the gRPC frame ‖ u64be timestamp) and carrying the device's
+//! rune. The signer approves a payment only when a `Pay` request among them names the same
+//! invoice and passes every check the signer can make itself, trusting nothing node-host
+//! says: the signature verifies under the request's key; the rune is one this seed minted,
+//! bound to that key and allowing the call (method, time); the timestamp is within
+//! [`WINDOW`] of the signer's own clock. A node-host that signs a request with a key of its
+//! own has no rune for that key: only the seed can mint one.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
 use std::sync::Arc;
 
+use base64::Engine;
 use bitcoin::hashes::Hash;
 use bitcoin::{Address, Network, ScriptBuf, Transaction, TxOut};
 use lightning_signer::invoice::{Invoice, InvoiceAttributes};
@@ -19,30 +23,41 @@ use prost::Message;
 use skylight_proto::greenlight::PendingRequest;
 use vls_protocol_signer::approver::Approve;
 
+use crate::runes::{RuneContext, RuneMaster};
+
 /// The gRPC path of CLN's `Pay`.
 pub const PAY_PATH: &str = "/cln.Node/Pay";
 /// The gRPC path of CLN's `Withdraw`.
 pub const WITHDRAW_PATH: &str = "/cln.Node/Withdraw";
 
+/// How far a signed request's timestamp may be from the signer's clock.
+pub const WINDOW: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// Payments the devices asked for in the requests that came with one signing request.
 #[derive(Debug, Default, Clone)]
 pub struct Approvals {
     invoices: HashSet<[u8; 32]>,
-    /// Invoices named by `Pay` requests whose signature does not verify: told apart so
-    /// that a refusal says the request was altered rather than absent.
-    unverified_invoices: HashSet<[u8; 32]>,
+    /// Invoices named by `Pay` requests that fail a check, with why: told apart so that a
+    /// refusal says what was wrong with the request rather than that there was none.
+    unverified_invoices: HashMap<[u8; 32], String>,
     /// Destinations and amounts (sat) of signed `Withdraw` requests.
     withdrawals: HashSet<(ScriptBuf, u64)>,
 }
 
 impl Approvals {
-    /// Reads the signed requests; those whose signature does not verify are ignored.
-    pub fn from_requests(requests: &[PendingRequest], network: Network) -> Self {
+    /// Reads the signed requests; those that fail a check (see the module) are ignored.
+    /// `now_ms` is the signer's clock.
+    pub fn from_requests(
+        requests: &[PendingRequest],
+        network: Network,
+        runes: &RuneMaster,
+        now_ms: u64,
+    ) -> Self {
         let mut invoices = HashSet::new();
         let mut withdrawals = HashSet::new();
         for r in requests
             .iter()
-            .filter(|r| r.uri == WITHDRAW_PATH && verifies(r))
+            .filter(|r| r.uri == WITHDRAW_PATH && refusal(r, runes, now_ms).is_none())
         {
             let Some(w) = r
                 .request
@@ -62,7 +77,7 @@ impl Approvals {
                 withdrawals.insert((address.script_pubkey(), amount));
             }
         }
-        let mut unverified_invoices = HashSet::new();
+        let mut unverified_invoices = HashMap::new();
         for r in requests.iter().filter(|r| r.uri == PAY_PATH) {
             // The signed body is the gRPC frame: a flag byte, a length, the message.
             let Some(message) = r.request.get(5..) else {
@@ -73,10 +88,13 @@ impl Approvals {
             };
             if let Ok(invoice) = Bolt11Invoice::from_str(pay.bolt11.trim()) {
                 let hash = invoice.payment_hash().to_byte_array();
-                if verifies(r) {
-                    invoices.insert(hash);
-                } else {
-                    unverified_invoices.insert(hash);
+                match refusal(r, runes, now_ms) {
+                    None => {
+                        invoices.insert(hash);
+                    }
+                    Some(why) => {
+                        unverified_invoices.insert(hash, why);
+                    }
                 }
             }
         }
@@ -96,12 +114,10 @@ impl Approvals {
             .to_byte_array();
         if self.invoices.contains(&hash) {
             Ok(())
-        } else if self.unverified_invoices.contains(&hash) {
-            Err(
-                "policy: the Pay request naming this invoice does not verify against its \
-                 device signature (altered after it was signed)"
-                    .into(),
-            )
+        } else if let Some(why) = self.unverified_invoices.get(&hash) {
+            Err(format!(
+                "policy: the Pay request naming this invoice counts for nothing: {why}"
+            ))
         } else {
             Err("policy: no Pay request signed by a device of this node names this invoice".into())
         }
@@ -112,8 +128,37 @@ impl Approvals {
     }
 }
 
-fn verifies(r: &PendingRequest) -> bool {
-    crate::signed_request::verifies(&r.pubkey, &r.request, r.timestamp, &r.signature)
+/// Why the signed request `r` counts for nothing, if it does not count.
+fn refusal(r: &PendingRequest, runes: &RuneMaster, now_ms: u64) -> Option<String> {
+    if !crate::signed_request::verifies(&r.pubkey, &r.request, r.timestamp, &r.signature) {
+        return Some(
+            "it does not verify against its device signature (altered after it was signed, \
+             or signed by another key)"
+                .into(),
+        );
+    }
+    if r.timestamp.abs_diff(now_ms) > WINDOW.as_millis() as u64 {
+        return Some(format!(
+            "it was signed {} s away from the signer's clock (at most {} s)",
+            r.timestamp.abs_diff(now_ms) / 1000,
+            WINDOW.as_secs()
+        ));
+    }
+    if r.rune.is_empty() {
+        return Some("it carries no rune".into());
+    }
+    // node-host keeps the rune as bytes (decoded from `glrune`, as Greenlight's node does).
+    let rune = base64::engine::general_purpose::URL_SAFE.encode(&r.rune);
+    let call = RuneContext {
+        uri: r.uri.clone(),
+        pubkey: r.pubkey.clone(),
+        time: r.timestamp / 1000,
+    };
+    runes.check(&rune, &call).err().map(|e| {
+        format!(
+            "its rune does not allow it ({e}): only runes this seed minted for the signing key do"
+        )
+    })
 }
 
 /// VLS's approver for one signing request: what the devices asked for, else `fallback`.

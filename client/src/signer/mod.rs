@@ -37,6 +37,8 @@ use vls_protocol_signer::handler::{Error as HandlerError, Handler, HandlerBuilde
 
 use crate::secret::HsmSecret;
 use integrity::{StateSigner, Watermarks};
+
+use crate::runes::RuneMaster;
 use store::SharedStore;
 
 /// hsmd message type of `SignMessage`: a node may not ask for one (it would let the node
@@ -77,6 +79,8 @@ pub struct Signer {
     state_key: StateSigner,
     /// The highest version of each entry this device has seen.
     marks: Watermarks,
+    /// The seed's master rune: which devices' requests count.
+    runes: RuneMaster,
     /// The version of each entry the node is known to hold.
     node_has: BTreeMap<String, u64>,
     /// The handler of the last request, while it matches the state (see the module's
@@ -113,6 +117,7 @@ impl Signer {
             signer_id,
             state_key: StateSigner::new(secret.bytes()),
             marks: Watermarks::in_memory(),
+            runes: RuneMaster::new(secret),
             local: SharedStore(Arc::new(MemoryKVVStore::new(signer_id))),
             node_has: BTreeMap::new(),
             kept: None,
@@ -299,7 +304,12 @@ impl Signer {
         let message = msgs::from_vec(req.raw.clone())
             .map_err(|e| format!("policy: the request does not parse: {e:?}"))?;
         refuse_disguised_message_signing(&message)?;
-        let approvals = approvals::Approvals::from_requests(&req.requests, self.network);
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        let approvals =
+            approvals::Approvals::from_requests(&req.requests, self.network, &self.runes, now_ms);
         if let Message::PreapproveInvoice(m) = &message {
             let invoice = String::from_utf8_lossy(&m.invstring.0);
             approvals.check_bolt11(&invoice)?;

@@ -269,9 +269,11 @@ fn invoice(hash_byte: u8) -> String {
         .to_string()
 }
 
-/// A `Pay` request for `bolt11` as node-host ships it: the gRPC frame, signed by a device.
-fn signed_pay(bolt11: &str) -> skylight_proto::greenlight::PendingRequest {
+/// A `Pay` request for `bolt11` as node-host ships it: the gRPC frame, signed by a device
+/// of the seed `seed`, with the rune the seed minted for it.
+fn signed_pay(seed: u8, bolt11: &str) -> skylight_proto::greenlight::PendingRequest {
     signed_request(
+        seed,
         approvals::PAY_PATH,
         skylight_proto::cln::PayRequest {
             bolt11: bolt11.into(),
@@ -309,50 +311,106 @@ fn a_payment_is_approved_only_when_a_device_signed_pay_request_names_its_invoice
     assert!(r.error.starts_with("policy: no Pay request"), "{}", r.error);
 
     // A signed request for another invoice: refused.
-    let r = preapprove(&mut s, 3, &wanted, vec![signed_pay(&invoice(8))]);
+    let r = preapprove(&mut s, 3, &wanted, vec![signed_pay(3, &invoice(8))]);
     assert!(r.error.starts_with("policy: no Pay request"), "{}", r.error);
 
     // The right invoice, but the request altered after signing: refused, and said so.
-    let mut altered = signed_pay(&invoice(8));
-    let forged = signed_pay(&wanted);
-    altered.request = forged.request;
-    let r = preapprove(&mut s, 4, &wanted, vec![altered]);
-    assert!(
-        r.error
-            .starts_with("policy: the Pay request naming this invoice does not verify"),
-        "{}",
-        r.error
+    let mut altered = signed_pay(3, &invoice(8));
+    altered.request = signed_pay(3, &wanted).request;
+    let refused = |r: HsmResponse, why: &str| {
+        assert!(
+            r.error
+                .starts_with("policy: the Pay request naming this invoice counts for nothing")
+                && r.error.contains(why),
+            "{}",
+            r.error
+        )
+    };
+    refused(
+        preapprove(&mut s, 4, &wanted, vec![altered]),
+        "does not verify",
     );
 
+    // A node-host signing with a key of its own (the signature verifies under that key)
+    // and shipping a real device's rune: the rune is bound to the device's key, not its.
+    let device = signed_pay(3, &invoice(8));
+    let mut forged = signed_pay(3, &wanted);
+    forged.rune = device.rune;
+    refused(preapprove(&mut s, 6, &wanted, vec![forged]), "pubkey");
+    // A rune another seed minted, or none at all.
+    refused(
+        preapprove(&mut s, 7, &wanted, vec![signed_pay(4, &wanted)]),
+        "rune",
+    );
+    let mut runeless = signed_pay(3, &wanted);
+    runeless.rune.clear();
+    refused(preapprove(&mut s, 8, &wanted, vec![runeless]), "no rune");
+    // Signed long ago (a request kept and shipped again later).
+    let stale = signed_request_at(
+        3,
+        approvals::PAY_PATH,
+        skylight_proto::cln::PayRequest {
+            bolt11: wanted.clone(),
+            ..Default::default()
+        },
+        now_ms() - 3_600_000,
+    );
+    refused(preapprove(&mut s, 9, &wanted, vec![stale]), "clock");
+
     // Signed and naming it: approved by VLS.
-    let r = preapprove(&mut s, 5, &wanted, vec![signed_pay(&wanted)]);
+    let r = preapprove(&mut s, 5, &wanted, vec![signed_pay(3, &wanted)]);
     assert!(r.error.is_empty(), "{}", r.error);
     let reply: vls_protocol::msgs::PreapproveInvoiceReply = decode(&r.raw);
     assert!(reply.result);
 }
 
 /// A client request at `path` with `message`, as node-host ships it: the gRPC frame,
-/// signed by a fresh device key.
+/// signed now by a fresh device key, with the rune the seed `[seed; 32]` minted for it.
 fn signed_request(
+    seed: u8,
     path: &str,
     message: impl prost::Message,
 ) -> skylight_proto::greenlight::PendingRequest {
+    signed_request_at(seed, path, message, now_ms())
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+/// As [`signed_request`], stamped `timestamp` (ms).
+fn signed_request_at(
+    seed: u8,
+    path: &str,
+    message: impl prost::Message,
+    timestamp: u64,
+) -> skylight_proto::greenlight::PendingRequest {
+    use base64::Engine;
     use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
     let rng = ring::rand::SystemRandom::new();
     let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
     let key =
         EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng).unwrap();
     let frame = crate::signed_request::grpc_frame(&message);
-    let timestamp = 1_795_000_000_000u64;
     let mut signed = frame.clone();
     signed.extend_from_slice(&timestamp.to_be_bytes());
+    let pubkey = key.public_key().as_ref().to_vec();
+    let rune = crate::runes::RuneMaster::new(&HsmSecret::from_bytes([seed; 32]))
+        .mint(&pubkey, &[])
+        .unwrap();
     skylight_proto::greenlight::PendingRequest {
         request: frame,
         uri: path.into(),
         signature: key.sign(&rng, &signed).unwrap().as_ref().to_vec(),
-        pubkey: key.public_key().as_ref().to_vec(),
+        pubkey,
         timestamp,
-        rune: vec![],
+        // As node-host keeps it: the `glrune` text decoded.
+        rune: base64::engine::general_purpose::URL_SAFE
+            .decode(rune)
+            .unwrap(),
     }
 }
 
@@ -371,7 +429,12 @@ fn an_onchain_payment_is_approved_only_to_a_destination_and_amount_a_device_sign
     };
     let approver =
         |requests: Vec<skylight_proto::greenlight::PendingRequest>| approvals::RequestApprover {
-            approvals: approvals::Approvals::from_requests(&requests, Network::Regtest),
+            approvals: approvals::Approvals::from_requests(
+                &requests,
+                Network::Regtest,
+                &crate::runes::RuneMaster::new(&HsmSecret::from_bytes([5; 32])),
+                now_ms(),
+            ),
             fallback: Arc::new(NegativeApprover()),
         };
     let paying = |dest: &str, sat: u64| bitcoin::Transaction {
@@ -388,6 +451,7 @@ fn an_onchain_payment_is_approved_only_to_a_destination_and_amount_a_device_sign
         }],
     };
     let signed = vec![signed_request(
+        5,
         approvals::WITHDRAW_PATH,
         withdraw(asked, 30_000),
     )];
@@ -397,7 +461,7 @@ fn an_onchain_payment_is_approved_only_to_a_destination_and_amount_a_device_sign
     assert!(!approver(vec![]).approve_onchain(&paying(asked, 30_000), &[], &[0]));
     // Altered after signing: ignored.
     let mut altered = signed[0].clone();
-    altered.request = signed_request(approvals::WITHDRAW_PATH, withdraw(other, 30_000)).request;
+    altered.request = signed_request(5, approvals::WITHDRAW_PATH, withdraw(other, 30_000)).request;
     assert!(!approver(vec![altered]).approve_onchain(&paying(other, 30_000), &[], &[0]));
 }
 

@@ -79,6 +79,10 @@ async fn host(
     let dir = tempfile::tempdir().unwrap();
     let secret = HsmSecret::from_bytes(bitcoin::secp256k1::rand::random());
     let node_id = NodeKeys::derive(&secret, Network::Regtest).node_id;
+    let key = rcgen::KeyPair::generate().unwrap();
+    let rune = skylight_client::runes::RuneMaster::new(&secret)
+        .device_rune(key.serialize_pem().as_bytes())
+        .unwrap();
     let stage = Arc::new(Stage::new());
     let files = NodeDir::new(dir.path());
     let state = Arc::new(SignerState::open(&files.signer_state()).unwrap());
@@ -111,12 +115,13 @@ async fn host(
         io,
     };
     tokio::spawn(node::run(settings, node.clone(), stop));
-    let key = rcgen::KeyPair::generate().unwrap();
     let host = Host {
         node,
         link,
         verifier,
-        device: RequestSigner::new(key.serialize_pem().as_bytes()).unwrap(),
+        device: RequestSigner::new(key.serialize_pem().as_bytes())
+            .unwrap()
+            .with_rune(&rune),
         device_key: key.public_key_raw().to_vec(),
         id: node_id.to_string(),
         _dir: dir,

@@ -10,6 +10,8 @@
 //! - `drop-signed <path>`: ship no signed client request for calls to `<path>`;
 //! - `alter-signed <path>`: ship them with the body changed after signing (an unknown field
 //!   appended, so the request still reads the same but its signature no longer verifies);
+//! - `forge-signed <path>`: ship them signed again by a key node-host made itself (the
+//!   signature verifies under that key; the rune is still the device's);
 //! - `hold-claims [<node id>]`: leave incoming payments unclaimed (a payee that does not
 //!   settle: the payer's HTLC stays in flight); all node-hosts, or the one named. Payments
 //!   held are claimed once the fault no longer names the node-host.
@@ -96,12 +98,37 @@ fn apply(mut requests: Vec<PendingRequest>, faults: &[(String, String)]) -> Vec<
                     r.request.extend_from_slice(&[0xc0, 0x3e, 0x01]);
                 }
             }
+            "forge-signed" => {
+                for r in requests.iter_mut().filter(|r| &r.uri == path) {
+                    forge(r);
+                }
+            }
             // Not about what ships with signing requests (see `is_on`).
             "hold-claims" => {}
             other => tracing::warn!(fault = other, "unknown fault ignored"),
         }
     }
     requests
+}
+
+/// Re-signs `r` with a key node-host made itself: the signature verifies under the key it
+/// now names, and the rune is still the device's.
+fn forge(r: &mut PendingRequest) {
+    use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
+    let rng = ring::rand::SystemRandom::new();
+    let Ok(pkcs8) = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng) else {
+        return;
+    };
+    let Ok(key) = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng)
+    else {
+        return;
+    };
+    let mut signed = r.request.clone();
+    signed.extend_from_slice(&r.timestamp.to_be_bytes());
+    if let Ok(sig) = key.sign(&rng, &signed) {
+        r.signature = sig.as_ref().to_vec();
+        r.pubkey = key.public_key().as_ref().to_vec();
+    }
 }
 
 #[cfg(test)]
@@ -124,6 +151,24 @@ mod tests {
 
     fn fault(what: &str, path: &str) -> Vec<(String, String)> {
         vec![(what.into(), path.into())]
+    }
+
+    #[test]
+    fn a_forged_request_verifies_under_a_key_of_node_hosts_and_keeps_the_devices_rune() {
+        let mut r = shipped("/cln.Node/Pay", "lnbc1");
+        r.timestamp = 5;
+        r.rune = b"device rune".to_vec();
+        r.pubkey = vec![4; 65];
+        let out = apply(vec![r.clone()], &fault("forge-signed", "/cln.Node/Pay"));
+        let f = &out[0];
+        assert_ne!(f.pubkey, r.pubkey);
+        assert_eq!(f.rune, r.rune);
+        assert!(skylight_client::signed_request::verifies(
+            &f.pubkey,
+            &f.request,
+            f.timestamp,
+            &f.signature
+        ));
     }
 
     #[test]
