@@ -101,7 +101,7 @@ pub enum NodeCall {
 pub async fn node_call(dir: &DataDir, call: NodeCall) -> Result<()> {
     use skylight_client::signed_request::RequestSigner;
     let (uri, device, _) = device_context(dir)?;
-    let rune = skylight_client::creds::load(&dir.credentials())?.rune;
+    let rune = device_rune(dir)?;
     let signer = RequestSigner::new(&device.key_pem)?.with_rune(&rune);
     let mut node = skylight_client::node::connect(&uri, &device).await?;
     let refused = |rpc| move |status| skylight_client::tls::Refused { rpc, status };
@@ -307,4 +307,17 @@ pub async fn node_call(dir: &DataDir, call: NodeCall) -> Result<()> {
     };
     println!("{}", serde_json::to_string_pretty(&out)?);
     Ok(())
+}
+
+/// The device's rune from its credentials. Credentials saved before runes were minted have
+/// none: this device holds the seed, so it mints it now and keeps it.
+fn device_rune(dir: &DataDir) -> Result<String> {
+    use skylight_client::creds;
+    let mut device = creds::load(&dir.credentials())?;
+    if device.rune.is_empty() {
+        let secret = skylight_client::secret::HsmSecret::load(&dir.secret())?;
+        device.rune = skylight_client::runes::RuneMaster::new(&secret).device_rune(&device.key)?;
+        creds::save(&dir.credentials(), &device)?;
+    }
+    Ok(device.rune)
 }

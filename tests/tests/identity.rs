@@ -163,6 +163,19 @@ async fn register_then_recover_through_the_binaries() {
             & 0o777;
         assert_eq!(mode, 0o600, "{f}");
     }
+
+    // Credentials saved before devices had runes: the device mints its own at its next node
+    // call (it holds the seed) and keeps it.
+    let path = cli.dir.join("credentials.gfs");
+    let mut old = skylight_client::creds::load(&path).unwrap();
+    old.rune.clear();
+    skylight_client::creds::save(&path, &old).unwrap();
+    let r = cli.run(&["node", "getinfo"]).unwrap();
+    assert!(r.ok, "{}", r.stderr);
+    assert_eq!(
+        skylight_client::creds::load(&path).unwrap().rune,
+        recovered_rune
+    );
 }
 
 #[tokio::test]
