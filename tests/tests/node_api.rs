@@ -150,9 +150,25 @@ async fn node_calls_need_a_fresh_valid_signature_from_a_device_of_the_tenant() {
         .into_inner();
     assert_eq!(hex::encode(info.id), a.node_id());
 
-    // The same signed request again: a replay.
+    // The same read signed in the same millisecond (gl-client polling): served again.
+    node.getinfo(signer.sign_at(GetinfoRequest {}, ts).unwrap())
+        .await
+        .expect("an identical read");
+
+    // A call with effects signed the same way twice: the second is a replay. (A Pay of
+    // something that is no invoice: the first is refused for that, at once.)
+    let pay = skylight_proto::cln::PayRequest {
+        bolt11: "not an invoice".into(),
+        ..Default::default()
+    };
+    let ts = now();
     let st = node
-        .getinfo(signer.sign_at(GetinfoRequest {}, ts).unwrap())
+        .pay(signer.sign_at(pay.clone(), ts).unwrap())
+        .await
+        .unwrap_err();
+    assert_eq!(st.code(), tonic::Code::InvalidArgument, "{st:?}");
+    let st = node
+        .pay(signer.sign_at(pay, ts).unwrap())
         .await
         .unwrap_err();
     assert_eq!(st.code(), tonic::Code::Unauthenticated, "{st:?}");

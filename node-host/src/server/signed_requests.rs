@@ -4,7 +4,8 @@
 //! P-256/SHA-256 over the request body ‖ u64be(`glts`)), `glts` (u64be milliseconds),
 //! `glrune`, all base64 but the rune. node-host checks the signature, that the key is the
 //! one the caller's TLS certificate carries (so the signature binds to the authenticated
-//! device), that the timestamp is fresh, and that the request was not seen before; it keeps
+//! device), that the timestamp is fresh, and that a call with effects was not seen before
+//! (an identical read is served again: see [`is_read`]); it keeps
 //! the signed requests of calls in progress to ship with signing requests, so the signer
 //! can match what it is asked to sign against what a device asked for.
 
@@ -147,6 +148,14 @@ impl Verifier {
             )));
         }
 
+        // A read may come twice with the same bytes: gl-client polls in tight loops, and two
+        // identical calls can fall in one millisecond. Served again it changes nothing and
+        // shows only what this device may read anyway; a call with effects must not be.
+        if is_read(path) {
+            self.keep(path, headers, body, signature, pubkey, timestamp);
+            return Ok(());
+        }
+
         // Replays are caught on what was signed, not on the signature bytes: an ECDSA
         // signature can be altered into another valid one for the same message.
         let mut id_input = pubkey.clone();
@@ -172,7 +181,21 @@ impl Verifier {
             }
             seen.order.push_back((timestamp, id));
         }
+        self.keep(path, headers, body, signature, pubkey, timestamp);
+        Ok(())
+    }
 
+    /// Keeps a checked call's signed request, to ship with signing requests while the call
+    /// is in progress.
+    fn keep(
+        &self,
+        path: &str,
+        headers: &Headers,
+        body: &[u8],
+        signature: Vec<u8>,
+        pubkey: Vec<u8>,
+        timestamp: u64,
+    ) {
         let rune = headers
             .rune
             .as_deref()
@@ -192,7 +215,6 @@ impl Verifier {
         {
             recent.pop_front();
         }
-        Ok(())
     }
 
     /// The call carrying `headers` is over: its request no longer travels to signers. A
@@ -217,6 +239,12 @@ impl Verifier {
         }
         recent.iter().cloned().collect()
     }
+}
+
+/// Whether the call at `path` only reads: CLN's and Greenlight's `Get…` and `List…` calls.
+pub fn is_read(path: &str) -> bool {
+    let method = path.rsplit('/').next().unwrap_or_default();
+    method.starts_with("Get") || method.starts_with("List")
 }
 
 /// The public key (uncompressed point) in a DER certificate.

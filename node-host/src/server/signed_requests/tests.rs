@@ -163,3 +163,21 @@ fn sub_be(a: &[u8; 32], b: &[u8]) -> Vec<u8> {
     }
     out
 }
+
+#[test]
+fn an_identical_read_in_the_same_millisecond_is_served_and_a_call_with_effects_is_not() {
+    let v = Verifier::new(Duration::from_secs(60));
+    let d = Device::new();
+    let body = b"\0\0\0\0\0";
+    let h = d.sign(body, now_ms());
+    for _ in 0..2 {
+        v.check("/cln.Node/Getinfo", &h, body, Some(&d.public()))
+            .unwrap();
+        v.check("/cln.Node/ListFunds", &h, body, Some(&d.public()))
+            .unwrap();
+    }
+    v.check(PATH, &h, body, Some(&d.public())).unwrap();
+    let again = v.check(PATH, &h, body, Some(&d.public())).unwrap_err();
+    assert!(again.message().contains("replay"), "{again:?}");
+    assert!(!is_read("/cln.Node/Pay") && !is_read("/cln.Node/Withdraw"));
+}
