@@ -91,33 +91,49 @@ impl RuneMaster {
     /// Whether `rune` (base64) is one this seed minted and allows the request `ctx`
     /// describes: `Err` names why not.
     pub fn check(&self, rune: &str, ctx: &RuneContext) -> Result<(), String> {
-        let parsed = Rune::from_base64(rune).map_err(|e| format!("not a rune: {e}"))?;
-        // A rune not bound to a key would serve any device: refused, as Greenlight does.
-        if !parsed.to_string().contains("pubkey=") {
-            return Err("the rune names no device key".into());
-        }
-        let mut parts = ctx.uri.split('/').skip(1);
-        let service = parts.next().unwrap_or_default();
-        if service != "cln.Node" && service != "greenlight.Node" {
-            return Err(format!("runes do not cover the service {service:?}"));
-        }
-        let method = parts
-            .next()
-            .filter(|m| !m.is_empty())
-            .ok_or_else(|| format!("no method in {:?}", ctx.uri))?
-            .to_lowercase();
-        let mut map = HashMap::from([
-            ("method".to_string(), method),
-            ("pubkey".to_string(), hex::encode(&ctx.pubkey)),
-            ("time".to_string(), ctx.time.to_string()),
-        ]);
-        if let Some(id) = parsed.get_id() {
-            map.insert(String::new(), format!("{id}-{VERSION}"));
-        }
+        let (_, checker) = parse(rune, ctx)?;
         self.0
-            .check_with_reason(rune, MapChecker { map })
+            .check_with_reason(rune, checker)
             .map_err(|e| e.to_string())
     }
+}
+
+/// Whether `rune`'s restrictions allow the request `ctx` describes, *without* telling
+/// whether the rune is authentic (only the seed can): what node-host checks to refuse a
+/// call early and clearly. The signer's [`RuneMaster::check`] is what counts.
+pub fn restrictions_allow(rune: &str, ctx: &RuneContext) -> Result<(), String> {
+    let (parsed, checker) = parse(rune, ctx)?;
+    parsed
+        .are_restrictions_met(checker)
+        .map_err(|e| e.to_string())
+}
+
+/// The rune and what its fields read for `ctx`.
+fn parse(rune: &str, ctx: &RuneContext) -> Result<(Rune, MapChecker), String> {
+    let parsed = Rune::from_base64(rune).map_err(|e| format!("not a rune: {e}"))?;
+    // A rune not bound to a key would serve any device: refused, as Greenlight does.
+    if !parsed.to_string().contains("pubkey=") {
+        return Err("the rune names no device key".into());
+    }
+    let mut parts = ctx.uri.split('/').skip(1);
+    let service = parts.next().unwrap_or_default();
+    if service != "cln.Node" && service != "greenlight.Node" {
+        return Err(format!("runes do not cover the service {service:?}"));
+    }
+    let method = parts
+        .next()
+        .filter(|m| !m.is_empty())
+        .ok_or_else(|| format!("no method in {:?}", ctx.uri))?
+        .to_lowercase();
+    let mut map = HashMap::from([
+        ("method".to_string(), method),
+        ("pubkey".to_string(), hex::encode(&ctx.pubkey)),
+        ("time".to_string(), ctx.time.to_string()),
+    ]);
+    if let Some(id) = parsed.clone().get_id() {
+        map.insert(String::new(), format!("{id}-{VERSION}"));
+    }
+    Ok((parsed, MapChecker { map }))
 }
 
 #[cfg(test)]
@@ -203,6 +219,21 @@ mod tests {
         raw.truncate(raw.len() - "&method^get|method^list".len());
         let widened = base64_encode(&raw);
         assert!(master().check(&widened, &ctx("/cln.Node/Pay")).is_err());
+    }
+
+    #[test]
+    fn restrictions_are_read_without_the_seed_but_only_the_seed_tells_a_rune_is_authentic() {
+        let read_only = RuneMaster::new(&HsmSecret::from_bytes([8; 32]))
+            .mint(&pubkey(), &[READ_ONLY])
+            .unwrap();
+        restrictions_allow(&read_only, &ctx("/cln.Node/Getinfo")).unwrap();
+        assert!(restrictions_allow(&read_only, &ctx("/cln.Node/Pay")).is_err());
+        // Another seed's rune reads fine as restrictions, and is still not ours.
+        assert!(
+            master()
+                .check(&read_only, &ctx("/cln.Node/Getinfo"))
+                .is_err()
+        );
     }
 
     #[test]

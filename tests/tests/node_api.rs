@@ -220,3 +220,45 @@ async fn node_calls_need_a_fresh_valid_signature_from_a_device_of_the_tenant() {
         .unwrap_err();
     assert_eq!(st.code(), tonic::Code::PermissionDenied, "{st:?}");
 }
+
+#[test]
+fn a_read_only_device_reads_and_is_refused_every_call_with_effects_naming_its_rune() {
+    // Until pairing hands out narrowed runes, the tenant's own seed mints one read-only for
+    // this device's key, as the signer would for a paired read-only device.
+    let s = Scheduler::start(&[]).unwrap();
+    let cli = SignerCli::registered(&s).unwrap();
+    let path = cli.dir.join("credentials.gfs");
+    let mut creds = skylight_client::creds::load(&path).unwrap();
+    let secret = skylight_client::secret::HsmSecret::load(&cli.dir.join("hsm_secret")).unwrap();
+    let key = rcgen::KeyPair::from_pem(std::str::from_utf8(&creds.key).unwrap()).unwrap();
+    creds.rune = skylight_client::runes::RuneMaster::new(&secret)
+        .mint(key.public_key_raw(), &[skylight_client::runes::READ_ONLY])
+        .unwrap();
+    skylight_client::creds::save(&path, &creds).unwrap();
+    let _signer = cli.spawn(&["run"]).unwrap();
+
+    for read in [&["node", "getinfo"][..], &["node", "listfunds"]] {
+        eventually(&format!("{read:?} is answered"), || {
+            cli.run(read).unwrap().ok
+        });
+    }
+    let refused = |args: &[&str]| {
+        let r = cli.run(args).unwrap();
+        assert!(
+            !r.ok
+                && r.stderr.contains("PermissionDenied")
+                && r.stderr.contains("rune does not allow"),
+            "{args:?}: {}",
+            r.stderr
+        );
+    };
+    refused(&["node", "invoice", "--amount-msat", "1000", "--label", "ro"]);
+    refused(&["node", "newaddr"]);
+    refused(&[
+        "node",
+        "withdraw",
+        "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080",
+        "1000",
+    ]);
+    refused(&["node", "pay", "lnbcrt1anything"]);
+}

@@ -16,6 +16,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use base64::Engine;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use ring::digest;
+use skylight_client::runes::{self, RuneContext};
 use skylight_client::signed_request;
 use skylight_proto::greenlight::PendingRequest;
 use tonic::Status;
@@ -136,6 +137,22 @@ impl Verifier {
             return Err(Status::unauthenticated(
                 "the request signature (glauthsig) does not verify",
             ));
+        }
+
+        // What the device's rune restricts, refused here early and with the restriction
+        // named. Only the signer can tell the rune is authentic, and it decides what counts;
+        // a call without a rune is left to it.
+        if let Some(rune) = headers.rune.as_deref().filter(|r| !r.is_empty()) {
+            let call = RuneContext {
+                uri: path.to_string(),
+                pubkey: pubkey.clone(),
+                time: timestamp / 1000,
+            };
+            runes::restrictions_allow(rune, &call).map_err(|why| {
+                Status::permission_denied(format!(
+                    "this device's rune does not allow {path}: {why}"
+                ))
+            })?;
         }
 
         let now = now_ms();

@@ -5,16 +5,31 @@ use super::*;
 
 struct Device {
     key: EcdsaKeyPair,
+    /// Its rune, as its seed minted it (with `restrictions`).
+    rune: String,
+}
+
+fn master() -> skylight_client::runes::RuneMaster {
+    skylight_client::runes::RuneMaster::new(&skylight_client::secret::HsmSecret::from_bytes(
+        [1; 32],
+    ))
 }
 
 impl Device {
     fn new() -> Self {
+        Self::restricted(&[])
+    }
+
+    fn restricted(restrictions: &[&str]) -> Self {
         let rng = SystemRandom::new();
         let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
-        Device {
-            key: EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng)
-                .unwrap(),
-        }
+        let key =
+            EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng)
+                .unwrap();
+        let rune = master()
+            .mint(key.public_key().as_ref(), restrictions)
+            .unwrap();
+        Device { key, rune }
     }
 
     fn public(&self) -> Vec<u8> {
@@ -29,7 +44,7 @@ impl Device {
             pubkey: Some(B64.encode(self.public())),
             signature: Some(B64.encode(sig.as_ref())),
             timestamp: Some(B64.encode(ts.to_be_bytes())),
-            rune: Some("cnVuZQ".into()),
+            rune: Some(self.rune.clone()),
         }
     }
 }
@@ -46,7 +61,8 @@ fn a_fresh_signed_request_passes_once_and_is_kept_for_signers() {
     let recent = v.recent();
     assert_eq!(recent.len(), 1);
     assert_eq!(recent[0].uri, PATH);
-    assert_eq!(recent[0].rune, b"rune");
+    // Kept as Greenlight's node keeps it: the rune's bytes.
+    assert_eq!(recent[0].rune, B64_URL.decode(&d.rune).unwrap());
     let again = v
         .check(PATH, &h, b"\0\0\0\0\x02ab", Some(&d.public()))
         .unwrap_err();
@@ -180,4 +196,30 @@ fn an_identical_read_in_the_same_millisecond_is_served_and_a_call_with_effects_i
     let again = v.check(PATH, &h, body, Some(&d.public())).unwrap_err();
     assert!(again.message().contains("replay"), "{again:?}");
     assert!(!is_read("/cln.Node/Pay") && !is_read("/cln.Node/Withdraw"));
+}
+
+#[test]
+fn a_call_the_devices_rune_does_not_allow_is_refused_with_the_restriction_named() {
+    let v = Verifier::new(Duration::from_secs(60));
+    let d = Device::restricted(&[skylight_client::runes::READ_ONLY]);
+    let body = b"\0\0\0\0\0";
+    let h = d.sign(body, now_ms());
+    v.check("/cln.Node/Getinfo", &h, body, Some(&d.public()))
+        .unwrap();
+    let refused = v
+        .check("/cln.Node/Pay", &h, body, Some(&d.public()))
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied);
+    assert!(
+        refused.message().contains("rune does not allow /cln.Node/Pay")
+            && refused.message().contains("method"),
+        "{refused:?}"
+    );
+    // Garbage in glrune: refused, said so.
+    let mut garbled = d.sign(body, now_ms());
+    garbled.rune = Some("cnVuZQ".into());
+    let refused = v
+        .check("/cln.Node/Getinfo", &garbled, body, Some(&d.public()))
+        .unwrap_err();
+    assert!(refused.message().contains("not a rune"), "{refused:?}");
 }
