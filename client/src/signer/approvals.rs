@@ -40,25 +40,55 @@ pub struct Approvals {
     /// Invoices named by `Pay` requests that fail a check, with why: told apart so that a
     /// refusal says what was wrong with the request rather than that there was none.
     unverified_invoices: HashMap<[u8; 32], String>,
-    /// Destinations and amounts (sat) of signed `Withdraw` requests.
-    withdrawals: HashSet<(ScriptBuf, u64)>,
+    /// Destinations and amounts (sat) of signed `Withdraw` requests not used yet, one
+    /// entry per request: each approves one output of one transaction.
+    withdrawals: Vec<Withdrawal>,
+}
+
+/// One signed `Withdraw` request.
+#[derive(Debug, Clone)]
+struct Withdrawal {
+    script: ScriptBuf,
+    sat: u64,
+    /// The request's id (see [`request_id`]) and when it was signed (ms).
+    id: [u8; 32],
+    signed_ms: u64,
+}
+
+/// A device request's identity: what its device signed (key, frame, timestamp), not the
+/// signature bytes, which a node-host could alter into another valid signature.
+pub fn request_id(r: &PendingRequest) -> [u8; 32] {
+    use bitcoin::hashes::{HashEngine, sha256};
+    let mut engine = sha256::Hash::engine();
+    engine.input(&r.pubkey);
+    engine.input(&crate::signed_request::signed_message(
+        &r.request,
+        r.timestamp,
+    ));
+    sha256::Hash::from_engine(engine).to_byte_array()
 }
 
 impl Approvals {
     /// Reads the signed requests; those that fail a check (see the module) are ignored.
     /// `now_ms` is the signer's clock.
+    /// `spent` tells the requests that approved a spend already.
     pub fn from_requests(
         requests: &[PendingRequest],
         network: Network,
         runes: &RuneMaster,
         now_ms: u64,
+        spent: impl Fn(&[u8; 32]) -> bool,
     ) -> Self {
         let mut invoices = HashSet::new();
-        let mut withdrawals = HashSet::new();
+        let mut withdrawals = Vec::new();
         for r in requests
             .iter()
             .filter(|r| r.uri == WITHDRAW_PATH && refusal(r, runes, now_ms).is_none())
         {
+            let id = request_id(r);
+            if spent(&id) || withdrawals.iter().any(|w: &Withdrawal| w.id == id) {
+                continue;
+            }
             let Some(w) = r
                 .request
                 .get(5..)
@@ -74,7 +104,12 @@ impl Approvals {
                 Address::from_str(w.destination.trim()).map(|a| a.require_network(network))
                 && let Ok(address) = address
             {
-                withdrawals.insert((address.script_pubkey(), amount));
+                withdrawals.push(Withdrawal {
+                    script: address.script_pubkey(),
+                    sat: amount,
+                    id,
+                    signed_ms: r.timestamp,
+                });
             }
         }
         let mut unverified_invoices = HashMap::new();
@@ -167,6 +202,20 @@ pub struct RequestApprover {
     pub approvals: Approvals,
     /// Consulted for anything they did not ask for.
     pub fallback: Arc<dyn Approve>,
+    /// The withdrawals an approval used (id, when signed): the signer records them as
+    /// spent once the signature is made.
+    pub used: std::sync::Mutex<Vec<([u8; 32], u64)>>,
+}
+
+impl RequestApprover {
+    /// What the devices asked for, else `fallback`.
+    pub fn new(approvals: Approvals, fallback: Arc<dyn Approve>) -> Self {
+        RequestApprover {
+            approvals,
+            fallback,
+            used: Default::default(),
+        }
+    }
 }
 
 impl Approve for RequestApprover {
@@ -179,14 +228,35 @@ impl Approve for RequestApprover {
     }
 
     fn approve_onchain(&self, tx: &Transaction, prev_outs: &[TxOut], unknown: &[usize]) -> bool {
+        // Each output nobody else vouches for needs a signed Withdraw of its own: the
+        // outputs are matched as a multiset, one request each.
+        let mut taken: Vec<usize> = Vec::new();
         let asked = unknown.iter().all(|i| {
-            tx.output.get(*i).is_some_and(|o| {
-                self.approvals
-                    .withdrawals
-                    .contains(&(o.script_pubkey.clone(), o.value.to_sat()))
-            })
+            let Some(o) = tx.output.get(*i) else {
+                return false;
+            };
+            let found = self
+                .approvals
+                .withdrawals
+                .iter()
+                .enumerate()
+                .find(|(n, w)| {
+                    !taken.contains(n) && w.script == o.script_pubkey && w.sat == o.value.to_sat()
+                })
+                .map(|(n, _)| n);
+            found.map(|n| taken.push(n)).is_some()
         });
-        (asked && !unknown.is_empty()) || self.fallback.approve_onchain(tx, prev_outs, unknown)
+        if asked && !unknown.is_empty() {
+            let mut used = self.used.lock().unwrap_or_else(|p| p.into_inner());
+            used.extend(taken.iter().map(|n| {
+                (
+                    self.approvals.withdrawals[*n].id,
+                    self.approvals.withdrawals[*n].signed_ms,
+                )
+            }));
+            return true;
+        }
+        self.fallback.approve_onchain(tx, prev_outs, unknown)
     }
 }
 
@@ -209,6 +279,11 @@ impl CurrentApprover {
 
     fn with<R>(&self, f: impl FnOnce(&RequestApprover) -> R) -> R {
         f(&self.0.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// The withdrawals the request just handled used (see [`RequestApprover::used`]).
+    pub fn take_used(&self) -> Vec<([u8; 32], u64)> {
+        self.with(|a| std::mem::take(&mut *a.used.lock().unwrap_or_else(|p| p.into_inner())))
     }
 }
 

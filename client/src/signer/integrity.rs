@@ -84,6 +84,10 @@ struct MarksFile {
     /// key → (version, value hex): produced here, not yet confirmed stored by the node.
     #[serde(default)]
     unconfirmed: BTreeMap<String, (u64, String)>,
+    /// Device requests that approved a spend already (id hex → when signed, ms): each
+    /// approves one. Kept while such a request could still be shipped (its window).
+    #[serde(default)]
+    spent: BTreeMap<String, u64>,
 }
 
 impl Watermarks {
@@ -105,7 +109,7 @@ impl Watermarks {
                 Ok(f) => f,
                 Err(_) => MarksFile {
                     marks: serde_json::from_slice(&bytes).map_err(damaged)?,
-                    unconfirmed: BTreeMap::new(),
+                    ..Default::default()
                 },
             },
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => MarksFile::default(),
@@ -115,6 +119,31 @@ impl Watermarks {
             path: Some(path.to_path_buf()),
             file,
         })
+    }
+
+    /// Whether the device request `id` approved a spend already.
+    pub fn is_spent(&self, id: &[u8; 32]) -> bool {
+        self.file.spent.contains_key(&hex::encode(id))
+    }
+
+    /// Records that the requests `ids` (signed at the times given, ms) approved a spend,
+    /// durably before this returns; forgets those older than `horizon_ms`, which no
+    /// signer would count any more.
+    pub fn spend(&mut self, ids: &[([u8; 32], u64)], horizon_ms: u64) -> std::io::Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        self.file.spent.retain(|_, ts| *ts >= horizon_ms);
+        for (id, ts) in ids {
+            self.file.spent.insert(hex::encode(id), *ts);
+        }
+        match &self.path {
+            Some(path) => crate::files::replace_private(
+                path,
+                &serde_json::to_vec(&self.file).map_err(std::io::Error::other)?,
+            ),
+            None => Ok(()),
+        }
     }
 
     /// The mark of `key`.

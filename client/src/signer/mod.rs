@@ -308,17 +308,20 @@ impl Signer {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
             .unwrap_or(0);
-        let approvals =
-            approvals::Approvals::from_requests(&req.requests, self.network, &self.runes, now_ms);
+        let marks = &self.marks;
+        let approvals = approvals::Approvals::from_requests(
+            &req.requests,
+            self.network,
+            &self.runes,
+            now_ms,
+            |id| marks.is_spent(id),
+        );
         if let Message::PreapproveInvoice(m) = &message {
             let invoice = String::from_utf8_lossy(&m.invstring.0);
             approvals.check_bolt11(&invoice)?;
         }
 
-        let approver = approvals::RequestApprover {
-            approvals,
-            fallback: self.approver.clone(),
-        };
+        let approver = approvals::RequestApprover::new(approvals, self.approver.clone());
         let init = matches!(message, Message::HsmdInit2(_));
         // Taken out: it is put back only if this request commits.
         let kept = if init { None } else { self.kept.take() };
@@ -347,9 +350,19 @@ impl Signer {
         let _changes = lightning_signer::persist::Persist::prepare(&*persister);
         match result {
             Ok((reply, kept)) => {
+                let used = kept
+                    .as_ref()
+                    .map(|k| k.approver.take_used())
+                    .unwrap_or_default();
                 lightning_signer::persist::Persist::commit(&*persister)
                     .map_err(|e| format!("temporary: cannot commit signer state: {e:?}"))?;
                 self.kept = kept;
+                // A device request approves one spend: recorded before the signature
+                // leaves, so it approves no other.
+                let horizon = now_ms.saturating_sub(2 * approvals::WINDOW.as_millis() as u64);
+                self.marks
+                    .spend(&used, horizon)
+                    .map_err(|e| format!("temporary: cannot record the approval used: {e}"))?;
                 Ok(reply)
             }
             // Dropping the transaction abandons whatever it logged; the handler goes with

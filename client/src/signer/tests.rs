@@ -427,16 +427,22 @@ fn an_onchain_payment_is_approved_only_to_a_destination_and_amount_a_device_sign
         }),
         ..Default::default()
     };
-    let approver =
-        |requests: Vec<skylight_proto::greenlight::PendingRequest>| approvals::RequestApprover {
-            approvals: approvals::Approvals::from_requests(
+    let approver_spent = |requests: Vec<skylight_proto::greenlight::PendingRequest>,
+                          spent: &std::collections::HashSet<[u8; 32]>| {
+        approvals::RequestApprover::new(
+            approvals::Approvals::from_requests(
                 &requests,
                 Network::Regtest,
                 &crate::runes::RuneMaster::new(&HsmSecret::from_bytes([5; 32])),
                 now_ms(),
+                |id| spent.contains(id),
             ),
-            fallback: Arc::new(NegativeApprover()),
-        };
+            Arc::new(NegativeApprover()),
+        )
+    };
+    let approver = |requests: Vec<skylight_proto::greenlight::PendingRequest>| {
+        approver_spent(requests, &std::collections::HashSet::new())
+    };
     let paying = |dest: &str, sat: u64| bitcoin::Transaction {
         version: bitcoin::transaction::Version::TWO,
         lock_time: bitcoin::absolute::LockTime::ZERO,
@@ -463,6 +469,46 @@ fn an_onchain_payment_is_approved_only_to_a_destination_and_amount_a_device_sign
     let mut altered = signed[0].clone();
     altered.request = signed_request(5, approvals::WITHDRAW_PATH, withdraw(other, 30_000)).request;
     assert!(!approver(vec![altered]).approve_onchain(&paying(other, 30_000), &[], &[0]));
+
+    // One request approves one output: two outputs alike need two requests (the same one
+    // shipped twice counts once).
+    let mut twice = paying(asked, 30_000);
+    twice.output.push(twice.output[0].clone());
+    let doubled = vec![signed[0].clone(), signed[0].clone()];
+    assert!(!approver(doubled).approve_onchain(&twice, &[], &[0, 1]));
+    let two = vec![
+        signed[0].clone(),
+        signed_request(5, approvals::WITHDRAW_PATH, withdraw(asked, 30_000)),
+    ];
+    assert!(approver(two).approve_onchain(&twice, &[], &[0, 1]));
+
+    // A request that approved a spend is told as used, and approves no other.
+    let a = approver(signed.clone());
+    assert!(a.approve_onchain(&paying(asked, 30_000), &[], &[0]));
+    let used: std::collections::HashSet<[u8; 32]> =
+        a.used.lock().unwrap().iter().map(|(id, _)| *id).collect();
+    assert_eq!(used, [approvals::request_id(&signed[0])].into());
+    assert!(!approver_spent(signed.clone(), &used).approve_onchain(
+        &paying(asked, 30_000),
+        &[],
+        &[0]
+    ));
+}
+
+#[test]
+fn approvals_spent_are_kept_across_a_restart_and_forgotten_past_their_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("marks.json");
+    {
+        let mut m = Watermarks::open(&path).unwrap();
+        m.spend(&[([1; 32], 1_000), ([2; 32], 9_000)], 0).unwrap();
+    }
+    let mut m = Watermarks::open(&path).unwrap();
+    assert!(m.is_spent(&[1; 32]) && m.is_spent(&[2; 32]) && !m.is_spent(&[3; 32]));
+    m.spend(&[([3; 32], 10_000)], 5_000).unwrap();
+    let m = Watermarks::open(&path).unwrap();
+    assert!(!m.is_spent(&[1; 32]), "past its window");
+    assert!(m.is_spent(&[2; 32]) && m.is_spent(&[3; 32]));
 }
 
 #[test]
