@@ -17,6 +17,7 @@ pub mod error;
 pub mod invite;
 pub mod nodes;
 pub mod proof;
+pub mod report_limits;
 pub mod server;
 pub mod shutdown;
 pub mod signers;

@@ -80,6 +80,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<()> {
         config: config.clone(),
         nodes,
         signers: Default::default(),
+        report_limits: Default::default(),
     });
 
     let listener = TcpListener::bind(config.listen)

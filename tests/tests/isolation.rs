@@ -128,13 +128,25 @@ async fn the_nobody_identity_reaches_only_the_open_calls() {
         ),
         Code::InvalidArgument
     );
+    let report = SignerRejection {
+        msg: "policy: feerate too high".into(),
+        node_id: id,
+        git_version: "test".into(),
+        request: None,
+    };
     debug
-        .report_signer_rejection(SignerRejection {
-            msg: "policy: feerate too high".into(),
-            node_id: id,
-            git_version: "test".into(),
-            request: None,
-        })
+        .report_signer_rejection(report.clone())
         .await
         .expect("report accepted");
+    // The nobody identity is anyone's: a flood from one address is cut off, and told so.
+    let mut exhausted = None;
+    for _ in 0..100 {
+        if let Err(st) = debug.report_signer_rejection(report.clone()).await {
+            exhausted = Some(st);
+            break;
+        }
+    }
+    let st = exhausted.expect("a flood of reports is bounded");
+    assert_eq!(st.code(), Code::ResourceExhausted, "{st:?}");
+    assert!(st.message().contains("too many reports"), "{st:?}");
 }

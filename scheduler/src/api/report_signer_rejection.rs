@@ -1,5 +1,7 @@
 //! `Debug.ReportSignerRejection`: a signer tells the operator it refused a request.
-//! Greenlight's signer sends it with the nobody identity, so any verified caller may.
+//! Greenlight's signer sends it with the nobody identity, so any verified caller may,
+//! within the budgets of `report_limits`; a report naming a tenant from anyone but its
+//! devices is stored as such (`from_tenant: false`).
 
 use std::sync::Arc;
 
@@ -9,6 +11,7 @@ use tonic::Request;
 use crate::auth::{self, Caller};
 use crate::error::Error;
 use crate::proof;
+use crate::report_limits::Reporter;
 use crate::state::{State, blocking};
 use crate::store::records::RejectionRecord;
 
@@ -21,22 +24,34 @@ const KEEP: u64 = 10_000;
 /// Handles the RPC.
 pub async fn handle(state: &Arc<State>, req: Request<SignerRejection>) -> Result<(), Error> {
     let caller = auth::caller(&req)?;
+    let addr = req.remote_addr().map(|a| a.ip());
     let req = req.into_inner();
     if !req.node_id.is_empty() {
         proof::parse_node_id(&req.node_id)?;
     }
-    let node_id = match (&caller, req.node_id.is_empty()) {
+    let (node_id, tenant_device) = match (&caller, req.node_id.is_empty()) {
         (Caller::Device { node_id, .. }, _) => {
             auth::same_tenant(node_id, &req.node_id)?;
-            hex::encode(node_id)
+            (hex::encode(node_id), true)
         }
-        (_, false) => hex::encode(&req.node_id),
-        (_, true) => String::new(),
+        (_, false) => (hex::encode(&req.node_id), false),
+        (_, true) => (String::new(), false),
     };
+    let described = caller.describe();
+    let who = Reporter {
+        caller: &described,
+        addr,
+        tenant_device,
+    };
+    state
+        .report_limits
+        .take(&who, &node_id)
+        .map_err(|why| Error::ResourceExhausted(why.into()))?;
     let raw = req.request.map(|r| r.raw).unwrap_or_default();
     let record = RejectionRecord {
         node_id,
-        reporter: caller.describe(),
+        reporter: described.clone(),
+        from_tenant: tenant_device,
         msg: truncate(&req.msg, MAX_MSG),
         git_version: truncate(&req.git_version, 256),
         request_raw: hex::encode(&raw[..raw.len().min(MAX_RAW)]),

@@ -67,6 +67,10 @@ pub struct RejectionRecord {
     pub node_id: String,
     /// Who sent it: `nobody` or the device certificate's subject.
     pub reporter: String,
+    /// Whether it came from a device of the tenant it names (else anyone may have sent
+    /// it, and it is counted apart).
+    #[serde(default)]
+    pub from_tenant: bool,
     /// The signer's reason.
     pub msg: String,
     /// The signer's build.

@@ -134,6 +134,7 @@ fn only_the_newest_rejection_reports_are_kept() {
         let record = RejectionRecord {
             node_id: String::new(),
             reporter: "nobody".into(),
+            from_tenant: false,
             msg: format!("report {i}"),
             git_version: String::new(),
             request_raw: String::new(),
