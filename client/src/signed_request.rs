@@ -104,6 +104,26 @@ pub fn signed_message(frame: &[u8], timestamp_ms: u64) -> Vec<u8> {
     signed
 }
 
+/// A signed call's identity: what its device signed (key, frame, timestamp), not the
+/// signature bytes, which can be altered into another valid signature for the same
+/// message. node-host catches replays by it; the signer marks approvals spent by it.
+pub fn request_id(pubkey: &[u8], frame: &[u8], timestamp_ms: u64) -> [u8; 32] {
+    let mut input = pubkey.to_vec();
+    input.extend_from_slice(&signed_message(frame, timestamp_ms));
+    ring::digest::digest(&ring::digest::SHA256, &input)
+        .as_ref()
+        .try_into()
+        .expect("32 bytes")
+}
+
+/// The clock as signed requests carry it: milliseconds since the epoch (0 before 1970).
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
 /// Whether `signature` (64 bytes, r ‖ s) by `pubkey` (a 65-byte uncompressed P-256 point)
 /// signs `frame` stamped `timestamp_ms`, as [`RequestSigner`] signs.
 pub fn verifies(pubkey: &[u8], frame: &[u8], timestamp_ms: u64, signature: &[u8]) -> bool {

@@ -254,14 +254,19 @@ fn save(
     uri: &str,
     device: &skylight_proto::credentials::Device,
 ) -> Result<()> {
-    // The device's rune, minted from the seed and bound to its key, as gl-client does: it
-    // travels with every node call this device signs.
-    let secret = HsmSecret::load(&dir.secret())?;
     let mut device = device.clone();
-    device.rune = RuneMaster::new(&secret).device_rune(&device.key)?;
+    mint_rune(dir, &mut device)?;
     creds::save(&dir.credentials(), &device)?;
     settings.scheduler = Some(uri.to_string());
     settings.save(dir)
+}
+
+/// Gives `device` its rune, minted from this directory's seed and bound to the device's
+/// key, as gl-client does: it travels with every node call the device signs.
+fn mint_rune(dir: &DataDir, device: &mut skylight_proto::credentials::Device) -> Result<()> {
+    let secret = HsmSecret::load(&dir.secret())?;
+    device.rune = RuneMaster::new(&secret).device_rune(&device.key)?;
+    Ok(())
 }
 
 /// The scheduler, device identity and settings a registered device uses.

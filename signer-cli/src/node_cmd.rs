@@ -315,8 +315,7 @@ fn device_rune(dir: &DataDir) -> Result<String> {
     use skylight_client::creds;
     let mut device = creds::load(&dir.credentials())?;
     if device.rune.is_empty() {
-        let secret = skylight_client::secret::HsmSecret::load(&dir.secret())?;
-        device.rune = skylight_client::runes::RuneMaster::new(&secret).device_rune(&device.key)?;
+        crate::mint_rune(dir, &mut device)?;
         creds::save(&dir.credentials(), &device)?;
     }
     Ok(device.rune)

@@ -55,17 +55,9 @@ struct Withdrawal {
     signed_ms: u64,
 }
 
-/// A device request's identity: what its device signed (key, frame, timestamp), not the
-/// signature bytes, which a node-host could alter into another valid signature.
+/// A shipped request's identity (see [`crate::signed_request::request_id`]).
 pub fn request_id(r: &PendingRequest) -> [u8; 32] {
-    use bitcoin::hashes::{HashEngine, sha256};
-    let mut engine = sha256::Hash::engine();
-    engine.input(&r.pubkey);
-    engine.input(&crate::signed_request::signed_message(
-        &r.request,
-        r.timestamp,
-    ));
-    sha256::Hash::from_engine(engine).to_byte_array()
+    crate::signed_request::request_id(&r.pubkey, &r.request, r.timestamp)
 }
 
 impl Approvals {
@@ -172,10 +164,11 @@ fn refusal(r: &PendingRequest, runes: &RuneMaster, now_ms: u64) -> Option<String
                 .into(),
         );
     }
-    if r.timestamp.abs_diff(now_ms) > WINDOW.as_millis() as u64 {
+    let skew = r.timestamp.abs_diff(now_ms);
+    if skew > WINDOW.as_millis() as u64 {
         return Some(format!(
             "it was signed {} s away from the signer's clock (at most {} s)",
-            r.timestamp.abs_diff(now_ms) / 1000,
+            skew / 1000,
             WINDOW.as_secs()
         ));
     }

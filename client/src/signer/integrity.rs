@@ -137,7 +137,13 @@ impl Watermarks {
         for (id, ts) in ids {
             self.file.spent.insert(hex::encode(id), *ts);
         }
+        self.save()
+    }
+
+    /// Writes the marks file durably (nothing for marks kept in memory).
+    fn save(&self) -> std::io::Result<()> {
         match &self.path {
+            // The unconfirmed entries are the signer's state: the device's only.
             Some(path) => crate::files::replace_private(
                 path,
                 &serde_json::to_vec(&self.file).map_err(std::io::Error::other)?,
@@ -201,14 +207,7 @@ impl Watermarks {
                 changed = true;
             }
         }
-        match (&self.path, changed) {
-            // The unconfirmed entries are the signer's state: the device's only.
-            (Some(path), true) => crate::files::replace_private(
-                path,
-                &serde_json::to_vec(&self.file).map_err(std::io::Error::other)?,
-            ),
-            _ => Ok(()),
-        }
+        if changed { self.save() } else { Ok(()) }
     }
 }
 

@@ -304,10 +304,7 @@ impl Signer {
         let message = msgs::from_vec(req.raw.clone())
             .map_err(|e| format!("policy: the request does not parse: {e:?}"))?;
         refuse_disguised_message_signing(&message)?;
-        let now_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0);
+        let now_ms = crate::signed_request::now_ms();
         let marks = &self.marks;
         let approvals = approvals::Approvals::from_requests(
             &req.requests,

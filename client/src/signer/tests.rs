@@ -374,12 +374,7 @@ fn signed_request(
     signed_request_at(seed, path, message, now_ms())
 }
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64
-}
+use crate::signed_request::now_ms;
 
 /// As [`signed_request`], stamped `timestamp` (ms).
 fn signed_request_at(
@@ -395,8 +390,7 @@ fn signed_request_at(
     let key =
         EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng).unwrap();
     let frame = crate::signed_request::grpc_frame(&message);
-    let mut signed = frame.clone();
-    signed.extend_from_slice(&timestamp.to_be_bytes());
+    let signed = crate::signed_request::signed_message(&frame, timestamp);
     let pubkey = key.public_key().as_ref().to_vec();
     let rune = crate::runes::RuneMaster::new(&HsmSecret::from_bytes([seed; 32]))
         .mint(&pubkey, &[])

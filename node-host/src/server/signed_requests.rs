@@ -11,13 +11,12 @@
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::Mutex;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
-use ring::digest;
 use skylight_client::runes::{self, RuneContext};
-use skylight_client::signed_request;
+use skylight_client::signed_request::{self, now_ms};
 use skylight_proto::greenlight::PendingRequest;
 use tonic::Status;
 
@@ -80,13 +79,6 @@ pub struct Verifier {
 struct Seen {
     ids: HashSet<[u8; 32]>,
     order: VecDeque<(u64, [u8; 32])>,
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 impl Verifier {
@@ -175,12 +167,7 @@ impl Verifier {
 
         // Replays are caught on what was signed, not on the signature bytes: an ECDSA
         // signature can be altered into another valid one for the same message.
-        let mut id_input = pubkey.clone();
-        id_input.extend_from_slice(&signed_request::signed_message(body, timestamp));
-        let id: [u8; 32] = digest::digest(&digest::SHA256, &id_input)
-            .as_ref()
-            .try_into()
-            .expect("32 bytes");
+        let id = signed_request::request_id(&pubkey, body, timestamp);
         {
             let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
             let horizon = now.saturating_sub(self.window.as_millis() as u64);

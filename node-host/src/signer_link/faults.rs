@@ -123,8 +123,7 @@ fn forge(r: &mut PendingRequest) {
     else {
         return;
     };
-    let mut signed = r.request.clone();
-    signed.extend_from_slice(&r.timestamp.to_be_bytes());
+    let signed = skylight_client::signed_request::signed_message(&r.request, r.timestamp);
     if let Ok(sig) = key.sign(&rng, &signed) {
         r.signature = sig.as_ref().to_vec();
         r.pubkey = key.public_key().as_ref().to_vec();
