@@ -154,8 +154,8 @@ async fn node_session(
             let mut answered = 0u64;
             while let Some((request, response)) = to_send.recv().await {
                 let refused = response.error.starts_with("policy");
-                let state = response.signer_state.clone();
-                match node.respond_hsm_request(response.clone()).await {
+                let (state, error) = (response.signer_state.clone(), response.error.clone());
+                match node.respond_hsm_request(response).await {
                     // Only now does the node hold the state: stop sending it.
                     Ok(_) => signer
                         .lock()
@@ -166,8 +166,8 @@ async fn node_session(
                     }
                 }
                 if refused {
-                    tracing::warn!(request = request.request_id, reason = %response.error, "refused to sign");
-                    report_rejection(&scheduler_uri, &device, &request, &response.error).await;
+                    tracing::warn!(request = request.request_id, reason = %error, "refused to sign");
+                    report_rejection(&scheduler_uri, &device, &request, &error).await;
                 }
                 answered += 1;
                 ANSWERED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -178,16 +178,17 @@ async fn node_session(
     let received = async {
         while let Some(request) = stream.message().await? {
             let signer = signer.clone();
-            let kept = request.clone();
-            // VLS work is CPU-bound: keep it off the async workers.
-            let response = tokio::task::spawn_blocking(move || {
-                signer
+            // VLS work is CPU-bound: keep it off the async workers. The request comes back
+            // with its answer, for the report should it be refused.
+            let answered = tokio::task::spawn_blocking(move || {
+                let response = signer
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
-                    .handle(&request)
+                    .handle(&request);
+                (request, response)
             })
             .await?;
-            if answers.send((kept, response)).await.is_err() {
+            if answers.send(answered).await.is_err() {
                 break;
             }
         }

@@ -81,10 +81,8 @@ fn relay(inbound: TcpStream, target: SocketAddr, shared: Arc<Shared>) {
     let (Ok(in2), Ok(out2)) = (inbound.try_clone(), outbound.try_clone()) else {
         return;
     };
-    let s = shared.clone();
-    std::thread::spawn(move || pump(inbound, outbound, Some(s)));
+    std::thread::spawn(move || pump(inbound, outbound, Some(shared)));
     std::thread::spawn(move || pump(out2, in2, None));
-    let _ = shared;
 }
 
 /// Copies `from` to `to`; with `hold`, keeps what it reads while the relay holds.

@@ -19,7 +19,6 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::Mutex;
-
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use redb::{Database, Durability, ReadableDatabase};

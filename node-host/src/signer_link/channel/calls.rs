@@ -85,27 +85,18 @@ impl Calls {
     pub fn pendable(&self, dbid: Option<u64>, raw: Vec<u8>) -> Outcome {
         let key = (dbid, raw);
         let taken = self.parked().take(&key);
-        let ticket = match taken {
-            Some((ticket, Origin::Ahead)) => match self.wait(&ticket) {
-                // Sent ahead, it may have reached the signer before what makes it valid
-                // (another signer's order, say): a refusal then is asked again, now.
-                Some(Err(SignerError::Refused(why))) => {
-                    tracing::debug!(%why, "a request sent ahead was refused; asking again");
-                    self.stage.submit(context(dbid), key.1.clone())
-                }
-                Some(answer) => return outcome(answer),
-                None => {
-                    self.parked().put(key, ticket, Origin::Ahead);
-                    return Outcome::Pending;
-                }
-            },
-            Some((ticket, Origin::Asked)) => ticket,
-            None => self.stage.submit(context(dbid), key.1.clone()),
-        };
+        let (ticket, origin) =
+            taken.unwrap_or_else(|| (self.stage.submit(context(dbid), key.1.clone()), Origin::Asked));
         match self.wait(&ticket) {
+            // Sent ahead, it may have reached the signer before what makes it valid
+            // (another signer's order, say): a refusal then is asked again, now.
+            Some(Err(SignerError::Refused(why))) if origin == Origin::Ahead => {
+                tracing::debug!(%why, "a request sent ahead was refused; asking again");
+                self.pendable(dbid, key.1)
+            }
             Some(answer) => outcome(answer),
             None => {
-                self.parked().put(key, ticket, Origin::Asked);
+                self.parked().put(key, ticket, origin);
                 Outcome::Pending
             }
         }

@@ -247,9 +247,8 @@ impl ChannelSigner {
     /// the channel's next signatures on its own account.
     fn validate_behind(&self, message: Vec<u8>) -> Result<(), ()> {
         self.keep_unanswered(&message)?;
-        if self.record().is_some_and(|r| r.setup.is_some()) {
-            self.settle(false);
-        }
+        // Sent now, unless the channel is not set up on the signer yet (settle holds it).
+        self.settle(false);
         Ok(())
     }
 

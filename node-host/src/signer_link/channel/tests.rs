@@ -129,6 +129,14 @@ impl Fixture {
     }
 }
 
+impl Fixture {
+    /// Attaches a [`scripted`] signer: its session, and its thread.
+    fn attach_scripted(&self) -> (u64, std::thread::JoinHandle<Vec<Message>>) {
+        let a = self.stage.attach();
+        (a.session, scripted(self.stage.clone(), a))
+    }
+}
+
 /// Answers every request on `a` as VLS would, recording what it was asked.
 fn scripted(stage: Arc<Stage>, mut a: Attachment) -> std::thread::JoinHandle<Vec<Message>> {
     std::thread::spawn(move || {
@@ -159,9 +167,7 @@ fn after_a_restart_a_validation_asks_the_signer_and_its_reply_serves_the_revocat
     let f = Fixture::new();
     // A restarted node: nothing in memory says the channel is set up, its record does.
     let (_channels, signer) = f.signer();
-    let a = f.stage.attach();
-    let session = a.session;
-    let answerer = scripted(f.stage.clone(), a);
+    let (session, answerer) = f.attach_scripted();
 
     signer
         .validate_holder_commitment(&holder_commitment(4), Vec::new())
@@ -226,9 +232,7 @@ fn with_no_signer_a_validation_is_kept_sent_first_after_a_restart_and_holds_what
         ..f
     };
     let (_channels, signer) = f.signer();
-    let a = f.stage.attach();
-    let session = a.session;
-    let answerer = scripted(f.stage.clone(), a);
+    let (session, answerer) = f.attach_scripted();
     // LDK retries the revocation: the kept validation goes first, and its reply serves it.
     let secret = signer
         .release_commitment_secret(INITIAL_COMMITMENT_NUMBER - 3)
@@ -248,9 +252,7 @@ fn with_no_signer_a_validation_is_kept_sent_first_after_a_restart_and_holds_what
 fn a_validation_sends_the_point_two_ahead_behind_it_and_ldk_asking_later_needs_no_signer() {
     let f = Fixture::new();
     let (_channels, signer) = f.signer();
-    let a = f.stage.attach();
-    let session = a.session;
-    let answerer = scripted(f.stage.clone(), a);
+    let (session, answerer) = f.attach_scripted();
     signer
         .validate_holder_commitment(&holder_commitment(4), Vec::new())
         .unwrap();
