@@ -29,6 +29,11 @@ impl NodeKeys {
         self.node_id.serialize()
     }
 
+    /// The seed's state key, attested by this node key (see [`crate::state_key`]).
+    pub fn state_signer(&self, secret: &HsmSecret) -> crate::state_key::StateSigner {
+        crate::state_key::StateSigner::new(secret.bytes(), &self.secret)
+    }
+
     /// Signs a scheduler challenge as Lightning's `signmessage` does (ECDSA over
     /// sha256d("Lightning Signed Message:" ‖ challenge)); returns the 64-byte compact form
     /// Greenlight's scheduler protocol carries.

@@ -11,7 +11,8 @@
 //! - node calls signed with the device key, and their check ([`signed_request`]), and
 //!   reaching the node ([`node`]);
 //! - the VLS signer core ([`signer`]) and the loop that keeps it attached to its node and
-//!   the scheduler ([`follow`]).
+//!   the scheduler ([`follow`]), and the seed's state key, which signs its state and its
+//!   answers ([`state_key`]).
 #![deny(missing_docs)]
 #![deny(rustdoc::broken_intra_doc_links)]
 
@@ -40,5 +41,7 @@ pub mod secret;
 pub mod signed_request;
 #[cfg(feature = "device")]
 pub mod signer;
+#[cfg(feature = "device")]
+pub mod state_key;
 #[cfg(feature = "device")]
 pub mod tls;

@@ -22,6 +22,7 @@ use crate::config::Config;
 use crate::node::{self, Node, Settings};
 use crate::server::signed_requests::Verifier;
 use crate::server::{self, ServerTls};
+use crate::signer_link::authority::Authority;
 use crate::signer_link::faults;
 use crate::signer_link::service::{ShippedRequests, SignerLink};
 use crate::signer_link::stage::Stage;
@@ -143,7 +144,9 @@ impl NodeHost {
         // What ships with signing requests is chosen here, once: honestly the verifier's
         // calls in progress, or, for end-to-end tests, spoilt as a faults file says.
         let shipped = faults::chosen(self.verifier.clone() as Arc<dyn ShippedRequests>);
-        let link = SignerLink::new(self.stage.clone(), self.state.clone(), shipped);
+        let authority = Authority::new(self.config.node_id, self.state.clone())
+            .context("cannot read the pinned state key")?;
+        let link = SignerLink::new(self.stage.clone(), self.state.clone(), shipped, authority);
         let api = NodeApi::new(node, link);
         // Written whole, then renamed into place: the scheduler polls for this file.
         let uri_file = self.config.dir().grpc_uri();

@@ -3,11 +3,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use bitcoin::secp256k1::{PublicKey, SecretKey};
 use skylight_certs::{Validity, names};
+use skylight_client::state_key::StateSigner;
 use skylight_node_host::api::NodeApi;
 use skylight_node_host::node;
 use skylight_node_host::server::signed_requests::Verifier;
 use skylight_node_host::server::{self, ServerTls};
+use skylight_node_host::signer_link::authority::Authority;
 use skylight_node_host::signer_link::service::SignerLink;
 use skylight_node_host::signer_link::stage::{SignerError, Stage};
 use skylight_node_host::store::signer_state::SignerState;
@@ -75,7 +78,8 @@ async fn start(pki: &Pki) -> Served {
         signer_wait: Duration::from_secs(1),
         ldk_runtime: tokio::runtime::Handle::current(),
     });
-    let link = SignerLink::new(stage.clone(), state.clone(), verifier.clone());
+    let authority = Authority::new(PublicKey::from_slice(&A).unwrap(), state.clone()).unwrap();
+    let link = SignerLink::new(stage.clone(), state.clone(), verifier.clone(), authority);
     tokio::spawn(server::serve(
         listener,
         tls,
@@ -120,12 +124,28 @@ async fn channel(
 }
 
 fn entry(key: &str, version: u64, value: &str) -> SignerStateEntry {
-    SignerStateEntry {
+    let mut e = SignerStateEntry {
         version,
         key: key.into(),
         value: value.as_bytes().to_vec(),
         signature: vec![],
-    }
+    };
+    seed().sign(&mut e);
+    e
+}
+
+/// Tenant A's seed as these tests play it: node key 1 (A is its public key) attesting the
+/// state key of 32 × 0x0a.
+fn seed() -> StateSigner {
+    let mut one = [0u8; 32];
+    one[31] = 1;
+    StateSigner::new(&[0x0a; 32], &SecretKey::from_slice(&one).unwrap())
+}
+
+/// `answer` to the request `raw`, as the seed proves it.
+fn proven(raw: &[u8], mut answer: HsmResponse) -> HsmResponse {
+    seed().prove(raw, &mut answer);
+    answer
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -158,12 +178,15 @@ async fn the_tenants_signer_gets_requests_with_state_and_its_answers_are_stored_
     );
 
     signer
-        .respond_hsm_request(HsmResponse {
-            request_id: req.request_id,
-            raw: vec![1, 2, 3],
-            signer_state: vec![entry("channels/x", 5, "{\"n\":1}")],
-            error: String::new(),
-        })
+        .respond_hsm_request(proven(
+            &req.raw,
+            HsmResponse {
+                request_id: req.request_id,
+                raw: vec![1, 2, 3],
+                signer_state: vec![entry("channels/x", 5, "{\"n\":1}")],
+                ..Default::default()
+            },
+        ))
         .await
         .unwrap();
     assert_eq!(waiting.join().unwrap(), Ok(vec![1, 2, 3]));
@@ -176,11 +199,14 @@ async fn the_tenants_signer_gets_requests_with_state_and_its_answers_are_stored_
     assert!(req2.signer_state.is_empty(), "{:?}", req2.signer_state);
     let refusal = "policy failure: validate_payments: unbalanced payments";
     signer
-        .respond_hsm_request(HsmResponse {
-            request_id: req2.request_id,
-            error: refusal.into(),
-            ..Default::default()
-        })
+        .respond_hsm_request(proven(
+            &req2.raw,
+            HsmResponse {
+                request_id: req2.request_id,
+                error: refusal.into(),
+                ..Default::default()
+            },
+        ))
         .await
         .unwrap();
     assert_eq!(
@@ -188,11 +214,14 @@ async fn the_tenants_signer_gets_requests_with_state_and_its_answers_are_stored_
         Err(SignerError::Refused(refusal.into()))
     );
     let again = signer
-        .respond_hsm_request(HsmResponse {
-            request_id: req.request_id,
-            raw: vec![7],
-            ..Default::default()
-        })
+        .respond_hsm_request(proven(
+            &req.raw,
+            HsmResponse {
+                request_id: req.request_id,
+                raw: vec![7],
+                ..Default::default()
+            },
+        ))
         .await
         .unwrap_err();
     assert_eq!(again.code(), tonic::Code::NotFound);
@@ -346,12 +375,15 @@ async fn an_answer_computed_from_a_state_the_node_does_not_hold_is_not_released(
 
     // Another value at the stored version: a fork. Refused, and the request stays open.
     let st = signer
-        .respond_hsm_request(HsmResponse {
-            request_id: req.request_id,
-            raw: vec![9],
-            signer_state: vec![entry("channels/x", 5, "{\"n\":\"fork\"}")],
-            error: String::new(),
-        })
+        .respond_hsm_request(proven(
+            &req.raw,
+            HsmResponse {
+                request_id: req.request_id,
+                raw: vec![9],
+                signer_state: vec![entry("channels/x", 5, "{\"n\":\"fork\"}")],
+                ..Default::default()
+            },
+        ))
         .await
         .unwrap_err();
     assert_eq!(st.code(), tonic::Code::FailedPrecondition, "{st:?}");
@@ -361,12 +393,15 @@ async fn an_answer_computed_from_a_state_the_node_does_not_hold_is_not_released(
     // The writer record is bookkeeping: a conflict there alone does not block the answer.
     node.state.merge(&[entry("_WRITER", 3, "a")]).unwrap();
     signer
-        .respond_hsm_request(HsmResponse {
-            request_id: req.request_id,
-            raw: vec![7],
-            signer_state: vec![entry("_WRITER", 3, "b")],
-            error: String::new(),
-        })
+        .respond_hsm_request(proven(
+            &req.raw,
+            HsmResponse {
+                request_id: req.request_id,
+                raw: vec![7],
+                signer_state: vec![entry("_WRITER", 3, "b")],
+                ..Default::default()
+            },
+        ))
         .await
         .unwrap();
     assert!(!node.stage.is_pending(ticket.request_id));

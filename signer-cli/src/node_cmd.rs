@@ -64,6 +64,10 @@ pub enum NodeCall {
         /// Amount in msat, for an invoice that names none.
         #[arg(long)]
         amount_msat: Option<u64>,
+        /// How long to keep trying, in seconds (route-finding included; the node's default
+        /// is 60).
+        #[arg(long)]
+        retry_for: Option<u32>,
     },
     /// Outgoing payments (JSON).
     Listpays,
@@ -215,10 +219,12 @@ pub async fn node_call(dir: &DataDir, call: NodeCall) -> Result<()> {
         NodeCall::Pay {
             bolt11,
             amount_msat,
+            retry_for,
         } => {
             let req = skylight_proto::cln::PayRequest {
                 bolt11,
                 amount_msat: amount_msat.map(|msat| skylight_proto::cln::Amount { msat }),
+                retry_for,
                 ..Default::default()
             };
             let r = node.pay(signer.sign(req)?).await.map_err(refused("Pay"))?;

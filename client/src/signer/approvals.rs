@@ -8,8 +8,13 @@
 //! bound to that key and allowing the call (method, time); the timestamp is within
 //! [`WINDOW`] of the signer's own clock. A node-host that signs a request with a key of its
 //! own has no rune for that key: only the seed can mint one.
+//!
+//! A request approves one spend: a `Pay` request the payment of its invoice once, a
+//! `Withdraw` request one output of one transaction. The signer records a request that
+//! approved a spend in the device's marks, durably, before the answer leaves, and counts it
+//! for nothing after.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::Arc;
 
@@ -36,7 +41,9 @@ pub const WINDOW: std::time::Duration = std::time::Duration::from_secs(300);
 /// Payments the devices asked for in the requests that came with one signing request.
 #[derive(Debug, Default, Clone)]
 pub struct Approvals {
-    invoices: HashSet<[u8; 32]>,
+    /// Invoices named by `Pay` requests that count, each with the first such request (id,
+    /// when signed): a payment approved spends it.
+    invoices: HashMap<[u8; 32], ([u8; 32], u64)>,
     /// Invoices named by `Pay` requests that fail a check, with why: told apart so that a
     /// refusal says what was wrong with the request rather than that there was none.
     unverified_invoices: HashMap<[u8; 32], String>,
@@ -71,7 +78,7 @@ impl Approvals {
         now_ms: u64,
         spent: impl Fn(&[u8; 32]) -> bool,
     ) -> Self {
-        let mut invoices = HashSet::new();
+        let mut invoices = HashMap::new();
         let mut withdrawals = Vec::new();
         for r in requests
             .iter()
@@ -115,9 +122,12 @@ impl Approvals {
             };
             if let Ok(invoice) = Bolt11Invoice::from_str(pay.bolt11.trim()) {
                 let hash = invoice.payment_hash().to_byte_array();
-                match refusal(r, runes, now_ms) {
+                let id = request_id(r);
+                let why = refusal(r, runes, now_ms)
+                    .or_else(|| spent(&id).then(|| "it approved a payment already".to_string()));
+                match why {
                     None => {
-                        invoices.insert(hash);
+                        invoices.entry(hash).or_insert((id, r.timestamp));
                     }
                     Some(why) => {
                         unverified_invoices.insert(hash, why);
@@ -134,13 +144,13 @@ impl Approvals {
 
     /// Approves paying the invoice `bolt11` when a signed `Pay` request names it; otherwise
     /// the refusal's reason.
-    pub fn check_bolt11(&self, bolt11: &str) -> Result<(), String> {
+    pub fn check_bolt11(&self, bolt11: &str) -> Result<([u8; 32], u64), String> {
         let hash = Bolt11Invoice::from_str(bolt11.trim())
             .map_err(|e| format!("policy: the invoice does not parse: {e}"))?
             .payment_hash()
             .to_byte_array();
-        if self.invoices.contains(&hash) {
-            Ok(())
+        if let Some(used) = self.invoices.get(&hash) {
+            Ok(*used)
         } else if let Some(why) = self.unverified_invoices.get(&hash) {
             Err(format!(
                 "policy: the Pay request naming this invoice counts for nothing: {why}"
@@ -151,7 +161,7 @@ impl Approvals {
     }
 
     fn allows(&self, hash: &PaymentHash) -> bool {
-        self.invoices.contains(&hash.0)
+        self.invoices.contains_key(&hash.0)
     }
 }
 

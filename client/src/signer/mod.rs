@@ -13,7 +13,7 @@
 //! request's time (about 1.1 of 1.5 ms in process).
 
 pub mod approvals;
-mod integrity;
+mod marks;
 mod store;
 
 use std::collections::BTreeMap;
@@ -36,7 +36,8 @@ use vls_protocol_signer::approver::{Approve, NegativeApprover};
 use vls_protocol_signer::handler::{Error as HandlerError, Handler, HandlerBuilder, RootHandler};
 
 use crate::secret::HsmSecret;
-use integrity::{StateSigner, Watermarks};
+use crate::state_key::StateSigner;
+use marks::Watermarks;
 
 use crate::runes::RuneMaster;
 use store::SharedStore;
@@ -115,7 +116,7 @@ impl Signer {
             network,
             approver: Arc::new(NegativeApprover()),
             signer_id,
-            state_key: StateSigner::new(secret.bytes()),
+            state_key: crate::keys::NodeKeys::derive(secret, network).state_signer(secret),
             marks: Watermarks::in_memory(),
             runes: RuneMaster::new(secret),
             local: SharedStore(Arc::new(MemoryKVVStore::new(signer_id))),
@@ -159,8 +160,15 @@ impl Signer {
         }
     }
 
-    /// Handles one request; never panics on what the node sends.
+    /// Handles one request; never panics on what the node sends. Every answer, a refusal
+    /// too, carries the proof that this seed gave it: node-host takes no other.
     pub fn handle(&mut self, req: &HsmRequest) -> HsmResponse {
+        let mut response = self.answer(req);
+        self.state_key.prove(&req.raw, &mut response);
+        response
+    }
+
+    fn answer(&mut self, req: &HsmRequest) -> HsmResponse {
         let mut response = HsmResponse {
             request_id: req.request_id,
             ..Default::default()
@@ -273,12 +281,30 @@ impl Signer {
                 newer.push(KVV(e.key.clone(), (e.version, e.value.clone())));
             }
         }
-        if newer.is_empty() {
-            return Ok(());
+        if !newer.is_empty() {
+            // The kept handler's memory is older than this.
+            self.kept = None;
+            self.local.put_batch(newer).map_err(err)?;
         }
-        // The kept handler's memory is older than this.
-        self.kept = None;
-        self.local.put_batch(newer).map_err(err)
+        self.refuse_omissions()
+    }
+
+    /// Refuses a state that leaves out an entry this device has seen. VLS never removes a
+    /// key (a delete writes a newer, empty version), so an honest node ships every one; a
+    /// node that leaves one out (a channel, say) would have the handler sign as if it never
+    /// existed: a rollback by omission. Only the first request of a session carries the
+    /// whole state, but the local copy keeps all of it for the session, so checking every
+    /// time costs one lookup per key and needs no notion of "first".
+    fn refuse_omissions(&self) -> Result<(), String> {
+        for (key, mark) in self.marks.iter() {
+            let have = self.local.get_version(key).map_err(|e| format!("{e:?}"))?;
+            if have.is_none_or(|v| v < mark) {
+                return Err(format!(
+                    "policy: the node's copy of the signer state leaves out {key:?}, which this device has seen at version {mark}: a rollback"
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// The entries of `local` the node does not hold at this version.
@@ -313,10 +339,14 @@ impl Signer {
             now_ms,
             |id| marks.is_spent(id),
         );
-        if let Message::PreapproveInvoice(m) = &message {
-            let invoice = String::from_utf8_lossy(&m.invstring.0);
-            approvals.check_bolt11(&invoice)?;
-        }
+        // The Pay request that approves this payment: spent once the approval is given, so
+        // a node that kept it cannot have a second payment approved by it.
+        let paying = match &message {
+            Message::PreapproveInvoice(m) => {
+                Some(approvals.check_bolt11(&String::from_utf8_lossy(&m.invstring.0))?)
+            }
+            _ => None,
+        };
 
         let approver = approvals::RequestApprover::new(approvals, self.approver.clone());
         let init = matches!(message, Message::HsmdInit2(_));
@@ -347,15 +377,16 @@ impl Signer {
         let _changes = lightning_signer::persist::Persist::prepare(&*persister);
         match result {
             Ok((reply, kept)) => {
-                let used = kept
+                let mut used = kept
                     .as_ref()
                     .map(|k| k.approver.take_used())
                     .unwrap_or_default();
+                used.extend(paying);
                 lightning_signer::persist::Persist::commit(&*persister)
                     .map_err(|e| format!("temporary: cannot commit signer state: {e:?}"))?;
                 self.kept = kept;
-                // A device request approves one spend: recorded before the signature
-                // leaves, so it approves no other.
+                // A device request approves one spend (a payment, or a transaction's
+                // outputs): recorded before the answer leaves, so it approves no other.
                 let horizon = now_ms.saturating_sub(2 * approvals::WINDOW.as_millis() as u64);
                 self.marks
                     .spend(&used, horizon)

@@ -249,6 +249,76 @@ fn altered_or_rolled_back_state_from_the_node_is_refused() {
     assert!(fresh.handle(&req).error.is_empty());
 }
 
+#[test]
+fn a_state_that_leaves_out_an_entry_the_device_has_seen_is_refused_after_a_restart() {
+    let secret = HsmSecret::from_bytes([0x35; 32]);
+    let dir = tempfile::tempdir().unwrap();
+    let marks = dir.path().join("marks.json");
+    let created = Signer::new(&secret, Network::Regtest)
+        .handle(&init_request(1))
+        .signer_state;
+    // The device has seen all of it, and the node confirmed storing it: marks, no copies.
+    Watermarks::open(&marks)
+        .unwrap()
+        .raise(created.iter().map(|e| (e.key.clone(), e.version)), &[])
+        .unwrap();
+    let left_out = created
+        .iter()
+        .find(|e| e.key.starts_with("node/"))
+        .unwrap()
+        .key
+        .clone();
+    let mut s = Signer::new(&secret, Network::Regtest)
+        .with_watermarks(&marks)
+        .unwrap();
+    let mut req = init_request(2);
+    req.signer_state = created
+        .iter()
+        .filter(|e| e.key != left_out)
+        .cloned()
+        .collect();
+    let resp = s.handle(&req);
+    assert!(
+        resp.error.starts_with("policy")
+            && resp.error.contains("leaves out")
+            && resp.error.contains(&left_out),
+        "{}",
+        resp.error
+    );
+    assert!(resp.raw.is_empty(), "nothing signed");
+    // The whole state, as an honest node ships it, is taken.
+    let mut req = init_request(3);
+    req.signer_state = created.clone();
+    let resp = s.handle(&req);
+    assert!(resp.error.is_empty(), "{}", resp.error);
+}
+
+#[test]
+fn every_answer_a_refusal_too_is_proven_by_the_seed_the_node_id_attests() {
+    use crate::state_key::StateKey;
+    let secret = HsmSecret::from_bytes([0x36; 32]);
+    let node_id = crate::keys::NodeKeys::derive(&secret, Network::Regtest).node_id;
+    let mut s = Signer::new(&secret, Network::Regtest);
+    let signed = init_request(1);
+    let refused = HsmRequest {
+        request_id: 2,
+        raw: vec![0xff, 0xff, 1],
+        ..Default::default()
+    };
+    for req in [signed, refused] {
+        let resp = s.handle(&req);
+        let proof = resp.skylight_proof.clone().expect("a proof");
+        let key = StateKey::attested(&node_id, &proof.state_key, &proof.attestation)
+            .expect("the node key attests the state key");
+        assert!(
+            key.verify_answer(&req.raw, &resp),
+            "request {}",
+            req.request_id
+        );
+        assert!(resp.signer_state.iter().all(|e| key.verify_entry(e)));
+    }
+}
+
 /// A regtest invoice from some payee, for `hash_byte`.
 fn invoice(hash_byte: u8) -> String {
     use bitcoin::hashes::{Hash, sha256};
@@ -358,10 +428,20 @@ fn a_payment_is_approved_only_when_a_device_signed_pay_request_names_its_invoice
     refused(preapprove(&mut s, 9, &wanted, vec![stale]), "clock");
 
     // Signed and naming it: approved by VLS.
-    let r = preapprove(&mut s, 5, &wanted, vec![signed_pay(3, &wanted)]);
+    let pay = signed_pay(3, &wanted);
+    let r = preapprove(&mut s, 5, &wanted, vec![pay.clone()]);
     assert!(r.error.is_empty(), "{}", r.error);
     let reply: vls_protocol::msgs::PreapproveInvoiceReply = decode(&r.raw);
     assert!(reply.result);
+
+    // That request approved its payment: shipped again, it approves no other.
+    refused(
+        preapprove(&mut s, 10, &wanted, vec![pay]),
+        "approved a payment already",
+    );
+    // A new Pay request for it (the user retrying) does.
+    let r = preapprove(&mut s, 11, &wanted, vec![signed_pay(3, &wanted)]);
+    assert!(r.error.is_empty(), "{}", r.error);
 }
 
 /// A client request at `path` with `message`, as node-host ships it: the gRPC frame,

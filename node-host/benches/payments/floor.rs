@@ -26,6 +26,7 @@ use skylight_node_host::api::{self, Ctx};
 use skylight_node_host::node::{self, Node, Settings};
 use skylight_node_host::paths::NodeDir;
 use skylight_node_host::server::signed_requests::{Headers, Verifier};
+use skylight_node_host::signer_link::authority::Authority;
 use skylight_node_host::signer_link::service::SignerLink;
 use skylight_node_host::signer_link::stage::Stage;
 use skylight_node_host::store::invoices::Invoices;
@@ -104,7 +105,8 @@ async fn host(
         ldk_runtime: tokio::runtime::Handle::current(),
     });
     // The signers answer from threads beside the nodes: this link carries none of them.
-    let link = SignerLink::new(stage, state, verifier.clone());
+    let authority = Authority::new(node_id, state.clone()).unwrap();
+    let link = SignerLink::new(stage, state, verifier.clone(), authority);
     let settings = Settings {
         dir: files.clone(),
         chain,

@@ -33,6 +33,7 @@ pub fn link_status(e: LinkError) -> Status {
         LinkError::NotWaiting(_) | LinkError::AnsweredFirst(_) => Status::not_found(message),
         LinkError::Storage => Status::unavailable(message),
         LinkError::Conflict(_) => Status::failed_precondition(message),
+        LinkError::NotTheSigner(_) => Status::permission_denied(message),
     }
 }
 

@@ -12,6 +12,10 @@
 //!   appended, so the request still reads the same but its signature no longer verifies);
 //! - `forge-signed <path>`: ship them signed again by a key node-host made itself (the
 //!   signature verifies under that key; the rune is still the device's);
+//! - `replay-signed <path>`: ship, in place of the signed requests to `<path>` in progress,
+//!   the first one node-host saw (a host that kept an old request to use it again);
+//! - `omit-state <key prefix>`: leave the signer state entries under `<key prefix>` out of
+//!   what signing requests carry (a rollback by omission);
 //! - `hold-claims [<node id>]`: leave incoming payments unclaimed (a payee that does not
 //!   settle: the payer's HTLC stays in flight); all node-hosts, or the one named. Payments
 //!   held are claimed once the fault no longer names the node-host.
@@ -22,7 +26,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use skylight_proto::greenlight::PendingRequest;
+use skylight_proto::greenlight::{PendingRequest, SignerStateEntry};
 
 use super::service::ShippedRequests;
 
@@ -39,6 +43,7 @@ pub fn chosen(honest: Arc<dyn ShippedRequests>) -> Arc<dyn ShippedRequests> {
             Arc::new(Faulty {
                 inner: honest,
                 file,
+                first_seen: Default::default(),
             })
         }
         None => honest,
@@ -49,11 +54,29 @@ pub fn chosen(honest: Arc<dyn ShippedRequests>) -> Arc<dyn ShippedRequests> {
 pub struct Faulty {
     inner: Arc<dyn ShippedRequests>,
     file: PathBuf,
+    /// The first signed request seen for each path: what `replay-signed` ships.
+    first_seen: std::sync::Mutex<std::collections::HashMap<String, PendingRequest>>,
 }
 
 impl ShippedRequests for Faulty {
     fn shipped(&self) -> Vec<PendingRequest> {
-        apply(self.inner.shipped(), &read(&self.file))
+        let mut requests = self.inner.shipped();
+        {
+            let mut seen = self.first_seen.lock().unwrap_or_else(|p| p.into_inner());
+            for r in &requests {
+                seen.entry(r.uri.clone()).or_insert_with(|| r.clone());
+            }
+            for (what, path) in read(&self.file) {
+                if what == "replay-signed"
+                    && let Some(first) = seen.get(&path)
+                    && requests.iter().any(|r| r.uri == path)
+                {
+                    requests.retain(|r| r.uri != path);
+                    requests.push(first.clone());
+                }
+            }
+        }
+        apply(requests, &read(&self.file))
     }
 }
 
@@ -88,6 +111,20 @@ pub fn is_on_for(fault: &str, node: &str) -> bool {
     })
 }
 
+/// The state a signing request carries, as the faults file spoils it now (as it is
+/// without [`FAULTS_ENV`]).
+pub fn spoil_state(mut entries: Vec<SignerStateEntry>) -> Vec<SignerStateEntry> {
+    let Some(file) = std::env::var_os(FAULTS_ENV) else {
+        return entries;
+    };
+    for (what, prefix) in read(std::path::Path::new(&file)) {
+        if what == "omit-state" && !prefix.is_empty() {
+            entries.retain(|e| !e.key.starts_with(&prefix));
+        }
+    }
+    entries
+}
+
 fn apply(mut requests: Vec<PendingRequest>, faults: &[(String, String)]) -> Vec<PendingRequest> {
     for (what, path) in faults {
         match what.as_str() {
@@ -103,8 +140,8 @@ fn apply(mut requests: Vec<PendingRequest>, faults: &[(String, String)]) -> Vec<
                     forge(r);
                 }
             }
-            // Not about what ships with signing requests (see `is_on`).
-            "hold-claims" => {}
+            // Not about the signed requests that ship (see `is_on_for`, `spoil_state`).
+            "hold-claims" | "omit-state" | "replay-signed" => {}
             other => tracing::warn!(fault = other, "unknown fault ignored"),
         }
     }

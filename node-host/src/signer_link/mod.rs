@@ -8,9 +8,11 @@
 //!   [`stage`].
 //! - [`stage`]: the queue of signing requests waiting for a signer.
 //! - [`service`]: `StreamHsmRequests` and `RespondHsmRequest`, the signers' side.
+//! - [`authority`]: only the tenant's seed answers, and only it changes the stored state.
 //! - [`sync`]: what each signer has of the state, and what its answers may change.
 //! - [`faults`]: node-host misbehaving toward its signer, for tests only.
 
+pub mod authority;
 pub mod channel;
 pub mod faults;
 pub mod keys;

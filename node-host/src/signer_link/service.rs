@@ -8,6 +8,7 @@ use std::sync::Arc;
 use skylight_proto::greenlight::{HsmRequest, HsmResponse, PendingRequest};
 use tokio_stream::wrappers::ReceiverStream;
 
+use super::authority::{Authority, NotTheSigner};
 use super::stage::{Delivery, SignerError, Stage};
 use super::sync::{StateSync, SyncError};
 use crate::server::signed_requests::Verifier;
@@ -50,6 +51,9 @@ pub enum LinkError {
         "the answer's state conflicts with the node's ({0} entries); the request stays open and the node's state wins"
     )]
     Conflict(usize),
+    /// The answer is not the tenant's seed's: its device may not answer.
+    #[error("{0}")]
+    NotTheSigner(NotTheSigner),
 }
 
 /// The signers' side of the link.
@@ -58,19 +62,23 @@ pub struct SignerLink {
     stage: Arc<Stage>,
     sync: Arc<StateSync>,
     shipped: Arc<dyn ShippedRequests>,
+    authority: Arc<Authority>,
 }
 
 impl SignerLink {
-    /// Serves signers from `stage`, keeping `state`, shipping `shipped` with each request.
+    /// Serves signers from `stage`, keeping `state`, shipping `shipped` with each request,
+    /// and taking answers only from the seed `authority` knows.
     pub fn new(
         stage: Arc<Stage>,
         state: Arc<SignerState>,
         shipped: Arc<dyn ShippedRequests>,
+        authority: Authority,
     ) -> Self {
         SignerLink {
             stage,
             sync: Arc::new(StateSync::new(state)),
             shipped,
+            authority: Arc::new(authority),
         }
     }
 
@@ -96,7 +104,7 @@ impl SignerLink {
                     request_id: staged.request_id,
                     context: staged.context,
                     raw: staged.raw,
-                    signer_state: link.sync.outgoing(session),
+                    signer_state: super::faults::spoil_state(link.sync.outgoing(session)),
                     requests: link.shipped.shipped(),
                 };
                 if tx.send(request).await.is_err() {
@@ -113,8 +121,20 @@ impl SignerLink {
     /// Takes `device`'s answer: its state first, durably; then the answer, to the node.
     pub fn respond(&self, device: &str, resp: HsmResponse) -> Result<(), LinkError> {
         let id = resp.request_id;
-        if !self.stage.is_pending(id) {
+        let Some(request) = self.stage.pending_raw(id) else {
             return Err(LinkError::NotWaiting(id));
+        };
+        // Only the seed answers, and only the seed changes the stored state.
+        match self.authority.check(&request, &resp) {
+            Ok(()) => {}
+            Err(NotTheSigner::Storage(e)) => {
+                tracing::error!(error = %e, request = id, "cannot pin the state key; answer refused");
+                return Err(LinkError::Storage);
+            }
+            Err(why) => {
+                tracing::warn!(%device, request = id, %why, "answer refused: not the tenant's seed");
+                return Err(LinkError::NotTheSigner(why));
+            }
         }
         // Durably first: the node must never act on an answer whose state it could lose.
         match self.sync.incoming(device, &resp.signer_state) {

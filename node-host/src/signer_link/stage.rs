@@ -351,6 +351,14 @@ impl Stage {
         self.lock().pending.contains_key(&request_id)
     }
 
+    /// The message of the request `request_id`, while it waits for an answer.
+    pub fn pending_raw(&self, request_id: u32) -> Option<Vec<u8>> {
+        self.lock()
+            .pending
+            .get(&request_id)
+            .map(|p| p.staged.raw.clone())
+    }
+
     /// Sends a staged request to every attached signer again (after a temporary failure);
     /// does nothing if it was answered or given up meanwhile.
     pub fn resend(&self, request_id: u32) {

@@ -20,6 +20,11 @@ pub const SCHEMA_VERSION_KEY: &str = "schema_version";
 /// The signer's state: key → version (u64 BE) ‖ signature length (u16 BE) ‖ signature ‖
 /// value.
 pub const SIGNER_STATE: TableDefinition<&str, &[u8]> = TableDefinition::new("signer_state");
+/// The tenant's state key, pinned from the first answer whose attestation the node key
+/// signed: [`STATE_KEY_ROW`] → state key (33 bytes) ‖ attestation (64 bytes).
+pub const STATE_KEY: TableDefinition<&str, &[u8]> = TableDefinition::new("state_key");
+/// The one row of [`STATE_KEY`].
+pub const STATE_KEY_ROW: &str = "pinned";
 
 // `channel_signers.redb`
 /// What node-host knows of each channel's signer (see `signer_link::channel::book`):

@@ -15,7 +15,7 @@ use std::path::Path;
 use redb::{Database, ReadableDatabase, ReadableTable};
 use skylight_proto::greenlight::SignerStateEntry;
 
-use super::schema::SIGNER_STATE as ENTRIES;
+use super::schema::{SIGNER_STATE as ENTRIES, STATE_KEY, STATE_KEY_ROW};
 
 /// The version that marks a deleted key.
 pub const TOMBSTONE: u64 = u64::MAX;
@@ -29,6 +29,15 @@ pub struct Entry {
     pub value: Vec<u8>,
     /// The signer's signature over the entry, if it signs its state.
     pub signature: Vec<u8>,
+}
+
+/// The tenant's state key as pinned, with the node key's attestation of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PinnedKey {
+    /// The state key (33 bytes).
+    pub key: Vec<u8>,
+    /// The node key's signature over it (64 bytes).
+    pub attestation: Vec<u8>,
 }
 
 /// What a merge did.
@@ -47,6 +56,13 @@ pub struct MergeReport {
 #[error("signer state storage: {0}")]
 pub struct StateError(String);
 
+impl StateError {
+    /// What was stored is damaged.
+    pub fn damaged(what: &str) -> Self {
+        StateError(format!("{what} is damaged"))
+    }
+}
+
 fn err(e: impl std::fmt::Display) -> StateError {
     StateError(e.to_string())
 }
@@ -63,6 +79,7 @@ impl SignerState {
         let db = super::schema::open(path).map_err(err)?;
         let txn = db.begin_write().map_err(err)?;
         txn.open_table(ENTRIES).map_err(err)?;
+        txn.open_table(STATE_KEY).map_err(err)?;
         txn.commit().map_err(err)?;
         let mut entries = BTreeMap::new();
         {
@@ -91,6 +108,33 @@ impl SignerState {
             .filter(|(_, e)| e.version != TOMBSTONE)
             .map(|(k, e)| wire(k, e))
             .collect()
+    }
+
+    /// The pinned state key and its attestation, if one was pinned.
+    pub fn pinned_key(&self) -> Result<Option<PinnedKey>, StateError> {
+        let txn = self.db.begin_read().map_err(err)?;
+        let table = txn.open_table(STATE_KEY).map_err(err)?;
+        let Some(row) = table.get(STATE_KEY_ROW).map_err(err)? else {
+            return Ok(None);
+        };
+        let raw = row.value();
+        if raw.len() != 33 + 64 {
+            return Err(StateError("damaged pinned state key".into()));
+        }
+        Ok(Some(PinnedKey {
+            key: raw[..33].to_vec(),
+            attestation: raw[33..].to_vec(),
+        }))
+    }
+
+    /// Pins the state key (33 bytes) with its attestation (64 bytes), durably.
+    pub fn pin_key(&self, key: &[u8], attestation: &[u8]) -> Result<(), StateError> {
+        let txn = self.db.begin_write().map_err(err)?;
+        txn.open_table(STATE_KEY)
+            .map_err(err)?
+            .insert(STATE_KEY_ROW, [key, attestation].concat().as_slice())
+            .map_err(err)?;
+        txn.commit().map_err(err)
     }
 
     /// Entries newer than what `sent` says a signer already has; updates `sent`.

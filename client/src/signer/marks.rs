@@ -1,67 +1,10 @@
-//! The integrity of the signer state the node keeps.
-//!
-//! The node stores the signer's state and ships it back; a node that altered it, or served
-//! an old copy, could lead VLS to sign something that contradicts what it signed before.
-//! So every entry the signer produces is signed with a key derived from the seed (the node
-//! cannot forge one), and the device remembers, durably, the highest version of each key it
-//! has seen (the node cannot roll it back). The signature follows Greenlight's scheme:
-//! ECDSA over sha256("greenlight/state-signing/v1\0" ‖ u32be(len key) ‖ key ‖ u64be(version)
-//! ‖ u32be(len value) ‖ value), with the key HKDF-SHA256(seed, "greenlight/state-signing/v1").
+//! The device's own record of the signer state the node keeps: the highest version of each
+//! entry it has seen (so the node cannot roll it back), and what it produced that the node
+//! has not yet confirmed storing. The entries themselves are signed with the seed's state
+//! key ([`crate::state_key`]), so the node cannot forge one.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-
-use bitcoin::hashes::{Hash, HashEngine, sha256};
-use bitcoin::secp256k1::{Message, PublicKey, Secp256k1, SecretKey, ecdsa::Signature};
-use lightning_signer::util::crypto_utils::hkdf_sha256;
-use skylight_proto::greenlight::SignerStateEntry;
-
-const DOMAIN: &[u8] = b"greenlight/state-signing/v1";
-
-/// Signs and checks state entries.
-pub struct StateSigner {
-    key: SecretKey,
-    public: PublicKey,
-}
-
-impl StateSigner {
-    /// The state key of `seed`.
-    pub fn new(seed: &[u8; 32]) -> Self {
-        let bytes = hkdf_sha256(seed, DOMAIN, &[]);
-        let key = SecretKey::from_slice(&bytes).expect("an HKDF output is a valid key");
-        StateSigner {
-            public: key.public_key(&Secp256k1::signing_only()),
-            key,
-        }
-    }
-
-    fn digest(entry: &SignerStateEntry) -> Message {
-        let mut e = sha256::Hash::engine();
-        e.input(DOMAIN);
-        e.input(&[0]);
-        e.input(&(entry.key.len() as u32).to_be_bytes());
-        e.input(entry.key.as_bytes());
-        e.input(&entry.version.to_be_bytes());
-        e.input(&(entry.value.len() as u32).to_be_bytes());
-        e.input(&entry.value);
-        Message::from_digest(sha256::Hash::from_engine(e).to_byte_array())
-    }
-
-    /// Signs `entry` in place.
-    pub fn sign(&self, entry: &mut SignerStateEntry) {
-        let sig = Secp256k1::signing_only().sign_ecdsa(&Self::digest(entry), &self.key);
-        entry.signature = sig.serialize_compact().to_vec();
-    }
-
-    /// Whether `entry` carries this signer's valid signature.
-    pub fn verify(&self, entry: &SignerStateEntry) -> bool {
-        Signature::from_compact(&entry.signature).is_ok_and(|sig| {
-            Secp256k1::verification_only()
-                .verify_ecdsa(&Self::digest(entry), &sig, &self.public)
-                .is_ok()
-        })
-    }
-}
 
 /// The highest version of each key this device has seen, kept in a file (or only in
 /// memory, for a signer without a data directory), with the entries it produced that the
@@ -152,6 +95,11 @@ impl Watermarks {
         }
     }
 
+    /// Every mark: key and version.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, u64)> {
+        self.file.marks.iter().map(|(k, v)| (k.as_str(), *v))
+    }
+
     /// The mark of `key`.
     pub fn get(&self, key: &str) -> Option<u64> {
         self.file.marks.get(key).copied()
@@ -188,10 +136,18 @@ impl Watermarks {
     ) -> std::io::Result<()> {
         let mut changed = false;
         for (k, v) in entries {
-            let m = self.file.marks.entry(k).or_default();
-            if v > *m {
-                *m = v;
-                changed = true;
+            // A key first seen at version 0 is a mark too: its absence is what a node that
+            // leaves the key out would count on.
+            match self.file.marks.get_mut(&k) {
+                Some(m) if v <= *m => {}
+                Some(m) => {
+                    *m = v;
+                    changed = true;
+                }
+                None => {
+                    self.file.marks.insert(k, v);
+                    changed = true;
+                }
             }
         }
         for (k, v, value) in news {
@@ -214,31 +170,6 @@ impl Watermarks {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn entry() -> SignerStateEntry {
-        SignerStateEntry {
-            version: 4,
-            key: "channels/x".into(),
-            value: b"{}".to_vec(),
-            signature: vec![],
-        }
-    }
-
-    #[test]
-    fn a_signed_entry_verifies_and_any_change_breaks_it() {
-        let s = StateSigner::new(&[1; 32]);
-        let mut e = entry();
-        assert!(!s.verify(&e));
-        s.sign(&mut e);
-        assert!(s.verify(&e));
-        let mut bumped = e.clone();
-        bumped.version = 9;
-        assert!(!s.verify(&bumped));
-        let mut altered = e.clone();
-        altered.value = b"{\"x\":1}".to_vec();
-        assert!(!s.verify(&altered));
-        assert!(!StateSigner::new(&[2; 32]).verify(&e), "another seed's key");
-    }
 
     #[test]
     fn marks_survive_a_restart_and_never_go_down() {

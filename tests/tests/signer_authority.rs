@@ -1,0 +1,324 @@
+//! The signer is the only authority, through the real binaries: a device without the seed
+//! cannot answer signing requests or change the stored state; a node-host that leaves an
+//! entry out of the state, or ships a used device request again, is refused by the signer.
+
+use std::str::FromStr;
+
+use bitcoin::secp256k1::{Secp256k1, SecretKey};
+use lightning_signer::lightning_invoice::Bolt11Invoice;
+use serde_json::Value;
+use skylight_client::keys::NodeKeys;
+use skylight_client::secret::HsmSecret;
+use skylight_client::state_key::StateSigner;
+use skylight_client::{creds, identity, tls};
+use skylight_proto::greenlight::node_client::NodeClient;
+use skylight_proto::greenlight::{Empty, HsmRequest, HsmResponse, SignerStateEntry};
+use skylight_proto::scheduler::ScheduleRequest;
+use skylight_test_support::{Run, Scheduler, SignerCli, eventually};
+use tonic::transport::Channel;
+
+const FAULTS_ENV: &str = "SKYLIGHT_NODE_HOST_FAULTS";
+
+fn json(r: &Run) -> Value {
+    assert!(r.ok, "the call failed: {}", r.stderr);
+    serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("{e}: {}", r.stdout))
+}
+
+fn invoice(cli: &SignerCli, label: &str) -> Run {
+    cli.run(&[
+        "node",
+        "invoice",
+        "--amount-msat",
+        "21000",
+        "--label",
+        label,
+        "--description",
+        "coffee",
+    ])
+    .unwrap()
+}
+
+/// Waits until the node runs with its signer.
+fn ready(cli: &SignerCli) {
+    eventually("the node runs with its signer", || {
+        let r = cli.run(&["node", "getinfo"]).unwrap();
+        r.ok && json(&r).get("warning_lightningd_sync").is_none()
+    });
+}
+
+/// A scheduler whose node-hosts read faults from a file; the file's path.
+fn with_faults(args: &[&str]) -> (Scheduler, std::path::PathBuf, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let faults = dir.path().join("faults");
+    std::fs::write(&faults, "").unwrap();
+    let s = Scheduler::start_with_env(args, &[(FAULTS_ENV, faults.to_str().unwrap())]).unwrap();
+    (s, faults, dir)
+}
+
+/// The tenant's node, reached with `id`.
+async fn node_of(s: &Scheduler, id: &tls::TlsIdentity) -> NodeClient<Channel> {
+    let uri = tls::scheduler(&s.uri, id)
+        .await
+        .unwrap()
+        .schedule(ScheduleRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .grpc_uri;
+    NodeClient::new(tls::channel(&uri, id).await.unwrap())
+}
+
+/// A tombstone for `key`: what a device that wanted the node's copy gone would send.
+fn tombstone(key: &str) -> SignerStateEntry {
+    SignerStateEntry {
+        version: u64::MAX,
+        key: key.to_string(),
+        value: b"null".to_vec(),
+        signature: vec![0; 64],
+    }
+}
+
+#[test]
+fn a_device_without_the_seed_on_the_hsm_stream_has_no_answer_taken_and_no_state_stored() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let s = Scheduler::start(&["--node-signer-wait", "60"]).unwrap();
+    let cli = SignerCli::registered(&s).unwrap();
+    // The seed's signer sets the node up (its state is stored at the node), then goes.
+    {
+        let _signer = cli.spawn(&["run"]).unwrap();
+        ready(&cli);
+    }
+    // An old device: recovered with the seed once, the seed since gone from it. It has a
+    // valid certificate of the tenant, and nothing else.
+    let old = {
+        let secret = HsmSecret::load(&cli.dir.join("hsm_secret")).unwrap();
+        let keys = NodeKeys::derive(&secret, bitcoin::Network::Regtest);
+        let device = rt
+            .block_on(identity::recover(&s.uri, &s.nobody(), &keys))
+            .unwrap();
+        creds::identity(&device)
+    };
+
+    std::thread::scope(|scope| {
+        // A call that needs the signer, while only the old device is attached.
+        let (mut node, mut stream) = rt.block_on(async {
+            let mut node = node_of(&s, &old).await;
+            let stream = node
+                .stream_hsm_requests(Empty {})
+                .await
+                .unwrap()
+                .into_inner();
+            (node, stream)
+        });
+        let waiting = scope.spawn(|| invoice(&cli, "asked"));
+        let req: HsmRequest = rt.block_on(stream.message()).unwrap().unwrap();
+        let victim = req
+            .signer_state
+            .iter()
+            .find(|e| e.key.starts_with("node/"))
+            .expect("the first request carries the whole state")
+            .clone();
+
+        // Its answer, with a tombstone for an entry of the node's: no proof of the seed.
+        let forged = HsmResponse {
+            request_id: req.request_id,
+            raw: vec![0, 1],
+            signer_state: vec![tombstone(&victim.key)],
+            ..Default::default()
+        };
+        let st = rt
+            .block_on(node.respond_hsm_request(forged.clone()))
+            .unwrap_err();
+        assert_eq!(st.code(), tonic::Code::PermissionDenied, "{st:?}");
+        assert!(st.message().contains("holds this node's seed"), "{st:?}");
+        // Proven by a seed of its own (its state key attested by a node key of its own):
+        // the node pinned its tenant's state key when the seed's signer first answered.
+        let own_node_key = SecretKey::new(&mut bitcoin::secp256k1::rand::thread_rng());
+        let own = StateSigner::new(&[0x77; 32], &own_node_key);
+        let mut forged = forged;
+        own.sign(&mut forged.signer_state[0]);
+        own.prove(&req.raw, &mut forged);
+        let st = rt.block_on(node.respond_hsm_request(forged)).unwrap_err();
+        assert_eq!(st.code(), tonic::Code::PermissionDenied, "{st:?}");
+        assert!(st.message().contains("another state key"), "{st:?}");
+
+        // The seed's signer attaches: the call waiting all along is answered by it.
+        let _signer = cli.spawn(&["run"]).unwrap();
+        let asked = json(&waiting.join().unwrap());
+        let bolt11 = Bolt11Invoice::from_str(asked["bolt11"].as_str().unwrap()).unwrap();
+        assert_eq!(
+            hex::encode(bolt11.recover_payee_pub_key().serialize()),
+            cli.node_id(),
+            "signed by the node key, not by the old device's answer"
+        );
+
+        // The node still holds the entry: a new stream's first request carries the whole
+        // state, the entry in it at its version (a tombstoned key is never shipped).
+        let mut fresh = rt.block_on(async {
+            node_of(&s, &old)
+                .await
+                .stream_hsm_requests(Empty {})
+                .await
+                .unwrap()
+                .into_inner()
+        });
+        let next = scope.spawn(|| invoice(&cli, "after"));
+        let req: HsmRequest = rt.block_on(fresh.message()).unwrap().unwrap();
+        let kept = req
+            .signer_state
+            .iter()
+            .find(|e| e.key == victim.key)
+            .expect("the entry is still stored");
+        assert!(kept.version >= victim.version && kept.version != u64::MAX);
+        json(&next.join().unwrap());
+    });
+}
+
+#[test]
+fn a_state_with_a_marked_entry_left_out_is_refused_after_the_signer_restarts() {
+    let (s, faults, _dir) = with_faults(&[]);
+    let cli = SignerCli::registered(&s).unwrap();
+    {
+        let _signer = cli.spawn(&["run"]).unwrap();
+        ready(&cli);
+        json(&invoice(&cli, "one"));
+        json(&invoice(&cli, "two"));
+    }
+    // The device's marks name the node's allowlist entry, and hold no copy of it (the node
+    // confirmed storing it): only the node's copy can bring it back.
+    let marks: Value =
+        serde_json::from_slice(&std::fs::read(cli.dir.join("state-marks.json")).unwrap()).unwrap();
+    let allowlist = marks["marks"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .find(|k| k.starts_with("node/allowlist/"))
+        .expect("a mark for the allowlist")
+        .clone();
+    assert!(
+        marks["unconfirmed"].get(&allowlist).is_none(),
+        "the device keeps no copy: {marks}"
+    );
+
+    // node-host leaves it out of what it ships; the restarted signer refuses.
+    std::fs::write(&faults, "omit-state node/allowlist/\n").unwrap();
+    {
+        let _signer = cli.spawn(&["run"]).unwrap();
+        let r = invoice(&cli, "three");
+        assert!(
+            !r.ok
+                && r.stderr.contains("PermissionDenied")
+                && r.stderr.contains("leaves out")
+                && r.stderr.contains(&allowlist),
+            "{}",
+            r.stderr
+        );
+    }
+    // Shipped whole again, the signer restarted signs.
+    std::fs::write(&faults, "").unwrap();
+    let _signer = cli.spawn(&["run"]).unwrap();
+    json(&invoice(&cli, "four"));
+}
+
+/// A regtest invoice from a payee nobody can reach: paying it is approved by the signer,
+/// then fails for want of a route.
+fn unreachable_invoice() -> String {
+    use bitcoin::hashes::{Hash, sha256};
+    use lightning_signer::lightning::types::payment::PaymentSecret;
+    use lightning_signer::lightning_invoice::{Currency, InvoiceBuilder};
+    let secp = Secp256k1::new();
+    let payee = SecretKey::new(&mut bitcoin::secp256k1::rand::thread_rng());
+    InvoiceBuilder::new(Currency::Regtest)
+        .description("nowhere".into())
+        .payment_hash(sha256::Hash::from_byte_array(
+            bitcoin::secp256k1::rand::random(),
+        ))
+        .payment_secret(PaymentSecret([1; 32]))
+        .current_timestamp()
+        .min_final_cltv_expiry_delta(144)
+        .amount_milli_satoshis(10_000)
+        .build_signed(|m| secp.sign_ecdsa_recoverable(m, &payee))
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn a_pay_request_shipped_again_after_its_payment_is_refused_and_a_new_one_is_approved() {
+    // node-host keeps the first signed Pay it sees and ships it in place of later ones.
+    let (s, faults, _dir) = with_faults(&[]);
+    std::fs::write(&faults, "replay-signed /cln.Node/Pay\n").unwrap();
+    let cli = SignerCli::registered(&s).unwrap();
+    let _signer = cli.spawn(&["run"]).unwrap();
+    ready(&cli);
+    let bolt11 = unreachable_invoice();
+    let pay = || {
+        cli.run(&["node", "pay", &bolt11, "--retry-for", "1"])
+            .unwrap()
+    };
+    let no_route = |r: &Run| !r.ok && r.stderr.contains("RouteNotFound");
+
+    // Approved (its Pay request spent), then no route: the payment failed.
+    let first = pay();
+    assert!(no_route(&first), "{}", first.stderr);
+    // The user tries again; node-host ships the first request instead of the new one.
+    let again = pay();
+    assert!(
+        !again.ok
+            && again.stderr.contains("PermissionDenied")
+            && again.stderr.contains("approved a payment already"),
+        "{}",
+        again.stderr
+    );
+    // Shipped honestly, the new request approves the retry.
+    std::fs::write(&faults, "").unwrap();
+    let honest = pay();
+    assert!(no_route(&honest), "{}", honest.stderr);
+}
+
+#[test]
+fn a_withdraw_request_used_for_one_transaction_approves_no_second() {
+    let (s, faults, _dir) = with_faults(&[]);
+    std::fs::write(&faults, "replay-signed /cln.Node/Withdraw\n").unwrap();
+    let cli = SignerCli::registered(&s).unwrap();
+    let _signer = cli.spawn(&["run"]).unwrap();
+    ready(&cli);
+    let addr = json(&cli.run(&["node", "newaddr"]).unwrap())["bech32"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Two coins, so that a second withdrawal has one of its own to spend.
+    for _ in 0..2 {
+        s.chain(&["fund", &addr, "0.5"]);
+    }
+    s.chain(&["mine", "1"]);
+    eventually("the wallet sees both coins confirmed", || {
+        let funds = json(&cli.run(&["node", "listfunds"]).unwrap());
+        let outputs = funds["outputs"].as_array().unwrap();
+        outputs.len() == 2 && outputs.iter().all(|o| o["status"] == "confirmed")
+    });
+    let to = "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080";
+    let withdraw = || {
+        cli.run(&["node", "withdraw", to, "30000", "--feerate-perkw", "500"])
+            .unwrap()
+    };
+    let first = json(&withdraw());
+    assert!(first["txid"].is_string(), "{first}");
+    // The same destination and amount again: node-host ships the used request instead.
+    let again = withdraw();
+    assert!(
+        !again.ok
+            && again.stderr.contains("PermissionDenied")
+            && again.stderr.contains("unapproved destination"),
+        "{}",
+        again.stderr
+    );
+    let mempool = s.chain(&["call", "getrawmempool"]);
+    assert_eq!(
+        serde_json::from_str::<Value>(&mempool).unwrap(),
+        serde_json::json!([first["txid"]]),
+        "only the first transaction exists"
+    );
+    // The request itself, asked anew, is approved.
+    std::fs::write(&faults, "").unwrap();
+    json(&withdraw());
+}
