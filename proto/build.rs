@@ -5,6 +5,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "greenlight.proto",
         "scheduler.proto",
         "admin.proto",
+        "devices.proto",
         "cln.proto",
     ];
     let fds = protox::compile(files, ["proto"])?;

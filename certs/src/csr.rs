@@ -17,6 +17,13 @@ pub struct DeviceCsr {
 }
 
 impl DeviceCsr {
+    /// The requested key's raw public key (for P-256, the 65-byte uncompressed point: what
+    /// a device's rune names).
+    pub fn public_key_raw(&self) -> Vec<u8> {
+        use rcgen::PublicKeyData;
+        self.public_key.der_bytes().to_vec()
+    }
+
     /// Parses and checks a PEM CSR.
     pub fn from_pem(pem: &[u8]) -> Result<Self, CertError> {
         let text = std::str::from_utf8(pem)

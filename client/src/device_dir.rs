@@ -5,6 +5,7 @@
 //! signer.json       network, node id, scheduler URI
 //! credentials.gfs   device certificate and key (Greenlight's format)  0600
 //! state-marks.json  highest version of each signer state entry seen (rollback guard)
+//! revoked-devices.json  the tenant's revoked devices, by key: their requests count for nothing
 //! ```
 
 use std::fs;
@@ -33,6 +34,10 @@ impl DataDir {
     /// The highest version of each signer state entry this device has seen.
     pub fn state_marks(&self) -> PathBuf {
         self.0.join("state-marks.json")
+    }
+    /// The tenant's revoked devices, by the key their runes name.
+    pub fn revoked_devices(&self) -> PathBuf {
+        self.0.join("revoked-devices.json")
     }
 }
 

@@ -17,7 +17,10 @@ use tonic::Code;
 
 use crate::identity::SIGNER_VERSION;
 use crate::signer::Signer;
+use crate::signer::revoked::RevokedKeys;
 use crate::tls::{self, TlsIdentity};
+use skylight_proto::devices::ListDevicesRequest;
+use skylight_proto::devices::devices_client::DevicesClient;
 
 /// Backoff between reconnects: doubles from 250 ms to 30 s, reset after a good session.
 struct Backoff(Duration);
@@ -47,13 +50,16 @@ pub async fn run(
     stop: impl std::future::Future<Output = ()>,
 ) -> Result<()> {
     maybe_upgrade(&scheduler_uri, &device).await?;
+    let revoked = signer.revoked();
     let signer = Arc::new(Mutex::new(signer));
     let node = node_loop(scheduler_uri.clone(), device.clone(), signer);
+    let revocations = revocations_loop(scheduler_uri.clone(), device.clone(), revoked);
     let scheduler = scheduler_loop(scheduler_uri, device);
     tokio::select! {
         () = stop => Ok(()),
         r = node => r,
         r = scheduler => r,
+        () = revocations => Ok(()),
     }
 }
 
@@ -216,6 +222,43 @@ async fn report_rejection(uri: &str, device: &TlsIdentity, request: &HsmRequest,
     };
     if let Err(e) = report.await {
         tracing::warn!(error = %format!("{e:#}"), "cannot report the refusal to the scheduler");
+    }
+}
+
+/// How often the signer reads the tenant's device list for revocations.
+pub const REVOCATIONS_EVERY: Duration = Duration::from_secs(30);
+
+/// Learns of devices revoked at the scheduler (the operator's revocations too): at start,
+/// then every [`REVOCATIONS_EVERY`]. A revocation only narrows what the signer approves, so
+/// taking it from the scheduler trusts it with nothing.
+async fn revocations_loop(uri: String, device: TlsIdentity, revoked: Arc<RevokedKeys>) {
+    loop {
+        let listed = async {
+            let channel = tls::channel(&uri, &device).await?;
+            let list = DevicesClient::new(channel)
+                .list_devices(ListDevicesRequest {})
+                .await?
+                .into_inner();
+            anyhow::Ok(list.devices)
+        };
+        match listed.await {
+            Ok(devices) => {
+                let news: Vec<(Vec<u8>, String)> = devices
+                    .into_iter()
+                    .filter(|d| d.revoked_at != 0 && !d.public_key.is_empty())
+                    .map(|d| (d.public_key, d.name))
+                    .collect();
+                match revoked.add(&news) {
+                    Ok(true) => tracing::warn!(
+                        "the scheduler lists newly revoked devices: their requests count for nothing from now on"
+                    ),
+                    Ok(false) => {}
+                    Err(e) => tracing::error!(error = %e, "cannot record revoked devices"),
+                }
+            }
+            Err(e) => tracing::debug!(error = %format!("{e:#}"), "cannot read the device list"),
+        }
+        tokio::time::sleep(REVOCATIONS_EVERY).await;
     }
 }
 

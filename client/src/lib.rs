@@ -34,6 +34,8 @@ pub mod keys;
 #[cfg(feature = "device")]
 pub mod node;
 #[cfg(feature = "device")]
+pub mod pairing;
+#[cfg(feature = "device")]
 pub mod runes;
 #[cfg(feature = "device")]
 pub mod secret;

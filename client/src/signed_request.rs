@@ -64,6 +64,21 @@ impl RequestSigner {
         self
     }
 
+    /// The device's public key (65-byte uncompressed P-256).
+    pub fn public_key(&self) -> Vec<u8> {
+        self.key.public_key().as_ref().to_vec()
+    }
+
+    /// The device key's signature (64 bytes, r ‖ s) over `message`.
+    pub fn sign_bytes(&self, message: &[u8]) -> Result<Vec<u8>> {
+        Ok(self
+            .key
+            .sign(&self.rng, message)
+            .map_err(|_| anyhow!("cannot sign with the device key"))?
+            .as_ref()
+            .to_vec())
+    }
+
     /// `msg` as a request carrying the signature headers, stamped `ts_ms`.
     pub fn sign_at<T: prost::Message>(&self, msg: T, ts_ms: u64) -> Result<tonic::Request<T>> {
         let signed = signed_message(&grpc_frame(&msg), ts_ms);
@@ -122,6 +137,14 @@ pub fn now_ms() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
+}
+
+/// Whether `signature` (64 bytes, r ‖ s) by `pubkey` (a 65-byte uncompressed P-256 point)
+/// signs `message` itself.
+pub fn verifies_bytes(pubkey: &[u8], message: &[u8], signature: &[u8]) -> bool {
+    UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, pubkey)
+        .verify(message, signature)
+        .is_ok()
 }
 
 /// Whether `signature` (64 bytes, r ‖ s) by `pubkey` (a 65-byte uncompressed P-256 point)

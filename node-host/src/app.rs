@@ -20,6 +20,7 @@ use crate::activity::Activity;
 use crate::api::NodeApi;
 use crate::config::Config;
 use crate::node::{self, Node, Settings};
+use crate::server::revoked::RevokedDevices;
 use crate::server::signed_requests::Verifier;
 use crate::server::{self, ServerTls};
 use crate::signer_link::authority::Authority;
@@ -147,7 +148,8 @@ impl NodeHost {
         let authority = Authority::new(self.config.node_id, self.state.clone())
             .context("cannot read the pinned state key")?;
         let link = SignerLink::new(self.stage.clone(), self.state.clone(), shipped, authority);
-        let api = NodeApi::new(node, link);
+        let revoked = Arc::new(RevokedDevices::at(self.config.dir().revoked_devices()));
+        let api = NodeApi::new(node, link).with_revoked(revoked);
         // Written whole, then renamed into place: the scheduler polls for this file.
         let uri_file = self.config.dir().grpc_uri();
         let tmp = uri_file.with_extension("tmp");

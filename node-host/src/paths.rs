@@ -16,6 +16,7 @@
 //! next-dbid           the next channel id for the signer
 //! receive-auth-key    the blinded-path receive key                               0600
 //! p2p-addr            where the node last listened for Lightning peers
+//! revoked-devices     the tenant's revoked devices (JSON list of names), from the scheduler
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -40,6 +41,7 @@ pub const FILES: &[&str] = &[
     NEXT_DBID,
     RECEIVE_AUTH_KEY,
     P2P_ADDR,
+    REVOKED_DEVICES,
 ];
 
 const SERVER_CERT: &str = "server.crt";
@@ -56,6 +58,7 @@ const LDK: &str = "ldk";
 const NEXT_DBID: &str = "next-dbid";
 const RECEIVE_AUTH_KEY: &str = "receive-auth-key";
 const P2P_ADDR: &str = "p2p-addr";
+const REVOKED_DEVICES: &str = "revoked-devices";
 
 impl NodeDir {
     /// The node directory at `root`.
@@ -137,6 +140,11 @@ impl NodeDir {
     pub fn p2p_addr(&self) -> PathBuf {
         self.0.join(P2P_ADDR)
     }
+
+    /// The tenant's revoked devices, written by the scheduler.
+    pub fn revoked_devices(&self) -> PathBuf {
+        self.0.join(REVOKED_DEVICES)
+    }
 }
 
 #[cfg(test)]
@@ -165,6 +173,7 @@ mod tests {
             dir.next_dbid(),
             dir.receive_auth_key(),
             dir.p2p_addr(),
+            dir.revoked_devices(),
         ];
         assert_eq!(all.len(), FILES.len(), "a file is missing from FILES");
         for (path, name) in all.iter().zip(FILES) {

@@ -2,7 +2,8 @@
 //!
 //! `scheduler` and `greenlight` are Greenlight's public protocols, kept to the same
 //! packages, services, messages and field numbers so that existing Greenlight clients work
-//! against Skylight. `admin` is Skylight's own operator service on a local socket.
+//! against Skylight. `admin` is Skylight's own operator service on a local socket, `devices`
+//! its tenants' device list and revocation.
 #![allow(missing_docs)]
 
 /// Greenlight's node protocol: the `Node` and `Hsm` services.
@@ -24,6 +25,11 @@ pub mod cln {
 /// Skylight's operator service, served on the scheduler's unix socket.
 pub mod admin {
     tonic::include_proto!("skylight.admin");
+}
+
+/// Skylight's device service, on the scheduler's network port: list and revoke devices.
+pub mod devices {
+    tonic::include_proto!("skylight.devices");
 }
 
 /// Greenlight's credentials blob (`credentials.gfs`): a prost message that Greenlight's

@@ -23,6 +23,17 @@ pub const MAX_INVITES_PER_CALL: u32 = 10_000;
 pub struct AdminService {
     /// The database.
     pub store: Store,
+    /// Revoked devices.
+    pub revocations: std::sync::Arc<crate::revocations::Revocations>,
+}
+
+fn node_id_of(hex_id: &str) -> Result<[u8; 33], Error> {
+    hex::decode(hex_id.trim())
+        .ok()
+        .and_then(|b| <[u8; 33]>::try_from(b).ok())
+        .ok_or_else(|| {
+            Error::InvalidArgument(format!("{hex_id:?} is not a node id (66 hex digits)"))
+        })
 }
 
 #[tonic::async_trait]
@@ -64,6 +75,38 @@ impl admin_server::Admin for AdminService {
         Ok(Response::new(pb::ListTenantsResponse {
             tenants: tenants.into_iter().map(tenant_info).collect(),
         }))
+    }
+
+    async fn list_devices(
+        &self,
+        req: Request<pb::TenantDevicesRequest>,
+    ) -> Result<Response<skylight_proto::devices::ListDevicesResponse>, Status> {
+        let node_id = node_id_of(&req.into_inner().node_id)?;
+        let store = self.store.clone();
+        let devices = blocking(move || store.devices(&node_id)).await?;
+        Ok(Response::new(
+            skylight_proto::devices::ListDevicesResponse {
+                devices: devices
+                    .into_iter()
+                    .map(|(n, r)| crate::api::list_devices::device_info(n, r))
+                    .collect(),
+            },
+        ))
+    }
+
+    async fn revoke_device(
+        &self,
+        req: Request<pb::RevokeTenantDeviceRequest>,
+    ) -> Result<Response<skylight_proto::devices::DeviceInfo>, Status> {
+        let req = req.into_inner();
+        let node_id = node_id_of(&req.node_id)?;
+        let revocations = self.revocations.clone();
+        let name = req.name.clone();
+        let record = blocking(move || revocations.revoke(&node_id, &name)).await?;
+        tracing::info!(node_id = %req.node_id, device = %req.name, "operator revoked a device");
+        Ok(Response::new(crate::api::list_devices::device_info(
+            req.name, record,
+        )))
     }
 }
 

@@ -30,6 +30,9 @@ pub enum Error {
     /// A dependency (a node-host) is not available now; trying again may work.
     #[error("{0}")]
     Unavailable(String),
+    /// What the call waits for (an approval, a signer's answer) did not come in time.
+    #[error("{0}")]
+    DeadlineExceeded(String),
     /// The call is part of the protocol but this version of Skylight does not build it yet.
     #[error("{0}")]
     Unimplemented(String),
@@ -59,6 +62,7 @@ impl From<Error> for Status {
             Error::ResourceExhausted(m) => (Code::ResourceExhausted, m),
             Error::Unimplemented(m) => (Code::Unimplemented, m),
             Error::Unavailable(m) => (Code::Unavailable, m),
+            Error::DeadlineExceeded(m) => (Code::DeadlineExceeded, m),
             Error::Internal(detail) => {
                 tracing::error!(%detail, "internal error");
                 (

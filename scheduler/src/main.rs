@@ -56,6 +56,19 @@ enum InviteCommand {
 enum TenantCommand {
     /// List registered tenants.
     List,
+    /// List a tenant's devices: name, issued, revoked.
+    Devices {
+        /// The tenant's node id (hex).
+        node_id: String,
+    },
+    /// Revoke a tenant's device: the scheduler and the tenant's node refuse its
+    /// certificate, and the tenant's signer its rune.
+    RevokeDevice {
+        /// The tenant's node id (hex).
+        node_id: String,
+        /// The device's name (see `tenant devices`).
+        name: String,
+    },
 }
 
 fn default_data_dir() -> PathBuf {
@@ -88,6 +101,7 @@ fn real_main() -> Result<()> {
             Command::Run(args) => run(cli.data_dir, *args).await,
             Command::Invite(cmd) => invite(cli.data_dir, cmd).await,
             Command::Tenant(TenantCommand::List) => tenants(cli.data_dir).await,
+            Command::Tenant(cmd) => devices(cli.data_dir, cmd).await,
             Command::Chain(cmd) => {
                 let dir = Paths { dir: cli.data_dir }.chain_dir();
                 let client = skylight_devchain::client::for_dir(&dir)
@@ -217,6 +231,62 @@ async fn tenants(data_dir: PathBuf) -> Result<()> {
             "{:<66} {:<8} {:<16} {}",
             t.node_id, t.network, t.signer_version, t.devices
         );
+    }
+    Ok(())
+}
+
+fn node_id_arg(hex_id: &str) -> Result<[u8; 33]> {
+    hex::decode(hex_id.trim())
+        .ok()
+        .and_then(|b| <[u8; 33]>::try_from(b).ok())
+        .with_context(|| format!("{hex_id:?} is not a node id (66 hex digits)"))
+}
+
+async fn devices(data_dir: PathBuf, cmd: TenantCommand) -> Result<()> {
+    let nodes_dir = Paths {
+        dir: data_dir.clone(),
+    }
+    .nodes_dir();
+    let handle = admin_handle(data_dir).await?;
+    let list = match (cmd, handle) {
+        (TenantCommand::Devices { node_id }, Admin::Remote(mut c)) => {
+            c.list_devices(pb::TenantDevicesRequest { node_id })
+                .await
+                .context("the scheduler refused")?
+                .into_inner()
+                .devices
+        }
+        (TenantCommand::Devices { node_id }, Admin::Local(store)) => store
+            .devices(&node_id_arg(&node_id)?)?
+            .into_iter()
+            .map(|(n, r)| skylight_scheduler::api::list_devices::device_info(n, r))
+            .collect(),
+        (TenantCommand::RevokeDevice { node_id, name }, Admin::Remote(mut c)) => {
+            vec![
+                c.revoke_device(pb::RevokeTenantDeviceRequest { node_id, name })
+                    .await
+                    .context("the scheduler refused")?
+                    .into_inner(),
+            ]
+        }
+        (TenantCommand::RevokeDevice { node_id, name }, Admin::Local(store)) => {
+            let node = node_id_arg(&node_id)?;
+            let revocations = skylight_scheduler::revocations::Revocations::load(store, nodes_dir)?;
+            let record = revocations.revoke(&node, &name)?;
+            vec![skylight_scheduler::api::list_devices::device_info(
+                name, record,
+            )]
+        }
+        (TenantCommand::List, _) => unreachable!("handled by `tenants`"),
+    };
+    println!("{:<40} {:<12} REVOKED", "NAME", "ISSUED");
+    for d in list {
+        let revoked = if d.revoked_at == 0 {
+            "-".to_string()
+        } else {
+            d.revoked_at.to_string()
+        };
+        println!("{:<40} {:<12} {revoked}", d.name, d.issued_at);
     }
     Ok(())
 }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow};
 use skylight_proto::admin::admin_server::AdminServer;
+use skylight_proto::devices::devices_server::DevicesServer;
 use skylight_proto::scheduler::{
     debug_server::DebugServer, pairing_server::PairingServer, scheduler_server::SchedulerServer,
 };
@@ -14,13 +15,14 @@ use tokio_stream::wrappers::{TcpListenerStream, UnixListenerStream};
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 
 use crate::admin::AdminService;
-use crate::api::service::{DebugService, PairingService, SchedulerService};
+use crate::api::service::{DebugService, DevicesService, PairingService, SchedulerService};
 use crate::chain::Chain;
 use crate::challenge::ChallengeBook;
 use crate::config::Config;
 use crate::datadir::{self, Paths};
 use crate::nodes::process::reap_orphans;
 use crate::nodes::{NodeManager, NodeSettings};
+use crate::revocations::Revocations;
 use crate::shutdown::Shutdown;
 use crate::state::State;
 use crate::store::{OpenError, Store};
@@ -72,6 +74,10 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<()> {
         store.clone(),
         &prepared.users_ca,
     );
+    let revocations = {
+        let (store, dir) = (store.clone(), paths.nodes_dir());
+        Arc::new(tokio::task::spawn_blocking(move || Revocations::load(store, dir)).await??)
+    };
     let state = Arc::new(State {
         challenges: ChallengeBook::new(config.challenge_ttl, config.max_outstanding_challenges),
         store: store.clone(),
@@ -81,6 +87,8 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<()> {
         nodes,
         signers: Default::default(),
         report_limits: Default::default(),
+        revocations: revocations.clone(),
+        pairings: Default::default(),
     });
 
     let listener = TcpListener::bind(config.listen)
@@ -117,15 +125,29 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<()> {
         .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(std::time::Duration::from_secs(20)))
         .tls_config(tls)?
-        .add_service(SchedulerServer::new(SchedulerService(state.clone())))
-        .add_service(DebugServer::new(DebugService(state.clone())))
-        .add_service(PairingServer::new(PairingService(state.clone())))
+        // A revoked device's certificate still verifies: every service refuses it first.
+        .add_service(SchedulerServer::with_interceptor(
+            SchedulerService(state.clone()),
+            revocations.interceptor(),
+        ))
+        .add_service(DebugServer::with_interceptor(
+            DebugService(state.clone()),
+            revocations.interceptor(),
+        ))
+        .add_service(PairingServer::with_interceptor(
+            PairingService(state.clone()),
+            revocations.interceptor(),
+        ))
+        .add_service(DevicesServer::with_interceptor(
+            DevicesService(state.clone()),
+            revocations.interceptor(),
+        ))
         .serve_with_incoming_shutdown(incoming, {
             let s = shutdown.clone();
             async move { s.wait().await }
         });
     let admin = Server::builder()
-        .add_service(AdminServer::new(AdminService { store }))
+        .add_service(AdminServer::new(AdminService { store, revocations }))
         .serve_with_incoming_shutdown(UnixListenerStream::new(admin_listener), {
             let s = shutdown.clone();
             async move { s.wait().await }

@@ -8,19 +8,23 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use skylight_proto::scheduler::{SignerRequest, SignerResponse};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 /// How many requests may wait for one slow signer before it is dropped.
 const QUEUE: usize = 64;
 
 /// Each tenant's attached streams: (attachment id, where its requests go).
 type Streams = HashMap<[u8; 33], Vec<(u64, mpsc::Sender<SignerRequest>)>>;
+/// Requests waiting for an answer: (tenant, request id) → who waits for the first one.
+type Waiting = HashMap<([u8; 33], u32), oneshot::Sender<SignerResponse>>;
 
-/// The attached signer streams.
+/// The attached signer streams, and the requests waiting for an answer.
 #[derive(Default)]
 pub struct SignerHub {
     streams: Mutex<Streams>,
     next: std::sync::atomic::AtomicU64,
+    next_request: std::sync::atomic::AtomicU32,
+    waiting: Mutex<Waiting>,
 }
 
 impl SignerHub {
@@ -67,9 +71,54 @@ impl SignerHub {
         list.len()
     }
 
-    /// A signer's answer. Nothing the scheduler sends expects one yet; it is logged.
+    /// Sends `request` (its id set here) to `tenant`'s signers; the receiver gets the first
+    /// answer. `None` when no signer of the tenant is attached.
+    pub fn ask(
+        &self,
+        tenant: &[u8; 33],
+        mut request: SignerRequest,
+    ) -> Option<(u32, oneshot::Receiver<SignerResponse>)> {
+        let id = self
+            .next_request
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            .wrapping_add(1);
+        request.request_id = id;
+        let (tx, rx) = oneshot::channel();
+        self.waiting
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert((*tenant, id), tx);
+        if self.send(tenant, request) == 0 {
+            self.forget(tenant, id);
+            return None;
+        }
+        Some((id, rx))
+    }
+
+    /// The asker of request `id` stopped waiting.
+    pub fn forget(&self, tenant: &[u8; 33], id: u32) {
+        self.waiting
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&(*tenant, id));
+    }
+
+    /// A signer's answer: to whoever asked, if still waiting. Only the tenant's own
+    /// signers answer its requests (the stream is the tenant's).
     pub fn answered(&self, tenant: &[u8; 33], response: &SignerResponse) {
-        tracing::debug!(node_id = %hex::encode(tenant), request_id = response.request_id, "signer answered a scheduler request");
+        let waiter = self
+            .waiting
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&(*tenant, response.request_id));
+        match waiter {
+            Some(tx) => {
+                let _ = tx.send(response.clone());
+            }
+            None => {
+                tracing::debug!(node_id = %hex::encode(tenant), request_id = response.request_id, "a signer answered a request nobody waits for")
+            }
+        }
     }
 }
 

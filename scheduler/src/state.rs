@@ -25,6 +25,10 @@ pub struct State {
     pub signers: crate::signers::SignerHub,
     /// Budgets for signer rejection reports.
     pub report_limits: crate::report_limits::ReportLimits,
+    /// Pairing sessions.
+    pub pairings: crate::pairing::Pairings,
+    /// Revoked devices.
+    pub revocations: std::sync::Arc<crate::revocations::Revocations>,
 }
 
 impl State {

@@ -12,6 +12,7 @@ use skylight_client::secret::HsmSecret;
 use skylight_client::tls::TlsIdentity;
 use skylight_client::{creds, identity};
 
+mod devices;
 mod node_cmd;
 mod print;
 use node_cmd::{NodeCall, node_call};
@@ -81,6 +82,14 @@ enum Command {
     Run,
     /// Ask the scheduler to start the node; print where it listens.
     Schedule,
+    /// List the node's devices: name, issued, revoked.
+    Devices,
+    /// Revoke a device: the scheduler and the node refuse its certificate, and this
+    /// signer its requests (see `devices` for names).
+    Revoke {
+        /// The device's name.
+        name: String,
+    },
     /// Call the node (scheduling it first); calls are signed with this device's key.
     Node {
         #[command(subcommand)]
@@ -151,7 +160,8 @@ async fn run(cli: Cli) -> Result<()> {
                 .context("bad network in settings")?;
             // The marks that let this device refuse a rolled-back state survive restarts.
             let signer = skylight_client::signer::Signer::new(&secret, network)
-                .with_watermarks(&dir.state_marks())?;
+                .with_watermarks(&dir.state_marks())?
+                .with_revocations(&dir.revoked_devices());
             eprintln!(
                 "signer running for node {} (scheduler {uri})",
                 settings.node_id
@@ -168,6 +178,8 @@ async fn run(cli: Cli) -> Result<()> {
             skylight_client::follow::run(uri, device, signer, stop).await
         }
         Command::Node { call } => node_call(&dir, call).await,
+        Command::Devices => devices::list(&dir).await,
+        Command::Revoke { name } => devices::revoke(&dir, &name).await,
         Command::Schedule => {
             let (uri, device, _) = device_context(&dir)?;
             let mut c = skylight_client::tls::scheduler(&uri, &device).await?;

@@ -8,6 +8,7 @@
 //! - A signer in process ([`in_process`]), attached to node-host's stage as `signer-cli`
 //!   attaches over the network, and a certificate hierarchy made in memory ([`Pki`]).
 //! - Tenants as an app drives them, their signers in this process ([`app`]).
+//! - An invoice nobody can pay ([`unreachable_invoice`]).
 //! - What the chain shows of a scenario ([`onchain`]) and a tenant's backups ([`backup`]).
 //! - Two tenants with their signers, a funded wallet and a channel ([`pair`]), and a relay
 //!   between peers that can hold what one sends ([`proxy`]).
@@ -20,6 +21,7 @@ pub mod app;
 pub mod backup;
 mod binaries;
 pub mod in_process;
+mod invoices;
 pub mod onchain;
 pub mod pair;
 mod pki;
@@ -31,6 +33,7 @@ mod stats;
 mod tenant;
 
 pub use binaries::bin;
+pub use invoices::unreachable_invoice;
 pub use pki::Pki;
 pub use process::{alive, eventually, node_pid};
 pub use scheduler::Scheduler;

@@ -51,13 +51,21 @@ impl Scheduler {
     fn launch(&mut self) -> Result<()> {
         let uri_file = self.dir.join("grpc-uri");
         let _ = std::fs::remove_file(&uri_file);
+        // A restart listens where the scheduler listened before, as an operator's would:
+        // devices keep the URI they registered with.
+        let port = self
+            .uri
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse::<u16>().ok())
+            .unwrap_or(0);
         let child = Command::new(bin("scheduler"))
             .arg("--data-dir")
             .arg(&self.dir)
             .arg("run")
             .args([
                 "--listen",
-                "127.0.0.1:0",
+                &format!("127.0.0.1:{port}"),
                 "--chain-rpc-listen",
                 "127.0.0.1:0",
             ])

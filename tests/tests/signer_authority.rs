@@ -4,7 +4,7 @@
 
 use std::str::FromStr;
 
-use bitcoin::secp256k1::{Secp256k1, SecretKey};
+use bitcoin::secp256k1::SecretKey;
 use lightning_signer::lightning_invoice::Bolt11Invoice;
 use serde_json::Value;
 use skylight_client::keys::NodeKeys;
@@ -220,28 +220,6 @@ fn a_state_with_a_marked_entry_left_out_is_refused_after_the_signer_restarts() {
     json(&invoice(&cli, "four"));
 }
 
-/// A regtest invoice from a payee nobody can reach: paying it is approved by the signer,
-/// then fails for want of a route.
-fn unreachable_invoice() -> String {
-    use bitcoin::hashes::{Hash, sha256};
-    use lightning_signer::lightning::types::payment::PaymentSecret;
-    use lightning_signer::lightning_invoice::{Currency, InvoiceBuilder};
-    let secp = Secp256k1::new();
-    let payee = SecretKey::new(&mut bitcoin::secp256k1::rand::thread_rng());
-    InvoiceBuilder::new(Currency::Regtest)
-        .description("nowhere".into())
-        .payment_hash(sha256::Hash::from_byte_array(
-            bitcoin::secp256k1::rand::random(),
-        ))
-        .payment_secret(PaymentSecret([1; 32]))
-        .current_timestamp()
-        .min_final_cltv_expiry_delta(144)
-        .amount_milli_satoshis(10_000)
-        .build_signed(|m| secp.sign_ecdsa_recoverable(m, &payee))
-        .unwrap()
-        .to_string()
-}
-
 #[test]
 fn a_pay_request_shipped_again_after_its_payment_is_refused_and_a_new_one_is_approved() {
     // node-host keeps the first signed Pay it sees and ships it in place of later ones.
@@ -250,7 +228,7 @@ fn a_pay_request_shipped_again_after_its_payment_is_refused_and_a_new_one_is_app
     let cli = SignerCli::registered(&s).unwrap();
     let _signer = cli.spawn(&["run"]).unwrap();
     ready(&cli);
-    let bolt11 = unreachable_invoice();
+    let bolt11 = skylight_test_support::unreachable_invoice();
     let pay = || {
         cli.run(&["node", "pay", &bolt11, "--retry-for", "1"])
             .unwrap()

@@ -67,6 +67,15 @@ pub fn request_id(r: &PendingRequest) -> [u8; 32] {
     crate::signed_request::request_id(&r.pubkey, &r.request, r.timestamp)
 }
 
+/// What a request's device is checked against: the runes this seed mints, and the devices
+/// revoked.
+pub struct Authority<'a> {
+    /// The seed's master rune.
+    pub runes: &'a RuneMaster,
+    /// The revoked device keys.
+    pub revoked: &'a super::revoked::RevokedKeys,
+}
+
 impl Approvals {
     /// Reads the signed requests; those that fail a check (see the module) are ignored.
     /// `now_ms` is the signer's clock.
@@ -74,7 +83,7 @@ impl Approvals {
     pub fn from_requests(
         requests: &[PendingRequest],
         network: Network,
-        runes: &RuneMaster,
+        authority: &Authority<'_>,
         now_ms: u64,
         spent: impl Fn(&[u8; 32]) -> bool,
     ) -> Self {
@@ -82,7 +91,7 @@ impl Approvals {
         let mut withdrawals = Vec::new();
         for r in requests
             .iter()
-            .filter(|r| r.uri == WITHDRAW_PATH && refusal(r, runes, now_ms).is_none())
+            .filter(|r| r.uri == WITHDRAW_PATH && refusal(r, authority, now_ms).is_none())
         {
             let id = request_id(r);
             if spent(&id) || withdrawals.iter().any(|w: &Withdrawal| w.id == id) {
@@ -123,7 +132,7 @@ impl Approvals {
             if let Ok(invoice) = Bolt11Invoice::from_str(pay.bolt11.trim()) {
                 let hash = invoice.payment_hash().to_byte_array();
                 let id = request_id(r);
-                let why = refusal(r, runes, now_ms)
+                let why = refusal(r, authority, now_ms)
                     .or_else(|| spent(&id).then(|| "it approved a payment already".to_string()));
                 match why {
                     None => {
@@ -166,7 +175,11 @@ impl Approvals {
 }
 
 /// Why the signed request `r` counts for nothing, if it does not count.
-fn refusal(r: &PendingRequest, runes: &RuneMaster, now_ms: u64) -> Option<String> {
+fn refusal(r: &PendingRequest, authority: &Authority<'_>, now_ms: u64) -> Option<String> {
+    let runes = authority.runes;
+    if authority.revoked.contains(&r.pubkey) {
+        return Some("its device was revoked".into());
+    }
     if !crate::signed_request::verifies(&r.pubkey, &r.request, r.timestamp, &r.signature) {
         return Some(
             "it does not verify against its device signature (altered after it was signed, \

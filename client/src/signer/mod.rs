@@ -14,6 +14,7 @@
 
 pub mod approvals;
 mod marks;
+pub mod revoked;
 mod store;
 
 use std::collections::BTreeMap;
@@ -82,6 +83,8 @@ pub struct Signer {
     marks: Watermarks,
     /// The seed's master rune: which devices' requests count.
     runes: RuneMaster,
+    /// The devices revoked: their requests count for nothing.
+    revoked: Arc<revoked::RevokedKeys>,
     /// The version of each entry the node is known to hold.
     node_has: BTreeMap<String, u64>,
     /// The handler of the last request, while it matches the state (see the module's
@@ -119,6 +122,7 @@ impl Signer {
             state_key: crate::keys::NodeKeys::derive(secret, network).state_signer(secret),
             marks: Watermarks::in_memory(),
             runes: RuneMaster::new(secret),
+            revoked: Arc::new(revoked::RevokedKeys::in_memory()),
             local: SharedStore(Arc::new(MemoryKVVStore::new(signer_id))),
             node_has: BTreeMap::new(),
             kept: None,
@@ -144,6 +148,17 @@ impl Signer {
             self.kept = None;
         }
         Ok(self)
+    }
+
+    /// Keeps the revoked devices in `path` (see [`revoked`]).
+    pub fn with_revocations(mut self, path: &std::path::Path) -> Self {
+        self.revoked = Arc::new(revoked::RevokedKeys::at(path.to_path_buf()));
+        self
+    }
+
+    /// The revoked devices, shared with whoever learns of more (the scheduler's list).
+    pub fn revoked(&self) -> Arc<revoked::RevokedKeys> {
+        self.revoked.clone()
     }
 
     /// A new session with a node: what it holds is learnt again from its requests.
@@ -335,7 +350,10 @@ impl Signer {
         let approvals = approvals::Approvals::from_requests(
             &req.requests,
             self.network,
-            &self.runes,
+            &approvals::Authority {
+                runes: &self.runes,
+                revoked: &self.revoked,
+            },
             now_ms,
             |id| marks.is_spent(id),
         );

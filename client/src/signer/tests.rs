@@ -442,6 +442,16 @@ fn a_payment_is_approved_only_when_a_device_signed_pay_request_names_its_invoice
     // A new Pay request for it (the user retrying) does.
     let r = preapprove(&mut s, 11, &wanted, vec![signed_pay(3, &wanted)]);
     assert!(r.error.is_empty(), "{}", r.error);
+
+    // Signed by a device since revoked: its rune no longer counts.
+    let by_revoked = signed_pay(3, &wanted);
+    s.revoked()
+        .add(&[(by_revoked.pubkey.clone(), "phone".into())])
+        .unwrap();
+    refused(
+        preapprove(&mut s, 12, &wanted, vec![by_revoked]),
+        "its device was revoked",
+    );
 }
 
 /// A client request at `path` with `message`, as node-host ships it: the gRPC frame,
@@ -507,7 +517,10 @@ fn an_onchain_payment_is_approved_only_to_a_destination_and_amount_a_device_sign
             approvals::Approvals::from_requests(
                 &requests,
                 Network::Regtest,
-                &crate::runes::RuneMaster::new(&HsmSecret::from_bytes([5; 32])),
+                &approvals::Authority {
+                    runes: &crate::runes::RuneMaster::new(&HsmSecret::from_bytes([5; 32])),
+                    revoked: &super::revoked::RevokedKeys::in_memory(),
+                },
                 now_ms(),
                 |id| spent.contains(id),
             ),

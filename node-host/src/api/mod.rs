@@ -28,8 +28,11 @@ pub mod withdraw;
 
 use tonic::{Request, Status};
 
+use std::sync::Arc;
+
 use crate::node::Node;
 use crate::server::caller;
+use crate::server::revoked::RevokedDevices;
 use crate::signer_link::service::SignerLink;
 
 /// What a call is handled with: the node, the signer link, and the calling device.
@@ -48,6 +51,7 @@ pub struct NodeApi {
     node_id: [u8; 33],
     node: Node,
     link: SignerLink,
+    revoked: Arc<RevokedDevices>,
 }
 
 impl NodeApi {
@@ -57,15 +61,32 @@ impl NodeApi {
             node_id: node.id().serialize(),
             node,
             link,
+            revoked: Arc::new(RevokedDevices::none()),
         }
     }
 
-    /// The context of a call from a device of this tenant; anyone else is refused.
+    /// Refuses the devices `revoked` names, on every call and on the signers' streams.
+    pub fn with_revoked(mut self, revoked: Arc<RevokedDevices>) -> Self {
+        self.link = self.link.with_revoked(revoked.clone());
+        self.revoked = revoked;
+        self
+    }
+
+    /// The context of a call from a device of this tenant; anyone else is refused, and so
+    /// is a revoked device.
     fn ctx<T>(&self, req: &Request<T>) -> Result<Ctx<'_>, Status> {
+        let device = caller::tenant_device(req, &self.node_id)?;
+        if self.revoked.contains(&device)
+            && !crate::signer_link::faults::is_on_for("ignore-revocations", "")
+        {
+            return Err(Status::permission_denied(format!(
+                "this device ({device}) was revoked by its tenant or the operator"
+            )));
+        }
         Ok(Ctx {
             node: &self.node,
             link: &self.link,
-            device: caller::tenant_device(req, &self.node_id)?,
+            device,
         })
     }
 }

@@ -16,6 +16,8 @@
 //!   the first one node-host saw (a host that kept an old request to use it again);
 //! - `omit-state <key prefix>`: leave the signer state entries under `<key prefix>` out of
 //!   what signing requests carry (a rollback by omission);
+//! - `ignore-revocations`: serve the calls of revoked devices (their requests then ship
+//!   to the signer, which must refuse them itself);
 //! - `hold-claims [<node id>]`: leave incoming payments unclaimed (a payee that does not
 //!   settle: the payer's HTLC stays in flight); all node-hosts, or the one named. Payments
 //!   held are claimed once the fault no longer names the node-host.
@@ -141,7 +143,7 @@ fn apply(mut requests: Vec<PendingRequest>, faults: &[(String, String)]) -> Vec<
                 }
             }
             // Not about the signed requests that ship (see `is_on_for`, `spoil_state`).
-            "hold-claims" | "omit-state" | "replay-signed" => {}
+            "hold-claims" | "omit-state" | "replay-signed" | "ignore-revocations" => {}
             other => tracing::warn!(fault = other, "unknown fault ignored"),
         }
     }

@@ -11,6 +11,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use super::authority::{Authority, NotTheSigner};
 use super::stage::{Delivery, SignerError, Stage};
 use super::sync::{StateSync, SyncError};
+use crate::server::revoked::RevokedDevices;
 use crate::server::signed_requests::Verifier;
 use crate::store::signer_state::SignerState;
 
@@ -63,6 +64,7 @@ pub struct SignerLink {
     sync: Arc<StateSync>,
     shipped: Arc<dyn ShippedRequests>,
     authority: Arc<Authority>,
+    revoked: Arc<RevokedDevices>,
 }
 
 impl SignerLink {
@@ -79,7 +81,14 @@ impl SignerLink {
             sync: Arc::new(StateSync::new(state)),
             shipped,
             authority: Arc::new(authority),
+            revoked: Arc::new(RevokedDevices::none()),
         }
+    }
+
+    /// Sends nothing more to a stream whose device `revoked` names.
+    pub fn with_revoked(mut self, revoked: Arc<RevokedDevices>) -> Self {
+        self.revoked = revoked;
+        self
     }
 
     /// Attaches the signer of `device`: every staged request, oldest first, then new ones,
@@ -100,6 +109,11 @@ impl SignerLink {
                     () = tx.closed() => None,
                 };
                 let Some(staged) = staged else { break };
+                // Revoked while attached: its stream ends here.
+                if link.revoked.contains(&device) {
+                    tracing::warn!(session, %device, "revoked device: its stream is closed");
+                    break;
+                }
                 let request = HsmRequest {
                     request_id: staged.request_id,
                     context: staged.context,

@@ -347,6 +347,7 @@ impl Stage {
     }
 
     /// Whether `request_id` is staged (an answer for it would be accepted).
+    #[cfg(any(test, feature = "testing"))]
     pub fn is_pending(&self, request_id: u32) -> bool {
         self.lock().pending.contains_key(&request_id)
     }

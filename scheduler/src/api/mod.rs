@@ -1,12 +1,17 @@
 //! One file per RPC. `service.rs` wires them to the generated gRPC traits.
 
+pub mod approve_pairing;
 pub mod get_challenge;
 pub mod get_node_info;
+pub mod get_pairing_data;
+pub mod list_devices;
 pub mod list_invite_codes;
 pub mod maybe_upgrade;
+pub mod pair_device;
 pub mod recover;
 pub mod register;
 pub mod report_signer_rejection;
+pub mod revoke_device;
 pub mod schedule;
 pub mod service;
 
@@ -85,6 +90,8 @@ fn issue_device(
         subject,
         issued_at: crate::store::now(),
         not_after: skylight_certs::not_after(&leaf)?,
+        public_key: hex::encode(csr.public_key_raw()),
+        revoked_at: None,
     };
     Ok((state.device_chain(&leaf, tenant_ca.cert_pem()), record))
 }

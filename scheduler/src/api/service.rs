@@ -24,6 +24,26 @@ pub struct DebugService(pub Arc<State>);
 /// `scheduler.Pairing`.
 #[derive(Clone)]
 pub struct PairingService(pub Arc<State>);
+/// `skylight.devices.Devices`.
+#[derive(Clone)]
+pub struct DevicesService(pub Arc<State>);
+
+#[tonic::async_trait]
+impl skylight_proto::devices::devices_server::Devices for DevicesService {
+    async fn list_devices(
+        &self,
+        req: Request<skylight_proto::devices::ListDevicesRequest>,
+    ) -> Reply<skylight_proto::devices::ListDevicesResponse> {
+        reply(super::list_devices::handle(&self.0, req).await)
+    }
+
+    async fn revoke_device(
+        &self,
+        req: Request<skylight_proto::devices::RevokeDeviceRequest>,
+    ) -> Reply<skylight_proto::devices::DeviceInfo> {
+        reply(super::revoke_device::handle(&self.0, req).await)
+    }
+}
 
 type Reply<T> = Result<Response<T>, Status>;
 
@@ -175,18 +195,21 @@ impl pairing_server::Pairing for PairingService {
         req: Request<pb::PairDeviceRequest>,
     ) -> Reply<pb::PairDeviceResponse> {
         // Open to the nobody identity: the new device has no certificate yet.
-        auth::caller(&req)?;
-        Err(Error::not_built("PairDevice").into())
+        reply(super::pair_device::handle(&self.0, req).await)
     }
 
     async fn get_pairing_data(
         &self,
         req: Request<pb::GetPairingDataRequest>,
     ) -> Reply<pb::GetPairingDataResponse> {
-        not_built(&req, "GetPairingData", &[])
+        reply(super::get_pairing_data::handle(&self.0, req).await)
     }
 
     async fn approve_pairing(&self, req: Request<pb::ApprovePairingRequest>) -> Reply<Empty> {
-        not_built(&req, "ApprovePairing", &[])
+        reply(
+            super::approve_pairing::handle(&self.0, req)
+                .await
+                .map(|()| Empty {}),
+        )
     }
 }

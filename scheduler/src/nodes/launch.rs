@@ -45,6 +45,13 @@ pub async fn start(m: &NodeManager, node_id: &[u8; 33]) -> Result<(NodeProcess, 
     write_public(&dir.server_cert(), &chain).map_err(internal)?;
     write_secret(&dir.server_key(), &server.key_pem).map_err(internal)?;
     write_public(&dir.tenant_ca(), &ca.cert_pem).map_err(internal)?;
+    // What the node-host refuses besides what TLS does: the tenant's revoked devices.
+    {
+        let (store, dir, id) = (m.store.clone(), dir.clone(), *node_id);
+        tokio::task::spawn_blocking(move || crate::revocations::write_node_file(&store, &dir, &id))
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))??;
+    }
 
     let uri_file = dir.grpc_uri();
     let _ = std::fs::remove_file(&uri_file);

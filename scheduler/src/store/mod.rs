@@ -277,6 +277,57 @@ impl Store {
         Ok(out)
     }
 
+    /// Revokes the device `name` of a tenant at `now` (unix seconds); revoking it again
+    /// keeps the first time. Returns its record.
+    pub fn revoke_device(
+        &self,
+        node_id: &[u8; 33],
+        name: &str,
+        now: u64,
+    ) -> Result<DeviceRecord, Error> {
+        let txn = self.db.begin_write().map_err(storage)?;
+        let record = {
+            let mut table = txn.open_table(DEVICES).map_err(storage)?;
+            let found = table
+                .get((&node_id[..], name))
+                .map_err(storage)?
+                .map(|v| from_json::<DeviceRecord>(v.value()))
+                .transpose()?;
+            let Some(mut record) = found else {
+                return Err(Error::NotFound(format!(
+                    "node {} has no device named {name:?}",
+                    hex::encode(node_id)
+                )));
+            };
+            if record.revoked_at.is_none() {
+                record.revoked_at = Some(now);
+                table
+                    .insert((&node_id[..], name), to_json(&record)?.as_str())
+                    .map_err(storage)?;
+            }
+            record
+        };
+        txn.commit().map_err(storage)?;
+        Ok(record)
+    }
+
+    /// Every revoked device: tenant and name.
+    pub fn revoked_devices(&self) -> Result<Vec<([u8; 33], String)>, Error> {
+        let txn = self.db.begin_read().map_err(storage)?;
+        let table = txn.open_table(DEVICES).map_err(storage)?;
+        let mut out = Vec::new();
+        for entry in table.iter().map_err(storage)? {
+            let (k, v) = entry.map_err(storage)?;
+            let (node, device) = k.value();
+            if from_json::<DeviceRecord>(v.value())?.revoked_at.is_some()
+                && let Ok(node) = <[u8; 33]>::try_from(node)
+            {
+                out.push((node, device.to_string()));
+            }
+        }
+        Ok(out)
+    }
+
     /// Records what a signer said in `MaybeUpgrade`; returns the version it replaces.
     pub fn upgrade_signer(
         &self,

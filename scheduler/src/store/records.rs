@@ -45,6 +45,13 @@ pub struct DeviceRecord {
     pub issued_at: u64,
     /// Unix seconds.
     pub not_after: i64,
+    /// The device's public key (hex, 65-byte uncompressed P-256), as its rune names it;
+    /// empty for a device recorded before keys were.
+    #[serde(default)]
+    pub public_key: String,
+    /// When the device was revoked (unix seconds); `None` while it is not.
+    #[serde(default)]
+    pub revoked_at: Option<u64>,
 }
 
 /// An invite code.

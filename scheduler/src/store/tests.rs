@@ -23,6 +23,8 @@ fn tenant(n: u8) -> NewTenant {
             subject: "s".into(),
             issued_at: 1,
             not_after: 2,
+            public_key: String::new(),
+            revoked_at: None,
         },
     }
 }
@@ -149,4 +151,27 @@ fn only_the_newest_rejection_reports_are_kept() {
         .map(|r| r.msg)
         .collect();
     assert_eq!(kept, ["report 2", "report 3", "report 4"]);
+}
+
+#[test]
+fn a_revoked_device_stays_revoked_across_a_reopen_and_an_unknown_one_is_not_found() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = open(&dir);
+        store.register(tenant(4), None, 0).unwrap();
+        let first = store.revoke_device(&[4; 33], "default", 100).unwrap();
+        assert_eq!(first.revoked_at, Some(100));
+        // Revoking again keeps the first time.
+        let again = store.revoke_device(&[4; 33], "default", 200).unwrap();
+        assert_eq!(again.revoked_at, Some(100));
+        assert!(matches!(
+            store.revoke_device(&[4; 33], "nobody-here", 100),
+            Err(Error::NotFound(_))
+        ));
+    }
+    let store = open(&dir);
+    assert_eq!(
+        store.revoked_devices().unwrap(),
+        vec![([4; 33], "default".to_string())]
+    );
 }

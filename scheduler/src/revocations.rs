@@ -1,0 +1,98 @@
+//! Revoked devices: refused by the scheduler on every call, and by the tenant's node-host,
+//! which reads the list the scheduler writes into its node directory.
+//!
+//! The store is the record (it survives restarts); the set here is its copy in memory, so
+//! that the check every call makes costs no database read. A node-host learns of a
+//! revocation from its `revoked-devices` file: written at every start, and again at each
+//! revocation while the node directory exists.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+
+use skylight_certs::PeerIdentity;
+use skylight_node_host::paths::NodeDir;
+use tonic::{Request, Status};
+
+use crate::error::Error;
+use crate::store::Store;
+use crate::store::records::DeviceRecord;
+
+/// The revoked devices of every tenant.
+pub struct Revocations {
+    store: Store,
+    nodes_dir: PathBuf,
+    revoked: RwLock<HashSet<([u8; 33], String)>>,
+}
+
+impl Revocations {
+    /// Loads what `store` records; node directories live under `nodes_dir`.
+    pub fn load(store: Store, nodes_dir: PathBuf) -> Result<Self, Error> {
+        let revoked = store.revoked_devices()?.into_iter().collect();
+        Ok(Revocations {
+            store,
+            nodes_dir,
+            revoked: RwLock::new(revoked),
+        })
+    }
+
+    /// Whether the device `name` of `node_id` is revoked.
+    pub fn is_revoked(&self, node_id: &[u8; 33], name: &str) -> bool {
+        self.revoked
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&(*node_id, name.to_string()))
+    }
+
+    /// Revokes the device `name` of `node_id`: durably first, then for every later call,
+    /// then in the node's directory. Blocking (the store).
+    pub fn revoke(&self, node_id: &[u8; 33], name: &str) -> Result<DeviceRecord, Error> {
+        let record = self
+            .store
+            .revoke_device(node_id, name, crate::store::now())?;
+        self.revoked
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert((*node_id, name.to_string()));
+        let dir = NodeDir::new(self.nodes_dir.join(hex::encode(node_id)));
+        if dir.root().is_dir() {
+            write_node_file(&self.store, &dir, node_id)?;
+        }
+        tracing::warn!(node_id = %hex::encode(node_id), device = name, "device revoked");
+        Ok(record)
+    }
+
+    /// A gRPC interceptor refusing calls from a revoked device's certificate.
+    pub fn interceptor(
+        self: &Arc<Self>,
+    ) -> impl Fn(Request<()>) -> Result<Request<()>, Status> + Clone + use<> {
+        let this = self.clone();
+        move |req: Request<()>| {
+            let device = req
+                .peer_certs()
+                .and_then(|certs| certs.first().cloned())
+                .and_then(|leaf| PeerIdentity::from_der(leaf.as_ref()).ok());
+            if let Some(PeerIdentity::Device { node_id, device }) = device
+                && this.is_revoked(&node_id, &device)
+            {
+                return Err(Status::permission_denied(format!(
+                    "this device ({device}) was revoked by its tenant or the operator: register a new device by recovering with the seed, or pair one"
+                )));
+            }
+            Ok(req)
+        }
+    }
+}
+
+/// Writes the tenant's revoked devices into its node directory (replaced whole, synced).
+pub fn write_node_file(store: &Store, dir: &NodeDir, node_id: &[u8; 33]) -> Result<(), Error> {
+    let names: Vec<String> = store
+        .devices(node_id)?
+        .into_iter()
+        .filter(|(_, r)| r.revoked_at.is_some())
+        .map(|(name, _)| name)
+        .collect();
+    let json = serde_json::to_string(&names).map_err(|e| Error::Internal(e.to_string()))?;
+    crate::datadir::write_public(&dir.revoked_devices(), &json)
+        .map_err(|e| Error::Internal(format!("{}: {e:#}", dir.revoked_devices().display())))
+}
