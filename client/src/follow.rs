@@ -12,7 +12,10 @@ use anyhow::{Context, Result};
 use skylight_proto::greenlight::node_client::NodeClient;
 use skylight_proto::greenlight::{Empty, HsmRequest, HsmResponse};
 use skylight_proto::scheduler::debug_client::DebugClient;
-use skylight_proto::scheduler::{NodeInfoRequest, SignerRejection, SignerResponse, UpgradeRequest};
+use skylight_proto::scheduler::{
+    NodeInfoRequest, SignerRejection, SignerRequest, SignerResponse, UpgradeRequest,
+    signer_request, signer_response,
+};
 use tonic::Code;
 
 use crate::identity::SIGNER_VERSION;
@@ -52,9 +55,9 @@ pub async fn run(
     maybe_upgrade(&scheduler_uri, &device).await?;
     let revoked = signer.revoked();
     let signer = Arc::new(Mutex::new(signer));
-    let node = node_loop(scheduler_uri.clone(), device.clone(), signer);
+    let node = node_loop(scheduler_uri.clone(), device.clone(), signer.clone());
     let revocations = revocations_loop(scheduler_uri.clone(), device.clone(), revoked);
-    let scheduler = scheduler_loop(scheduler_uri, device);
+    let scheduler = scheduler_loop(scheduler_uri, device, signer);
     tokio::select! {
         () = stop => Ok(()),
         r = node => r,
@@ -262,7 +265,46 @@ async fn revocations_loop(uri: String, device: TlsIdentity, revoked: Arc<Revoked
     }
 }
 
-async fn scheduler_loop(uri: String, device: TlsIdentity) -> Result<()> {
+/// The signer's answer to a request from the scheduler: a pairing approval (see
+/// [`Signer::approve_pairing`]) answered with the new device's rune, or refused with an
+/// empty answer (the scheduler tells the devices it was denied; the reason stays here).
+fn answer_scheduler(signer: &Mutex<Signer>, req: SignerRequest) -> SignerResponse {
+    let response = match req.request {
+        Some(signer_request::Request::ApprovePairing(approval)) => {
+            let approved = signer
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .approve_pairing(&approval, crate::signed_request::now_ms());
+            match approved {
+                Ok(r) => {
+                    tracing::info!(device = %approval.device_name, "approved pairing a new device");
+                    Some(signer_response::Response::ApprovePairing(r))
+                }
+                Err(why) => {
+                    tracing::warn!(device = %approval.device_name, %why, "refused to pair a new device");
+                    Some(signer_response::Response::Empty(Empty {}))
+                }
+            }
+        }
+        None => {
+            tracing::warn!(
+                request = req.request_id,
+                "the scheduler sent a request this signer does not handle"
+            );
+            None
+        }
+    };
+    SignerResponse {
+        request_id: req.request_id,
+        response,
+    }
+}
+
+async fn scheduler_loop(
+    uri: String,
+    device: TlsIdentity,
+    signer: Arc<Mutex<Signer>>,
+) -> Result<()> {
     let mut backoff = Backoff::new();
     loop {
         let session = async {
@@ -273,17 +315,7 @@ async fn scheduler_loop(uri: String, device: TlsIdentity) -> Result<()> {
                 .await?
                 .into_inner();
             while let Some(req) = requests.message().await? {
-                // Nothing the scheduler sends is handled yet: say so rather than stay silent.
-                tracing::warn!(
-                    request = req.request_id,
-                    "the scheduler sent a request this signer does not handle"
-                );
-                let _ = answers
-                    .send(SignerResponse {
-                        request_id: req.request_id,
-                        response: None,
-                    })
-                    .await;
+                let _ = answers.send(answer_scheduler(&signer, req)).await;
             }
             anyhow::Ok(())
         };

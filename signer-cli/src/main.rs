@@ -14,6 +14,7 @@ use skylight_client::{creds, identity};
 
 mod devices;
 mod node_cmd;
+mod pair;
 mod print;
 use node_cmd::{NodeCall, node_call};
 
@@ -82,6 +83,38 @@ enum Command {
     Run,
     /// Ask the scheduler to start the node; print where it listens.
     Schedule,
+    /// Pair this (new, seedless) device with a node: prints its device id for a device of
+    /// the node to approve, waits, and stores its credentials.
+    Pair {
+        #[command(flatten)]
+        scheduler: SchedulerArgs,
+        /// This device's name.
+        #[arg(long)]
+        name: String,
+        /// What it is, shown to the approving device.
+        #[arg(long, default_value = "")]
+        description: String,
+        /// Ask for reads only (Get…, List…).
+        #[arg(long, conflicts_with_all = ["pay_only", "restrictions"])]
+        read_only: bool,
+        /// Ask for payments only.
+        #[arg(long, conflicts_with = "restrictions")]
+        pay_only: bool,
+        /// Ask for these rune restrictions (`&` between, `|` within).
+        #[arg(long)]
+        restrictions: Option<String>,
+        /// Bitcoin network.
+        #[arg(long, default_value = "regtest")]
+        network: String,
+    },
+    /// Approve a new device waiting to be paired (its id, from `signer-cli pair`).
+    Approve {
+        /// The new device's id.
+        device_id: String,
+        /// Approve without asking.
+        #[arg(long)]
+        yes: bool,
+    },
     /// List the node's devices: name, issued, revoked.
     Devices,
     /// Revoke a device: the scheduler and the node refuse its certificate, and this
@@ -178,6 +211,31 @@ async fn run(cli: Cli) -> Result<()> {
             skylight_client::follow::run(uri, device, signer, stop).await
         }
         Command::Node { call } => node_call(&dir, call).await,
+        Command::Pair {
+            scheduler,
+            name,
+            description,
+            read_only,
+            pay_only,
+            restrictions,
+            network,
+        } => {
+            let restrictions = if read_only {
+                skylight_client::runes::READ_ONLY.to_string()
+            } else if pay_only {
+                skylight_client::runes::PAY_ONLY.to_string()
+            } else {
+                restrictions.unwrap_or_default()
+            };
+            let asked = pair::Asked {
+                name,
+                description,
+                restrictions,
+                network,
+            };
+            pair::pair(&dir, &scheduler, asked).await
+        }
+        Command::Approve { device_id, yes } => pair::approve(&dir, &device_id, yes).await,
         Command::Devices => devices::list(&dir).await,
         Command::Revoke { name } => devices::revoke(&dir, &name).await,
         Command::Schedule => {
@@ -250,14 +308,18 @@ fn prepare(dir: &DataDir, args: &SchedulerArgs) -> Result<(Settings, NodeKeys, T
         .parse()
         .context("bad network in settings")?;
     let keys = NodeKeys::derive(&secret, network);
+    Ok((settings, keys, nobody(args)?))
+}
+
+/// The nobody identity the scheduler arguments name.
+fn nobody(args: &SchedulerArgs) -> Result<TlsIdentity> {
     let read =
         |p: &PathBuf| std::fs::read(p).with_context(|| format!("cannot read {}", p.display()));
-    let nobody = TlsIdentity {
+    Ok(TlsIdentity {
         ca_pem: read(&args.ca_cert)?,
         cert_pem: read(&args.nobody_cert)?,
         key_pem: read(&args.nobody_key)?,
-    };
-    Ok((settings, keys, nobody))
+    })
 }
 
 fn save(

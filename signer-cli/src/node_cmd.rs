@@ -317,7 +317,7 @@ pub async fn node_call(dir: &DataDir, call: NodeCall) -> Result<()> {
 
 /// The device's rune from its credentials. Credentials saved before runes were minted have
 /// none: this device holds the seed, so it mints it now and keeps it.
-fn device_rune(dir: &DataDir) -> Result<String> {
+pub fn device_rune(dir: &DataDir) -> Result<String> {
     use skylight_client::creds;
     let mut device = creds::load(&dir.credentials())?;
     if device.rune.is_empty() {

@@ -14,6 +14,7 @@
 
 pub mod approvals;
 mod marks;
+mod pair;
 pub mod revoked;
 mod store;
 
@@ -81,6 +82,8 @@ pub struct Signer {
     state_key: StateSigner,
     /// The highest version of each entry this device has seen.
     marks: Watermarks,
+    /// The node id of the seed.
+    node_id: [u8; 33],
     /// The seed's master rune: which devices' requests count.
     runes: RuneMaster,
     /// The devices revoked: their requests count for nothing.
@@ -114,12 +117,14 @@ impl Signer {
             sha256::Hash::from_engine(engine).to_byte_array()
         };
         let signer_id: [u8; 16] = digest[..16].try_into().expect("16 bytes");
+        let keys = crate::keys::NodeKeys::derive(secret, network);
         Signer {
             seed: *secret.bytes(),
             network,
             approver: Arc::new(NegativeApprover()),
             signer_id,
-            state_key: crate::keys::NodeKeys::derive(secret, network).state_signer(secret),
+            state_key: keys.state_signer(secret),
+            node_id: keys.node_id_bytes(),
             marks: Watermarks::in_memory(),
             runes: RuneMaster::new(secret),
             revoked: Arc::new(revoked::RevokedKeys::in_memory()),
