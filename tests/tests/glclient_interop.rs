@@ -1,6 +1,7 @@
 //! Greenlight's published client against our scheduler: gl-client (Python, from PyPI) must
 //! register, recover and authenticate exactly as it does against Greenlight, and the runes
-//! it mints must be ones signer-cli's seed recognises.
+//! it mints must be ones signer-cli's seed recognises, and its Pay through node-host is
+//! approved by signer-cli's signer.
 //!
 //! The Python interpreter with `glclient` installed is `SKYLIGHT_GLCLIENT_PYTHON` (set by
 //! `.ci/run`, which installs gl-client); without it the test looks for `.ci/run`'s venv and
@@ -12,7 +13,7 @@ use std::process::Command;
 use skylight_client::creds;
 use skylight_client::runes::{RuneContext, RuneMaster};
 use skylight_client::secret::HsmSecret;
-use skylight_test_support::Scheduler;
+use skylight_test_support::{Scheduler, SignerCli};
 
 fn python() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("SKYLIGHT_GLCLIENT_PYTHON") {
@@ -27,7 +28,7 @@ fn python() -> Option<PathBuf> {
 }
 
 #[test]
-fn greenlight_python_client_registers_recovers_and_authenticates() {
+fn greenlight_python_client_registers_recovers_authenticates_and_pays_approved_by_its_rune() {
     let Some(python) = python() else {
         eprintln!(
             "gl-client is not installed: this interop check did not run (`bash .ci/run` installs it)"
@@ -85,4 +86,33 @@ fn greenlight_python_client_registers_recovers_and_authenticates() {
     master.check(&read_only, &by("/cln.Node/Getinfo")).unwrap();
     let refused = master.check(&read_only, &by("/cln.Node/Pay")).unwrap_err();
     assert!(refused.contains("method"), "{refused}");
+
+    // gl-client pays through node-host while signer-cli (the same seed, recovered) signs:
+    // the signer takes gl-client's rune, so the payment is approved and gets as far as
+    // looking for a route to a payee nobody can reach.
+    let cli = SignerCli::new(&s).unwrap();
+    let init = cli
+        .run_with_input(&["init", "--import-secret-hex"], &"00".repeat(32))
+        .unwrap();
+    assert!(init.ok, "{}", init.stderr);
+    let recovered = cli.run(&["recover"]).unwrap();
+    assert!(recovered.ok, "{}", recovered.stderr);
+    let _signer = cli.spawn(&["run"]).unwrap();
+    let out = Command::new(&python)
+        .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("interop/glclient_pay.py"))
+        .envs(s.client_env())
+        .env("GLCLIENT_CREDS", made.path().join("registered.gfs"))
+        .env("PAY_BOLT11", skylight_test_support::unreachable_invoice())
+        .output()
+        .expect("run python");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "gl-client's Pay failed:\n{said}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        said.contains("RouteNotFound") && !said.contains("signer refused"),
+        "approved by the signer, then no route: {said}"
+    );
 }
