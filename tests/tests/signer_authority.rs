@@ -254,7 +254,7 @@ fn a_pay_request_shipped_again_after_its_payment_is_refused_and_a_new_one_is_app
 }
 
 #[test]
-fn a_withdraw_request_used_for_one_transaction_approves_no_second() {
+fn a_withdraw_request_used_for_one_transaction_approves_no_second_nor_a_doubled_output() {
     let (s, faults, _dir) = with_faults(&[]);
     std::fs::write(&faults, "replay-signed /cln.Node/Withdraw\n").unwrap();
     let cli = SignerCli::registered(&s).unwrap();
@@ -295,6 +295,23 @@ fn a_withdraw_request_used_for_one_transaction_approves_no_second() {
         serde_json::from_str::<Value>(&mempool).unwrap(),
         serde_json::json!([first["txid"]]),
         "only the first transaction exists"
+    );
+    // One request, and node-host builds the transaction with its output twice: the request
+    // approves one output only.
+    std::fs::write(&faults, "double-withdraw\n").unwrap();
+    let doubled = withdraw();
+    assert!(
+        !doubled.ok
+            && doubled.stderr.contains("PermissionDenied")
+            && doubled.stderr.contains("unapproved destination"),
+        "{}",
+        doubled.stderr
+    );
+    let mempool = s.chain(&["call", "getrawmempool"]);
+    assert_eq!(
+        serde_json::from_str::<Value>(&mempool).unwrap(),
+        serde_json::json!([first["txid"]]),
+        "the doubled transaction never reached the chain"
     );
     // The request itself, asked anew, is approved.
     std::fs::write(&faults, "").unwrap();

@@ -124,12 +124,19 @@ impl Node {
         let running = self.with_signer("withdrawal").await?;
         let sat_per_kw = fee.sat_per_kw(&running.fees);
         let script = destination.script_pubkey();
+        // A faulty node-host (tests only) pays the destination twice on one request.
+        let copies = if crate::signer_link::faults::is_on_for("double-withdraw", "") {
+            2
+        } else {
+            1
+        };
+        let recipients = vec![(script, amount); copies];
         let r = running.clone();
         let signed = self
             .on_ldk(move || -> Result<_, NodeError> {
                 let psbt = r
                     .wallet
-                    .build_payment(script, amount, sat_per_kw, &[])
+                    .build_payments(&recipients, sat_per_kw, &[])
                     .map_err(|e| {
                         NodeError::Precondition(format!("cannot pay from the wallet: {e}"))
                     })?;

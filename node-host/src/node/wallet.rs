@@ -167,10 +167,20 @@ impl Wallet {
         sat_per_kw: u32,
         reserved: &[OutPoint],
     ) -> Result<Psbt, WalletError> {
+        self.build_payments(&[(script, amount)], sat_per_kw, reserved)
+    }
+
+    /// As [`Wallet::build_payment`], with an output for each of `recipients`.
+    pub fn build_payments(
+        &self,
+        recipients: &[(ScriptBuf, Amount)],
+        sat_per_kw: u32,
+        reserved: &[OutPoint],
+    ) -> Result<Psbt, WalletError> {
         let mut inner = self.lock();
         let mut builder = inner.wallet.build_tx();
         builder
-            .add_recipient(script, amount)
+            .set_recipients(recipients.to_vec())
             .fee_rate(FeeRate::from_sat_per_kwu(sat_per_kw as u64))
             .unspendable(reserved.to_vec());
         let psbt = builder.finish().map_err(err)?;

@@ -16,6 +16,8 @@
 //!   the first one node-host saw (a host that kept an old request to use it again);
 //! - `omit-state <key prefix>`: leave the signer state entries under `<key prefix>` out of
 //!   what signing requests carry (a rollback by omission);
+//! - `double-withdraw`: build a withdrawal with its output twice (one signed request, two
+//!   outputs paying it);
 //! - `ignore-revocations`: serve the calls of revoked devices (their requests then ship
 //!   to the signer, which must refuse them itself);
 //! - `hold-claims [<node id>]`: leave incoming payments unclaimed (a payee that does not
@@ -143,7 +145,8 @@ fn apply(mut requests: Vec<PendingRequest>, faults: &[(String, String)]) -> Vec<
                 }
             }
             // Not about the signed requests that ship (see `is_on_for`, `spoil_state`).
-            "hold-claims" | "omit-state" | "replay-signed" | "ignore-revocations" => {}
+            "hold-claims" | "omit-state" | "replay-signed" | "ignore-revocations"
+            | "double-withdraw" => {}
             other => tracing::warn!(fault = other, "unknown fault ignored"),
         }
     }
