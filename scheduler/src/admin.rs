@@ -28,12 +28,9 @@ pub struct AdminService {
 }
 
 fn node_id_of(hex_id: &str) -> Result<[u8; 33], Error> {
-    hex::decode(hex_id.trim())
-        .ok()
-        .and_then(|b| <[u8; 33]>::try_from(b).ok())
-        .ok_or_else(|| {
-            Error::InvalidArgument(format!("{hex_id:?} is not a node id (66 hex digits)"))
-        })
+    skylight_certs::parse_node_id(hex_id.trim()).ok_or_else(|| {
+        Error::InvalidArgument(format!("{hex_id:?} is not a node id (66 hex digits)"))
+    })
 }
 
 #[tonic::async_trait]

@@ -236,9 +236,7 @@ async fn tenants(data_dir: PathBuf) -> Result<()> {
 }
 
 fn node_id_arg(hex_id: &str) -> Result<[u8; 33]> {
-    hex::decode(hex_id.trim())
-        .ok()
-        .and_then(|b| <[u8; 33]>::try_from(b).ok())
+    skylight_certs::parse_node_id(hex_id.trim())
         .with_context(|| format!("{hex_id:?} is not a node id (66 hex digits)"))
 }
 

@@ -129,10 +129,8 @@ pub async fn approve(dir: &DataDir, device_id: &str, yes: bool) -> Result<()> {
     }
     let device = creds::load(&dir.credentials())?;
     let signer = RequestSigner::new(&device.key)?;
-    let node_id: [u8; 33] = hex::decode(&settings.node_id)
-        .ok()
-        .and_then(|b| b.try_into().ok())
-        .context("bad node id in settings")?;
+    let node_id =
+        skylight_certs::parse_node_id(&settings.node_id).context("bad node id in settings")?;
     let approval = skylight_client::pairing::sign_approval(
         &signer,
         &crate::node_cmd::device_rune(dir)?,

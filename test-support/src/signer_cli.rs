@@ -36,7 +36,29 @@ pub struct Run {
     pub stderr: String,
 }
 
+impl Run {
+    /// What a call that must succeed printed, as JSON.
+    pub fn json(&self) -> serde_json::Value {
+        assert!(self.ok, "the call failed: {}", self.stderr);
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("{e}: {}", self.stdout))
+    }
+}
+
 impl SignerCli {
+    /// `signer-cli node invoice` for 21 sat, labelled `label`.
+    pub fn invoice(&self, label: &str) -> Result<Run> {
+        self.run(&[
+            "node",
+            "invoice",
+            "--amount-msat",
+            "21000",
+            "--label",
+            label,
+            "--description",
+            "coffee",
+        ])
+    }
+
     /// A fresh directory, pointed at `scheduler`.
     pub fn new(scheduler: &Scheduler) -> Result<Self> {
         let tmp = tempfile::tempdir()?;

@@ -4,32 +4,12 @@
 use std::str::FromStr;
 
 use lightning_signer::lightning_invoice::Bolt11Invoice;
-use serde_json::Value;
 use skylight_client::signed_request::RequestSigner;
 use skylight_client::tls;
 use skylight_proto::cln::node_client::NodeClient;
 use skylight_proto::cln::{GetinfoRequest, InvoiceRequest};
 use skylight_proto::scheduler::ScheduleRequest;
-use skylight_test_support::{Run, Scheduler, SignerCli, alive, eventually, node_pid};
-
-fn json(r: &Run) -> Value {
-    assert!(r.ok, "the call failed: {}", r.stderr);
-    serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("{e}: {}", r.stdout))
-}
-
-fn invoice(cli: &SignerCli, label: &str) -> Run {
-    cli.run(&[
-        "node",
-        "invoice",
-        "--amount-msat",
-        "21000",
-        "--label",
-        label,
-        "--description",
-        "coffee",
-    ])
-    .unwrap()
-}
+use skylight_test_support::{Scheduler, SignerCli, alive, eventually, node_pid};
 
 /// The invoice's payee, recovered from its signature.
 fn payee(bolt11: &str) -> String {
@@ -45,7 +25,7 @@ fn an_invoice_waits_for_the_signer_is_signed_by_it_and_the_node_survives_crash_a
     let node = cli.node_id();
 
     // Before any signer: getinfo answers, and says the Lightning node waits for its signer.
-    let info = json(&cli.run(&["node", "getinfo"]).unwrap());
+    let info = cli.run(&["node", "getinfo"]).unwrap().json();
     assert_eq!(info["id"], node.as_str());
     assert_eq!(info["network"], "regtest");
     assert_eq!(info["blockheight"], 101);
@@ -58,7 +38,7 @@ fn an_invoice_waits_for_the_signer_is_signed_by_it_and_the_node_survives_crash_a
     );
 
     // An invoice needs the signer: with none, the call waits, then says what to do.
-    let r = invoice(&cli, "first");
+    let r = cli.invoice("first").unwrap();
     assert!(!r.ok);
     assert!(
         r.stderr.contains("Unavailable") && r.stderr.contains("signer-cli run"),
@@ -68,24 +48,24 @@ fn an_invoice_waits_for_the_signer_is_signed_by_it_and_the_node_survives_crash_a
 
     // A call already waiting succeeds once the signer attaches.
     let (r, signer) = std::thread::scope(|scope| {
-        let waiting = scope.spawn(|| invoice(&cli, "first"));
+        let waiting = scope.spawn(|| cli.invoice("first").unwrap());
         let signer = cli.spawn(&["run"]).unwrap();
         (waiting.join().unwrap(), signer)
     });
-    let first = json(&r);
+    let first = r.json();
     let bolt11 = first["bolt11"].as_str().unwrap();
     assert!(bolt11.starts_with("lnbcrt210n1"), "{bolt11}");
     assert_eq!(payee(bolt11), node, "signed with the tenant's node key");
     assert_eq!(first["created_index"], 1);
 
     // Running, getinfo reports the node without the warning, and where peers connect.
-    let info = json(&cli.run(&["node", "getinfo"]).unwrap());
+    let info = cli.run(&["node", "getinfo"]).unwrap().json();
     assert_eq!(info["id"], node.as_str());
     assert!(info.get("warning_lightningd_sync").is_none(), "{info}");
     assert!(info["binding"][0]["port"].as_u64().unwrap() > 0, "{info}");
 
     // A label names one invoice for good.
-    let r = invoice(&cli, "first");
+    let r = cli.invoice("first").unwrap();
     assert!(!r.ok && r.stderr.contains("AlreadyExists"), "{}", r.stderr);
 
     // kill -9: the next call schedules the node again, the signer re-attaches by itself,
@@ -96,10 +76,10 @@ fn an_invoice_waits_for_the_signer_is_signed_by_it_and_the_node_survives_crash_a
         .status()
         .unwrap();
     eventually("the node is gone", || !alive(pid));
-    let second = json(&invoice(&cli, "second"));
+    let second = cli.invoice("second").unwrap().json();
     assert_eq!(payee(second["bolt11"].as_str().unwrap()), node);
     assert_eq!(second["created_index"], 2);
-    let r = invoice(&cli, "first");
+    let r = cli.invoice("first").unwrap();
     assert!(!r.ok && r.stderr.contains("AlreadyExists"), "{}", r.stderr);
 
     // With the signer gone the node idles out; a later call brings it back, same node.
@@ -107,7 +87,7 @@ fn an_invoice_waits_for_the_signer_is_signed_by_it_and_the_node_survives_crash_a
     drop(signer);
     eventually("the idle node stops", || !alive(pid));
     let _signer = cli.spawn(&["run"]).unwrap();
-    let third = json(&invoice(&cli, "third"));
+    let third = cli.invoice("third").unwrap().json();
     assert_eq!(payee(third["bolt11"].as_str().unwrap()), node);
     assert_eq!(third["created_index"], 3);
     assert_ne!(node_pid(&s, &node).unwrap(), pid);

@@ -19,30 +19,11 @@ use tonic::transport::Channel;
 
 const FAULTS_ENV: &str = "SKYLIGHT_NODE_HOST_FAULTS";
 
-fn json(r: &Run) -> Value {
-    assert!(r.ok, "the call failed: {}", r.stderr);
-    serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("{e}: {}", r.stdout))
-}
-
-fn invoice(cli: &SignerCli, label: &str) -> Run {
-    cli.run(&[
-        "node",
-        "invoice",
-        "--amount-msat",
-        "21000",
-        "--label",
-        label,
-        "--description",
-        "coffee",
-    ])
-    .unwrap()
-}
-
 /// Waits until the node runs with its signer.
 fn ready(cli: &SignerCli) {
     eventually("the node runs with its signer", || {
         let r = cli.run(&["node", "getinfo"]).unwrap();
-        r.ok && json(&r).get("warning_lightningd_sync").is_none()
+        r.ok && r.json().get("warning_lightningd_sync").is_none()
     });
 }
 
@@ -110,7 +91,7 @@ fn a_device_without_the_seed_on_the_hsm_stream_has_no_answer_taken_and_no_state_
                 .into_inner();
             (node, stream)
         });
-        let waiting = scope.spawn(|| invoice(&cli, "asked"));
+        let waiting = scope.spawn(|| cli.invoice("asked").unwrap());
         let req: HsmRequest = rt.block_on(stream.message()).unwrap().unwrap();
         let victim = req
             .signer_state
@@ -144,7 +125,7 @@ fn a_device_without_the_seed_on_the_hsm_stream_has_no_answer_taken_and_no_state_
 
         // The seed's signer attaches: the call waiting all along is answered by it.
         let _signer = cli.spawn(&["run"]).unwrap();
-        let asked = json(&waiting.join().unwrap());
+        let asked = waiting.join().unwrap().json();
         let bolt11 = Bolt11Invoice::from_str(asked["bolt11"].as_str().unwrap()).unwrap();
         assert_eq!(
             hex::encode(bolt11.recover_payee_pub_key().serialize()),
@@ -162,7 +143,7 @@ fn a_device_without_the_seed_on_the_hsm_stream_has_no_answer_taken_and_no_state_
                 .unwrap()
                 .into_inner()
         });
-        let next = scope.spawn(|| invoice(&cli, "after"));
+        let next = scope.spawn(|| cli.invoice("after").unwrap());
         let req: HsmRequest = rt.block_on(fresh.message()).unwrap().unwrap();
         let kept = req
             .signer_state
@@ -170,7 +151,7 @@ fn a_device_without_the_seed_on_the_hsm_stream_has_no_answer_taken_and_no_state_
             .find(|e| e.key == victim.key)
             .expect("the entry is still stored");
         assert!(kept.version >= victim.version && kept.version != u64::MAX);
-        json(&next.join().unwrap());
+        next.join().unwrap().json();
     });
 }
 
@@ -181,8 +162,8 @@ fn a_state_with_a_marked_entry_left_out_is_refused_after_the_signer_restarts() {
     {
         let _signer = cli.spawn(&["run"]).unwrap();
         ready(&cli);
-        json(&invoice(&cli, "one"));
-        json(&invoice(&cli, "two"));
+        cli.invoice("one").unwrap().json();
+        cli.invoice("two").unwrap().json();
     }
     // The device's marks name the node's allowlist entry, and hold no copy of it (the node
     // confirmed storing it): only the node's copy can bring it back.
@@ -204,7 +185,7 @@ fn a_state_with_a_marked_entry_left_out_is_refused_after_the_signer_restarts() {
     std::fs::write(&faults, "omit-state node/allowlist/\n").unwrap();
     {
         let _signer = cli.spawn(&["run"]).unwrap();
-        let r = invoice(&cli, "three");
+        let r = cli.invoice("three").unwrap();
         assert!(
             !r.ok
                 && r.stderr.contains("PermissionDenied")
@@ -217,7 +198,7 @@ fn a_state_with_a_marked_entry_left_out_is_refused_after_the_signer_restarts() {
     // Shipped whole again, the signer restarted signs.
     std::fs::write(&faults, "").unwrap();
     let _signer = cli.spawn(&["run"]).unwrap();
-    json(&invoice(&cli, "four"));
+    cli.invoice("four").unwrap().json();
 }
 
 #[test]
@@ -260,7 +241,7 @@ fn a_withdraw_request_used_for_one_transaction_approves_no_second_nor_a_doubled_
     let cli = SignerCli::registered(&s).unwrap();
     let _signer = cli.spawn(&["run"]).unwrap();
     ready(&cli);
-    let addr = json(&cli.run(&["node", "newaddr"]).unwrap())["bech32"]
+    let addr = cli.run(&["node", "newaddr"]).unwrap().json()["bech32"]
         .as_str()
         .unwrap()
         .to_string();
@@ -270,7 +251,7 @@ fn a_withdraw_request_used_for_one_transaction_approves_no_second_nor_a_doubled_
     }
     s.chain(&["mine", "1"]);
     eventually("the wallet sees both coins confirmed", || {
-        let funds = json(&cli.run(&["node", "listfunds"]).unwrap());
+        let funds = cli.run(&["node", "listfunds"]).unwrap().json();
         let outputs = funds["outputs"].as_array().unwrap();
         outputs.len() == 2 && outputs.iter().all(|o| o["status"] == "confirmed")
     });
@@ -279,7 +260,7 @@ fn a_withdraw_request_used_for_one_transaction_approves_no_second_nor_a_doubled_
         cli.run(&["node", "withdraw", to, "30000", "--feerate-perkw", "500"])
             .unwrap()
     };
-    let first = json(&withdraw());
+    let first = withdraw().json();
     assert!(first["txid"].is_string(), "{first}");
     // The same destination and amount again: node-host ships the used request instead.
     let again = withdraw();
@@ -315,5 +296,5 @@ fn a_withdraw_request_used_for_one_transaction_approves_no_second_nor_a_doubled_
     );
     // The request itself, asked anew, is approved.
     std::fs::write(&faults, "").unwrap();
-    json(&withdraw());
+    withdraw().json();
 }

@@ -65,22 +65,23 @@ pub struct Faulty {
 impl ShippedRequests for Faulty {
     fn shipped(&self) -> Vec<PendingRequest> {
         let mut requests = self.inner.shipped();
+        let faults = read(&self.file);
         {
             let mut seen = self.first_seen.lock().unwrap_or_else(|p| p.into_inner());
             for r in &requests {
                 seen.entry(r.uri.clone()).or_insert_with(|| r.clone());
             }
-            for (what, path) in read(&self.file) {
+            for (what, path) in &faults {
                 if what == "replay-signed"
-                    && let Some(first) = seen.get(&path)
-                    && requests.iter().any(|r| r.uri == path)
+                    && let Some(first) = seen.get(path)
+                    && requests.iter().any(|r| &r.uri == path)
                 {
-                    requests.retain(|r| r.uri != path);
+                    requests.retain(|r| &r.uri != path);
                     requests.push(first.clone());
                 }
             }
         }
-        apply(requests, &read(&self.file))
+        apply(requests, &faults)
     }
 }
 
