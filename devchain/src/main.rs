@@ -36,10 +36,20 @@ enum Command {
         /// What estimatesmartfee answers, sat/vB.
         #[arg(long, default_value_t = 2)]
         feerate: u64,
+        /// A user accepted beside the cookie (bitcoind's `rpcuser`); its password comes
+        /// from `DEVCHAIN_RPC_PASSWORD` or `--rpc-password-file`, never the command line.
+        #[arg(long)]
+        rpc_user: Option<String>,
+        /// A file holding the `--rpc-user`'s password.
+        #[arg(long)]
+        rpc_password_file: Option<PathBuf>,
     },
     #[command(flatten)]
     Operate(ChainCommand),
 }
+
+/// Where `run` reads the `--rpc-user`'s password from, if no file is given.
+const PASSWORD_ENV: &str = "DEVCHAIN_RPC_PASSWORD";
 
 fn default_dir() -> PathBuf {
     std::env::var_os("HOME")
@@ -70,6 +80,8 @@ async fn run(cli: Cli) -> Result<()> {
             listen,
             initial_blocks,
             feerate,
+            rpc_user,
+            rpc_password_file,
         } => {
             let config = Config {
                 initial_blocks,
@@ -85,7 +97,21 @@ async fn run(cli: Cli) -> Result<()> {
                 endpoint.url,
                 endpoint.cookie.display()
             );
-            let credentials = rpc::Credentials::load(&endpoint.cookie)?;
+            let mut credentials = rpc::Credentials::load(&endpoint.cookie)?;
+            if let Some(user) = rpc_user {
+                let password = match rpc_password_file {
+                    Some(f) => std::fs::read_to_string(&f)
+                        .with_context(|| format!("cannot read {}", f.display()))?
+                        .trim_end_matches(['\r', '\n'])
+                        .to_string(),
+                    None => std::env::var(PASSWORD_ENV).with_context(|| {
+                        format!(
+                            "--rpc-user needs its password in {PASSWORD_ENV} or --rpc-password-file"
+                        )
+                    })?,
+                };
+                credentials = credentials.with_user(&user, &password);
+            }
             let shutdown = async {
                 let mut term =
                     tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())

@@ -45,7 +45,7 @@ async fn block_sync_fetches_headers_and_blocks_and_follows_a_reorg() {
     let miner = Key::new();
     mine(&r.client, 5, &miner.address).await;
 
-    let source = r.client.rpc();
+    let source = &r.client;
     let (best, height) = source.get_best_block().await.unwrap();
     assert_eq!(height, Some(5));
     // Headers and blocks pass lightning-block-sync's checks (PoW, chainwork, merkle root,
@@ -237,4 +237,86 @@ async fn a_wrong_password_is_refused() {
     let bad = ChainClient::new(&r.client.url, "X19jb29raWVfXzp3cm9uZw==").unwrap();
     assert!(bad.call("getblockcount", &[]).await.is_err());
     assert_eq!(r.chain.lock().chain.height(), 0);
+}
+
+/// Serves `chain` from `dir` on `addr` with a new cookie, accepting `user` too; stops when
+/// the returned sender drops.
+async fn serve_at(
+    chain: &std::sync::Arc<skylight_devchain::DevChain>,
+    dir: &std::path::Path,
+    addr: std::net::SocketAddr,
+    user: (&str, &str),
+) -> (std::net::SocketAddr, tokio::sync::oneshot::Sender<()>) {
+    let (listener, endpoint) = skylight_devchain::rpc::bind(dir, addr).await.unwrap();
+    let at = listener.local_addr().unwrap();
+    let credentials = skylight_devchain::rpc::Credentials::load(&endpoint.cookie)
+        .unwrap()
+        .with_user(user.0, user.1);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(skylight_devchain::rpc::serve(
+        chain.clone(),
+        listener,
+        credentials,
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    (at, stop)
+}
+
+#[tokio::test]
+async fn a_chosen_user_is_accepted_beside_the_cookie_and_a_restart_rewrites_the_cookie_clients_read_again()
+ {
+    use skylight_client::chain::{ChainError, ChainRpc, RpcAuth};
+    let dir = tempfile::tempdir().unwrap();
+    let chain = std::sync::Arc::new(
+        skylight_devchain::DevChain::open(dir.path(), Default::default()).unwrap(),
+    );
+    let (at, stop) = serve_at(
+        &chain,
+        dir.path(),
+        "127.0.0.1:0".parse().unwrap(),
+        ("op", "s3cret"),
+    )
+    .await;
+    let url = format!("http://{at}");
+    let as_user = |password: &str| {
+        ChainClient::connect(
+            &ChainRpc::new(
+                &url,
+                Network::Regtest,
+                RpcAuth::UserPassword {
+                    user: "op".into(),
+                    password: password.into(),
+                },
+            )
+            .unwrap(),
+        )
+    };
+    let user = as_user("s3cret");
+    assert_eq!(user.info().await.unwrap().network, Network::Regtest);
+    let cookie_file = skylight_devchain::rpc::Endpoint::files(dir.path()).1;
+    let by_cookie = ChainClient::with_cookie(&url, &cookie_file).unwrap();
+    let first_cookie = std::fs::read_to_string(&cookie_file).unwrap();
+    assert!(by_cookie.call("getblockcount", &[]).await.is_ok());
+    match as_user("wrong").call("getblockcount", &[]).await {
+        Err(ChainError::Unreachable { detail, .. }) => {
+            assert!(detail.contains("refuses the credentials"), "{detail}")
+        }
+        other => panic!("a wrong password must be refused, got {other:?}"),
+    }
+
+    // Stopped: the client says it cannot reach the chain, not that it refused.
+    drop(stop);
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert!(matches!(
+        by_cookie.call("getblockcount", &[]).await,
+        Err(ChainError::Unreachable { .. })
+    ));
+    // Started again where it was, with a new cookie, as bitcoind does: the client that
+    // held the old one reads the new one and goes on.
+    let (_, _stop) = serve_at(&chain, dir.path(), at, ("op", "s3cret")).await;
+    assert_ne!(std::fs::read_to_string(&cookie_file).unwrap(), first_cookie);
+    assert!(by_cookie.call("getblockcount", &[]).await.is_ok());
+    assert!(user.call("getblockcount", &[]).await.is_ok());
 }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use skylight_client::chain::ChainClient;
+use skylight_client::chain::{ChainClient, ChainRpc, RpcAuth};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -76,10 +76,15 @@ impl NodeHost {
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         listener.set_nonblocking(true)?;
         let uri = format!("https://localhost:{}", listener.local_addr()?.port());
-        let chain = Arc::new(match &config.bitcoind_cookie {
-            Some(cookie) => ChainClient::with_cookie(&config.bitcoind_rpc, cookie)?,
-            None => ChainClient::new(&config.bitcoind_rpc, "")?,
-        });
+        let auth = match &config.bitcoind_cookie {
+            Some(cookie) => RpcAuth::Cookie(cookie.clone()),
+            None => RpcAuth::None,
+        };
+        let chain = Arc::new(ChainClient::connect(&ChainRpc::new(
+            &config.bitcoind_rpc,
+            config.network,
+            auth,
+        )?));
         let invoices =
             Arc::new(Invoices::open(&dir.invoices()).context("cannot open the invoices")?);
         let payments =
@@ -113,6 +118,14 @@ impl NodeHost {
             signer_wait: self.config.signer_wait,
             ldk_runtime: tokio::runtime::Handle::current(),
         });
+        // A chain of another network is refused before anything is served (the scheduler
+        // sees node-host exit, and its log says why); one that is down is waited for.
+        node::chain_health::check_network(&self.chain, &node).await?;
+        tasks.spawn(node::chain_health::watch(
+            self.chain.clone(),
+            node.clone(),
+            shutdown.clone(),
+        ));
         tasks.spawn(stop_when_idle(
             self.stage.clone(),
             self.activity.clone(),
@@ -124,6 +137,7 @@ impl NodeHost {
             dir: self.config.dir(),
             chain: self.chain.clone(),
             p2p_listen: self.config.p2p_listen,
+            p2p_announce: self.config.p2p_announce.clone(),
             signer_deadline: self.config.signer_deadline,
             chain_poll: self.config.chain_poll,
             io: self.io.clone(),

@@ -48,6 +48,10 @@ pub struct Config {
     /// Address where Lightning peers connect (port 0 picks one, kept across restarts).
     #[arg(long, default_value = "127.0.0.1:0")]
     pub p2p_listen: SocketAddr,
+    /// The host name or address peers are told to reach the node at (Getinfo's
+    /// `address`), with the port it listens on; none by default.
+    #[arg(long, value_parser = announce_host)]
+    pub p2p_announce: Option<String>,
     /// Seconds a node call that needs the signer (an invoice, say) waits for one to attach.
     #[arg(long = "signer-wait", default_value = "30", value_parser = seconds)]
     pub signer_wait: Duration,
@@ -106,6 +110,9 @@ impl Config {
         if let Some(cookie) = &self.bitcoind_cookie {
             args.extend(["--bitcoind-cookie".into(), cookie.clone().into()]);
         }
+        if let Some(host) = &self.p2p_announce {
+            args.extend(["--p2p-announce".into(), host.into()]);
+        }
         let secs = |d: Duration| OsString::from(d.as_secs().to_string());
         args.extend([
             "--idle-timeout".into(),
@@ -138,6 +145,27 @@ fn node_id(text: &str) -> Result<PublicKey, String> {
 fn network(text: &str) -> Result<Network, String> {
     text.parse()
         .map_err(|_| "use bitcoin, testnet, testnet4, signet or regtest".to_string())
+}
+
+/// A host to announce: an IP address, or a DNS name as BOLT 7 carries one (ASCII letters,
+/// digits, `-` and `.`, at most 255 bytes).
+pub fn announce_host(text: &str) -> Result<String, String> {
+    if text.parse::<std::net::IpAddr>().is_ok() {
+        return Ok(text.to_string());
+    }
+    let fine = !text.is_empty()
+        && text.len() <= 255
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+        && !text.starts_with(['-', '.']);
+    if fine {
+        Ok(text.to_ascii_lowercase())
+    } else {
+        Err(format!(
+            "{text:?} is neither an IP address nor a host name (letters, digits, '-' and '.')"
+        ))
+    }
 }
 
 fn seconds(text: &str) -> Result<Duration, String> {
@@ -183,7 +211,18 @@ mod tests {
         c.signer_wait = Duration::from_secs(2);
         c.chain_poll = Duration::from_millis(50);
         c.p2p_listen = "127.0.0.1:9735".parse().unwrap();
+        c.p2p_announce = Some("node.example.org".into());
         assert_eq!(Config::from_args(c.to_args()).unwrap(), c);
+    }
+
+    #[test]
+    fn an_announced_host_is_an_address_or_a_dns_name() {
+        assert_eq!(announce_host("203.0.113.7").unwrap(), "203.0.113.7");
+        assert_eq!(announce_host("2001:db8::1").unwrap(), "2001:db8::1");
+        assert_eq!(announce_host("LN.Example.org").unwrap(), "ln.example.org");
+        for bad in ["", "-x.org", "a b", "host:9735", "ünï.org"] {
+            assert!(announce_host(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -17,6 +17,7 @@
 //! receive-auth-key    the blinded-path receive key                               0600
 //! p2p-addr            where the node last listened for Lightning peers
 //! revoked-devices     the tenant's revoked devices (JSON list of names), from the scheduler
+//! bitcoind-auth       the chain's `user:password`, from the scheduler                 0600
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -42,6 +43,7 @@ pub const FILES: &[&str] = &[
     RECEIVE_AUTH_KEY,
     P2P_ADDR,
     REVOKED_DEVICES,
+    BITCOIND_AUTH,
 ];
 
 const SERVER_CERT: &str = "server.crt";
@@ -59,6 +61,7 @@ const NEXT_DBID: &str = "next-dbid";
 const RECEIVE_AUTH_KEY: &str = "receive-auth-key";
 const P2P_ADDR: &str = "p2p-addr";
 const REVOKED_DEVICES: &str = "revoked-devices";
+const BITCOIND_AUTH: &str = "bitcoind-auth";
 
 impl NodeDir {
     /// The node directory at `root`.
@@ -145,6 +148,12 @@ impl NodeDir {
     pub fn revoked_devices(&self) -> PathBuf {
         self.0.join(REVOKED_DEVICES)
     }
+
+    /// The chain's credentials (secret), written by the scheduler when it has a user and
+    /// password for bitcoind.
+    pub fn bitcoind_auth(&self) -> PathBuf {
+        self.0.join(BITCOIND_AUTH)
+    }
 }
 
 #[cfg(test)]
@@ -174,6 +183,7 @@ mod tests {
             dir.receive_auth_key(),
             dir.p2p_addr(),
             dir.revoked_devices(),
+            dir.bitcoind_auth(),
         ];
         assert_eq!(all.len(), FILES.len(), "a file is missing from FILES");
         for (path, name) in all.iter().zip(FILES) {

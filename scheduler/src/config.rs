@@ -1,8 +1,15 @@
 //! The scheduler's settings.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::ops::RangeInclusive;
 use std::path::PathBuf;
 use std::time::Duration;
+
+use skylight_client::chain::{ChainRpc, RpcAuth};
+
+/// The environment variable the bitcoind RPC password is read from (never a flag: a
+/// command line is readable by every local user).
+pub const PASSWORD_ENV: &str = "SKYLIGHT_BITCOIND_RPC_PASSWORD";
 
 /// Everything the scheduler is told at start.
 #[derive(Debug, Clone)]
@@ -38,6 +45,21 @@ pub struct Config {
     pub node_host_bin: PathBuf,
     /// What every node-host is started with, where the operator set it.
     pub node_host: NodeHostSettings,
+    /// Where node-hosts listen for Lightning peers and what they announce.
+    pub p2p: P2pSettings,
+}
+
+/// Where node-hosts listen for Lightning peers, and the address they tell peers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct P2pSettings {
+    /// The address node-hosts listen on (`0.0.0.0` for every interface).
+    pub bind: IpAddr,
+    /// The ports tenants are given, one each and kept; without it, each node-host picks a
+    /// free port once and keeps it.
+    pub ports: Option<RangeInclusive<u16>>,
+    /// The host name or address announced in Getinfo's `address` (the operator's public
+    /// host), with each node's port.
+    pub announce: Option<String>,
 }
 
 /// Settings of every node-host the operator chose; the rest keep node-host's own defaults
@@ -78,10 +100,13 @@ impl NodeHostSettings {
 /// Where the chain comes from.
 #[derive(Debug, Clone)]
 pub enum ChainSource {
-    /// An external bitcoind's JSON-RPC (URL with credentials, or a cookie file).
+    /// An external bitcoind's JSON-RPC.
     Bitcoind {
-        /// `http://user:pass@host:port` or `http://host:port`.
-        url: String,
+        /// Where it is and how to authenticate (the password never displayed).
+        rpc: ChainRpc,
+        /// Whether the operator put a password on the scheduler's command line, where any
+        /// local user can read it: said at start, so it can be moved.
+        password_on_command_line: bool,
     },
     /// The embedded regtest chain, in `<data-dir>/chain`.
     Embedded {
@@ -96,14 +121,55 @@ impl Config {
     /// The settings `scheduler run` was given for `data_dir`: each flag, else its
     /// environment variable, else its default (written once, on [`RunArgs`]).
     pub fn from_args(data_dir: PathBuf, args: RunArgs) -> Result<Self, ConfigError> {
-        if args.network.parse::<bitcoin::Network>().is_err() {
+        let Ok(network) = args.network.parse::<bitcoin::Network>() else {
             return Err(ConfigError(format!(
                 "unknown network {:?}: use bitcoin, testnet, testnet4, signet or regtest",
                 args.network
             )));
-        }
+        };
+        let password = match (
+            &args.bitcoind_rpc_password_file,
+            &args.bitcoind_rpc_password,
+        ) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError(format!(
+                    "the bitcoind RPC password is given both in {PASSWORD_ENV} and in \
+                     --bitcoind-rpc-password-file; keep one"
+                )));
+            }
+            (Some(file), None) => Some(
+                std::fs::read_to_string(file)
+                    .map_err(|e| ConfigError(format!("cannot read {}: {e}", file.display())))?
+                    .trim_end_matches(['\r', '\n'])
+                    .to_string(),
+            ),
+            (None, password) => password.clone(),
+        };
         let chain = match args.bitcoind_rpc {
-            Some(url) => ChainSource::Bitcoind { url },
+            Some(url) => {
+                let rpc = ChainRpc::from_settings(
+                    &url,
+                    network,
+                    args.bitcoind_rpc_cookie,
+                    args.bitcoind_rpc_user,
+                    password,
+                )
+                .map_err(|e| ConfigError(e.to_string()))?;
+                let password_on_command_line = matches!(rpc.auth, RpcAuth::UserPassword { .. })
+                    && args.bitcoind_rpc_from_command_line;
+                ChainSource::Bitcoind {
+                    rpc,
+                    password_on_command_line,
+                }
+            }
+            None if args.bitcoind_rpc_cookie.is_some()
+                || args.bitcoind_rpc_user.is_some()
+                || password.is_some() =>
+            {
+                return Err(ConfigError(
+                    "bitcoind RPC credentials are given without --bitcoind-rpc (its URL)".into(),
+                ));
+            }
             None if args.network == "regtest" => ChainSource::Embedded {
                 listen: args.chain_rpc_listen,
                 initial_blocks: args.chain_initial_blocks,
@@ -130,6 +196,11 @@ impl Config {
             shutdown_grace: Duration::from_secs(args.shutdown_grace),
             chain,
             node_host_bin: args.node_host_bin.unwrap_or_else(default_node_host_bin),
+            p2p: P2pSettings {
+                bind: args.node_p2p_bind,
+                ports: args.node_p2p_ports.as_deref().map(port_range).transpose()?,
+                announce: args.node_p2p_announce,
+            },
             node_host: NodeHostSettings {
                 idle_timeout: args.node_idle_timeout.map(Duration::from_secs),
                 signer_wait: args.node_signer_wait.map(Duration::from_secs),
@@ -147,6 +218,24 @@ impl Config {
     }
 }
 
+/// `start-end`, both ports, start no greater than end.
+fn port_range(text: &str) -> Result<RangeInclusive<u16>, ConfigError> {
+    let bad = || {
+        ConfigError(format!(
+            "--node-p2p-ports {text:?}: write it as start-end, e.g. 9735-9835"
+        ))
+    };
+    let (a, b) = text.split_once('-').ok_or_else(bad)?;
+    let (a, b): (u16, u16) = (
+        a.trim().parse().map_err(|_| bad())?,
+        b.trim().parse().map_err(|_| bad())?,
+    );
+    if a == 0 || a > b {
+        return Err(bad());
+    }
+    Ok(a..=b)
+}
+
 /// Settings that cannot work together, said so a person can fix them.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -162,7 +251,16 @@ impl RunArgs {
     /// The settings of a `scheduler run` with no flags (the environment still counts).
     pub fn defaults() -> Self {
         use clap::Parser;
-        RunOnly::parse_from(["run"]).run
+        RunOnly::parse_from(["run"]).run.with_environment()
+    }
+
+    /// Fills in what is read from the environment only: the bitcoind RPC password, and
+    /// whether the bitcoind URL came from the command line rather than the environment.
+    pub fn with_environment(mut self) -> Self {
+        self.bitcoind_rpc_password = std::env::var(PASSWORD_ENV).ok();
+        self.bitcoind_rpc_from_command_line =
+            self.bitcoind_rpc.is_some() && std::env::var(URL_ENV).ok() != self.bitcoind_rpc;
+        self
     }
 }
 
@@ -173,6 +271,9 @@ pub fn default_node_host_bin() -> PathBuf {
         .and_then(|exe| exe.parent().map(|d| d.join("node-host")))
         .unwrap_or_else(|| PathBuf::from("node-host"))
 }
+
+/// The environment variable of the bitcoind RPC URL.
+const URL_ENV: &str = "SKYLIGHT_BITCOIND_RPC";
 
 /// `scheduler run`'s settings, as typed (flag, else environment, else the default written
 /// here, once).
@@ -203,10 +304,29 @@ pub struct RunArgs {
     /// Seconds a stopping scheduler lets open calls finish before closing connections.
     #[arg(long, env = "SKYLIGHT_SHUTDOWN_GRACE", default_value_t = 5)]
     pub shutdown_grace: u64,
-    /// An external bitcoind's JSON-RPC URL (`http://user:pass@host:port`). Without it, on
-    /// regtest, the scheduler runs its own embedded chain.
-    #[arg(long, env = "SKYLIGHT_BITCOIND_RPC")]
+    /// An external bitcoind's JSON-RPC URL, `http://host:port` (bitcoind's port for the
+    /// network if left out). Credentials may be in it (`http://user:password@host:port`),
+    /// but then give it in the environment, not as a flag: a command line is readable by
+    /// every local user. Without it, on regtest, the scheduler runs its own embedded chain.
+    #[arg(long, env = URL_ENV)]
     pub bitcoind_rpc: Option<String>,
+    /// bitcoind's cookie file (`<bitcoind datadir>/<network>/.cookie`), read again whenever
+    /// bitcoind rewrites it.
+    #[arg(long, env = "SKYLIGHT_BITCOIND_RPC_COOKIE")]
+    pub bitcoind_rpc_cookie: Option<PathBuf>,
+    /// bitcoind's `rpcuser` (or a user of its `rpcauth`); the password is read from
+    /// SKYLIGHT_BITCOIND_RPC_PASSWORD or --bitcoind-rpc-password-file.
+    #[arg(long, env = "SKYLIGHT_BITCOIND_RPC_USER")]
+    pub bitcoind_rpc_user: Option<String>,
+    /// A file holding the bitcoind RPC user's password (one line).
+    #[arg(long, env = "SKYLIGHT_BITCOIND_RPC_PASSWORD_FILE")]
+    pub bitcoind_rpc_password_file: Option<PathBuf>,
+    /// The bitcoind RPC password, from SKYLIGHT_BITCOIND_RPC_PASSWORD only.
+    #[arg(skip)]
+    pub bitcoind_rpc_password: Option<String>,
+    /// Whether `bitcoind_rpc` was given as a flag (set by [`RunArgs::with_environment`]).
+    #[arg(skip)]
+    pub bitcoind_rpc_from_command_line: bool,
     /// Where the embedded chain's JSON-RPC listens.
     #[arg(
         long,
@@ -240,6 +360,18 @@ pub struct RunArgs {
     /// refused (default: node-host's).
     #[arg(long, env = "SKYLIGHT_NODE_SIGNED_REQUEST_WINDOW")]
     pub node_signed_request_window: Option<u64>,
+    /// The address node-hosts listen on for Lightning peers (0.0.0.0: every interface).
+    #[arg(long, env = "SKYLIGHT_NODE_P2P_BIND", default_value = "127.0.0.1")]
+    pub node_p2p_bind: IpAddr,
+    /// The Lightning ports tenants are given, one each, kept across restarts
+    /// (`start-end`, e.g. 9735-9835; open them in the firewall). Without it, each
+    /// node-host picks a free port once and keeps it.
+    #[arg(long, env = "SKYLIGHT_NODE_P2P_PORTS")]
+    pub node_p2p_ports: Option<String>,
+    /// The host name or address peers are told to reach tenants' nodes at (Getinfo's
+    /// `address`, with each node's port): the operator's public host.
+    #[arg(long, env = "SKYLIGHT_NODE_P2P_ANNOUNCE", value_parser = skylight_node_host::config::announce_host)]
+    pub node_p2p_announce: Option<String>,
 }
 
 #[cfg(test)]
@@ -303,8 +435,75 @@ mod tests {
             err.contains("--bitcoind-rpc is required on signet"),
             "{err}"
         );
-        let c = parsed(&["--network", "signet", "--bitcoind-rpc", "http://h:38332"]).unwrap();
-        assert!(matches!(c.chain, ChainSource::Bitcoind { url } if url == "http://h:38332"));
+        let c = parsed(&["--network", "signet", "--bitcoind-rpc", "http://h"]).unwrap();
+        match c.chain {
+            ChainSource::Bitcoind { rpc, .. } => {
+                assert_eq!(rpc.url().as_str(), "http://h:38332/");
+                assert_eq!(rpc.auth, RpcAuth::None);
+            }
+            other => panic!("expected bitcoind, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn lightning_ports_are_a_range_and_the_announced_host_is_checked() {
+        let c = parsed(&[]).unwrap();
+        assert_eq!(c.p2p.bind, "127.0.0.1".parse::<IpAddr>().unwrap());
+        assert_eq!((c.p2p.ports, c.p2p.announce), (None, None));
+        let c = parsed(&[
+            "--node-p2p-bind",
+            "0.0.0.0",
+            "--node-p2p-ports",
+            "9735-9835",
+            "--node-p2p-announce",
+            "ln.example.org",
+        ])
+        .unwrap();
+        assert_eq!(c.p2p.ports, Some(9735..=9835));
+        assert_eq!(c.p2p.announce.as_deref(), Some("ln.example.org"));
+        for bad in ["9835-9735", "0-10", "9735", "a-b"] {
+            let err = parsed(&["--node-p2p-ports", bad]).unwrap_err().to_string();
+            assert!(err.contains("start-end"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn bitcoind_credentials_come_one_way_and_never_from_a_flag_unnoticed() {
+        let c = parsed(&["--bitcoind-rpc", "http://u:pw@h:1"]).unwrap();
+        assert!(matches!(
+            c.chain,
+            ChainSource::Bitcoind { rpc, password_on_command_line: false }
+                if rpc.auth == RpcAuth::UserPassword { user: "u".into(), password: "pw".into() }
+        ));
+        let mut args = RunOnly::parse_from(["run", "--bitcoind-rpc", "http://u:pw@h:1"]).run;
+        args.bitcoind_rpc_from_command_line = true;
+        let c = Config::from_args("/d".into(), args).unwrap();
+        assert!(matches!(
+            c.chain,
+            ChainSource::Bitcoind {
+                password_on_command_line: true,
+                ..
+            }
+        ));
+        let err = parsed(&["--bitcoind-rpc-cookie", "/c"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("without --bitcoind-rpc"), "{err}");
+        let mut args = RunOnly::parse_from([
+            "run",
+            "--bitcoind-rpc",
+            "http://h:1",
+            "--bitcoind-rpc-user",
+            "u",
+        ])
+        .run;
+        args.bitcoind_rpc_password = Some("pw".into());
+        let c = Config::from_args("/d".into(), args).unwrap();
+        assert!(matches!(
+            c.chain,
+            ChainSource::Bitcoind { rpc, .. }
+                if rpc.auth == RpcAuth::UserPassword { user: "u".into(), password: "pw".into() }
+        ));
     }
 
     #[test]

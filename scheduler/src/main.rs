@@ -113,7 +113,7 @@ fn real_main() -> Result<()> {
 }
 
 async fn run(data_dir: PathBuf, args: RunArgs) -> Result<()> {
-    let config = Config::from_args(data_dir, args)?;
+    let config = Config::from_args(data_dir, args.with_environment())?;
     let shutdown = Shutdown::new();
     let trigger = shutdown.clone();
     tokio::spawn(async move {

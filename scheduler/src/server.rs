@@ -3,7 +3,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result, anyhow, bail};
 use skylight_proto::admin::admin_server::AdminServer;
 use skylight_proto::devices::devices_server::DevicesServer;
 use skylight_proto::scheduler::{
@@ -55,18 +55,24 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<()> {
     if reaped > 0 {
         tracing::info!(reaped, "stopped node-hosts left by a previous scheduler");
     }
-    let chain = Chain::start(&config, &paths, &shutdown).await?;
+    let network: bitcoin::Network = config
+        .network
+        .parse()
+        .with_context(|| format!("unknown network {:?}", config.network))?;
+    let chain = Chain::start(&config, &paths).await?;
+    if let Err(e) = chain.check(network).await {
+        chain.stop().await?;
+        return Err(e);
+    }
+    let chain_watch = chain.watch(network, shutdown.clone());
     let nodes = NodeManager::new(
         NodeSettings {
             binary: config.node_host_bin.clone(),
             nodes_dir: paths.nodes_dir(),
-            network: config
-                .network
-                .parse()
-                .with_context(|| format!("unknown network {:?}", config.network))?,
-            chain_url: chain.url.clone(),
-            chain_cookie: chain.cookie.clone(),
+            network,
+            chain: chain.rpc.clone(),
             node_host: config.node_host.clone(),
+            p2p: config.p2p.clone(),
             start_timeout: NODE_START_TIMEOUT,
             stop_grace: NODE_STOP_GRACE,
             cert_days: config.server_cert_days,
@@ -169,8 +175,12 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<()> {
     let _ = std::fs::remove_file(paths.grpc_uri());
     let _ = std::fs::remove_file(&socket);
     state.nodes.stop_all().await;
+    chain_watch.abort();
     chain.stop().await?;
     result.context("gRPC server failed")?;
+    if shutdown.failed() {
+        bail!("the scheduler stopped because it could not go on (the log says why)");
+    }
     tracing::info!("scheduler stopped");
     Ok(())
 }
@@ -206,22 +216,9 @@ fn print_banner(paths: &Paths, uri: &str, config: &Config, chain: &Chain) {
     println!("  export GL_CA_CRT={}", paths.ca_cert().display());
     println!("  export GL_NOBODY_CRT={}", paths.nobody_cert().display());
     println!("  export GL_NOBODY_KEY={}", paths.nobody_key().display());
-    match &chain.cookie {
-        Some(cookie) => println!(
-            "Embedded regtest chain: {} (bitcoind JSON-RPC; credentials in {})",
-            chain.url,
-            cookie.display()
-        ),
-        None => println!("Chain: bitcoind JSON-RPC at {}", redact(&chain.url)),
-    }
-}
-
-/// A URL without its password, for printing.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            format!("{}://…@{}", &url[..scheme], &url[at + 1..])
-        }
-        _ => url.to_string(),
+    if chain.is_embedded() {
+        println!("Embedded regtest chain: {} (bitcoind JSON-RPC)", chain.rpc);
+    } else {
+        println!("Chain: bitcoind JSON-RPC at {}", chain.rpc);
     }
 }

@@ -7,6 +7,7 @@ use tokio::sync::watch;
 pub struct Shutdown {
     tx: std::sync::Arc<watch::Sender<bool>>,
     rx: watch::Receiver<bool>,
+    failed: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Default for Shutdown {
@@ -22,12 +23,25 @@ impl Shutdown {
         Shutdown {
             tx: std::sync::Arc::new(tx),
             rx,
+            failed: Default::default(),
         }
     }
 
     /// Asks everything to stop.
     pub fn trigger(&self) {
         let _ = self.tx.send(true);
+    }
+
+    /// Asks everything to stop because something cannot go on (the scheduler then exits
+    /// with an error).
+    pub fn fail(&self) {
+        self.failed.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.trigger();
+    }
+
+    /// Whether the stop was asked for by [`Shutdown::fail`].
+    pub fn failed(&self) -> bool {
+        self.failed.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Resolves once shutdown has been asked for.

@@ -18,6 +18,17 @@ pub fn getinfo_json(r: &skylight_proto::cln::GetinfoResponse) -> serde_json::Val
         "binding": r.binding.iter().map(|b| serde_json::json!({
             "address": b.address, "port": b.port,
         })).collect::<Vec<_>>(),
+        // CLN's names for the address types.
+        "address": r.address.iter().map(|a| serde_json::json!({
+            "type": match a.item_type {
+                1 => "ipv4",
+                2 => "ipv6",
+                3 => "torv2",
+                4 => "torv3",
+                _ => "dns",
+            },
+            "address": a.address, "port": a.port,
+        })).collect::<Vec<_>>(),
     });
     if let Some(w) = &r.warning_bitcoind_sync {
         v["warning_bitcoind_sync"] = w.clone().into();

@@ -8,6 +8,8 @@
 //! - A signer in process ([`in_process`]), attached to node-host's stage as `signer-cli`
 //!   attaches over the network, and a certificate hierarchy made in memory ([`Pki`]).
 //! - Tenants as an app drives them, their signers in this process ([`app`]).
+//! - A `devchain` process standing in for an external bitcoind ([`ExternalChain`]), and
+//!   the command lines that hold a secret ([`command_lines_holding`]).
 //! - An invoice nobody can pay ([`unreachable_invoice`]).
 //! - What the chain shows of a scenario ([`onchain`]) and a tenant's backups ([`backup`]).
 //! - Two tenants with their signers, a funded wallet and a channel ([`pair`]), and a relay
@@ -20,6 +22,7 @@
 pub mod app;
 pub mod backup;
 mod binaries;
+mod devchain;
 pub mod in_process;
 mod invoices;
 pub mod onchain;
@@ -33,6 +36,7 @@ mod stats;
 mod tenant;
 
 pub use binaries::bin;
+pub use devchain::{ExternalChain, command_lines_holding};
 pub use invoices::unreachable_invoice;
 pub use pki::Pki;
 pub use process::{alive, eventually, node_pid};

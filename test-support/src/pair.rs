@@ -75,6 +75,16 @@ impl Tenant {
     }
 }
 
+/// How A reaches B.
+pub enum Dial {
+    /// At the address B listens on.
+    Direct,
+    /// Through a [`Proxy`] in between.
+    Proxy,
+    /// At B's port on this host name (resolved by A's node).
+    Host(String),
+}
+
 /// Two tenants of one scheduler: A's wallet funded from the faucet, A connected to B.
 pub struct Pair {
     /// The scheduler.
@@ -104,29 +114,37 @@ impl Pair {
 
     /// As [`Pair::connected`], the scheduler started with `args`.
     pub fn connected_with(args: &[&str]) -> Pair {
-        Self::make(args, false)
+        Self::make(
+            |env| Scheduler::start_with_env(args, env).unwrap(),
+            Dial::Direct,
+        )
+    }
+
+    /// As [`Pair::connected`], the scheduler started by `start` (given the environment
+    /// its node-hosts need), A dialling B as `dial` says.
+    pub fn connected_by(start: impl FnOnce(&[(&str, &str)]) -> Scheduler, dial: Dial) -> Pair {
+        Self::make(start, dial)
     }
 
     /// As [`Pair::with_channel`], A reaching B through a [`Proxy`] (B's address as A knows
     /// it, so A reconnects through it too).
     pub fn with_channel_through_proxy() -> Pair {
-        let pair = Self::make(&[], true);
+        let pair = Self::make(
+            |env| Scheduler::start_with_env(&[], env).unwrap(),
+            Dial::Proxy,
+        );
         pair.fund_channel();
         pair.confirm_channel();
         pair
     }
 
-    fn make(args: &[&str], through_proxy: bool) -> Pair {
+    fn make(start: impl FnOnce(&[(&str, &str)]) -> Scheduler, dial: Dial) -> Pair {
         // The node-hosts read faults from this file: a scenario makes a node-host misbehave
         // toward its signer as a compromised host could, and the signer must refuse.
         let faults_dir = tempfile::tempdir().unwrap();
         let faults = faults_dir.path().join("faults");
         std::fs::write(&faults, "").unwrap();
-        let s = Scheduler::start_with_env(
-            args,
-            &[("SKYLIGHT_NODE_HOST_FAULTS", faults.to_str().unwrap())],
-        )
-        .unwrap();
+        let s = start(&[("SKYLIGHT_NODE_HOST_FAULTS", faults.to_str().unwrap())]);
         let a = Tenant::new(&s);
         let b = Tenant::new(&s);
         let addr = a.call(&["newaddr"])["bech32"].as_str().unwrap().to_string();
@@ -144,10 +162,14 @@ impl Pair {
             .split_once('@')
             .map(|(i, a)| (i.to_string(), a.to_string()))
             .unwrap();
-        let proxy = through_proxy.then(|| Proxy::start(b_at.parse().unwrap()));
-        let dialled = match &proxy {
-            Some(p) => format!("{b_id}@{}", p.addr),
-            None => format!("{b_id}@{b_at}"),
+        let proxy = matches!(dial, Dial::Proxy).then(|| Proxy::start(b_at.parse().unwrap()));
+        let dialled = match (&proxy, &dial) {
+            (Some(p), _) => format!("{b_id}@{}", p.addr),
+            (None, Dial::Host(host)) => {
+                let port = b_at.rsplit(':').next().unwrap();
+                format!("{b_id}@{host}:{port}")
+            }
+            (None, _) => format!("{b_id}@{b_at}"),
         };
         let connected = a.call(&["connect", &dialled]);
         assert_eq!(connected["direction"], "out");

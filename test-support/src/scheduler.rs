@@ -18,6 +18,10 @@ pub struct Scheduler {
     pub uri: String,
     args: Vec<String>,
     env: Vec<(String, String)>,
+    /// An external chain's directory, if it runs on one (else its embedded chain).
+    external_chain: Option<PathBuf>,
+    /// Where its log goes, if not to the test's output.
+    log: Option<PathBuf>,
     child: Option<Child>,
     _tmp: Option<tempfile::TempDir>,
 }
@@ -31,21 +35,45 @@ impl Scheduler {
     /// Starts one with extra `run` arguments and environment variables, which its
     /// node-hosts inherit.
     pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Result<Self> {
+        let mut s = Self::new(args, env)?;
+        s.launch()?;
+        Ok(s)
+    }
+
+    /// Starts one whose chain is `chain`, an external bitcoind to it (the arguments and
+    /// environment say how to reach it); its log goes to [`Scheduler::log`].
+    pub fn start_on(
+        chain: &crate::ExternalChain,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<Self> {
+        let mut s = Self::new(args, env)?;
+        s.external_chain = Some(chain.dir.clone());
+        s.log = Some(s._tmp.as_ref().unwrap().path().join("scheduler.log"));
+        s.launch()?;
+        Ok(s)
+    }
+
+    fn new(args: &[&str], env: &[(&str, &str)]) -> Result<Self> {
         let tmp = tempfile::tempdir()?;
-        let dir = tmp.path().join("scheduler");
-        let mut s = Scheduler {
-            dir,
+        Ok(Scheduler {
+            dir: tmp.path().join("scheduler"),
             uri: String::new(),
             args: args.iter().map(|a| a.to_string()).collect(),
             env: env
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            external_chain: None,
+            log: None,
             child: None,
             _tmp: Some(tmp),
-        };
-        s.launch()?;
-        Ok(s)
+        })
+    }
+
+    /// Where its log goes, when started with [`Scheduler::start_on`].
+    pub fn log(&self) -> Option<PathBuf> {
+        self.log.clone()
     }
 
     fn launch(&mut self) -> Result<()> {
@@ -59,6 +87,15 @@ impl Scheduler {
             .next()
             .and_then(|p| p.parse::<u16>().ok())
             .unwrap_or(0);
+        let stderr = match &self.log {
+            Some(path) => Stdio::from(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)?,
+            ),
+            None => Stdio::inherit(),
+        };
         let child = Command::new(bin("scheduler"))
             .arg("--data-dir")
             .arg(&self.dir)
@@ -74,6 +111,7 @@ impl Scheduler {
             .env("RUST_LOG", "warn,skylight_node_host=info,ldk=info")
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
+            .stderr(stderr)
             .spawn()
             .context("cannot start scheduler")?;
         self.child = Some(child);
@@ -135,9 +173,13 @@ impl Scheduler {
             .output()?)
     }
 
-    /// Runs `scheduler chain <args>` against its embedded chain; what it printed, trimmed.
-    /// Panics with the command's error if it fails.
+    /// Runs `scheduler chain <args>` against its embedded chain (or `devchain <args>`
+    /// against its external one); what it printed, trimmed. Panics with the command's error
+    /// if it fails.
     pub fn chain(&self, args: &[&str]) -> String {
+        if let Some(dir) = &self.external_chain {
+            return crate::devchain::operate(dir, args);
+        }
         let mut all = vec!["chain"];
         all.extend_from_slice(args);
         let out = self.command(&all).expect("run scheduler chain");

@@ -62,10 +62,13 @@ pub mod codes {
     pub const PARSE_ERROR: i32 = -32700;
 }
 
-/// Credentials clients present: the cookie file's `user:password`.
+/// Credentials clients may present: the cookie file's `user:password`, and optionally a
+/// user and password the operator chose (bitcoind's `rpcuser`/`rpcpassword`, which it
+/// accepts beside its cookie when set with `rpcauth`).
 #[derive(Clone)]
 pub struct Credentials {
-    user_pass: String,
+    /// Accepted `user:password` texts; the first is the cookie's.
+    accepted: Vec<String>,
 }
 
 impl std::fmt::Debug for Credentials {
@@ -75,13 +78,9 @@ impl std::fmt::Debug for Credentials {
 }
 
 impl Credentials {
-    /// Reads the cookie at `path`, creating it (0600) with a random password if missing.
-    pub fn load_or_create(path: &Path) -> std::io::Result<Self> {
-        if let Ok(text) = std::fs::read_to_string(path) {
-            return Ok(Credentials {
-                user_pass: text.trim().to_string(),
-            });
-        }
+    /// Writes a new cookie (0600) with a random password at `path`, as bitcoind does at
+    /// every start: clients that kept the old one must read it again.
+    pub fn create(path: &Path) -> std::io::Result<Self> {
         let mut secret = [0u8; 32];
         getrandom::getrandom(&mut secret).map_err(std::io::Error::other)?;
         let user_pass = format!("{COOKIE_USER}:{}", hex::encode(secret));
@@ -97,23 +96,40 @@ impl Credentials {
         f.write_all(user_pass.as_bytes())?;
         f.sync_all()?;
         std::fs::rename(&tmp, path)?;
-        Ok(Credentials { user_pass })
+        Ok(Credentials {
+            accepted: vec![user_pass],
+        })
     }
 
     /// Reads an existing cookie file.
     pub fn load(path: &Path) -> std::io::Result<Self> {
         Ok(Credentials {
-            user_pass: std::fs::read_to_string(path)?.trim().to_string(),
+            accepted: vec![std::fs::read_to_string(path)?.trim().to_string()],
         })
     }
 
-    /// `base64(user:password)`, as `lightning-block-sync`'s `RpcClient::new` wants it.
-    pub fn base64(&self) -> String {
-        base64::engine::general_purpose::STANDARD.encode(self.user_pass.as_bytes())
+    /// Also accepts `user` with `password`.
+    pub fn with_user(mut self, user: &str, password: &str) -> Self {
+        self.accepted.push(format!("{user}:{password}"));
+        self
     }
 
-    fn header(&self) -> String {
-        format!("Basic {}", self.base64())
+    /// The cookie's `base64(user:password)`, as `lightning-block-sync`'s `RpcClient::new`
+    /// wants it.
+    pub fn base64(&self) -> String {
+        base64::engine::general_purpose::STANDARD.encode(self.accepted[0].as_bytes())
+    }
+
+    fn headers(&self) -> Vec<String> {
+        self.accepted
+            .iter()
+            .map(|a| {
+                format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD.encode(a.as_bytes())
+                )
+            })
+            .collect()
     }
 }
 
@@ -139,18 +155,22 @@ pub async fn serve(
     credentials: Credentials,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
-    let expected = Arc::new(credentials.header());
+    let expected = Arc::new(credentials.headers());
     tokio::pin!(shutdown);
+    // Connections end with the server, as they do when bitcoind stops: a client must not go
+    // on being served on a kept-alive connection after a stop.
+    let mut connections = tokio::task::JoinSet::new();
     loop {
         let accepted = tokio::select! {
             () = &mut shutdown => break,
             a = listener.accept() => a,
         };
+        while connections.try_join_next().is_some() {}
         let Ok((stream, _)) = accepted else { continue };
         let _ = stream.set_nodelay(true);
         let chain = chain.clone();
         let expected = expected.clone();
-        tokio::spawn(async move {
+        connections.spawn(async move {
             let service =
                 hyper::service::service_fn(move |req| handle(chain.clone(), expected.clone(), req));
             let _ = hyper::server::conn::http1::Builder::new()
@@ -175,12 +195,12 @@ pub async fn run(
     Ok(())
 }
 
-/// Binds `addr` and writes `rpc-uri` and `rpc.cookie` into `dir`.
+/// Binds `addr` and writes `rpc-uri` and a new `rpc.cookie` into `dir`.
 pub async fn bind(dir: &Path, addr: SocketAddr) -> std::io::Result<(TcpListener, Endpoint)> {
     let listener = TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
     let (uri_file, cookie) = Endpoint::files(dir);
-    Credentials::load_or_create(&cookie)?;
+    Credentials::create(&cookie)?;
     let url = format!("http://{local}");
     // Written whole, then renamed into place: a client polling for the file never reads
     // it half-written.
@@ -194,14 +214,19 @@ type Body = Full<Bytes>;
 
 async fn handle(
     chain: Arc<DevChain>,
-    expected_auth: Arc<String>,
+    expected_auth: Arc<Vec<String>>,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, std::convert::Infallible> {
     let authorized = req
         .headers()
         .get(hyper::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| constant_time_eq(v.as_bytes(), expected_auth.as_bytes()));
+        .is_some_and(|v| {
+            // Every entry is compared, so the time taken says nothing of which matched.
+            expected_auth.iter().fold(false, |ok, e| {
+                constant_time_eq(v.as_bytes(), e.as_bytes()) | ok
+            })
+        });
     if !authorized {
         return Ok(Response::builder()
             .status(StatusCode::UNAUTHORIZED)

@@ -111,6 +111,7 @@ async fn host(
         dir: files.clone(),
         chain,
         p2p_listen: "127.0.0.1:0".parse().unwrap(),
+        p2p_announce: None,
         signer_deadline: Duration::from_secs(120),
         // node-host's default.
         chain_poll: Duration::from_millis(1000),

@@ -3,11 +3,14 @@
 
 use std::net::SocketAddr;
 
-use skylight_proto::cln::{self as pb, getinfo_binding::GetinfoBindingType};
+use skylight_proto::cln::{
+    self as pb, getinfo_address::GetinfoAddressType, getinfo_binding::GetinfoBindingType,
+};
 
 use super::Ctx;
 use super::convert::msat;
 use crate::node::NodeError;
+use crate::node::chain_health::ChainStatus;
 
 /// What node-host reports as its version.
 const VERSION: &str = concat!(
@@ -32,10 +35,17 @@ pub async fn handle(
         fees_collected_msat: msat(0),
         ..Default::default()
     };
-    match info.chain_height {
-        Some(h) => reply.blockheight = h,
-        None => reply.warning_bitcoind_sync = Some("the chain cannot be reached".into()),
+    if let Some(h) = info.chain_height {
+        reply.blockheight = h;
     }
+    reply.warning_bitcoind_sync = match &info.chain {
+        ChainStatus::Answers { behind, .. } => behind.clone(),
+        ChainStatus::Down(why) => Some(format!(
+            "the chain source does not answer ({why}); the node catches up when it does"
+        )),
+        ChainStatus::WrongNetwork(why) => Some(why.clone()),
+        ChainStatus::Unknown => Some("the chain source has not been reached yet".into()),
+    };
     let Some(running) = info.running else {
         reply.warning_lightningd_sync = Some(
             "the Lightning node has not started: it starts when the tenant's signer attaches"
@@ -56,7 +66,25 @@ pub async fn handle(
         invoice: Vec::new(),
     });
     reply.binding = vec![binding(running.p2p_addr)];
+    reply.address = running
+        .p2p_announce
+        .iter()
+        .map(|host| announced(host, running.p2p_addr.port()))
+        .collect();
     Ok(reply)
+}
+
+fn announced(host: &str, port: u16) -> pb::GetinfoAddress {
+    let kind = match host.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(_)) => GetinfoAddressType::Ipv4,
+        Ok(std::net::IpAddr::V6(_)) => GetinfoAddressType::Ipv6,
+        Err(_) => GetinfoAddressType::Dns,
+    };
+    pb::GetinfoAddress {
+        item_type: kind as i32,
+        port: port as u32,
+        address: Some(host.to_string()),
+    }
 }
 
 fn binding(addr: SocketAddr) -> pb::GetinfoBinding {

@@ -9,12 +9,13 @@ use lightning_signer::bitcoin::consensus::encode::serialize_hex;
 use lightning_signer::bitcoin::{Network, Transaction};
 use lightning_signer::lightning::chain::chaininterface::ConfirmationTarget;
 use serde_json::{Value, json};
-use skylight_client::chain::ChainClient;
+use skylight_client::chain::{ChainClient, ChainError};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::Node;
-use crate::node::ldk::{ChainMonitor, ChannelManager, FeeRates};
+use super::chain_health::ChainStatus;
+use crate::node::ldk::{self, ChainMonitor, ChannelManager, FeeRates};
 use crate::node::sweep::{self, Sweeper};
 use crate::node::wallet::Wallet;
 use lightning_signer::bitcoin::Block;
@@ -46,7 +47,6 @@ pub async fn follow(
     let listener = &listeners;
     let poller = ChainPoller::new(chain, network);
     let mut spv = SpvClient::new(tip, poller, &mut cache, listener);
-    let mut failing = false;
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
@@ -59,17 +59,12 @@ pub async fn follow(
                     // The sweep may wait on the signer: the chain is not held up for it.
                     tokio::spawn(async move { sweep::sweep_due(&sweeper).await });
                 }
-                if failing {
-                    tracing::info!("the chain answers again");
-                    failing = false;
-                }
             }
-            Err(e) => {
-                if !failing {
-                    tracing::warn!(error = ?e, "cannot poll the chain; retrying");
-                    failing = true;
-                }
-            }
+            // Said at once; the health watch says when it answers again.
+            Err(e) => handle.set_chain_status(ChainStatus::Down(format!(
+                "cannot poll the chain for its tip: {:?}",
+                e.into_inner()
+            ))),
         }
         handle.set_height(listeners.manager.current_best_block().height);
     }
@@ -114,7 +109,12 @@ impl Listen for Listeners {
     }
 }
 
-/// Submits what LDK asks to broadcast, in order; a package goes together.
+/// How long a broadcast waits before trying again a chain that did not answer.
+const BROADCAST_RETRY: Duration = Duration::from_secs(2);
+
+/// Submits what LDK asks to broadcast, in order; a package goes together. A chain that does
+/// not answer is tried again until it does (a funding or a withdrawal would be lost
+/// otherwise: LDK rebroadcasts only what its monitors claim); a refusal is final.
 pub async fn broadcast(
     chain: Arc<ChainClient>,
     mut queue: mpsc::UnboundedReceiver<Vec<Transaction>>,
@@ -122,13 +122,27 @@ pub async fn broadcast(
     while let Some(package) = queue.recv().await {
         for tx in package {
             let txid = tx.compute_txid();
-            match chain
-                .call("sendrawtransaction", &[json!(serialize_hex(&tx))])
-                .await
-            {
-                Ok(_) => tracing::info!(%txid, "broadcast"),
-                // LDK re-broadcasts what may already be mined or in the mempool.
-                Err(e) => tracing::warn!(%txid, error = %e, "broadcast refused"),
+            let hex = serialize_hex(&tx);
+            let mut said = false;
+            loop {
+                match chain.call("sendrawtransaction", &[json!(hex)]).await {
+                    Ok(_) => {
+                        tracing::info!(%txid, "broadcast");
+                        break;
+                    }
+                    // LDK re-broadcasts what may already be mined or in the mempool.
+                    Err(e @ ChainError::Refused { .. }) => {
+                        tracing::warn!(%txid, error = %e, "broadcast refused");
+                        break;
+                    }
+                    Err(e) => {
+                        if !said {
+                            tracing::warn!(%txid, error = %e, "cannot broadcast yet; retrying");
+                            said = true;
+                        }
+                        tokio::time::sleep(BROADCAST_RETRY).await;
+                    }
+                }
             }
         }
     }
@@ -144,21 +158,37 @@ const TARGETS: &[(ConfirmationTarget, u32)] = &[
     (ConfirmationTarget::ChannelCloseMinimum, 144),
 ];
 
-/// Reads fee estimates into `fees`; targets the chain cannot estimate keep their rate.
+/// Reads fee estimates into `fees`. A target the chain has no estimate for (a young
+/// regtest, a quiet signet, a bitcoind that has just started) gets the floor: the larger of
+/// LDK's 253 sat/kW (1 sat/vB) and the chain's `mempoolminfee`, below which nothing relays;
+/// no estimate is taken below that floor either. A chain that does not answer leaves the
+/// table as it was.
 pub async fn update_fees(chain: &ChainClient, fees: &FeeRates) {
+    let floor = match chain.call("getmempoolinfo", &[]).await {
+        Ok(v) => v
+            .get("mempoolminfee")
+            .and_then(|f| sat_per_kw(&json!({ "feerate": f })))
+            .unwrap_or(0)
+            .max(ldk::FEE_FLOOR),
+        Err(e) => {
+            tracing::debug!(error = %e, "no mempool minimum fee");
+            ldk::FEE_FLOOR
+        }
+    };
     for (target, blocks) in TARGETS {
         match chain.call("estimatesmartfee", &[json!(blocks)]).await {
-            Ok(v) => {
-                if let Some(rate) = sat_per_kw(&v) {
-                    fees.set(*target, rate);
-                }
-            }
+            Ok(v) => fees.set(*target, rate(&v, floor)),
             Err(e) => {
                 tracing::debug!(error = %e, "no fee estimate");
                 return;
             }
         }
     }
+}
+
+/// The rate of one `estimatesmartfee` answer, never below `floor`.
+fn rate(estimate: &Value, floor: u32) -> u32 {
+    sat_per_kw(estimate).unwrap_or(floor).max(floor)
 }
 
 /// bitcoind's `feerate` (BTC per 1000 vbytes) in sat per 1000 weight units.
@@ -192,5 +222,14 @@ mod tests {
         );
         assert_eq!(sat_per_kw(&json!({"feerate": 0.0002})), Some(5000));
         assert_eq!(sat_per_kw(&json!({"errors": ["Insufficient data"]})), None);
+    }
+
+    #[test]
+    fn a_target_without_an_estimate_gets_the_floor_and_no_estimate_goes_below_it() {
+        let none = json!({"errors": ["Insufficient data or no feerate found"], "blocks": 0});
+        assert_eq!(rate(&none, 253), 253);
+        assert_eq!(rate(&none, 500), 500);
+        assert_eq!(rate(&json!({"feerate": 0.00001}), 500), 500);
+        assert_eq!(rate(&json!({"feerate": 0.0002}), 500), 5000);
     }
 }

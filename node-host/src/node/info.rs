@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use lightning_signer::bitcoin::Network;
 use lightning_signer::bitcoin::secp256k1::PublicKey;
 
+use super::chain_health::ChainStatus;
 use super::{Node, NodeError, Running};
 
 /// The node, running or not.
@@ -16,6 +17,8 @@ pub struct NodeInfo {
     pub network: Network,
     /// The chain's height as last seen, if the chain could be reached.
     pub chain_height: Option<u32>,
+    /// How the chain source stands now.
+    pub chain: ChainStatus,
     /// What the running node reports; `None` before it starts (its signer never attached).
     pub running: Option<RunningInfo>,
 }
@@ -33,6 +36,8 @@ pub struct RunningInfo {
     pub features: Features,
     /// Where Lightning peers connect.
     pub p2p_addr: SocketAddr,
+    /// The host peers are told to reach the node at (with `p2p_addr`'s port), if any.
+    pub p2p_announce: Option<String>,
 }
 
 /// Channels by state.
@@ -74,6 +79,7 @@ impl Node {
             id: self.id,
             network: self.network,
             chain_height,
+            chain: self.chain_status(),
             running,
         })
     }
@@ -101,5 +107,6 @@ fn running_info(running: &Running) -> RunningInfo {
             channel: bolt9(cm.channel_features().le_flags()),
         },
         p2p_addr: running.p2p_addr,
+        p2p_announce: running.p2p_announce.clone(),
     }
 }

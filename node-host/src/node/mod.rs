@@ -13,6 +13,7 @@
 //! LDK's calls take locks a thread waiting for the signer may hold.
 
 mod chain;
+pub mod chain_health;
 mod channels;
 mod close;
 mod closing;
@@ -67,6 +68,7 @@ struct Running {
     ldk: ldk::LdkNode,
     peer_manager: Arc<ldk::PeerManager>,
     p2p_addr: SocketAddr,
+    p2p_announce: Option<String>,
     wallet: Arc<Wallet>,
     fees: Arc<ldk::FeeRates>,
     broadcaster: Arc<ldk::Broadcaster>,
@@ -79,6 +81,7 @@ pub struct Node {
     network: Network,
     running: watch::Sender<Option<Arc<Running>>>,
     height: watch::Sender<Option<u32>>,
+    chain: watch::Sender<chain_health::ChainStatus>,
     invoices: Arc<Invoices>,
     payments: Arc<Payments>,
     fundings: Arc<funding::Fundings>,
@@ -116,6 +119,7 @@ impl Node {
             network: parts.network,
             running: watch::channel(None).0,
             height: watch::channel(None).0,
+            chain: watch::channel(chain_health::ChainStatus::Unknown).0,
             invoices: parts.invoices,
             payments: parts.payments,
             fundings: Arc::default(),

@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use skylight_client::chain::ChainClient;
 use tokio_util::sync::CancellationToken;
 
-use super::{Node, Running, chain, events, peers, receive, signer_chain, start, unblock};
+use super::{Node, Running, chain, chain_health, events, peers, receive, signer_chain, start, unblock};
 use crate::paths::NodeDir;
 
 /// How the node runs.
@@ -20,6 +20,8 @@ pub struct Settings {
     pub chain: Arc<ChainClient>,
     /// Where peers connect.
     pub p2p_listen: SocketAddr,
+    /// The host peers are told to reach the node at, if any.
+    pub p2p_announce: Option<String>,
     /// How long a signing request waits for a signer.
     pub signer_deadline: Duration,
     /// How often the chain is polled for a new tip.
@@ -36,9 +38,10 @@ pub async fn run(
     stop: CancellationToken,
 ) -> Result<()> {
     let stage = node.stage.clone();
-    // The chain's height is worth reporting before the node runs.
-    if let Ok(h) = chain::height(&settings.chain).await {
-        node.set_height(h);
+    // Built only from a chain that answers on the node's network (it may be down now, or
+    // not yet started: the node waits, and Getinfo says why).
+    if !chain_health::ready(&settings.chain, &node, &stop).await? {
+        return Ok(());
     }
     let Some(keys) = start::keys_from_signer(&settings, &node, &stop).await? else {
         return Ok(());
@@ -131,6 +134,7 @@ pub async fn run(
         ldk,
         peer_manager: peer_manager.clone(),
         p2p_addr,
+        p2p_announce: settings.p2p_announce.clone(),
         wallet,
         fees,
         broadcaster,

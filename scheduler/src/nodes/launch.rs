@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use bitcoin::secp256k1::PublicKey;
 use skylight_certs::{Authority, Validity};
+use skylight_client::chain::RpcAuth;
 use skylight_node_host::config as node_host;
 use tokio::process::{Child, Command};
 
@@ -63,11 +64,39 @@ pub async fn start(m: &NodeManager, node_id: &[u8; 33]) -> Result<(NodeProcess, 
     let s = &m.settings;
     let node_key = PublicKey::from_slice(node_id)
         .map_err(|_| Error::Internal(format!("{node_hex} is not a public key")))?;
-    let mut config =
-        node_host::Config::new(node_key, dir.root().to_path_buf(), s.chain_url.clone());
+    let mut config = node_host::Config::new(
+        node_key,
+        dir.root().to_path_buf(),
+        s.chain.url().to_string(),
+    );
     config.network = s.network;
-    config.bitcoind_cookie = s.chain_cookie.clone();
+    // The chain's credentials reach node-host in a file, never on its command line: the
+    // operator's cookie file itself (bitcoind rewrites it at every start), or the user and
+    // password written, owner-only, into the node directory.
+    config.bitcoind_cookie = match &s.chain.auth {
+        RpcAuth::None => {
+            let _ = std::fs::remove_file(dir.bitcoind_auth());
+            None
+        }
+        RpcAuth::Cookie(cookie) => Some(cookie.clone()),
+        RpcAuth::UserPassword { user, password } => {
+            write_secret(&dir.bitcoind_auth(), &format!("{user}:{password}")).map_err(internal)?;
+            Some(dir.bitcoind_auth())
+        }
+    };
     s.node_host.apply(&mut config);
+    let port = match &s.p2p.ports {
+        Some(range) => {
+            let (store, id, range) = (m.store.clone(), *node_id, range.clone());
+            tokio::task::spawn_blocking(move || store.p2p_port(&id, range))
+                .await
+                .map_err(|e| Error::Internal(e.to_string()))??
+        }
+        // node-host keeps the port it picked the first time.
+        None => 0,
+    };
+    config.p2p_listen = std::net::SocketAddr::new(s.p2p.bind, port);
+    config.p2p_announce = s.p2p.announce.clone();
     let mut cmd = Command::new(&s.binary);
     cmd.args(config.to_args())
         .stdin(Stdio::null())

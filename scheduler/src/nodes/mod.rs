@@ -41,12 +41,12 @@ pub struct NodeSettings {
     pub nodes_dir: PathBuf,
     /// Bitcoin network.
     pub network: bitcoin::Network,
-    /// The chain's JSON-RPC URL.
-    pub chain_url: String,
-    /// The chain's cookie file, if it uses one.
-    pub chain_cookie: Option<PathBuf>,
+    /// The chain's JSON-RPC and its credentials.
+    pub chain: skylight_client::chain::ChainRpc,
     /// What the operator set for every node-host.
     pub node_host: crate::config::NodeHostSettings,
+    /// Where node-hosts listen for Lightning peers.
+    pub p2p: crate::config::P2pSettings,
     /// How long a start may take before it is given up.
     pub start_timeout: Duration,
     /// How long a stopping node-host gets before it is killed.

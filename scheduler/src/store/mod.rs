@@ -5,6 +5,7 @@
 //! serialises write transactions, which is what makes an invite code redeem exactly once.
 //! The methods block: call them from `spawn_blocking`.
 
+mod ports;
 pub mod records;
 pub mod schema;
 
@@ -121,6 +122,7 @@ impl Store {
             txn.open_table(INVITES).map_err(storage)?;
             txn.open_multimap_table(INVITES_BY_OWNER).map_err(storage)?;
             txn.open_table(REJECTIONS).map_err(storage)?;
+            txn.open_table(P2P_PORTS).map_err(storage)?;
         }
         txn.commit().map_err(storage)
     }

@@ -28,3 +28,5 @@ pub const INVITES_BY_OWNER: MultimapTableDefinition<&[u8], &str> =
     MultimapTableDefinition::new("invites_by_owner");
 /// Signer rejection reports: sequence number → `RejectionRecord`.
 pub const REJECTIONS: TableDefinition<u64, &str> = TableDefinition::new("rejections");
+/// Each tenant's Lightning port, from the operator's range: 33-byte node id → port.
+pub const P2P_PORTS: TableDefinition<&[u8], u16> = TableDefinition::new("p2p_ports");
