@@ -16,7 +16,7 @@ use crate::datadir::Paths;
 use crate::shutdown::Shutdown;
 
 /// How often the scheduler asks the chain how it stands.
-const WATCH_EVERY: Duration = Duration::from_secs(30);
+const WATCH_EVERY: Duration = Duration::from_secs(10);
 
 /// The chain in use.
 pub struct Chain {
@@ -121,7 +121,7 @@ impl Chain {
         }
     }
 
-    /// Asks the chain how it stands every [`WATCH_EVERY`] until `shutdown`, saying in the
+    /// Asks the chain how it stands every `WATCH_EVERY` until `shutdown`, saying in the
     /// log when it goes down, falls behind, or answers again. A chain found on another
     /// network stops the scheduler.
     pub fn watch(&self, network: Network, shutdown: Shutdown) -> tokio::task::JoinHandle<()> {

@@ -9,7 +9,9 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use skylight_test_support::pair::{Dial, Pair, invoice, paid, synced};
-use skylight_test_support::{ExternalChain, Scheduler, bin, command_lines_holding, eventually};
+use skylight_test_support::{
+    ExternalChain, Scheduler, SignerCli, bin, command_lines_holding, eventually,
+};
 
 /// A random secret, as an operator's password would be.
 fn random_password() -> String {
@@ -180,7 +182,13 @@ fn two_tenants_on_a_bitcoind_with_a_cookie_ride_out_its_restart_and_a_peer_is_di
                 "--bitcoind-rpc-cookie",
                 cookie.to_str().unwrap(),
             ];
-            Scheduler::start_on(&chain, &args, env).unwrap()
+            // The scheduler's own info lines too: it says when the chain is back.
+            let mut env = env.to_vec();
+            env.push((
+                "RUST_LOG",
+                "warn,skylight_scheduler=info,skylight_node_host=info",
+            ));
+            Scheduler::start_on(&chain, &args, &env).unwrap()
         },
         // ConnectPeer with a host name: A's node resolves it.
         Dial::Host("localhost".into()),
@@ -189,7 +197,7 @@ fn two_tenants_on_a_bitcoind_with_a_cookie_ride_out_its_restart_and_a_peer_is_di
     pair.confirm_channel();
     let first_cookie = std::fs::read_to_string(&cookie).unwrap();
 
-    // The chain goes away: both nodes say so in Getinfo.
+    // The chain goes away: both nodes say so in Getinfo, the scheduler in its log.
     chain.stop().unwrap();
     for (who, t) in [("A", &pair.a), ("B", &pair.b)] {
         eventually(&format!("{who} reports the chain down"), || {
@@ -198,6 +206,15 @@ fn two_tenants_on_a_bitcoind_with_a_cookie_ride_out_its_restart_and_a_peer_is_di
                 .is_some_and(|w| w.contains("does not answer"))
         });
     }
+    let scheduler_log = pair.s.log().unwrap();
+    let said = |what: &str| {
+        std::fs::read_to_string(&scheduler_log)
+            .unwrap_or_default()
+            .contains(what)
+    };
+    eventually("the scheduler logs the chain down", || {
+        said("the chain cannot be reached")
+    });
     // It comes back with a new cookie, as bitcoind does: the nodes read it and go on.
     chain.start_again().unwrap();
     let second_cookie = std::fs::read_to_string(&cookie).unwrap();
@@ -207,6 +224,9 @@ fn two_tenants_on_a_bitcoind_with_a_cookie_ride_out_its_restart_and_a_peer_is_di
             t.call(&["getinfo"]).get("warning_bitcoind_sync").is_none()
         });
     }
+    eventually("the scheduler logs the chain back", || {
+        said("the chain answers and is in sync again")
+    });
     pair.s.chain(&["mine", "1"]);
     synced(&pair.s, &pair.a);
     synced(&pair.s, &pair.b);
@@ -282,4 +302,42 @@ fn bitcoind_credentials_given_twice_or_half_are_refused_before_anything_starts()
     assert!(err.contains("needs its password"), "{err}");
     // Refused before anything is made: no database, no CA.
     assert!(!dir.path().join("scheduler").join("scheduler.redb").exists());
+}
+
+#[test]
+fn a_node_host_on_a_chain_of_another_network_stops_before_serving_naming_both() {
+    let chain = ExternalChain::start().unwrap();
+    let (url, cookie) = (chain.url(), chain.cookie());
+    let args = [
+        "--bitcoind-rpc",
+        url.as_str(),
+        "--bitcoind-rpc-cookie",
+        cookie.to_str().unwrap(),
+    ];
+    let mut s = Scheduler::start_on(&chain, &args, &[]).unwrap();
+    // A tenant whose node-host ran once: its directory holds what node-host needs.
+    let cli = SignerCli::registered(&s).unwrap();
+    let node = cli.node_id();
+    assert_eq!(
+        cli.run(&["node", "getinfo"]).unwrap().json()["network"],
+        "regtest"
+    );
+    s.stop().unwrap();
+
+    // Started on that directory for signet, against the regtest chain.
+    let dir = s.node_dir(&node);
+    let out = Command::new(bin("node-host"))
+        .args(["--node-id", &node, "--network", "signet", "--data-dir"])
+        .arg(dir.root())
+        .args(["--bitcoind-rpc", &url, "--bitcoind-cookie"])
+        .arg(&cookie)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("is on regtest, but this node is on signet"),
+        "{err}"
+    );
+    assert!(!dir.grpc_uri().exists(), "it served before checking");
 }
