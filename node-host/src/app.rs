@@ -28,6 +28,7 @@ use crate::signer_link::faults;
 use crate::signer_link::service::{ShippedRequests, SignerLink};
 use crate::signer_link::stage::Stage;
 use crate::store::invoices::Invoices;
+use crate::store::outbox::Outbox;
 use crate::store::payments::Payments;
 use crate::store::signer_state::SignerState;
 
@@ -48,6 +49,7 @@ pub struct NodeHost {
     chain: Arc<ChainClient>,
     invoices: Arc<Invoices>,
     payments: Arc<Payments>,
+    outbox: Arc<Outbox>,
     io: tokio::runtime::Handle,
 }
 
@@ -89,6 +91,7 @@ impl NodeHost {
             Arc::new(Invoices::open(&dir.invoices()).context("cannot open the invoices")?);
         let payments =
             Arc::new(Payments::open(&dir.payments()).context("cannot open the payments")?);
+        let outbox = Arc::new(Outbox::open(&dir.outbox()).context("cannot open the outbox")?);
         Ok(NodeHost {
             verifier: Arc::new(Verifier::new(config.signed_request_window)),
             config,
@@ -101,6 +104,7 @@ impl NodeHost {
             chain,
             invoices,
             payments,
+            outbox,
             io,
         })
     }
@@ -114,6 +118,7 @@ impl NodeHost {
             network: self.config.network,
             invoices: self.invoices.clone(),
             payments: self.payments.clone(),
+            outbox: self.outbox.clone(),
             stage: self.stage.clone(),
             signer_wait: self.config.signer_wait,
             ldk_runtime: tokio::runtime::Handle::current(),
@@ -126,6 +131,28 @@ impl NodeHost {
             node.clone(),
             shutdown.clone(),
         ));
+        {
+            let (watcher, stop) = (node.clone(), shutdown.clone());
+            let after = self.config.signer_needed_after;
+            tasks.spawn(async move { watcher.raise_signer_needed(after, stop).await });
+            let (watcher, stop) = (node.clone(), shutdown.clone());
+            let blocks = self.config.stuck_after_blocks;
+            tasks.spawn(async move { watcher.raise_stuck(blocks, stop).await });
+        }
+        // Events go to the scheduler until the very end: what the node raises while it
+        // winds down is handed over too.
+        let handover_stop = CancellationToken::new();
+        let handover = match &self.config.events_socket {
+            Some(socket) => Some(tasks.spawn(crate::handover::run(
+                self.outbox.clone(),
+                socket.clone(),
+                handover_stop.clone(),
+            ))),
+            None => {
+                tracing::info!("no --events-socket: events stay in the outbox");
+                None
+            }
+        };
         tasks.spawn(stop_when_idle(
             self.stage.clone(),
             self.activity.clone(),
@@ -200,6 +227,10 @@ impl NodeHost {
         shutdown.cancel();
         self.stage.close(); // Also when the server failed rather than stopped.
         let node_result = lightning.await;
+        handover_stop.cancel();
+        if let Some(h) = handover {
+            let _ = h.await;
+        }
         tasks.close();
         tasks.wait().await;
         served.context("node server failed")?;

@@ -65,6 +65,18 @@ pub struct Config {
     /// node's clock are refused.
     #[arg(long = "signed-request-window", default_value = "300", value_parser = seconds)]
     pub signed_request_window: Duration,
+    /// The scheduler's events socket, where the node hands over the events it raises (for
+    /// webhooks); without it they stay in the node's outbox.
+    #[arg(long)]
+    pub events_socket: Option<PathBuf>,
+    /// Milliseconds a signing request may wait with no signer attached before the node
+    /// raises `signer_needed` (an app's webhook wakes its signer).
+    #[arg(long = "signer-needed-after-ms", default_value = "3000", value_parser = millis)]
+    pub signer_needed_after: Duration,
+    /// Blocks the chain's tip may be ahead of what the node has processed before it raises
+    /// `node_stuck`.
+    #[arg(long = "stuck-after-blocks", default_value = "6")]
+    pub stuck_after_blocks: u64,
 }
 
 impl Config {
@@ -113,6 +125,9 @@ impl Config {
         if let Some(host) = &self.p2p_announce {
             args.extend(["--p2p-announce".into(), host.into()]);
         }
+        if let Some(socket) = &self.events_socket {
+            args.extend(["--events-socket".into(), socket.clone().into()]);
+        }
         let secs = |d: Duration| OsString::from(d.as_secs().to_string());
         args.extend([
             "--idle-timeout".into(),
@@ -127,6 +142,10 @@ impl Config {
             self.chain_poll.as_millis().to_string().into(),
             "--signed-request-window".into(),
             secs(self.signed_request_window),
+            "--signer-needed-after-ms".into(),
+            self.signer_needed_after.as_millis().to_string().into(),
+            "--stuck-after-blocks".into(),
+            self.stuck_after_blocks.to_string().into(),
         ]);
         args
     }
@@ -200,6 +219,9 @@ mod tests {
         assert_eq!(c.chain_poll, Duration::from_millis(1000));
         assert_eq!(c.signed_request_window, Duration::from_secs(300));
         assert_eq!(c.bitcoind_cookie, None);
+        assert_eq!(c.events_socket, None);
+        assert_eq!(c.signer_needed_after, Duration::from_secs(3));
+        assert_eq!(c.stuck_after_blocks, 6);
     }
 
     #[test]
@@ -212,6 +234,9 @@ mod tests {
         c.chain_poll = Duration::from_millis(50);
         c.p2p_listen = "127.0.0.1:9735".parse().unwrap();
         c.p2p_announce = Some("node.example.org".into());
+        c.events_socket = Some("/s/events.sock".into());
+        c.signer_needed_after = Duration::from_millis(500);
+        c.stuck_after_blocks = 3;
         assert_eq!(Config::from_args(c.to_args()).unwrap(), c);
     }
 

@@ -35,7 +35,7 @@ pub mod app;
 pub mod config;
 pub mod paths;
 
-internal!(activity, api, node, server, signer_link, store);
+internal!(activity, api, handover, node, server, signer_link, store);
 
 /// Seconds since the Unix epoch (0 for a clock set before it).
 pub fn now_secs() -> u64 {

@@ -12,6 +12,7 @@
 //! channel_signers.redb what node-host knows of each channel's signer (see store::schema)
 //! invoices.redb       invoices (see store::schema)
 //! payments.redb       outgoing payments (see store::schema)
+//! outbox.redb         events raised, until the scheduler stored them (see store::schema)
 //! ldk/                LDK's store: channel monitors, manager, graph, scorer, wallet, peers
 //! next-dbid           the next channel id for the signer
 //! receive-auth-key    the blinded-path receive key                               0600
@@ -38,6 +39,7 @@ pub const FILES: &[&str] = &[
     CHANNEL_SIGNERS,
     INVOICES,
     PAYMENTS,
+    OUTBOX,
     LDK,
     NEXT_DBID,
     RECEIVE_AUTH_KEY,
@@ -56,6 +58,7 @@ const SIGNER_STATE: &str = "signer_state.redb";
 const CHANNEL_SIGNERS: &str = "channel_signers.redb";
 const INVOICES: &str = "invoices.redb";
 const PAYMENTS: &str = "payments.redb";
+const OUTBOX: &str = "outbox.redb";
 const LDK: &str = "ldk";
 const NEXT_DBID: &str = "next-dbid";
 const RECEIVE_AUTH_KEY: &str = "receive-auth-key";
@@ -124,6 +127,11 @@ impl NodeDir {
         self.0.join(PAYMENTS)
     }
 
+    /// Events raised, until the scheduler stored them.
+    pub fn outbox(&self) -> PathBuf {
+        self.0.join(OUTBOX)
+    }
+
     /// LDK's store.
     pub fn ldk(&self) -> PathBuf {
         self.0.join(LDK)
@@ -178,6 +186,7 @@ mod tests {
             dir.channel_signers(),
             dir.invoices(),
             dir.payments(),
+            dir.outbox(),
             dir.ldk(),
             dir.next_dbid(),
             dir.receive_auth_key(),

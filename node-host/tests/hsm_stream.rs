@@ -74,6 +74,9 @@ async fn start(pki: &Pki) -> Served {
             skylight_node_host::store::payments::Payments::open(&dir.path().join("p.redb"))
                 .unwrap(),
         ),
+        outbox: Arc::new(
+            skylight_node_host::store::outbox::Outbox::open(&dir.path().join("o.redb")).unwrap(),
+        ),
         stage: stage.clone(),
         signer_wait: Duration::from_secs(1),
         ldk_runtime: tokio::runtime::Handle::current(),

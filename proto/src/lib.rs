@@ -32,6 +32,12 @@ pub mod devices {
     tonic::include_proto!("skylight.devices");
 }
 
+/// Events from node-host's outbox to the scheduler, which delivers them as webhooks; served
+/// by the scheduler on a unix socket in its data directory.
+pub mod outbox {
+    tonic::include_proto!("skylight.outbox");
+}
+
 /// Greenlight's credentials blob (`credentials.gfs`): a prost message that Greenlight's
 /// clients read with `Credentials.from_bytes`.
 pub mod credentials {

@@ -91,6 +91,17 @@ impl admin_server::Admin for AdminService {
         ))
     }
 
+    async fn list_failed_deliveries(
+        &self,
+        _req: Request<pb::ListFailedDeliveriesRequest>,
+    ) -> Result<Response<pb::ListFailedDeliveriesResponse>, Status> {
+        let store = self.store.clone();
+        let failed = blocking(move || store.failed_deliveries()).await?;
+        Ok(Response::new(pb::ListFailedDeliveriesResponse {
+            deliveries: failed.into_iter().map(failed_delivery).collect(),
+        }))
+    }
+
     async fn revoke_device(
         &self,
         req: Request<pb::RevokeTenantDeviceRequest>,
@@ -104,6 +115,20 @@ impl admin_server::Admin for AdminService {
         Ok(Response::new(crate::api::list_devices::device_info(
             req.name, record,
         )))
+    }
+}
+
+/// The wire form of a delivery given up.
+pub fn failed_delivery(r: crate::store::records::FailedDeliveryRecord) -> pb::FailedDelivery {
+    pb::FailedDelivery {
+        node_id: r.delivery.node_id,
+        webhook_id: r.webhook_id as i64,
+        uri: r.uri,
+        event_id: r.delivery.event_id,
+        event_type: r.delivery.event_type,
+        attempts: r.delivery.attempts,
+        last_error: r.delivery.last_error.unwrap_or_default(),
+        failed_at: r.failed_at,
     }
 }
 

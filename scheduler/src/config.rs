@@ -47,6 +47,8 @@ pub struct Config {
     pub node_host: NodeHostSettings,
     /// Where node-hosts listen for Lightning peers and what they announce.
     pub p2p: P2pSettings,
+    /// Which webhook targets are allowed, and how deliveries are retried.
+    pub webhooks: crate::webhooks::settings::WebhookSettings,
 }
 
 /// Where node-hosts listen for Lightning peers, and the address they tell peers.
@@ -76,6 +78,8 @@ pub struct NodeHostSettings {
     pub chain_poll: Option<Duration>,
     /// How far a signed client request's timestamp may be from the node's clock.
     pub signed_request_window: Option<Duration>,
+    /// How long a signing request waits with no signer before `signer_needed` is raised.
+    pub signer_needed_after: Option<Duration>,
 }
 
 impl NodeHostSettings {
@@ -94,6 +98,7 @@ impl NodeHostSettings {
             &mut config.signed_request_window,
             self.signed_request_window,
         );
+        set(&mut config.signer_needed_after, self.signer_needed_after);
     }
 }
 
@@ -181,7 +186,10 @@ impl Config {
                 )));
             }
         };
+        let webhooks = crate::webhooks::settings::WebhookSettings::from_args(&args.webhooks)
+            .map_err(ConfigError)?;
         Ok(Config {
+            webhooks,
             data_dir,
             listen: args.listen,
             network: args.network,
@@ -207,6 +215,7 @@ impl Config {
                 signer_deadline: args.node_signer_deadline.map(Duration::from_secs),
                 chain_poll: args.node_chain_poll_ms.map(Duration::from_millis),
                 signed_request_window: args.node_signed_request_window.map(Duration::from_secs),
+                signer_needed_after: args.node_signer_needed_after_ms.map(Duration::from_millis),
             },
         })
     }
@@ -360,6 +369,10 @@ pub struct RunArgs {
     /// refused (default: node-host's).
     #[arg(long, env = "SKYLIGHT_NODE_SIGNED_REQUEST_WINDOW")]
     pub node_signed_request_window: Option<u64>,
+    /// Milliseconds a node's signing request may wait with no signer attached before the
+    /// node raises a `signer_needed` webhook event (default: node-host's).
+    #[arg(long, env = "SKYLIGHT_NODE_SIGNER_NEEDED_AFTER_MS")]
+    pub node_signer_needed_after_ms: Option<u64>,
     /// The address node-hosts listen on for Lightning peers (0.0.0.0: every interface).
     #[arg(long, env = "SKYLIGHT_NODE_P2P_BIND", default_value = "127.0.0.1")]
     pub node_p2p_bind: IpAddr,
@@ -372,6 +385,9 @@ pub struct RunArgs {
     /// `address`, with each node's port): the operator's public host.
     #[arg(long, env = "SKYLIGHT_NODE_P2P_ANNOUNCE", value_parser = skylight_node_host::config::announce_host)]
     pub node_p2p_announce: Option<String>,
+    /// Outgoing webhooks.
+    #[command(flatten)]
+    pub webhooks: crate::webhooks::settings::WebhookArgs,
 }
 
 #[cfg(test)]

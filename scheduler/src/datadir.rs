@@ -68,6 +68,8 @@ path_fns! {
     database => "scheduler.redb",
     /// Operator socket.
     admin_socket => "admin.sock",
+    /// Where node-hosts hand over their events.
+    events_socket => "events.sock",
     /// The running scheduler's URI.
     grpc_uri => "grpc-uri",
     /// The embedded chain's directory.

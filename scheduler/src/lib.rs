@@ -25,3 +25,4 @@ pub mod shutdown;
 pub mod signers;
 pub mod state;
 pub mod store;
+pub mod webhooks;

@@ -35,6 +35,9 @@ enum Command {
     /// Tenants.
     #[command(subcommand)]
     Tenant(TenantCommand),
+    /// Outgoing webhooks.
+    #[command(subcommand)]
+    Webhooks(WebhooksCommand),
     /// The running scheduler's embedded regtest chain: mine, fund, tip.
     #[command(subcommand)]
     Chain(ChainCommand),
@@ -50,6 +53,12 @@ enum InviteCommand {
     },
     /// List every invite code: code, owner, redeemed by.
     List,
+}
+
+#[derive(Subcommand)]
+enum WebhooksCommand {
+    /// List deliveries given up (refused by the receiver, or out of attempts).
+    Failed,
 }
 
 #[derive(Subcommand)]
@@ -102,6 +111,7 @@ fn real_main() -> Result<()> {
             Command::Invite(cmd) => invite(cli.data_dir, cmd).await,
             Command::Tenant(TenantCommand::List) => tenants(cli.data_dir).await,
             Command::Tenant(cmd) => devices(cli.data_dir, cmd).await,
+            Command::Webhooks(WebhooksCommand::Failed) => failed_deliveries(cli.data_dir).await,
             Command::Chain(cmd) => {
                 let dir = Paths { dir: cli.data_dir }.chain_dir();
                 let client = skylight_devchain::client::for_dir(&dir)
@@ -230,6 +240,34 @@ async fn tenants(data_dir: PathBuf) -> Result<()> {
         println!(
             "{:<66} {:<8} {:<16} {}",
             t.node_id, t.network, t.signer_version, t.devices
+        );
+    }
+    Ok(())
+}
+
+async fn failed_deliveries(data_dir: PathBuf) -> Result<()> {
+    let list = match admin_handle(data_dir).await? {
+        Admin::Remote(mut c) => {
+            c.list_failed_deliveries(pb::ListFailedDeliveriesRequest {})
+                .await
+                .context("the scheduler refused")?
+                .into_inner()
+                .deliveries
+        }
+        Admin::Local(store) => store
+            .failed_deliveries()?
+            .into_iter()
+            .map(admin::failed_delivery)
+            .collect(),
+    };
+    println!(
+        "{:<66} {:>7} {:<20} {:<16} {:>8}  {:<24} URI",
+        "NODE ID", "WEBHOOK", "EVENT ID", "TYPE", "ATTEMPTS", "LAST ERROR"
+    );
+    for d in list {
+        println!(
+            "{:<66} {:>7} {:<20} {:<16} {:>8}  {:<24} {}",
+            d.node_id, d.webhook_id, d.event_id, d.event_type, d.attempts, d.last_error, d.uri
         );
     }
     Ok(())

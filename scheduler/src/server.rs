@@ -26,6 +26,8 @@ use crate::revocations::Revocations;
 use crate::shutdown::Shutdown;
 use crate::state::State;
 use crate::store::{OpenError, Store};
+use crate::webhooks::ingest::EventsService;
+use skylight_proto::outbox::events_server::EventsServer;
 
 /// How long a node-host may take to answer after it is started.
 const NODE_START_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
@@ -76,6 +78,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<()> {
             start_timeout: NODE_START_TIMEOUT,
             stop_grace: NODE_STOP_GRACE,
             cert_days: config.server_cert_days,
+            events_socket: paths.events_socket(),
         },
         store.clone(),
         &prepared.users_ca,
@@ -84,7 +87,13 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<()> {
         let (store, dir) = (store.clone(), paths.nodes_dir());
         Arc::new(tokio::task::spawn_blocking(move || Revocations::load(store, dir)).await??)
     };
+    let webhooks = crate::webhooks::Dispatcher::start(
+        store.clone(),
+        config.webhooks.clone(),
+        shutdown.clone(),
+    )?;
     let state = Arc::new(State {
+        webhooks,
         challenges: ChallengeBook::new(config.challenge_ttl, config.max_outstanding_challenges),
         store: store.clone(),
         users_ca: prepared.users_ca,
@@ -109,6 +118,11 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<()> {
     let admin_listener = UnixListener::bind(&socket)
         .with_context(|| format!("cannot create {}", socket.display()))?;
     std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600))?;
+    let events_socket = paths.events_socket();
+    let _ = std::fs::remove_file(&events_socket);
+    let events_listener = UnixListener::bind(&events_socket)
+        .with_context(|| format!("cannot create {}", events_socket.display()))?;
+    std::fs::set_permissions(&events_socket, std::fs::Permissions::from_mode(0o600))?;
 
     let tls = ServerTlsConfig::new()
         .identity(Identity::from_pem(
@@ -152,6 +166,16 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<()> {
             let s = shutdown.clone();
             async move { s.wait().await }
         });
+    // Served until the node-hosts have stopped: what they raise while winding down is
+    // handed over, not left in their outboxes until they next run.
+    let (events_stop, events_stopped) = tokio::sync::oneshot::channel::<()>();
+    let events = tokio::spawn(
+        Server::builder()
+            .add_service(EventsServer::new(EventsService(state.clone())))
+            .serve_with_incoming_shutdown(UnixListenerStream::new(events_listener), async move {
+                let _ = events_stopped.await;
+            }),
+    );
     let admin = Server::builder()
         .add_service(AdminServer::new(AdminService { store, revocations }))
         .serve_with_incoming_shutdown(UnixListenerStream::new(admin_listener), {
@@ -175,6 +199,9 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<()> {
     let _ = std::fs::remove_file(paths.grpc_uri());
     let _ = std::fs::remove_file(&socket);
     state.nodes.stop_all().await;
+    let _ = events_stop.send(());
+    let _ = events.await;
+    let _ = std::fs::remove_file(&events_socket);
     chain_watch.abort();
     chain.stop().await?;
     result.context("gRPC server failed")?;

@@ -29,6 +29,8 @@ pub struct State {
     pub pairings: crate::pairing::Pairings,
     /// Revoked devices.
     pub revocations: std::sync::Arc<crate::revocations::Revocations>,
+    /// The webhooks' delivery workers.
+    pub webhooks: std::sync::Arc<crate::webhooks::Dispatcher>,
 }
 
 impl State {

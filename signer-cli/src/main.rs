@@ -16,6 +16,7 @@ mod devices;
 mod node_cmd;
 mod pair;
 mod print;
+mod webhooks;
 use node_cmd::{NodeCall, node_call};
 
 #[derive(Parser)]
@@ -123,6 +124,11 @@ enum Command {
         /// The device's name.
         name: String,
     },
+    /// The node's outgoing webhooks at the scheduler: add, list, rotate, delete.
+    Webhook {
+        #[command(subcommand)]
+        call: webhooks::WebhookCall,
+    },
     /// Call the node (scheduling it first); calls are signed with this device's key.
     Node {
         #[command(subcommand)]
@@ -211,6 +217,7 @@ async fn run(cli: Cli) -> Result<()> {
             skylight_client::follow::run(uri, device, signer, stop).await
         }
         Command::Node { call } => node_call(&dir, call).await,
+        Command::Webhook { call } => webhooks::call(&dir, call).await,
         Command::Pair {
             scheduler,
             name,

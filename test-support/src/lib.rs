@@ -10,6 +10,8 @@
 //! - Tenants as an app drives them, their signers in this process ([`app`]).
 //! - A `devchain` process standing in for an external bitcoind ([`ExternalChain`]), and
 //!   the command lines that hold a secret ([`command_lines_holding`]).
+//! - The Python that runs published clients for interop checks ([`interop_python`]).
+//! - A webhook receiver on loopback that records what it gets ([`WebhookReceiver`]).
 //! - An invoice nobody can pay ([`unreachable_invoice`]).
 //! - What the chain shows of a scenario ([`onchain`]) and a tenant's backups ([`backup`]).
 //! - Two tenants with their signers, a funded wallet and a channel ([`pair`]), and a relay
@@ -30,17 +32,21 @@ pub mod pair;
 mod pki;
 mod process;
 pub mod proxy;
+mod python;
 mod scheduler;
 mod signer_cli;
 mod stats;
 mod tenant;
+mod webhook_receiver;
 
 pub use binaries::bin;
 pub use devchain::{ExternalChain, command_lines_holding};
 pub use invoices::unreachable_invoice;
 pub use pki::Pki;
 pub use process::{alive, eventually, node_pid};
+pub use python::interop_python;
 pub use scheduler::Scheduler;
 pub use signer_cli::{ChildGuard, Run, SignerCli};
 pub use stats::{ms, percentile};
 pub use tenant::{NewTenant, code_of, new_keys, register_invited, register_new_tenant, status_of};
+pub use webhook_receiver::{Received, WebhookReceiver};

@@ -53,6 +53,21 @@ for c in (creds, recovered):
     info = authed.schedule()
     assert info.grpc_uri.startswith("https://localhost:"), info
 
+# Webhooks through gl-client's own calls: add (id and secret, shown once), list (no
+# secrets), rotate, a target inside the operator's network refused, delete.
+authed = Scheduler("regtest", creds)
+hook = authed.add_outgoing_webhook("https://1.1.1.1/hook")
+assert hook.id > 0 and hook.secret.startswith("whsec_"), hook
+listed = authed.list_outgoing_webhooks().outgoing_webhooks
+assert [(w.id, w.uri) for w in listed] == [(hook.id, "https://1.1.1.1/hook")], listed
+rotated = authed.rotate_outgoing_webhook_secret(hook.id)
+assert rotated.secret.startswith("whsec_") and rotated.secret != hook.secret
+msg = refused(lambda: authed.add_outgoing_webhook("https://127.0.0.1/hook"), "InvalidArgument")
+assert "--webhook-allow-private" in msg, msg
+refused(lambda: authed.rotate_outgoing_webhook_secret(hook.id + 1000), "NotFound")
+authed.delete_outgoing_webhooks([hook.id])
+assert len(authed.list_outgoing_webhooks().outgoing_webhooks) == 0
+
 # What the Rust side checks with the seed (bytes(32)): the runes gl-client put in the
 # credentials it made, and one it mints read-only for a key of the test's choosing.
 out = os.environ.get("GLCLIENT_OUT")

@@ -15,21 +15,10 @@ use skylight_client::runes::{RuneContext, RuneMaster};
 use skylight_client::secret::HsmSecret;
 use skylight_test_support::{Scheduler, SignerCli};
 
-fn python() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("SKYLIGHT_GLCLIENT_PYTHON") {
-        return Some(PathBuf::from(p));
-    }
-    let venv = PathBuf::from(std::env::var_os("HOME")?).join(".cache/skylight/venv/bin/python");
-    let has_client = Command::new(&venv)
-        .args(["-c", "import glclient"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    has_client.then_some(venv)
-}
-
 #[test]
-fn greenlight_python_client_registers_recovers_authenticates_and_pays_approved_by_its_rune() {
-    let Some(python) = python() else {
+fn greenlight_python_client_registers_recovers_authenticates_manages_webhooks_and_pays_approved_by_its_rune()
+ {
+    let Some(python) = skylight_test_support::interop_python(&["glclient"]) else {
         eprintln!(
             "gl-client is not installed: this interop check did not run (`bash .ci/run` installs it)"
         );

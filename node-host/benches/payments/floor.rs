@@ -100,6 +100,7 @@ async fn host(
         network: Network::Regtest,
         invoices: Arc::new(Invoices::open(&files.invoices()).unwrap()),
         payments: Arc::new(Payments::open(&files.payments()).unwrap()),
+        outbox: Arc::new(skylight_node_host::store::outbox::Outbox::open(&files.outbox()).unwrap()),
         stage: stage.clone(),
         signer_wait: Duration::from_secs(30),
         ldk_runtime: tokio::runtime::Handle::current(),

@@ -155,18 +155,36 @@ fn on_event(
                 tracing::warn!(hash = %payment_hash, "claimed a payment without knowing its preimage");
                 return Ok(());
             };
-            match handle
+            let invoice = match handle
                 .invoices
                 .mark_paid(&payment_hash.0, amount_msat, &preimage, now_secs())
             {
                 Ok(Some(i)) => {
-                    tracing::info!(label = %i.label, amount_msat, "invoice paid")
+                    tracing::info!(label = %i.label, amount_msat, "invoice paid");
+                    Some(i)
                 }
-                Ok(None) => tracing::info!(hash = %payment_hash, amount_msat, "payment received"),
+                Ok(None) => {
+                    tracing::info!(hash = %payment_hash, amount_msat, "payment received");
+                    None
+                }
                 Err(e) => {
                     tracing::error!(error = %e, "cannot record the payment; will retry");
                     return Err(ReplayEvent());
                 }
+            };
+            // In the outbox before the event counts as handled, once per payment however
+            // often LDK replays it: the webhook receiver hears of it exactly under one id.
+            let fields = serde_json::json!({
+                "payment_hash": hex::encode(payment_hash.0),
+                "preimage": hex::encode(preimage),
+                "amount_msat": amount_msat,
+                "bolt11": invoice.as_ref().map(|i| i.bolt11.clone()),
+                "label": invoice.as_ref().map(|i| i.label.clone()),
+            });
+            let once = format!("invoice_payment:{}", hex::encode(payment_hash.0));
+            if let Err(e) = handle.outbox.raise(Some(&once), "invoice_payment", fields) {
+                tracing::error!(error = %e, "cannot raise the payment's event; will retry");
+                return Err(ReplayEvent());
             }
         }
         Event::FundingGenerationReady {

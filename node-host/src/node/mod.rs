@@ -12,6 +12,7 @@
 //! objects. Every call into LDK runs on LDK's runtime, off the one that serves the signer:
 //! LDK's calls take locks a thread waiting for the signer may hold.
 
+mod alerts;
 mod chain;
 pub mod chain_health;
 mod channels;
@@ -60,6 +61,7 @@ pub use run::{Settings, run};
 
 use crate::signer_link::stage::Stage;
 use crate::store::invoices::Invoices;
+use crate::store::outbox::Outbox;
 use crate::store::payments::Payments;
 use wallet::Wallet;
 
@@ -84,6 +86,7 @@ pub struct Node {
     chain: watch::Sender<chain_health::ChainStatus>,
     invoices: Arc<Invoices>,
     payments: Arc<Payments>,
+    outbox: Arc<Outbox>,
     fundings: Arc<funding::Fundings>,
     closings: Arc<closing::Closings>,
     stage: Arc<Stage>,
@@ -103,6 +106,8 @@ pub struct Parts {
     pub invoices: Arc<Invoices>,
     /// The outgoing payments store.
     pub payments: Arc<Payments>,
+    /// Where the events the node raises wait for the scheduler.
+    pub outbox: Arc<Outbox>,
     /// The signing requests' stage (the node waits on it for a signer).
     pub stage: Arc<Stage>,
     /// How long a call that needs the signer waits for one to attach.
@@ -122,6 +127,7 @@ impl Node {
             chain: watch::channel(chain_health::ChainStatus::Unknown).0,
             invoices: parts.invoices,
             payments: parts.payments,
+            outbox: parts.outbox,
             fundings: Arc::default(),
             closings: Arc::default(),
             stage: parts.stage,

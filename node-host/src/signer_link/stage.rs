@@ -101,6 +101,9 @@ pub struct Stage {
     /// Counts answers delivered, so the node can retry signing LDK put off once a late
     /// answer is in (see [`Stage::watch_answers`]).
     answers: watch::Sender<u64>,
+    /// How many requests wait for an answer, for whoever must tell that a signer is needed
+    /// (see [`Stage::watch_waiting`]).
+    waiting: watch::Sender<usize>,
 }
 
 impl Default for Stage {
@@ -109,6 +112,7 @@ impl Default for Stage {
             inner: Mutex::default(),
             attached: watch::channel(0).0,
             answers: watch::channel(0).0,
+            waiting: watch::channel(0).0,
         }
     }
 }
@@ -204,6 +208,21 @@ impl Stage {
         });
     }
 
+    /// Publishes how many requests wait (called with the lock held, as [`Stage::publish`]).
+    fn publish_waiting(&self, inner: &Inner) {
+        self.waiting.send_if_modified(|n| {
+            let changed = *n != inner.pending.len();
+            *n = inner.pending.len();
+            changed
+        });
+    }
+
+    /// How many requests wait for an answer, as it changes: with none attached, the node
+    /// raises `signer_needed` when this stays above zero for long enough.
+    pub fn watch_waiting(&self) -> watch::Receiver<usize> {
+        self.waiting.subscribe()
+    }
+
     /// How many signers are attached, as it changes: the node waits on this for a signer
     /// to come (to start, to accept peers) or go (to drop peers), instead of polling.
     pub fn watch_signers(&self) -> SignerWatch {
@@ -252,6 +271,7 @@ impl Stage {
                 abandoned: false,
             },
         );
+        self.publish_waiting(&inner);
         Ticket {
             request_id,
             answer: rx,
@@ -299,6 +319,7 @@ impl Stage {
                 inner.pending.remove(id);
             }
         }
+        self.publish_waiting(&inner);
     }
 
     /// Answers delivered so far, as the count changes: a waiter that parked its request
@@ -390,6 +411,7 @@ impl Stage {
                 let _ = w.try_send(Err(SignerError::Unavailable(CLOSED.into())));
             }
         }
+        self.publish_waiting(&inner);
     }
 
     /// Delivers a signer's answer. The caller must have stored the answer's state changes
@@ -406,6 +428,7 @@ impl Stage {
         let Some(pending) = inner.pending.remove(&request_id) else {
             return Delivery::Unknown;
         };
+        self.publish_waiting(&inner);
         tracing::trace!(request_id, "answered");
         let delivery = match pending.waiter {
             Some(waiter) if waiter.try_send(answer).is_ok() => Delivery::Delivered,

@@ -2,6 +2,7 @@
 //! each with its tables listed, and its version checked at open, in [`schema`].
 
 pub mod invoices;
+pub mod outbox;
 pub mod payments;
 pub mod schema;
 pub mod signer_state;

@@ -1,4 +1,4 @@
-//! node-host's on-disk schema, in one place: every table of its four redb databases, and
+//! node-host's on-disk schema, in one place: every table of its five redb databases, and
 //! the namespaces it keeps in LDK's store. (The files themselves are named in
 //! `paths.rs`.) Each database records its schema version in [`META`], checked at open.
 //!
@@ -46,6 +46,15 @@ pub const INVOICE_COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("i
 pub const PAYMENTS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("outgoing_payments");
 /// Payment counters: `created` (the last created_index).
 pub const PAYMENT_COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("payment_counters");
+
+// `outbox.redb`
+/// Events raised and not yet stored by the scheduler: sequence number → event (JSON).
+pub const OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("outbox");
+/// Events raised once only (a payment's `invoice_payment`), kept after they leave the
+/// outbox so a replayed LDK event raises nothing new: once-key → event id.
+pub const OUTBOX_RAISED: TableDefinition<&str, &str> = TableDefinition::new("outbox_raised");
+/// Outbox counters: `seq` (the last sequence number given).
+pub const OUTBOX_COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("outbox_counters");
 
 // LDK's store (`ldk/`): what node-host keeps there besides LDK's own objects.
 /// Peers' addresses for reconnecting: node id (hex) → `host:port`.

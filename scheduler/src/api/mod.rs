@@ -1,17 +1,21 @@
 //! One file per RPC. `service.rs` wires them to the generated gRPC traits.
 
+pub mod add_outgoing_webhook;
 pub mod approve_pairing;
+pub mod delete_webhooks;
 pub mod get_challenge;
 pub mod get_node_info;
 pub mod get_pairing_data;
 pub mod list_devices;
 pub mod list_invite_codes;
+pub mod list_outgoing_webhooks;
 pub mod maybe_upgrade;
 pub mod pair_device;
 pub mod recover;
 pub mod register;
 pub mod report_signer_rejection;
 pub mod revoke_device;
+pub mod rotate_outgoing_webhook_secret;
 pub mod schedule;
 pub mod service;
 
@@ -56,6 +60,23 @@ fn signer_facts(
                 )));
             }
             Ok((hex::encode(&m.request), hex::encode(&m.response)))
+        })
+        .collect()
+}
+
+/// Webhook ids as the wire has them (int64) as the store keeps them; a negative or zero id
+/// names no webhook.
+fn webhook_ids(ids: &[i64]) -> Result<Vec<u64>, Error> {
+    if ids.is_empty() {
+        return Err(Error::InvalidArgument(
+            "name at least one webhook id (ListOutgoingWebhooks shows them)".into(),
+        ));
+    }
+    ids.iter()
+        .map(|&id| {
+            u64::try_from(id).ok().filter(|&i| i > 0).ok_or_else(|| {
+                Error::NotFound(format!("webhook {id} is not one of this node's webhooks"))
+            })
         })
         .collect()
 }

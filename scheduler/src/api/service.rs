@@ -112,32 +112,32 @@ impl scheduler_server::Scheduler for SchedulerService {
         &self,
         req: Request<pb::AddOutgoingWebhookRequest>,
     ) -> Reply<pb::AddOutgoingWebhookResponse> {
-        let node_id = req.get_ref().node_id.clone();
-        not_built(&req, "AddOutgoingWebhook", &node_id)
+        reply(super::add_outgoing_webhook::handle(&self.0, req).await)
     }
 
     async fn list_outgoing_webhooks(
         &self,
         req: Request<pb::ListOutgoingWebhooksRequest>,
     ) -> Reply<pb::ListOutgoingWebhooksResponse> {
-        let node_id = req.get_ref().node_id.clone();
-        not_built(&req, "ListOutgoingWebhooks", &node_id)
+        reply(super::list_outgoing_webhooks::handle(&self.0, req).await)
     }
 
     async fn delete_webhooks(
         &self,
         req: Request<pb::DeleteOutgoingWebhooksRequest>,
     ) -> Reply<Empty> {
-        let node_id = req.get_ref().node_id.clone();
-        not_built(&req, "DeleteWebhooks", &node_id)
+        reply(
+            super::delete_webhooks::handle(&self.0, req)
+                .await
+                .map(|()| Empty {}),
+        )
     }
 
     async fn rotate_outgoing_webhook_secret(
         &self,
         req: Request<pb::RotateOutgoingWebhookSecretRequest>,
     ) -> Reply<pb::WebhookSecretResponse> {
-        let node_id = req.get_ref().node_id.clone();
-        not_built(&req, "RotateOutgoingWebhookSecret", &node_id)
+        reply(super::rotate_outgoing_webhook_secret::handle(&self.0, req).await)
     }
 
     type SignerRequestsStreamStream =

@@ -97,6 +97,7 @@ pub async fn start(m: &NodeManager, node_id: &[u8; 33]) -> Result<(NodeProcess, 
     };
     config.p2p_listen = std::net::SocketAddr::new(s.p2p.bind, port);
     config.p2p_announce = s.p2p.announce.clone();
+    config.events_socket = Some(s.events_socket.clone());
     let mut cmd = Command::new(&s.binary);
     cmd.args(config.to_args())
         .stdin(Stdio::null())

@@ -53,6 +53,8 @@ pub struct NodeSettings {
     pub stop_grace: Duration,
     /// Validity of node server certificates, days.
     pub cert_days: u64,
+    /// Where node-hosts hand over their events.
+    pub events_socket: PathBuf,
 }
 
 struct Slot {
@@ -145,6 +147,19 @@ impl NodeManager {
             .await
             .ok()
             .and_then(|r| r.clone())
+    }
+
+    /// The tenant whose running node-host is process `pid`, if any: how the events socket
+    /// knows who is calling.
+    pub fn tenant_of_pid(&self, pid: u32) -> Option<[u8; 33]> {
+        let slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        slots.iter().find_map(|(id, s)| {
+            s.running
+                .borrow()
+                .as_ref()
+                .filter(|r| r.pid == pid)
+                .map(|_| *id)
+        })
     }
 
     /// Stops every node-host this scheduler started.

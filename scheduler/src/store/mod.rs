@@ -8,6 +8,7 @@
 mod ports;
 pub mod records;
 pub mod schema;
+pub mod webhooks;
 
 use std::path::Path;
 
@@ -123,6 +124,12 @@ impl Store {
             txn.open_multimap_table(INVITES_BY_OWNER).map_err(storage)?;
             txn.open_table(REJECTIONS).map_err(storage)?;
             txn.open_table(P2P_PORTS).map_err(storage)?;
+            txn.open_table(WEBHOOKS).map_err(storage)?;
+            txn.open_multimap_table(WEBHOOKS_BY_TENANT)
+                .map_err(storage)?;
+            txn.open_table(EVENTS).map_err(storage)?;
+            txn.open_table(DELIVERY_QUEUE).map_err(storage)?;
+            txn.open_table(FAILED_DELIVERIES).map_err(storage)?;
         }
         txn.commit().map_err(storage)
     }

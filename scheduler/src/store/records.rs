@@ -87,3 +87,62 @@ pub struct RejectionRecord {
     /// Unix seconds.
     pub received_at: u64,
 }
+
+/// A tenant's outgoing webhook.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct WebhookRecord {
+    /// Hex node id of the tenant.
+    pub node_id: String,
+    /// Where events are posted.
+    pub uri: String,
+    /// The signing secret (`whsec_…`), shown to the tenant once. Secret.
+    pub secret: String,
+    /// Unix seconds.
+    pub created_at: u64,
+    /// Unix seconds of the last rotation.
+    #[serde(default)]
+    pub rotated_at: Option<u64>,
+}
+
+/// An event taken from a node-host.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct EventRecord {
+    /// `invoice_payment`, `signer_needed`, …
+    pub event_type: String,
+    /// Unix seconds when the scheduler stored it.
+    pub stored_at: u64,
+    /// How many webhooks it was queued for.
+    pub deliveries: u32,
+}
+
+/// A delivery still to make: one event to one webhook.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DeliveryRecord {
+    /// Hex node id of the tenant.
+    pub node_id: String,
+    /// The event's id (the `webhook-id` header; the same on every attempt).
+    pub event_id: String,
+    /// The event's type (the `X-Greenlight-Event` header).
+    pub event_type: String,
+    /// The request body, fixed when the event was stored so every attempt sends the same
+    /// bytes.
+    pub body: String,
+    /// Attempts made so far.
+    pub attempts: u32,
+    /// What the last attempt got.
+    #[serde(default)]
+    pub last_error: Option<String>,
+}
+
+/// A delivery given up.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct FailedDeliveryRecord {
+    /// The webhook it was for.
+    pub webhook_id: u64,
+    /// Its URI then.
+    pub uri: String,
+    /// The delivery as it last stood.
+    pub delivery: DeliveryRecord,
+    /// Unix seconds.
+    pub failed_at: u64,
+}

@@ -30,3 +30,21 @@ pub const INVITES_BY_OWNER: MultimapTableDefinition<&[u8], &str> =
 pub const REJECTIONS: TableDefinition<u64, &str> = TableDefinition::new("rejections");
 /// Each tenant's Lightning port, from the operator's range: 33-byte node id → port.
 pub const P2P_PORTS: TableDefinition<&[u8], u16> = TableDefinition::new("p2p_ports");
+/// Webhook counters in [`META`]: the last webhook id and the last delivery number given.
+pub const LAST_WEBHOOK_ID_KEY: &str = "last_webhook_id";
+/// Key of the last delivery number in [`META`].
+pub const LAST_DELIVERY_KEY: &str = "last_delivery";
+/// Tenants' outgoing webhooks: webhook id → `WebhookRecord` (holds the secret).
+pub const WEBHOOKS: TableDefinition<u64, &str> = TableDefinition::new("webhooks");
+/// A tenant's webhooks: node id → webhook ids.
+pub const WEBHOOKS_BY_TENANT: MultimapTableDefinition<&[u8], u64> =
+    MultimapTableDefinition::new("webhooks_by_tenant");
+/// Events taken from node-hosts, so one taken twice is delivered once:
+/// (node id, event id) → `EventRecord`.
+pub const EVENTS: TableDefinition<(&[u8], &str), &str> = TableDefinition::new("events");
+/// Deliveries still to make, in the order each webhook's worker takes them:
+/// (webhook id, due unix ms, delivery number) → `DeliveryRecord`.
+pub const DELIVERY_QUEUE: TableDefinition<(u64, u64, u64), &str> =
+    TableDefinition::new("delivery_queue");
+/// Deliveries given up: delivery number → `FailedDeliveryRecord`.
+pub const FAILED_DELIVERIES: TableDefinition<u64, &str> = TableDefinition::new("failed_deliveries");

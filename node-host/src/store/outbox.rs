@@ -1,0 +1,206 @@
+//! The outbox: events the node raised (a payment received, a signer needed, the chain
+//! stuck), kept durably until the scheduler says it stored them. An event is in the outbox
+//! before the LDK event that caused it is handled, so a kill at any point loses none;
+//! events raised once per cause (a payment's) keep their id across replays, so the
+//! scheduler and receivers see one event, however often it is handed over.
+
+use std::path::Path;
+
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata};
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+use super::schema::{OUTBOX, OUTBOX_COUNTERS as COUNTERS, OUTBOX_RAISED as RAISED};
+
+/// An event in the outbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboxEvent {
+    /// Its place in the outbox.
+    pub seq: u64,
+    /// Its id, for ever.
+    pub event_id: String,
+    /// `invoice_payment`, `signer_needed`, `node_stuck`.
+    pub event_type: String,
+    /// Unix seconds when it was raised.
+    pub timestamp: u64,
+    /// Its own fields, a JSON object.
+    pub fields: serde_json::Value,
+}
+
+/// A storage failure.
+#[derive(Debug, thiserror::Error)]
+#[error("outbox storage: {0}")]
+pub struct OutboxError(String);
+
+fn err(e: impl std::fmt::Display) -> OutboxError {
+    OutboxError(e.to_string())
+}
+
+/// The outbox.
+pub struct Outbox {
+    db: Database,
+    /// The last sequence number raised, for whoever hands events over.
+    raised: watch::Sender<u64>,
+}
+
+/// A new event id: milliseconds since the epoch and 22 random bits, in decimal (a
+/// snowflake, as Greenlight's are): unique, and ordered by time.
+fn new_event_id() -> Result<String, OutboxError> {
+    let mut r = [0u8; 4];
+    getrandom::getrandom(&mut r).map_err(err)?;
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    Ok(((ms << 22) | (u32::from_le_bytes(r) as u64 & 0x3f_ffff)).to_string())
+}
+
+impl Outbox {
+    /// Opens (creating) the outbox.
+    pub fn open(path: &Path) -> Result<Self, OutboxError> {
+        let db = super::schema::open(path).map_err(err)?;
+        let txn = db.begin_write().map_err(err)?;
+        let last = {
+            txn.open_table(OUTBOX).map_err(err)?;
+            txn.open_table(RAISED).map_err(err)?;
+            let counters = txn.open_table(COUNTERS).map_err(err)?;
+            counters.get("seq").map_err(err)?.map_or(0, |v| v.value())
+        };
+        txn.commit().map_err(err)?;
+        Ok(Outbox {
+            db,
+            raised: watch::channel(last).0,
+        })
+    }
+
+    /// Raises an event, durably. With `once`, an event raised before under the same key is
+    /// not raised again (`None`); otherwise its id.
+    pub fn raise(
+        &self,
+        once: Option<&str>,
+        event_type: &str,
+        fields: serde_json::Value,
+    ) -> Result<Option<String>, OutboxError> {
+        let event_id = new_event_id()?;
+        let txn = self.db.begin_write().map_err(err)?;
+        let seq;
+        {
+            if let Some(key) = once {
+                let mut raised = txn.open_table(RAISED).map_err(err)?;
+                if raised.get(key).map_err(err)?.is_some() {
+                    return Ok(None);
+                }
+                raised.insert(key, event_id.as_str()).map_err(err)?;
+            }
+            let mut counters = txn.open_table(COUNTERS).map_err(err)?;
+            seq = super::next(&mut counters, "seq").map_err(err)?;
+            let event = OutboxEvent {
+                seq,
+                event_id: event_id.clone(),
+                event_type: event_type.to_string(),
+                timestamp: crate::now_secs(),
+                fields,
+            };
+            let json = serde_json::to_vec(&event).map_err(err)?;
+            txn.open_table(OUTBOX)
+                .map_err(err)?
+                .insert(seq, json.as_slice())
+                .map_err(err)?;
+        }
+        txn.commit().map_err(err)?;
+        self.raised.send_replace(seq);
+        tracing::info!(event_type, %event_id, "event raised");
+        Ok(Some(event_id))
+    }
+
+    /// Up to `limit` events still in the outbox, oldest first.
+    pub fn pending(&self, limit: usize) -> Result<Vec<OutboxEvent>, OutboxError> {
+        let txn = self.db.begin_read().map_err(err)?;
+        let table = txn.open_table(OUTBOX).map_err(err)?;
+        let mut out = Vec::new();
+        for row in table.iter().map_err(err)?.take(limit) {
+            let (_, v) = row.map_err(err)?;
+            out.push(serde_json::from_slice(v.value()).map_err(err)?);
+        }
+        Ok(out)
+    }
+
+    /// How many events are in the outbox.
+    pub fn len(&self) -> Result<u64, OutboxError> {
+        let txn = self.db.begin_read().map_err(err)?;
+        txn.open_table(OUTBOX).map_err(err)?.len().map_err(err)
+    }
+
+    /// Whether the outbox is empty.
+    pub fn is_empty(&self) -> Result<bool, OutboxError> {
+        Ok(self.len()? == 0)
+    }
+
+    /// Forgets the events up to and including `through`: the scheduler stored them.
+    pub fn stored(&self, through: u64) -> Result<(), OutboxError> {
+        let txn = self.db.begin_write().map_err(err)?;
+        txn.open_table(OUTBOX)
+            .map_err(err)?
+            .retain_in(..=through, |_, _| false)
+            .map_err(err)?;
+        txn.commit().map_err(err)
+    }
+
+    /// The last sequence number raised, as it changes.
+    pub fn watch(&self) -> watch::Receiver<u64> {
+        self.raised.subscribe()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_stay_until_stored_and_a_once_event_is_raised_once_across_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("outbox.redb");
+        let outbox = Outbox::open(&path).unwrap();
+        let fields = serde_json::json!({"payment_hash": "ab"});
+        let id = outbox
+            .raise(Some("invoice_payment:ab"), "invoice_payment", fields.clone())
+            .unwrap()
+            .unwrap();
+        outbox
+            .raise(None, "signer_needed", serde_json::json!({}))
+            .unwrap();
+        assert_eq!(outbox.len().unwrap(), 2);
+        let pending = outbox.pending(10).unwrap();
+        assert_eq!(pending[0].event_id, id);
+        assert_eq!(pending[0].fields, fields);
+        assert_eq!((pending[0].seq, pending[1].seq), (1, 2));
+        outbox.stored(1).unwrap();
+        assert_eq!(outbox.pending(10).unwrap()[0].event_type, "signer_needed");
+        drop(outbox);
+
+        // Reopened (a restart): the second is still there, numbering goes on, and the
+        // payment's event replayed by LDK raises nothing new.
+        let outbox = Outbox::open(&path).unwrap();
+        assert_eq!(*outbox.watch().borrow(), 2);
+        assert_eq!(outbox.len().unwrap(), 1);
+        assert_eq!(
+            outbox
+                .raise(Some("invoice_payment:ab"), "invoice_payment", fields)
+                .unwrap(),
+            None
+        );
+        let next = outbox.raise(None, "node_stuck", serde_json::json!({})).unwrap();
+        assert!(next.is_some());
+        assert_eq!(outbox.pending(10).unwrap()[1].seq, 3);
+        outbox.stored(3).unwrap();
+        assert!(outbox.is_empty().unwrap());
+    }
+
+    #[test]
+    fn event_ids_are_distinct_and_grow_with_time() {
+        let a: u64 = new_event_id().unwrap().parse().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let b: u64 = new_event_id().unwrap().parse().unwrap();
+        assert!(b > a);
+    }
+}

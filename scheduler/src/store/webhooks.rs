@@ -1,0 +1,352 @@
+//! Tenants' outgoing webhooks, the events node-hosts raised and the deliveries still to make.
+//!
+//! An event is stored together with one delivery per webhook of its tenant, in one
+//! transaction, and only then acknowledged to the node-host: from there the scheduler owns
+//! it. A delivery leaves the queue only in the transaction that records its outcome
+//! (delivered, due again later, or given up), so a crash at any point sends it again rather
+//! than losing it: at least once, with the same event id.
+
+use redb::{
+    ReadableDatabase, ReadableMultimapTable, ReadableTable, ReadableTableMetadata, WriteTransaction,
+};
+
+use super::records::{DeliveryRecord, EventRecord, FailedDeliveryRecord, WebhookRecord};
+use super::schema::*;
+use super::{Store, from_json, now, storage, to_json};
+use crate::error::Error;
+
+/// Greenlight's limit, kept: a tenant has at most this many webhooks.
+pub const MAX_WEBHOOKS_PER_TENANT: usize = 20;
+
+/// Where a delivery sits in the queue: (webhook id, due unix ms, delivery number).
+pub type DeliveryKey = (u64, u64, u64);
+
+/// An event to store, as a node-host raised it and with the body every webhook is sent.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    /// The event's id.
+    pub event_id: String,
+    /// Its type.
+    pub event_type: String,
+    /// The JSON body.
+    pub body: String,
+}
+
+fn next_counter(txn: &WriteTransaction, key: &str) -> Result<u64, Error> {
+    let mut meta = txn.open_table(META).map_err(storage)?;
+    let last = meta
+        .get(key)
+        .map_err(storage)?
+        .map(|v| v.value().parse::<u64>().unwrap_or(0))
+        .unwrap_or(0);
+    let next = last + 1;
+    meta.insert(key, next.to_string().as_str())
+        .map_err(storage)?;
+    Ok(next)
+}
+
+fn not_yours(id: u64) -> Error {
+    Error::NotFound(format!(
+        "webhook {id} is not one of this node's webhooks (ListOutgoingWebhooks shows them)"
+    ))
+}
+
+impl Store {
+    /// Adds a webhook for the tenant; its id. Refused beyond
+    /// [`MAX_WEBHOOKS_PER_TENANT`].
+    pub fn add_webhook(&self, node_id: &[u8; 33], uri: &str, secret: &str) -> Result<u64, Error> {
+        let txn = self.db.begin_write().map_err(storage)?;
+        let id;
+        {
+            let mut by_tenant = txn
+                .open_multimap_table(WEBHOOKS_BY_TENANT)
+                .map_err(storage)?;
+            let has = by_tenant.get(&node_id[..]).map_err(storage)?.count();
+            if has >= MAX_WEBHOOKS_PER_TENANT {
+                return Err(Error::ResourceExhausted(format!(
+                    "this node has {MAX_WEBHOOKS_PER_TENANT} webhooks, the most it may have; \
+                     delete one (DeleteWebhooks) before adding another"
+                )));
+            }
+            id = next_counter(&txn, LAST_WEBHOOK_ID_KEY)?;
+            let record = WebhookRecord {
+                node_id: hex::encode(node_id),
+                uri: uri.to_string(),
+                secret: secret.to_string(),
+                created_at: now(),
+                rotated_at: None,
+            };
+            txn.open_table(WEBHOOKS)
+                .map_err(storage)?
+                .insert(id, to_json(&record)?.as_str())
+                .map_err(storage)?;
+            by_tenant.insert(&node_id[..], id).map_err(storage)?;
+        }
+        txn.commit().map_err(storage)?;
+        Ok(id)
+    }
+
+    /// The tenant's webhooks, oldest first.
+    pub fn webhooks_of(&self, node_id: &[u8; 33]) -> Result<Vec<(u64, WebhookRecord)>, Error> {
+        let txn = self.db.begin_read().map_err(storage)?;
+        let by_tenant = txn
+            .open_multimap_table(WEBHOOKS_BY_TENANT)
+            .map_err(storage)?;
+        let table = txn.open_table(WEBHOOKS).map_err(storage)?;
+        let mut out = Vec::new();
+        for id in by_tenant.get(&node_id[..]).map_err(storage)? {
+            let id = id.map_err(storage)?.value();
+            if let Some(v) = table.get(id).map_err(storage)? {
+                out.push((id, from_json(v.value())?));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The webhook, if it exists.
+    pub fn webhook(&self, id: u64) -> Result<Option<WebhookRecord>, Error> {
+        let txn = self.db.begin_read().map_err(storage)?;
+        let table = txn.open_table(WEBHOOKS).map_err(storage)?;
+        let value = table.get(id).map_err(storage)?;
+        value.map(|v| from_json(v.value())).transpose()
+    }
+
+    /// Every webhook's id.
+    pub fn webhook_ids(&self) -> Result<Vec<u64>, Error> {
+        let txn = self.db.begin_read().map_err(storage)?;
+        let table = txn.open_table(WEBHOOKS).map_err(storage)?;
+        let mut ids = Vec::new();
+        for row in table.iter().map_err(storage)? {
+            ids.push(row.map_err(storage)?.0.value());
+        }
+        Ok(ids)
+    }
+
+    /// Deletes the tenant's webhooks `ids` and what was still to be delivered to them. Every
+    /// id must be the tenant's, or nothing is deleted.
+    pub fn delete_webhooks(&self, node_id: &[u8; 33], ids: &[u64]) -> Result<(), Error> {
+        let txn = self.db.begin_write().map_err(storage)?;
+        {
+            let mut by_tenant = txn
+                .open_multimap_table(WEBHOOKS_BY_TENANT)
+                .map_err(storage)?;
+            let mut table = txn.open_table(WEBHOOKS).map_err(storage)?;
+            let mut queue = txn.open_table(DELIVERY_QUEUE).map_err(storage)?;
+            for &id in ids {
+                if !by_tenant.remove(&node_id[..], id).map_err(storage)? {
+                    return Err(not_yours(id));
+                }
+                table.remove(id).map_err(storage)?;
+                queue
+                    .retain_in((id, 0, 0)..=(id, u64::MAX, u64::MAX), |_, _| false)
+                    .map_err(storage)?;
+            }
+        }
+        txn.commit().map_err(storage)
+    }
+
+    /// Gives the tenant's webhook `id` a new secret: later deliveries are signed with it.
+    pub fn rotate_webhook_secret(
+        &self,
+        node_id: &[u8; 33],
+        id: u64,
+        secret: &str,
+    ) -> Result<(), Error> {
+        let txn = self.db.begin_write().map_err(storage)?;
+        {
+            let mut table = txn.open_table(WEBHOOKS).map_err(storage)?;
+            let current = table
+                .get(id)
+                .map_err(storage)?
+                .map(|v| v.value().to_string());
+            let mut record: WebhookRecord = match current {
+                Some(json) => from_json(&json)?,
+                None => return Err(not_yours(id)),
+            };
+            if record.node_id != hex::encode(node_id) {
+                return Err(not_yours(id));
+            }
+            record.secret = secret.to_string();
+            record.rotated_at = Some(now());
+            table
+                .insert(id, to_json(&record)?.as_str())
+                .map_err(storage)?;
+        }
+        txn.commit().map_err(storage)
+    }
+
+    /// Stores events of the tenant, each with a delivery due at `now_ms` for every webhook
+    /// the tenant has, in one transaction. Events stored before (a node-host sends what it
+    /// was not told was stored) are skipped. Returns how many were new, and the webhooks
+    /// that got deliveries.
+    pub fn store_events(
+        &self,
+        node_id: &[u8; 33],
+        events: &[NewEvent],
+        now_ms: u64,
+    ) -> Result<(u32, Vec<u64>), Error> {
+        let node_hex = hex::encode(node_id);
+        let txn = self.db.begin_write().map_err(storage)?;
+        let mut poked = Vec::new();
+        let mut new = 0;
+        {
+            let webhooks: Vec<u64> = txn
+                .open_multimap_table(WEBHOOKS_BY_TENANT)
+                .map_err(storage)?
+                .get(&node_id[..])
+                .map_err(storage)?
+                .map(|id| id.map(|v| v.value()).map_err(storage))
+                .collect::<Result<_, _>>()?;
+            for event in events {
+                let mut seen = txn.open_table(EVENTS).map_err(storage)?;
+                let key = (&node_id[..], event.event_id.as_str());
+                if seen.get(key).map_err(storage)?.is_some() {
+                    continue;
+                }
+                let record = EventRecord {
+                    event_type: event.event_type.clone(),
+                    stored_at: now(),
+                    deliveries: webhooks.len() as u32,
+                };
+                seen.insert(key, to_json(&record)?.as_str())
+                    .map_err(storage)?;
+                drop(seen);
+                new += 1;
+                for &webhook in &webhooks {
+                    let number = next_counter(&txn, LAST_DELIVERY_KEY)?;
+                    let delivery = DeliveryRecord {
+                        node_id: node_hex.clone(),
+                        event_id: event.event_id.clone(),
+                        event_type: event.event_type.clone(),
+                        body: event.body.clone(),
+                        attempts: 0,
+                        last_error: None,
+                    };
+                    txn.open_table(DELIVERY_QUEUE)
+                        .map_err(storage)?
+                        .insert((webhook, now_ms, number), to_json(&delivery)?.as_str())
+                        .map_err(storage)?;
+                    if !poked.contains(&webhook) {
+                        poked.push(webhook);
+                    }
+                }
+            }
+        }
+        txn.commit().map_err(storage)?;
+        Ok((new, poked))
+    }
+
+    /// Whether the tenant's event `event_id` was stored.
+    pub fn has_event(&self, node_id: &[u8; 33], event_id: &str) -> Result<bool, Error> {
+        let txn = self.db.begin_read().map_err(storage)?;
+        let table = txn.open_table(EVENTS).map_err(storage)?;
+        Ok(table
+            .get((&node_id[..], event_id))
+            .map_err(storage)?
+            .is_some())
+    }
+
+    /// Up to `limit` of the webhook's deliveries due by `now_ms`, the earliest first.
+    pub fn due_deliveries(
+        &self,
+        webhook: u64,
+        now_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<(DeliveryKey, DeliveryRecord)>, Error> {
+        let txn = self.db.begin_read().map_err(storage)?;
+        let queue = txn.open_table(DELIVERY_QUEUE).map_err(storage)?;
+        let mut out = Vec::new();
+        for row in queue
+            .range((webhook, 0, 0)..=(webhook, now_ms, u64::MAX))
+            .map_err(storage)?
+            .take(limit)
+        {
+            let (k, v) = row.map_err(storage)?;
+            out.push((k.value(), from_json(v.value())?));
+        }
+        Ok(out)
+    }
+
+    /// When the webhook's next delivery is due (unix ms), if it has one.
+    pub fn next_due(&self, webhook: u64) -> Result<Option<u64>, Error> {
+        let txn = self.db.begin_read().map_err(storage)?;
+        let queue = txn.open_table(DELIVERY_QUEUE).map_err(storage)?;
+        let first = queue
+            .range((webhook, 0, 0)..=(webhook, u64::MAX, u64::MAX))
+            .map_err(storage)?
+            .next();
+        Ok(match first {
+            Some(row) => Some(row.map_err(storage)?.0.value().1),
+            None => None,
+        })
+    }
+
+    /// How many deliveries are still to make, to every webhook.
+    pub fn queued_deliveries(&self) -> Result<u64, Error> {
+        let txn = self.db.begin_read().map_err(storage)?;
+        let queue = txn.open_table(DELIVERY_QUEUE).map_err(storage)?;
+        queue.len().map_err(storage)
+    }
+
+    /// Records a delivery's outcome: `None` delivered (it leaves the queue), `Some(due_ms)`
+    /// to be tried again then. A delivery no longer queued (its webhook was deleted
+    /// meanwhile) stays gone.
+    pub fn delivery_attempted(
+        &self,
+        key: DeliveryKey,
+        record: &DeliveryRecord,
+        again_at: Option<u64>,
+    ) -> Result<(), Error> {
+        let txn = self.db.begin_write().map_err(storage)?;
+        {
+            let mut queue = txn.open_table(DELIVERY_QUEUE).map_err(storage)?;
+            let was_queued = queue.remove(key).map_err(storage)?.is_some();
+            if let (true, Some(due)) = (was_queued, again_at) {
+                queue
+                    .insert((key.0, due, key.2), to_json(record)?.as_str())
+                    .map_err(storage)?;
+            }
+        }
+        txn.commit().map_err(storage)
+    }
+
+    /// Gives a delivery up: it leaves the queue for the failed list the operator reads.
+    pub fn delivery_failed(
+        &self,
+        key: DeliveryKey,
+        record: &DeliveryRecord,
+        uri: &str,
+    ) -> Result<(), Error> {
+        let txn = self.db.begin_write().map_err(storage)?;
+        {
+            let mut queue = txn.open_table(DELIVERY_QUEUE).map_err(storage)?;
+            if queue.remove(key).map_err(storage)?.is_some() {
+                let failed = FailedDeliveryRecord {
+                    webhook_id: key.0,
+                    uri: uri.to_string(),
+                    delivery: record.clone(),
+                    failed_at: now(),
+                };
+                txn.open_table(FAILED_DELIVERIES)
+                    .map_err(storage)?
+                    .insert(key.2, to_json(&failed)?.as_str())
+                    .map_err(storage)?;
+            }
+        }
+        txn.commit().map_err(storage)
+    }
+
+    /// Every delivery given up, oldest first.
+    pub fn failed_deliveries(&self) -> Result<Vec<FailedDeliveryRecord>, Error> {
+        let txn = self.db.begin_read().map_err(storage)?;
+        let table = txn.open_table(FAILED_DELIVERIES).map_err(storage)?;
+        let mut out = Vec::new();
+        for row in table.iter().map_err(storage)? {
+            out.push(from_json(row.map_err(storage)?.1.value())?);
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests;
