@@ -102,6 +102,17 @@ impl admin_server::Admin for AdminService {
         }))
     }
 
+    async fn list_pending_deliveries(
+        &self,
+        _req: Request<pb::ListPendingDeliveriesRequest>,
+    ) -> Result<Response<pb::ListPendingDeliveriesResponse>, Status> {
+        let store = self.store.clone();
+        let pending = blocking(move || store.pending_deliveries(MAX_LISTED_PENDING)).await?;
+        Ok(Response::new(pb::ListPendingDeliveriesResponse {
+            deliveries: pending.into_iter().map(pending_delivery).collect(),
+        }))
+    }
+
     async fn revoke_device(
         &self,
         req: Request<pb::RevokeTenantDeviceRequest>,
@@ -115,6 +126,27 @@ impl admin_server::Admin for AdminService {
         Ok(Response::new(crate::api::list_devices::device_info(
             req.name, record,
         )))
+    }
+}
+
+/// The most pending deliveries one listing shows.
+pub const MAX_LISTED_PENDING: usize = 10_000;
+
+/// The wire form of a delivery still to make.
+pub fn pending_delivery(
+    ((webhook, due, _), d): (
+        crate::store::webhooks::DeliveryKey,
+        crate::store::records::DeliveryRecord,
+    ),
+) -> pb::PendingDelivery {
+    pb::PendingDelivery {
+        node_id: d.node_id,
+        webhook_id: webhook as i64,
+        event_id: d.event_id,
+        event_type: d.event_type,
+        attempts: d.attempts,
+        last_error: d.last_error.unwrap_or_default(),
+        due_at_ms: due,
     }
 }
 

@@ -59,6 +59,8 @@ enum InviteCommand {
 enum WebhooksCommand {
     /// List deliveries given up (refused by the receiver, or out of attempts).
     Failed,
+    /// List deliveries still to make (due, or waiting to be retried).
+    Pending,
 }
 
 #[derive(Subcommand)]
@@ -112,6 +114,7 @@ fn real_main() -> Result<()> {
             Command::Tenant(TenantCommand::List) => tenants(cli.data_dir).await,
             Command::Tenant(cmd) => devices(cli.data_dir, cmd).await,
             Command::Webhooks(WebhooksCommand::Failed) => failed_deliveries(cli.data_dir).await,
+            Command::Webhooks(WebhooksCommand::Pending) => pending_deliveries(cli.data_dir).await,
             Command::Chain(cmd) => {
                 let dir = Paths { dir: cli.data_dir }.chain_dir();
                 let client = skylight_devchain::client::for_dir(&dir)
@@ -268,6 +271,40 @@ async fn failed_deliveries(data_dir: PathBuf) -> Result<()> {
         println!(
             "{:<66} {:>7} {:<20} {:<16} {:>8}  {:<24} {}",
             d.node_id, d.webhook_id, d.event_id, d.event_type, d.attempts, d.last_error, d.uri
+        );
+    }
+    Ok(())
+}
+
+async fn pending_deliveries(data_dir: PathBuf) -> Result<()> {
+    let list = match admin_handle(data_dir).await? {
+        Admin::Remote(mut c) => {
+            c.list_pending_deliveries(pb::ListPendingDeliveriesRequest {})
+                .await
+                .context("the scheduler refused")?
+                .into_inner()
+                .deliveries
+        }
+        Admin::Local(store) => store
+            .pending_deliveries(admin::MAX_LISTED_PENDING)?
+            .into_iter()
+            .map(admin::pending_delivery)
+            .collect(),
+    };
+    println!(
+        "{:<66} {:>7} {:<20} {:<16} {:>8}  {:<15} LAST ERROR",
+        "NODE ID", "WEBHOOK", "EVENT ID", "TYPE", "ATTEMPTS", "DUE (UNIX MS)"
+    );
+    for d in list {
+        println!(
+            "{:<66} {:>7} {:<20} {:<16} {:>8}  {:<15} {}",
+            d.node_id,
+            d.webhook_id,
+            d.event_id,
+            d.event_type,
+            d.attempts,
+            d.due_at_ms,
+            d.last_error
         );
     }
     Ok(())

@@ -43,8 +43,9 @@ fn add(who: &Tenant, url: &str) -> (i64, String) {
 }
 
 /// Checks every delivery's two signatures with Standard Webhooks' and Greenlight's own
-/// checks, in Python; says loudly when that interpreter is not here.
-fn verify_independently(secret: &str, deliveries: &[Received]) {
+/// checks, in Python: under `secret` they verify, or, if not `valid`, fail. Says loudly
+/// when that interpreter is not here.
+fn verify_independently(secret: &str, deliveries: &[Received], valid: bool) {
     let Some(python) = skylight_test_support::interop_python(&["standardwebhooks"]) else {
         eprintln!(
             "standardwebhooks is not installed: the independent signature check did not run \
@@ -59,6 +60,7 @@ fn verify_independently(secret: &str, deliveries: &[Received]) {
                 "secret": secret,
                 "headers": d.headers,
                 "body": String::from_utf8(d.body.clone()).unwrap(),
+                "valid": valid,
             })
         })
         .collect();
@@ -142,7 +144,14 @@ fn a_payment_reaches_the_payees_webhook_after_three_500s_under_one_event_id_sign
         paid["payment_hash"].as_str().unwrap(),
         "the preimage is the payment's"
     );
-    verify_independently(&secret, &got);
+    verify_independently(&secret, &got, true);
+
+    // The secret rotated: later deliveries verify under the new one only.
+    let hooks = webhook(&b.cli, &["list"]).json();
+    let flaky_id = hooks["webhooks"][0]["id"].as_i64().unwrap().to_string();
+    let rotated = webhook(&b.cli, &["rotate", &flaky_id]).json();
+    let new_secret = rotated["secret"].as_str().unwrap().to_string();
+    assert_ne!(new_secret, secret);
 
     // A second webhook whose receiver refuses with 400: tried once, then given up and
     // listed for the operator; the first webhook gets the second payment once.
@@ -157,6 +166,8 @@ fn a_payment_reaches_the_payees_webhook_after_three_500s_under_one_event_id_sign
     assert_eq!(refusing.received().len(), 1, "a 400 is not retried");
     assert_eq!(flaky.received().len(), 5);
     assert_eq!(taken[4].json()["label"], "hooked-again");
+    verify_independently(&new_secret, &taken[4..], true);
+    verify_independently(&secret, &taken[4..], false);
     let refused_id = refused[0].header("webhook-id").to_string();
     assert_eq!(
         taken[4].header("webhook-id"),
@@ -236,4 +247,152 @@ fn webhooks_into_the_operators_network_are_refused_with_how_to_allow_them_and_te
     let receiver = WebhookReceiver::start();
     let r = webhook(&a, &["add", &receiver.url()]);
     assert!(r.ok, "{}", r.stderr);
+}
+
+/// The events of `event_type` among what `receiver` got.
+fn of_type(receiver: &WebhookReceiver, event_type: &str) -> Vec<Value> {
+    receiver
+        .received()
+        .iter()
+        .map(Received::json)
+        .filter(|e| e["event_type"] == event_type)
+        .collect()
+}
+
+#[test]
+fn a_payment_to_a_sleeping_signer_raises_signer_needed_once_and_completes_when_the_signer_returns()
+{
+    let mut args = LOOPBACK.to_vec();
+    args.extend(["--node-signer-needed-after-ms", "1000"]);
+    let pair = Pair::connected_with(&args);
+    pair.fund_channel();
+    pair.confirm_channel();
+    let (a, b) = (&pair.a, &pair.b);
+    let receiver = WebhookReceiver::start();
+    add(b, &receiver.url());
+    let bolt11 = invoice(b, 30_000, "while-asleep");
+
+    // B's app goes to sleep; its node stays connected to A.
+    b.stop_signer();
+    std::thread::scope(|scope| {
+        let (payer, bolt11) = (&a.cli, &bolt11);
+        let paying = scope.spawn(move || payer.run(&["node", "pay", bolt11]).unwrap());
+        skylight_test_support::eventually("B's webhook hears that a signer is needed", || {
+            !of_type(&receiver, "signer_needed").is_empty()
+        });
+        let needed = &of_type(&receiver, "signer_needed")[0];
+        assert_eq!(needed["node_id"], pair.b_id.as_str());
+        assert!(needed["pending_requests"].as_u64().unwrap() > 0, "{needed}");
+        // Still asleep a while longer: the same episode raises nothing more.
+        std::thread::sleep(Duration::from_secs(3));
+        assert_eq!(of_type(&receiver, "signer_needed").len(), 1);
+        assert!(!paying.is_finished(), "the payment waits for B's signer");
+
+        // The webhook wakes the app: its signer attaches and the payment completes.
+        b.start_signer();
+        let paid = paying.join().unwrap();
+        assert!(paid.ok, "A's payment failed: {}", paid.stderr);
+    });
+    skylight_test_support::eventually("B's webhook hears of the payment", || {
+        of_type(&receiver, "invoice_payment")
+            .iter()
+            .any(|e| e["label"] == "while-asleep")
+    });
+    assert_eq!(
+        of_type(&receiver, "signer_needed").len(),
+        1,
+        "once per episode"
+    );
+    assert_eq!(
+        b.call(&["listpeerchannels"])["channels"][0]["state"],
+        "ChanneldNormal"
+    );
+}
+
+/// What `scheduler webhooks <what>` prints.
+fn operator_lists(s: &Scheduler, what: &str) -> String {
+    let out = s.command(&["webhooks", what]).unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn events_survive_a_scheduler_killed_before_delivering_and_a_node_host_killed_before_handing_over_each_delivered_under_one_id()
+ {
+    let mut pair = Pair::connected_with(LOOPBACK);
+    pair.fund_channel();
+    pair.confirm_channel();
+    // The receiver is down for now: its port refuses connections.
+    let mut receiver = WebhookReceiver::start();
+    let addr = receiver.addr();
+    receiver.stop();
+    add(&pair.b, &receiver.url());
+
+    // 1. The scheduler has stored the first payment's event, and tried and failed to
+    //    deliver it, when it is killed.
+    pair.a
+        .call(&["pay", &invoice(&pair.b, 23_000, "stored-then-killed")]);
+    skylight_test_support::eventually("the scheduler holds the event, undelivered", || {
+        let pending = operator_lists(&pair.s, "pending");
+        pending.contains("invoice_payment") && pending.contains("cannot connect")
+    });
+
+    // 2. The second payment's event is raised while the scheduler cannot take it (its
+    //    events socket is gone), and B's node-host is killed right after the claim, with
+    //    the event still in its outbox.
+    std::fs::remove_file(pair.s.dir.join("events.sock")).unwrap();
+    pair.a
+        .call(&["pay", &invoice(&pair.b, 24_000, "raised-then-killed")]);
+    skylight_test_support::eventually("B has claimed the payment", || {
+        skylight_test_support::pair::paid(&pair.b, "raised-then-killed")
+    });
+    let b_pid = skylight_test_support::node_pid(&pair.s, &pair.b_id).unwrap();
+    let killed = Command::new("kill")
+        .args(["-KILL", &b_pid.to_string()])
+        .status();
+    assert!(killed.unwrap().success());
+    skylight_test_support::eventually("B's node-host is gone", || {
+        !skylight_test_support::alive(b_pid)
+    });
+
+    // Both come back; so does the receiver.
+    pair.s.kill_and_restart().unwrap();
+    let receiver = WebhookReceiver::start_on(addr);
+    pair.b.wake();
+    let got = receiver.wait_for(2, Duration::from_secs(60));
+    std::thread::sleep(SCHEDULE_DONE);
+    let got_all = receiver.received();
+    assert_eq!(got_all.len(), 2, "each event delivered once: {got_all:?}");
+    let labels: Vec<Value> = got.iter().map(|r| r.json()["label"].clone()).collect();
+    assert!(labels.contains(&"stored-then-killed".into()), "{labels:?}");
+    assert!(labels.contains(&"raised-then-killed".into()), "{labels:?}");
+    assert_ne!(got[0].header("webhook-id"), got[1].header("webhook-id"));
+    assert!(!operator_lists(&pair.s, "pending").contains("invoice_payment"));
+}
+
+#[test]
+fn a_node_left_behind_the_chain_raises_node_stuck_once_with_its_lag() {
+    let mut args = LOOPBACK.to_vec();
+    // The node looks for new blocks only every ten minutes: it falls behind at once.
+    args.extend(["--node-chain-poll-ms", "600000"]);
+    let s = Scheduler::start(&args).unwrap();
+    let t = Tenant::new(&s);
+    let receiver = WebhookReceiver::start();
+    add(&t, &receiver.url());
+    let ours = t.call(&["getinfo"])["blockheight"].as_u64().unwrap();
+    s.chain(&["mine", "10"]);
+    skylight_test_support::eventually("the webhook hears the node is stuck", || {
+        !of_type(&receiver, "node_stuck").is_empty()
+    });
+    let stuck = &of_type(&receiver, "node_stuck")[0];
+    assert_eq!(stuck["blockheight"], ours);
+    assert_eq!(stuck["headheight"], ours + 10);
+    assert_eq!(stuck["lag"], 10);
+    // Still behind: nothing more until it has caught up.
+    std::thread::sleep(Duration::from_secs(6));
+    assert_eq!(of_type(&receiver, "node_stuck").len(), 1);
 }

@@ -1,9 +1,12 @@
-//! Peers: the peer manager, and connections only while a signer is attached.
+//! Peers: the peer manager, new connections only while a signer is attached, and peers
+//! kept when the signer leaves.
 //!
-//! With the signer away, LDK would still ask it for things it cannot wait for (the noise
-//! handshake's ECDH, a reconnecting channel's commitment point), and upstream's client
-//! panics when those fail. So no peer is accepted without a signer, and every peer is
-//! dropped when the last signer leaves.
+//! A new connection needs the signer at once (the noise handshake's ECDH is the node key's),
+//! so none is accepted or made without one. A peer already connected stays when the last
+//! signer leaves: our channel signer parks what needs a signature (LDK 0.2's async
+//! signing), so an HTLC that arrives for a sleeping device waits, the node raises
+//! `signer_needed` for the app to wake its signer, and the payment completes when it
+//! attaches.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -101,30 +104,6 @@ pub async fn connect_outbound(
     let stream = stream.into_std().ok()?;
     Some(lightning_net_tokio::setup_outbound(peer_manager, id, stream))
 }
-
-/// Drops every peer when the last signer leaves, until `stop`.
-pub async fn disconnect_without_signer(
-    peer_manager: Arc<PeerManager>,
-    stage: Arc<Stage>,
-    stop: CancellationToken,
-) {
-    let mut signers = stage.watch_signers();
-    loop {
-        if !signers.attached(&stop).await || !signers.detached(&stop).await {
-            return;
-        }
-        let pm = peer_manager.clone();
-        // It may wait for threads blocked in signer calls (they end at their deadline).
-        let _ = tokio::task::spawn_blocking(move || {
-            if !pm.list_peers().is_empty() {
-                tracing::info!("the signer left: disconnecting every peer");
-                pm.disconnect_all_peers();
-            }
-        })
-        .await;
-    }
-}
-
 
 /// Listens for peers: at `--p2p-listen`, or, when that names port 0, at the address used
 /// before (a node that moved would not be found by its channel peers).

@@ -108,11 +108,6 @@ pub async fn run(
         sweeper.clone(),
         stop.clone(),
     ));
-    tasks.spawn(peers::disconnect_without_signer(
-        peer_manager.clone(),
-        stage.clone(),
-        stop.clone(),
-    ));
     if crate::signer_link::faults::enabled() {
         tasks.spawn(events::release_held_claims(
             ldk.channel_manager.clone(),

@@ -281,6 +281,23 @@ impl Store {
         })
     }
 
+    /// Up to `limit` deliveries still to make, to every webhook, the earliest due first.
+    pub fn pending_deliveries(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<(DeliveryKey, DeliveryRecord)>, Error> {
+        let txn = self.db.begin_read().map_err(storage)?;
+        let queue = txn.open_table(DELIVERY_QUEUE).map_err(storage)?;
+        let mut out = Vec::new();
+        for row in queue.iter().map_err(storage)? {
+            let (k, v) = row.map_err(storage)?;
+            out.push((k.value(), from_json(v.value())?));
+        }
+        out.sort_by_key(|((_, due, n), _)| (*due, *n));
+        out.truncate(limit);
+        Ok(out)
+    }
+
     /// How many deliveries are still to make, to every webhook.
     pub fn queued_deliveries(&self) -> Result<u64, Error> {
         let txn = self.db.begin_read().map_err(storage)?;
