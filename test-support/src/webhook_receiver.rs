@@ -19,6 +19,8 @@ pub struct Received {
     pub body: Vec<u8>,
     /// When it arrived.
     pub at: Instant,
+    /// When it arrived, unix milliseconds (to compare with a time another process took).
+    pub at_unix_ms: u64,
     /// The status it was answered with.
     pub status: u16,
 }
@@ -42,6 +44,8 @@ impl Received {
 struct Inner {
     received: Vec<Received>,
     script: VecDeque<u16>,
+    /// How long each answer is held back (a slow receiver).
+    delay: Duration,
 }
 
 /// The receiver; it stops when dropped.
@@ -67,17 +71,22 @@ async fn answer(
         })
         .collect();
     let body = req.into_body().collect().await?.to_bytes().to_vec();
-    let status = {
+    let (status, delay) = {
         let mut inner = inner.lock().unwrap();
         let status = inner.script.pop_front().unwrap_or(200);
         inner.received.push(Received {
             headers,
             body,
             at: Instant::now(),
+            at_unix_ms: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(0),
             status,
         });
-        status
+        (status, inner.delay)
     };
+    tokio::time::sleep(delay).await;
     Ok(Response::builder()
         .status(status)
         .body(Full::new(Bytes::from_static(b"")))
@@ -150,6 +159,12 @@ impl WebhookReceiver {
     /// The next requests get these statuses, in order; after them, 200.
     pub fn answer_with(&self, statuses: &[u16]) {
         self.inner.lock().unwrap().script.extend(statuses);
+    }
+
+    /// Holds back every answer for `delay` (a slow receiver); requests are recorded when
+    /// they arrive.
+    pub fn answer_after(&self, delay: Duration) {
+        self.inner.lock().unwrap().delay = delay;
     }
 
     /// Every request so far.
