@@ -226,11 +226,20 @@ impl NodeHost {
         let _ = std::fs::remove_file(&uri_file);
         shutdown.cancel();
         self.stage.close(); // Also when the server failed rather than stopped.
-        let node_result = lightning.await;
+        // A signer call LDK cannot take a failure of (an HTLC's onion, with the signer
+        // asleep) keeps its thread, and so the node, from stopping: then node-host exits
+        // as a kill would, LDK's state on disk as it was, the events handed over first.
+        let node_result = tokio::time::timeout(NODE_STOP_GRACE, lightning).await;
         handover_stop.cancel();
         if let Some(h) = handover {
             let _ = h.await;
         }
+        let Ok(node_result) = node_result else {
+            tracing::error!(
+                "the Lightning node did not stop: a signer call it cannot do without is still waiting; exiting, to take it up at the next start"
+            );
+            std::process::exit(1);
+        };
         tasks.close();
         tasks.wait().await;
         served.context("node server failed")?;

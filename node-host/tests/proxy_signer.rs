@@ -80,7 +80,8 @@ fn with_no_signer_a_call_waits_its_deadline_then_fails_without_a_panic() {
 }
 
 #[test]
-fn remote_keys_sign_with_the_signer_keep_the_channel_counter_and_fail_softly_without_it() {
+fn remote_keys_sign_with_the_signer_keep_the_channel_counter_fail_softly_without_it_and_ecdh_waits_for_it()
+ {
     use bitcoin::hashes::Hash;
     use bitcoin::secp256k1::{Message, Scalar, SecretKey, ecdh::SharedSecret};
     use lightning_signer::lightning::sign::EntropySource;
@@ -90,9 +91,9 @@ fn remote_keys_sign_with_the_signer_keep_the_channel_counter_and_fail_softly_wit
     let Linked {
         dir,
         stage,
+        state,
         session,
         signer,
-        ..
     } = linked(&secret);
     let counter = dir.path().join("next_dbid");
     let keys = remote_keys(
@@ -171,6 +172,19 @@ fn remote_keys_sign_with_the_signer_keep_the_channel_counter_and_fail_softly_wit
     // The signer goes away: calls fail after their deadline; the node does not panic.
     stage.detach(session);
     signer.join().unwrap();
-    assert!(impatient.ecdh(Recipient::Node, &other_pub, None).is_err());
     assert!(impatient.sign_invoice(&raw, Recipient::Node).is_err());
+    // But ECDH, which LDK unwraps where it decodes an HTLC's onion, waits past its
+    // deadline for a signer, and has its answer when one attaches.
+    std::thread::scope(|scope| {
+        let waiting = scope.spawn(|| impatient.ecdh(Recipient::Node, &other_pub, None));
+        std::thread::sleep(Duration::from_secs(3));
+        assert!(!waiting.is_finished(), "ECDH waits for the signer");
+        let (session, _signer) =
+            skylight_test_support::in_process::attach_signer(stage.clone(), state.clone(), secret);
+        assert_eq!(
+            waiting.join().unwrap().unwrap(),
+            SharedSecret::new(&node_id, &other)
+        );
+        stage.detach(session);
+    });
 }

@@ -80,6 +80,8 @@ pub struct NodeHostSettings {
     pub signed_request_window: Option<Duration>,
     /// How long a signing request waits with no signer before `signer_needed` is raised.
     pub signer_needed_after: Option<Duration>,
+    /// How many blocks behind the chain's tip a node may be before `node_stuck` is raised.
+    pub stuck_after_blocks: Option<u64>,
 }
 
 impl NodeHostSettings {
@@ -99,6 +101,9 @@ impl NodeHostSettings {
             self.signed_request_window,
         );
         set(&mut config.signer_needed_after, self.signer_needed_after);
+        if let Some(blocks) = self.stuck_after_blocks {
+            config.stuck_after_blocks = blocks;
+        }
     }
 }
 
@@ -216,6 +221,7 @@ impl Config {
                 chain_poll: args.node_chain_poll_ms.map(Duration::from_millis),
                 signed_request_window: args.node_signed_request_window.map(Duration::from_secs),
                 signer_needed_after: args.node_signer_needed_after_ms.map(Duration::from_millis),
+                stuck_after_blocks: args.node_stuck_after_blocks,
             },
         })
     }
@@ -373,6 +379,10 @@ pub struct RunArgs {
     /// node raises a `signer_needed` webhook event (default: node-host's).
     #[arg(long, env = "SKYLIGHT_NODE_SIGNER_NEEDED_AFTER_MS")]
     pub node_signer_needed_after_ms: Option<u64>,
+    /// Blocks a node may lag the chain's tip before it raises a `node_stuck` webhook event
+    /// (default: node-host's).
+    #[arg(long, env = "SKYLIGHT_NODE_STUCK_AFTER_BLOCKS")]
+    pub node_stuck_after_blocks: Option<u64>,
     /// The address node-hosts listen on for Lightning peers (0.0.0.0: every interface).
     #[arg(long, env = "SKYLIGHT_NODE_P2P_BIND", default_value = "127.0.0.1")]
     pub node_p2p_bind: IpAddr,

@@ -1,6 +1,7 @@
 //! The delivery workers against real HTTP receivers on loopback: a receiver that hangs
-//! holds up only its own webhook's deliveries, and what was queued before the workers
-//! started (by a scheduler that stopped, say) is delivered once each.
+//! holds up only its own webhook's deliveries and has its attempts timed out and tried
+//! again, and what was queued before the workers started (by a scheduler that stopped,
+//! say) is delivered once each.
 
 use std::time::Duration;
 
@@ -16,7 +17,7 @@ fn settings() -> WebhookSettings {
     WebhookSettings {
         allow_http: true,
         allow_private: true,
-        timeout: Duration::from_secs(30),
+        timeout: Duration::from_secs(2),
         retry_schedule: vec![Duration::from_millis(100); 3],
     }
 }
@@ -32,7 +33,8 @@ fn events(n: usize, tag: &str) -> Vec<NewEvent> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_receiver_that_hangs_holds_up_only_its_own_webhook() {
+async fn a_receiver_that_hangs_holds_up_only_its_own_webhook_and_its_attempts_time_out_and_are_tried_again()
+ {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("db"), Some("regtest")).unwrap();
@@ -47,7 +49,7 @@ async fn a_receiver_that_hangs_holds_up_only_its_own_webhook() {
         .add_webhook(&b, &fast.url(), "whsec_c2VjcmV0")
         .unwrap();
     // The slow tenant's backlog is larger than what one webhook has in flight at once.
-    store.store_events(&a, &events(50, "a"), now_ms()).unwrap();
+    store.store_events(&a, &events(10, "a"), now_ms()).unwrap();
     store.store_events(&b, &events(20, "b"), now_ms()).unwrap();
 
     let shutdown = Shutdown::new();
@@ -69,6 +71,22 @@ async fn a_receiver_that_hangs_holds_up_only_its_own_webhook() {
         held <= skylight_scheduler::webhooks::dispatch::IN_FLIGHT,
         "the hanging receiver has at most one round in flight: {held}"
     );
+    // Its attempts time out (2 s) and the same events come again, under the same ids.
+    tokio::task::spawn_blocking(move || {
+        skylight_test_support::eventually("a timed-out attempt is tried again", || {
+            let mut ids: Vec<String> = slow
+                .received()
+                .iter()
+                .map(|r| r.header("webhook-id").to_string())
+                .collect();
+            let all = ids.len();
+            ids.sort();
+            ids.dedup();
+            ids.len() < all
+        })
+    })
+    .await
+    .unwrap();
     shutdown.trigger();
 }
 

@@ -48,6 +48,20 @@ impl Tenant {
         self.signer.borrow_mut().take();
     }
 
+    /// Stops the tenant's node-host (SIGTERM) and waits until it has exited: the node is
+    /// offline (a node whose signer only sleeps keeps its peers). The next call to the node
+    /// starts it again.
+    pub fn stop_node(&self, s: &Scheduler) {
+        let id = self.cli.node_id();
+        let Some(pid) = crate::node_pid(s, &id) else {
+            return;
+        };
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status();
+        eventually("the node-host exits", || !crate::alive(pid));
+    }
+
     /// Starts the tenant's signer again.
     pub fn start_signer(&self) {
         *self.signer.borrow_mut() = Some(self.cli.spawn(&["run"]).unwrap());

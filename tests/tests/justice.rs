@@ -76,10 +76,11 @@ fn a_revoked_commitment_with_an_htlc_from_an_old_backup_is_punished_at_both_stag
     a.call(&["pay", &invoice(b, 19_000_000, "first")]);
     eventually("B sees the first payment", || paid(b, "first"));
 
-    // An HTLC from A that B holds, committed on both sides; then A's signer sleeps and B
-    // settles it: B's monitor has the preimage, A has not heard.
+    // An HTLC from A that B holds, committed on both sides; then A goes offline (its
+    // signer and its node: a node whose signer only sleeps keeps its peers, and would
+    // hear) and B settles it: B's monitor has the preimage, A has not heard.
     pair.fault(&format!("hold-claims {b_id}"));
-    let _payer = a
+    let payer = a
         .cli
         .spawn(&["node", "pay", &invoice(b, 12_000_000, "held")])
         .unwrap();
@@ -90,6 +91,9 @@ fn a_revoked_commitment_with_an_htlc_from_an_old_backup_is_punished_at_both_stag
             .is_some_and(|h| h.len() == 1 && h[0]["state"] == "SentAddAckRevocation")
     });
     a.stop_signer();
+    // The pay call ends (the payment does not): a stopping node-host lets open calls finish.
+    drop(payer);
+    a.stop_node(s);
     eventually("B sees A gone", || {
         b.call(&["listpeerchannels"])["channels"][0]["peer_connected"] == false
     });

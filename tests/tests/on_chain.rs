@@ -135,8 +135,10 @@ fn a_node_host_killed_right_after_outputs_come_due_still_sweeps_them_after_its_r
         .unwrap()
         / 1000;
     let before = confirmed_outputs(a);
-    // B's signer is away, so B cannot agree to a cooperative close: A forces it.
+    // B is offline (its signer and its node: a node whose signer only sleeps keeps its
+    // peers), so B cannot agree to a cooperative close: A forces it.
     pair.b.stop_signer();
+    pair.b.stop_node(s);
     eventually("A sees B gone", || {
         a.call(&["listpeerchannels"])["channels"][0]["peer_connected"] == false
     });
@@ -214,11 +216,9 @@ fn their_force_close_with_htlcs_both_ways_has_our_claims_confirm_and_come_to_our
     logged(s, b, "fault: leaving the payment unclaimed");
     let before = confirmed_outputs(a);
 
-    // A's signer is away (its node-host drops its peers); B forces the close.
+    // A's signer is away (its node stays connected, and holds the payment to it); B
+    // forces the close.
     a.stop_signer();
-    eventually("B sees A gone", || {
-        b.call(&["listpeerchannels"])["channels"][0]["peer_connected"] == false
-    });
     let theirs = force_close(s, b, &a.cli.node_id());
     s.chain(&["mine", "1"]);
 

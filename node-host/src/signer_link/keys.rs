@@ -48,6 +48,18 @@ use vls_protocol_client::KeysManagerClient;
 use crate::signer_link::channel::{ChannelSigner, Channels};
 use crate::signer_link::transport::StageTransport;
 
+/// Parks the calling thread until the process exits. For a signer call LDK cannot take a
+/// failure of, once node-host is stopping and no signer will answer: failing it would panic
+/// LDK with its locks held; waiting lets node-host exit as a kill would (see
+/// `app::NodeHost::run`), with LDK's state on disk as it was, and the call made again at
+/// the next start.
+fn wait_for_exit() -> ! {
+    tracing::warn!("node-host stops with a signer call LDK cannot do without still waiting");
+    loop {
+        std::thread::park();
+    }
+}
+
 /// The node's keys.
 pub struct RemoteKeys {
     client: KeysManagerClient,
@@ -240,12 +252,22 @@ impl NodeSigner for RemoteKeys {
             Some(t) => other_key.mul_tweak(&Secp256k1::new(), t).map_err(|_| ())?,
             None => *other_key,
         };
-        let reply: EcdhReply = self
-            .client
-            .call(Ecdh {
+        // LDK unwraps this call where it decodes an HTLC's onion (`onion_utils.rs`), and a
+        // peer stays connected while the signer sleeps: so for want of a signer this waits,
+        // asking again each deadline, for as long as node-host runs, rather than fail (a
+        // panic in LDK's processor). A refusal still fails at once.
+        let reply: EcdhReply = loop {
+            match self.client.call(Ecdh {
                 point: PubKey(point.serialize()),
-            })
-            .map_err(|_| ())?;
+            }) {
+                Ok(reply) => break reply,
+                Err(vls_protocol_client::Error::TransportTransient) if !self.transport.closed() => {
+                    tracing::info!("ECDH waits for the signer");
+                }
+                Err(vls_protocol_client::Error::TransportTransient) => wait_for_exit(),
+                Err(_) => return Err(()),
+            }
+        };
         Ok(SharedSecret::from_bytes(reply.secret.0))
     }
 

@@ -353,6 +353,11 @@ impl Stage {
         self.publish(&inner);
     }
 
+    /// Whether the stage is closed (node-host stopping): no call will be answered again.
+    pub fn is_closed(&self) -> bool {
+        self.lock().closed
+    }
+
     /// How many signers are attached.
     pub fn signers(&self) -> usize {
         let mut inner = self.lock();

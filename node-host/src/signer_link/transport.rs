@@ -32,6 +32,11 @@ impl StageTransport {
         }
     }
 
+    /// Whether node-host is stopping: no signer will answer again.
+    pub fn closed(&self) -> bool {
+        self.stage.is_closed()
+    }
+
     /// The signer's reason for the most recent refusal, taken.
     pub fn take_refusal(&self) -> Option<String> {
         self.last_refusal

@@ -226,3 +226,22 @@ fn the_signer_watch_follows_attaches_and_detaches() {
     assert_eq!(stage.signers(), 0);
     assert_eq!(watch.count(), 0);
 }
+
+#[test]
+fn what_waits_for_a_signer_is_counted_as_it_comes_and_goes_and_a_close_leaves_nothing_waiting() {
+    let stage = Stage::new();
+    let waiting = stage.watch_waiting();
+    assert_eq!(*waiting.borrow(), 0);
+    let a = stage.submit(None, vec![1]);
+    let _b = stage.submit(ctx(2), vec![2]);
+    assert_eq!(*waiting.borrow(), 2);
+    // A temporary failure keeps it waiting; an answer does not.
+    stage.respond(a.request_id, Err(SignerError::Unavailable("later".into())));
+    assert_eq!(*waiting.borrow(), 2);
+    stage.respond(a.request_id, Ok(vec![7]));
+    assert_eq!(*waiting.borrow(), 1);
+    assert!(!stage.is_closed());
+    stage.close();
+    assert!(stage.is_closed());
+    assert_eq!(*waiting.borrow(), 0);
+}
