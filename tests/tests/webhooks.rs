@@ -323,7 +323,15 @@ fn operator_lists(s: &Scheduler, what: &str) -> String {
 #[test]
 fn events_survive_a_scheduler_killed_before_delivering_and_a_node_host_killed_before_handing_over_each_delivered_under_one_id()
  {
-    let mut pair = Pair::connected_with(LOOPBACK);
+    // Retries every second for two minutes: the stored delivery must outlast the scenario
+    // (however slow the machine) and go soon after the receiver is back.
+    let every_second = vec!["1s"; 120].join(",");
+    let mut pair = Pair::connected_with(&[
+        "--webhook-allow-http",
+        "--webhook-allow-private",
+        "--webhook-retry-schedule",
+        &every_second,
+    ]);
     pair.fund_channel();
     pair.confirm_channel();
     // The receiver is down for now: its port refuses connections.
