@@ -113,6 +113,9 @@ pub async fn start(m: &NodeManager, node_id: &[u8; 33]) -> Result<(NodeProcess, 
         .id()
         .ok_or_else(|| failed("node-host exited at once"))?;
     write_public(&dir.pid(), &format!("{pid}\n")).map_err(internal)?;
+    // Known by pid while it starts, for the events socket (then by its slot); forgotten
+    // however this start ends, abandoned included.
+    let _starting = Starting::new(m, pid, *node_id);
 
     // Ready when it has written its URI and its port accepts connections.
     let deadline = Instant::now() + s.start_timeout;
@@ -153,4 +156,31 @@ pub async fn start(m: &NodeManager, node_id: &[u8; 33]) -> Result<(NodeProcess, 
         },
         child,
     ))
+}
+
+/// A node-host's pid known to the manager for as long as its start lasts.
+struct Starting<'a> {
+    manager: &'a NodeManager,
+    pid: u32,
+}
+
+impl<'a> Starting<'a> {
+    fn new(manager: &'a NodeManager, pid: u32, node_id: [u8; 33]) -> Self {
+        manager
+            .starting
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(pid, node_id);
+        Starting { manager, pid }
+    }
+}
+
+impl Drop for Starting<'_> {
+    fn drop(&mut self) {
+        self.manager
+            .starting
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.pid);
+    }
 }

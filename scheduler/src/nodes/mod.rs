@@ -70,6 +70,9 @@ pub struct NodeManager {
     /// The users CA certificate, PEM: node server chains end with it.
     users_ca_pem: String,
     slots: Mutex<HashMap<[u8; 33], Arc<Slot>>>,
+    /// Node-hosts started and not yet answering, by pid: one hands over the events its
+    /// outbox kept from its last run as soon as it starts.
+    starting: Mutex<HashMap<u32, [u8; 33]>>,
 }
 
 impl NodeManager {
@@ -80,6 +83,7 @@ impl NodeManager {
             store,
             users_ca_pem: users_ca.cert_pem().to_string(),
             slots: Mutex::new(HashMap::new()),
+            starting: Mutex::default(),
         }
     }
 
@@ -152,6 +156,14 @@ impl NodeManager {
     /// The tenant whose running node-host is process `pid`, if any: how the events socket
     /// knows who is calling.
     pub fn tenant_of_pid(&self, pid: u32) -> Option<[u8; 33]> {
+        if let Some(id) = self
+            .starting
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&pid)
+        {
+            return Some(*id);
+        }
         let slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
         slots.iter().find_map(|(id, s)| {
             s.running
