@@ -36,6 +36,9 @@ use crate::store::signer_state::SignerState;
 /// down.
 pub const NODE_STOP_GRACE: Duration = Duration::from_secs(8);
 
+/// How long the Lightning node gets to finish once the signer link is closed.
+const AFTER_CLOSE: Duration = Duration::from_secs(2);
+
 /// A node-host with its stores open and its server's port bound, not yet serving.
 pub struct NodeHost {
     config: Config,
@@ -131,23 +134,30 @@ impl NodeHost {
             node.clone(),
             shutdown.clone(),
         ));
+        // The events run beside the signer link, on the I/O runtime: `signer_needed` must
+        // go out while LDK's threads wait for the very signer it calls for.
         {
             let (watcher, stop) = (node.clone(), shutdown.clone());
             let after = self.config.signer_needed_after;
-            tasks.spawn(async move { watcher.raise_signer_needed(after, stop).await });
+            tasks.spawn_on(
+                async move { watcher.raise_signer_needed(after, stop).await },
+                &self.io,
+            );
             let (watcher, stop) = (node.clone(), shutdown.clone());
             let blocks = self.config.stuck_after_blocks;
-            tasks.spawn(async move { watcher.raise_stuck(blocks, stop).await });
+            tasks.spawn_on(
+                async move { watcher.raise_stuck(blocks, stop).await },
+                &self.io,
+            );
         }
         // Events go to the scheduler until the very end: what the node raises while it
         // winds down is handed over too.
         let handover_stop = CancellationToken::new();
         let handover = match &self.config.events_socket {
-            Some(socket) => Some(tasks.spawn(crate::handover::run(
-                self.outbox.clone(),
-                socket.clone(),
-                handover_stop.clone(),
-            ))),
+            Some(socket) => Some(tasks.spawn_on(
+                crate::handover::run(self.outbox.clone(), socket.clone(), handover_stop.clone()),
+                &self.io,
+            )),
             None => {
                 tracing::info!("no --events-socket: events stay in the outbox");
                 None
@@ -229,7 +239,9 @@ impl NodeHost {
         // A signer call LDK cannot take a failure of (an HTLC's onion, with the signer
         // asleep) keeps its thread, and so the node, from stopping: then node-host exits
         // as a kill would, LDK's state on disk as it was, the events handed over first.
-        let node_result = tokio::time::timeout(NODE_STOP_GRACE, lightning).await;
+        // (A scheduler that is stopping may kill it before: the same.) Once the stage is
+        // closed, a node that can stop does so at once: every signer call fails.
+        let node_result = tokio::time::timeout(AFTER_CLOSE, lightning).await;
         handover_stop.cancel();
         if let Some(h) = handover {
             let _ = h.await;

@@ -17,12 +17,17 @@ use crate::store::outbox::{Outbox, OutboxEvent};
 const BATCH: usize = 256;
 /// The longest wait between tries while the scheduler does not answer.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// How long one hand-over may take.
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a stopping node-host tries to hand over what it raised last.
 const LAST_TRY: Duration = Duration::from_secs(2);
 
 async fn connect(socket: PathBuf) -> Result<EventsClient<Channel>, tonic::transport::Error> {
     // The URI is a placeholder: the connector dials the socket.
     let channel = Endpoint::from_static("http://events.sock")
+        // A scheduler that takes the call and never answers must not hold the outbox (or a
+        // stopping node-host) for ever.
+        .timeout(CALL_TIMEOUT)
         .connect_with_connector(tower::service_fn(move |_: Uri| {
             let socket = socket.clone();
             async move {
@@ -78,7 +83,11 @@ pub async fn run(outbox: Arc<Outbox>, socket: PathBuf, stop: CancellationToken) 
     let mut backoff = Duration::from_millis(100);
     let mut failing = false;
     loop {
-        match hand_over(&outbox, &socket, &mut client).await {
+        let tried = tokio::select! {
+            r = hand_over(&outbox, &socket, &mut client) => r,
+            () = stop.cancelled() => break,
+        };
+        match tried {
             Ok(0) => {
                 failing = false;
                 tokio::select! {

@@ -208,11 +208,13 @@ impl Stage {
         });
     }
 
-    /// Publishes how many requests wait (called with the lock held, as [`Stage::publish`]).
+    /// Publishes how many requests wait (called with the lock held, as [`Stage::publish`]):
+    /// those whose caller still waits or parked them, not those given up.
     fn publish_waiting(&self, inner: &Inner) {
+        let waiting = inner.pending.values().filter(|p| !p.abandoned).count();
         self.waiting.send_if_modified(|n| {
-            let changed = *n != inner.pending.len();
-            *n = inner.pending.len();
+            let changed = *n != waiting;
+            *n = waiting;
             changed
         });
     }

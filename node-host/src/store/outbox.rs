@@ -43,16 +43,16 @@ pub struct Outbox {
     raised: watch::Sender<u64>,
 }
 
-/// A new event id: milliseconds since the epoch and 22 random bits, in decimal (a
-/// snowflake, as Greenlight's are): unique, and ordered by time.
-fn new_event_id() -> Result<String, OutboxError> {
-    let mut r = [0u8; 4];
-    getrandom::getrandom(&mut r).map_err(err)?;
+/// The id of the event numbered `seq`: milliseconds since the epoch and the low 22 bits
+/// of its number, in decimal (a snowflake, as Greenlight's are): ordered by time, and
+/// distinct, since no two events share a number and four million never share a
+/// millisecond.
+fn id_of(seq: u64) -> String {
     let ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0);
-    Ok(((ms << 22) | (u32::from_le_bytes(r) as u64 & 0x3f_ffff)).to_string())
+    ((ms << 22) | (seq & 0x3f_ffff)).to_string()
 }
 
 impl Outbox {
@@ -81,19 +81,22 @@ impl Outbox {
         event_type: &str,
         fields: serde_json::Value,
     ) -> Result<Option<String>, OutboxError> {
-        let event_id = new_event_id()?;
         let txn = self.db.begin_write().map_err(err)?;
         let seq;
+        let event_id;
         {
-            if let Some(key) = once {
-                let mut raised = txn.open_table(RAISED).map_err(err)?;
-                if raised.get(key).map_err(err)?.is_some() {
-                    return Ok(None);
-                }
-                raised.insert(key, event_id.as_str()).map_err(err)?;
+            let mut raised = txn.open_table(RAISED).map_err(err)?;
+            if let Some(key) = once
+                && raised.get(key).map_err(err)?.is_some()
+            {
+                return Ok(None);
             }
             let mut counters = txn.open_table(COUNTERS).map_err(err)?;
             seq = super::next(&mut counters, "seq").map_err(err)?;
+            event_id = id_of(seq);
+            if let Some(key) = once {
+                raised.insert(key, event_id.as_str()).map_err(err)?;
+            }
             let event = OutboxEvent {
                 seq,
                 event_id: event_id.clone(),
@@ -197,10 +200,14 @@ mod tests {
     }
 
     #[test]
-    fn event_ids_are_distinct_and_grow_with_time() {
-        let a: u64 = new_event_id().unwrap().parse().unwrap();
+    fn event_ids_are_distinct_within_a_millisecond_and_grow_with_time() {
+        let ids: Vec<u64> = (1..=1000).map(|s| id_of(s).parse().unwrap()).collect();
+        let mut distinct = ids.clone();
+        distinct.sort();
+        distinct.dedup();
+        assert_eq!(distinct.len(), ids.len());
         std::thread::sleep(std::time::Duration::from_millis(2));
-        let b: u64 = new_event_id().unwrap().parse().unwrap();
-        assert!(b > a);
+        let later: u64 = id_of(1).parse().unwrap();
+        assert!(later > ids[0]);
     }
 }

@@ -89,7 +89,7 @@ pub struct RejectionRecord {
 }
 
 /// A tenant's outgoing webhook.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct WebhookRecord {
     /// Hex node id of the tenant.
     pub node_id: String,
@@ -145,4 +145,17 @@ pub struct FailedDeliveryRecord {
     pub delivery: DeliveryRecord,
     /// Unix seconds.
     pub failed_at: u64,
+}
+
+/// Everything but the secret, so that no log can hold it.
+impl std::fmt::Debug for WebhookRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookRecord")
+            .field("node_id", &self.node_id)
+            .field("uri", &self.uri)
+            .field("secret", &"<redacted>")
+            .field("created_at", &self.created_at)
+            .field("rotated_at", &self.rotated_at)
+            .finish()
+    }
 }

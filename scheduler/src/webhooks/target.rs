@@ -23,6 +23,17 @@ fn inward(ip: IpAddr) -> Option<&'static str> {
                 return inward_v4(v4);
             }
             let s = v6.segments();
+            let v4_in = |hi: u16, lo: u16| {
+                Ipv4Addr::new((hi >> 8) as u8, hi as u8, (lo >> 8) as u8, lo as u8)
+            };
+            if s[..6] == [0; 6] && !v6.is_loopback() && !v6.is_unspecified() {
+                // IPv4-compatible (`::a.b.c.d`, deprecated): the IPv4 address decides.
+                return inward_v4(v4_in(s[6], s[7]));
+            }
+            if s[0] == 0x2002 {
+                // 6to4: the IPv4 address it carries decides.
+                return inward_v4(v4_in(s[1], s[2]));
+            }
             if v6.is_loopback() {
                 Some("loopback")
             } else if v6.is_unspecified() {
@@ -31,15 +42,17 @@ fn inward(ip: IpAddr) -> Option<&'static str> {
                 Some("private (unique local)")
             } else if s[0] & 0xffc0 == 0xfe80 {
                 Some("link-local")
+            } else if s[0] & 0xffc0 == 0xfec0 {
+                Some("site-local")
+            } else if s[0] == 0x0064 && s[1] == 0xff9b && s[2] == 0x0001 {
+                Some("local-use NAT64")
             } else if v6.is_multicast() {
                 Some("multicast")
             } else if s[0] == 0x2001 && s[1] == 0x0db8 {
                 Some("documentation")
             } else if s[0] == 0x0064 && s[1] == 0xff9b {
                 // NAT64: the IPv4 address it carries decides.
-                let embedded =
-                    Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8);
-                inward_v4(embedded)
+                inward_v4(v4_in(s[6], s[7]))
             } else {
                 None
             }
@@ -226,10 +239,20 @@ mod tests {
             "fe80::1",
             "::ffff:10.0.0.1",
             "64:ff9b::a00:1",
+            "::7f00:1",
+            "fec0::1",
+            "64:ff9b:1::1",
+            "2002:a00:1::1",
         ] {
             assert!(!is_public(ip.parse().unwrap()), "{ip}");
         }
-        for ip in ["1.1.1.1", "8.8.8.8", "2606:4700::1111", "64:ff9b::808:808"] {
+        for ip in [
+            "1.1.1.1",
+            "8.8.8.8",
+            "2606:4700::1111",
+            "64:ff9b::808:808",
+            "2002:808:808::1",
+        ] {
             assert!(is_public(ip.parse().unwrap()), "{ip}");
         }
     }

@@ -240,6 +240,10 @@ fn what_waits_for_a_signer_is_counted_as_it_comes_and_goes_and_a_close_leaves_no
     assert_eq!(*waiting.borrow(), 2);
     stage.respond(a.request_id, Ok(vec![7]));
     assert_eq!(*waiting.borrow(), 1);
+    // A request whose caller gave up waits for nobody.
+    let given_up = stage.call(None, vec![3], std::time::Duration::from_millis(10));
+    assert!(given_up.is_err());
+    assert_eq!(*waiting.borrow(), 1);
     assert!(!stage.is_closed());
     stage.close();
     assert!(stage.is_closed());
