@@ -7,6 +7,7 @@
 //! - the device's identity: its secret ([`secret`]), node keys ([`keys`]), certificate
 //!   request ([`device`]), credentials ([`creds`]), data directory ([`device_dir`]), and
 //!   registering or recovering with a scheduler ([`identity`]) over mutual TLS ([`tls`]),
+//!   gRPC over the scheduler's local sockets ([`local`]),
 //!   and the runes its seed mints ([`runes`]);
 //! - node calls signed with the device key, and their check ([`signed_request`]), and
 //!   reaching the node ([`node`]);
@@ -31,6 +32,8 @@ pub mod follow;
 pub mod identity;
 #[cfg(feature = "device")]
 pub mod keys;
+#[cfg(feature = "device")]
+pub mod local;
 #[cfg(feature = "device")]
 pub mod node;
 #[cfg(feature = "device")]

@@ -3,13 +3,13 @@
 //! restarting, or this node-host started without it) stays in the outbox and goes with the
 //! next try, or the next time the node runs.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use skylight_proto::outbox::{self as pb, events_client::EventsClient};
 use tokio_util::sync::CancellationToken;
-use tonic::transport::{Channel, Endpoint, Uri};
+use tonic::transport::Channel;
 
 use crate::store::outbox::{Outbox, OutboxEvent};
 
@@ -22,20 +22,10 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a stopping node-host tries to hand over what it raised last.
 const LAST_TRY: Duration = Duration::from_secs(2);
 
-async fn connect(socket: PathBuf) -> Result<EventsClient<Channel>, tonic::transport::Error> {
-    // The URI is a placeholder: the connector dials the socket.
-    let channel = Endpoint::from_static("http://events.sock")
-        // A scheduler that takes the call and never answers must not hold the outbox (or a
-        // stopping node-host) for ever.
-        .timeout(CALL_TIMEOUT)
-        .connect_with_connector(tower::service_fn(move |_: Uri| {
-            let socket = socket.clone();
-            async move {
-                let stream = tokio::net::UnixStream::connect(socket).await?;
-                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(stream))
-            }
-        }))
-        .await?;
+async fn connect(socket: &Path) -> Result<EventsClient<Channel>, tonic::transport::Error> {
+    // A scheduler that takes the call and never answers must not hold the outbox (or a
+    // stopping node-host) for ever.
+    let channel = skylight_client::local::channel(socket, Some(CALL_TIMEOUT)).await?;
     Ok(EventsClient::new(channel))
 }
 
@@ -61,7 +51,7 @@ async fn hand_over(
         return Ok(0);
     };
     if client.is_none() {
-        *client = Some(connect(socket.to_path_buf()).await?);
+        *client = Some(connect(socket).await?);
     }
     let c = client.as_mut().expect("connected above");
     let request = pb::StoreEventsRequest {

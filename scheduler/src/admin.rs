@@ -4,11 +4,11 @@
 //! (`scheduler invite create`, …) reach the store through this socket instead. The socket is
 //! 0600 in a 0700 directory: whoever can use it could read the CA keys anyway.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use skylight_proto::admin::admin_client::AdminClient;
 use skylight_proto::admin::{self as pb, admin_server};
-use tonic::transport::{Channel, Endpoint, Uri};
+use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 
 use crate::error::Error;
@@ -188,16 +188,7 @@ pub fn tenant_info((t, devices): (TenantRecord, u32)) -> pb::TenantInfo {
 
 /// Connects to a running scheduler's admin socket.
 pub async fn connect(socket: &Path) -> Result<AdminClient<Channel>, tonic::transport::Error> {
-    let socket: PathBuf = socket.to_path_buf();
-    // The URI is a placeholder: the connector below ignores it and dials the socket.
-    let channel = Endpoint::from_static("http://admin.sock")
-        .connect_with_connector(tower::service_fn(move |_: Uri| {
-            let socket = socket.clone();
-            async move {
-                let stream = tokio::net::UnixStream::connect(socket).await?;
-                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(stream))
-            }
-        }))
-        .await?;
-    Ok(AdminClient::new(channel))
+    Ok(AdminClient::new(
+        skylight_client::local::channel(socket, None).await?,
+    ))
 }

@@ -16,6 +16,20 @@ use super::Node;
 use super::chain_health::{ChainStatus, HEALTH_EVERY};
 
 impl Node {
+    /// Puts an event in the outbox, off the async threads; whether it is there.
+    async fn raise(&self, event_type: &'static str, fields: serde_json::Value) -> bool {
+        let outbox = self.outbox.clone();
+        let why = match tokio::task::spawn_blocking(move || outbox.raise(None, event_type, fields))
+            .await
+        {
+            Ok(Ok(_)) => return true,
+            Ok(Err(e)) => e.to_string(),
+            Err(e) => e.to_string(),
+        };
+        tracing::error!(error = %why, event_type, "cannot raise the event");
+        false
+    }
+
     /// Raises `signer_needed` as the module says, until `stop`.
     pub async fn raise_signer_needed(&self, after: Duration, stop: CancellationToken) {
         let mut signers = self.stage.watch_signers();
@@ -47,15 +61,8 @@ impl Node {
                     "pending_requests": requests,
                     "waiting_ms": after.as_millis() as u64,
                 });
-                let outbox = self.outbox.clone();
-                let raised = tokio::task::spawn_blocking(move || {
-                    outbox.raise(None, "signer_needed", fields)
-                })
-                .await;
-                match raised {
-                    Ok(Ok(_)) => tracing::info!(requests, "no signer: signer_needed raised"),
-                    Ok(Err(e)) => tracing::error!(error = %e, "cannot raise signer_needed"),
-                    Err(e) => tracing::error!(error = %e, "cannot raise signer_needed"),
+                if self.raise("signer_needed", fields).await {
+                    tracing::info!(requests, "no signer: signer_needed raised");
                 }
                 // The episode goes on until a signer comes or nothing waits.
                 loop {
@@ -94,11 +101,7 @@ impl Node {
                     "headheight": head,
                     "lag": lag,
                 });
-                let outbox = self.outbox.clone();
-                let result =
-                    tokio::task::spawn_blocking(move || outbox.raise(None, "node_stuck", fields))
-                        .await;
-                if matches!(result, Ok(Ok(_))) {
+                if self.raise("node_stuck", fields).await {
                     tracing::warn!(ours, head, lag, "the node is behind the chain: node_stuck raised");
                     raised = true;
                 }

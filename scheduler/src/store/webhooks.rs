@@ -32,14 +32,19 @@ pub struct NewEvent {
     pub body: String,
 }
 
-fn next_counter(txn: &WriteTransaction, key: &str) -> Result<u64, Error> {
-    let mut meta = txn.open_table(META).map_err(storage)?;
-    let last = meta
+/// The last number given under `key` in [`META`] (0 before the first).
+fn last_given(meta: &redb::Table<&str, &str>, key: &str) -> Result<u64, Error> {
+    Ok(meta
         .get(key)
         .map_err(storage)?
         .map(|v| v.value().parse::<u64>().unwrap_or(0))
-        .unwrap_or(0);
-    let next = last + 1;
+        .unwrap_or(0))
+}
+
+/// Takes the next number under `key` in [`META`].
+fn next_counter(txn: &WriteTransaction, key: &str) -> Result<u64, Error> {
+    let mut meta = txn.open_table(META).map_err(storage)?;
+    let next = last_given(&meta, key)? + 1;
     meta.insert(key, next.to_string().as_str())
         .map_err(storage)?;
     Ok(next)
@@ -187,18 +192,21 @@ impl Store {
     ) -> Result<(u32, Vec<u64>), Error> {
         let node_hex = hex::encode(node_id);
         let txn = self.db.begin_write().map_err(storage)?;
-        let mut poked = Vec::new();
+        let webhooks: Vec<u64>;
         let mut new = 0;
         {
-            let webhooks: Vec<u64> = txn
+            webhooks = txn
                 .open_multimap_table(WEBHOOKS_BY_TENANT)
                 .map_err(storage)?
                 .get(&node_id[..])
                 .map_err(storage)?
                 .map(|id| id.map(|v| v.value()).map_err(storage))
                 .collect::<Result<_, _>>()?;
+            let mut seen = txn.open_table(EVENTS).map_err(storage)?;
+            let mut queue = txn.open_table(DELIVERY_QUEUE).map_err(storage)?;
+            let mut meta = txn.open_table(META).map_err(storage)?;
+            let mut number = last_given(&meta, LAST_DELIVERY_KEY)?;
             for event in events {
-                let mut seen = txn.open_table(EVENTS).map_err(storage)?;
                 let key = (&node_id[..], event.event_id.as_str());
                 if seen.get(key).map_err(storage)?.is_some() {
                     continue;
@@ -210,29 +218,29 @@ impl Store {
                 };
                 seen.insert(key, to_json(&record)?.as_str())
                     .map_err(storage)?;
-                drop(seen);
                 new += 1;
+                // The same delivery for every webhook: made once.
+                let delivery = to_json(&DeliveryRecord {
+                    node_id: node_hex.clone(),
+                    event_id: event.event_id.clone(),
+                    event_type: event.event_type.clone(),
+                    body: event.body.clone(),
+                    attempts: 0,
+                    last_error: None,
+                })?;
                 for &webhook in &webhooks {
-                    let number = next_counter(&txn, LAST_DELIVERY_KEY)?;
-                    let delivery = DeliveryRecord {
-                        node_id: node_hex.clone(),
-                        event_id: event.event_id.clone(),
-                        event_type: event.event_type.clone(),
-                        body: event.body.clone(),
-                        attempts: 0,
-                        last_error: None,
-                    };
-                    txn.open_table(DELIVERY_QUEUE)
-                        .map_err(storage)?
-                        .insert((webhook, now_ms, number), to_json(&delivery)?.as_str())
+                    number += 1;
+                    queue
+                        .insert((webhook, now_ms, number), delivery.as_str())
                         .map_err(storage)?;
-                    if !poked.contains(&webhook) {
-                        poked.push(webhook);
-                    }
                 }
             }
+            meta.insert(LAST_DELIVERY_KEY, number.to_string().as_str())
+                .map_err(storage)?;
         }
         txn.commit().map_err(storage)?;
+        // Every webhook got a delivery if any event was new.
+        let poked = if new > 0 { webhooks } else { Vec::new() };
         Ok((new, poked))
     }
 
