@@ -4,7 +4,8 @@
 //! hsm_secret        the 32-byte node secret                     0600
 //! signer.json       network, node id, scheduler URI
 //! credentials.gfs   device certificate and key (Greenlight's format)  0600
-//! state-marks.json  highest version of each signer state entry seen (rollback guard)
+//! state-marks.json  highest version of each signer state entry seen (rollback guard)  0600
+//! state-marks.log   its journal: every change since the file was last written      0600
 //! revoked-devices.json  the tenant's revoked devices, by key: their requests count for nothing
 //! ```
 

@@ -21,6 +21,11 @@ pub fn replace_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)?;
     // The rename is an entry in the directory: until the directory is synced a crash may
     // bring the old contents back.
+    sync_dir_of(path)
+}
+
+/// Syncs the directory holding `path`, making a file's creation or rename in it durable.
+pub fn sync_dir_of(path: &Path) -> std::io::Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),

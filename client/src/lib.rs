@@ -11,9 +11,9 @@
 //!   and the runes its seed mints ([`runes`]);
 //! - node calls signed with the device key, and their check ([`signed_request`]), and
 //!   reaching the node ([`node`]);
-//! - the VLS signer core ([`signer`]) and the loop that keeps it attached to its node and
-//!   the scheduler ([`follow`]), and the seed's state key, which signs its state and its
-//!   answers ([`state_key`]).
+//! - the VLS signer core ([`signer`]), whose marks are saved through a [`journal`], and
+//!   the loop that keeps it attached to its node and the scheduler ([`follow`]), and the
+//!   seed's state key, which signs its state and its answers ([`state_key`]).
 #![deny(missing_docs)]
 #![deny(rustdoc::broken_intra_doc_links)]
 
@@ -30,6 +30,8 @@ pub mod device_dir;
 pub mod follow;
 #[cfg(feature = "device")]
 pub mod identity;
+#[cfg(feature = "device")]
+pub mod journal;
 #[cfg(feature = "device")]
 pub mod keys;
 #[cfg(feature = "device")]

@@ -9,6 +9,7 @@ use lightning_signer::lightning_invoice::Bolt11Invoice;
 use serde_json::Value;
 use skylight_client::keys::NodeKeys;
 use skylight_client::secret::HsmSecret;
+use skylight_client::signer::Watermarks;
 use skylight_client::state_key::StateSigner;
 use skylight_client::{creds, identity, tls};
 use skylight_proto::greenlight::node_client::NodeClient;
@@ -167,18 +168,16 @@ fn a_state_with_a_marked_entry_left_out_is_refused_after_the_signer_restarts() {
     }
     // The device's marks name the node's allowlist entry, and hold no copy of it (the node
     // confirmed storing it): only the node's copy can bring it back.
-    let marks: Value =
-        serde_json::from_slice(&std::fs::read(cli.dir.join("state-marks.json")).unwrap()).unwrap();
-    let allowlist = marks["marks"]
-        .as_object()
-        .unwrap()
-        .keys()
+    let marks = Watermarks::open(&cli.dir.join("state-marks.json")).unwrap();
+    let allowlist = marks
+        .iter()
+        .map(|(k, _)| k.to_string())
         .find(|k| k.starts_with("node/allowlist/"))
-        .expect("a mark for the allowlist")
-        .clone();
+        .expect("a mark for the allowlist");
+    let kept: Vec<String> = marks.unconfirmed().into_iter().map(|(k, ..)| k).collect();
     assert!(
-        marks["unconfirmed"].get(&allowlist).is_none(),
-        "the device keeps no copy: {marks}"
+        !kept.contains(&allowlist),
+        "the device keeps no copy: {kept:?}"
     );
 
     // node-host leaves it out of what it ships; the restarted signer refuses.

@@ -4,7 +4,9 @@
 //! key ([`crate::state_key`]), so the node cannot forge one.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+use crate::journal::Journal;
 
 /// The highest version of each key this device has seen, kept in a file (or only in
 /// memory, for a signer without a data directory), with the entries it produced that the
@@ -16,7 +18,9 @@ use std::path::{Path, PathBuf};
 /// rolled me back" (it refuses). A device that kept only marks could not: its copy of the
 /// state lived in memory.
 pub struct Watermarks {
-    path: Option<PathBuf>,
+    /// Where the marks are saved: a journal, because they change on nearly every signing
+    /// request and each change must be durable before the answer leaves.
+    journal: Option<Journal>,
     file: MarksFile,
 }
 
@@ -37,29 +41,30 @@ impl Watermarks {
     /// Marks kept in memory only.
     pub fn in_memory() -> Self {
         Watermarks {
-            path: None,
+            journal: None,
             file: MarksFile::default(),
         }
     }
 
-    /// Marks kept in `path` (JSON), read if it exists. A file from before unconfirmed
-    /// entries were kept (a plain map of marks) is read as marks alone.
+    /// Marks kept in `path` (JSON, with a journal of changes beside it: see
+    /// [`crate::journal`]), read if it exists. A file from before unconfirmed entries were
+    /// kept (a plain map of marks) is read as marks alone.
     pub fn open(path: &Path) -> std::io::Result<Self> {
         let damaged =
             |e: serde_json::Error| std::io::Error::other(format!("{}: {e}", path.display()));
-        let file = match std::fs::read(path) {
-            Ok(bytes) => match serde_json::from_slice::<MarksFile>(&bytes) {
+        let (journal, state) = Journal::open(path)?;
+        let file = match state {
+            Some(bytes) => match serde_json::from_slice::<MarksFile>(&bytes) {
                 Ok(f) => f,
                 Err(_) => MarksFile {
                     marks: serde_json::from_slice(&bytes).map_err(damaged)?,
                     ..Default::default()
                 },
             },
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => MarksFile::default(),
-            Err(e) => return Err(e),
+            None => MarksFile::default(),
         };
         Ok(Watermarks {
-            path: Some(path.to_path_buf()),
+            journal: Some(journal),
             file,
         })
     }
@@ -83,14 +88,13 @@ impl Watermarks {
         self.save()
     }
 
-    /// Writes the marks file durably (nothing for marks kept in memory).
-    fn save(&self) -> std::io::Result<()> {
-        match &self.path {
-            // The unconfirmed entries are the signer's state: the device's only.
-            Some(path) => crate::files::replace_private(
-                path,
-                &serde_json::to_vec(&self.file).map_err(std::io::Error::other)?,
-            ),
+    /// Saves the marks durably (nothing for marks kept in memory).
+    fn save(&mut self) -> std::io::Result<()> {
+        match &mut self.journal {
+            // The unconfirmed entries are the signer's state: the device's only (0600).
+            Some(journal) => {
+                journal.save(&serde_json::to_vec(&self.file).map_err(std::io::Error::other)?)
+            }
             None => Ok(()),
         }
     }

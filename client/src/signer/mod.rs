@@ -13,7 +13,7 @@
 //! request's time (about 1.1 of 1.5 ms in process).
 
 pub mod approvals;
-mod marks;
+pub mod marks;
 mod pair;
 pub mod revoked;
 mod store;
@@ -39,7 +39,7 @@ use vls_protocol_signer::handler::{Error as HandlerError, Handler, HandlerBuilde
 
 use crate::secret::HsmSecret;
 use crate::state_key::StateSigner;
-use marks::Watermarks;
+pub use marks::Watermarks;
 
 use crate::runes::RuneMaster;
 use store::SharedStore;
