@@ -29,6 +29,12 @@ impl NodeKeys {
         self.node_id.serialize()
     }
 
+    /// The ECDH secret of the node key and `other` (SHA-256 of the shared point, as
+    /// libsecp256k1 makes it): what opens an export sealed to this node.
+    pub fn shared_secret(&self, other: &PublicKey) -> [u8; 32] {
+        bitcoin::secp256k1::ecdh::SharedSecret::new(other, &self.secret).secret_bytes()
+    }
+
     /// The seed's state key, attested by this node key (see [`crate::state_key`]).
     pub fn state_signer(&self, secret: &HsmSecret) -> crate::state_key::StateSigner {
         crate::state_key::StateSigner::new(secret.bytes(), &self.secret)

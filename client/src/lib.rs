@@ -11,6 +11,7 @@
 //!   and the runes its seed mints ([`runes`]);
 //! - node calls signed with the device key, and their check ([`signed_request`]), and
 //!   reaching the node ([`node`]);
+//! - a node's export: packed, sealed to the node key, opened and unpacked ([`export`]);
 //! - the VLS signer core ([`signer`]), whose marks are saved through a [`journal`], and
 //!   the loop that keeps it attached to its node and the scheduler ([`follow`]), and the
 //!   seed's state key, which signs its state and its answers ([`state_key`]).
@@ -26,6 +27,8 @@ pub mod creds;
 pub mod device;
 #[cfg(feature = "device")]
 pub mod device_dir;
+#[cfg(feature = "device")]
+pub mod export;
 #[cfg(feature = "device")]
 pub mod follow;
 #[cfg(feature = "device")]
