@@ -14,7 +14,7 @@ use tonic::{Request, Response, Status};
 use crate::error::Error;
 use crate::state::blocking;
 use crate::store::Store;
-use crate::store::records::{InviteRecord, TenantRecord};
+use crate::store::records::InviteRecord;
 
 /// The most codes one call mints.
 pub const MAX_INVITES_PER_CALL: u32 = 10_000;
@@ -176,13 +176,20 @@ pub fn invite_info((code, r): (String, InviteRecord)) -> pb::InviteCodeInfo {
 }
 
 /// The wire form of a tenant and how many devices it has.
-pub fn tenant_info((t, devices): (TenantRecord, u32)) -> pb::TenantInfo {
+pub fn tenant_info(t: crate::store::TenantListing) -> pb::TenantInfo {
+    use crate::store::records::ExportState;
     pb::TenantInfo {
-        node_id: t.node_id,
-        network: t.network,
-        signer_version: t.signer_version,
-        registered_at: t.registered_at,
-        devices,
+        node_id: t.record.node_id,
+        network: t.record.network,
+        signer_version: t.record.signer_version,
+        registered_at: t.record.registered_at,
+        devices: t.devices,
+        state: match t.export {
+            None => "active",
+            Some(ExportState::Exporting) => "exporting",
+            Some(ExportState::Exported) => "exported",
+        }
+        .into(),
     }
 }
 

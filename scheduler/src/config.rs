@@ -49,6 +49,19 @@ pub struct Config {
     pub p2p: P2pSettings,
     /// Which webhook targets are allowed, and how deliveries are retried.
     pub webhooks: crate::webhooks::settings::WebhookSettings,
+    /// Where node exports are served, and how long they are kept.
+    pub exports: ExportSettings,
+}
+
+/// The export download server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportSettings {
+    /// Where it listens (HTTPS, the scheduler's certificate).
+    pub listen: SocketAddr,
+    /// The `https://host:port` export URLs start with; by default `https://localhost:<port>`.
+    pub public_url: Option<String>,
+    /// How long an export's file is kept after it is made.
+    pub keep: Duration,
 }
 
 /// Where node-hosts listen for Lightning peers, and the address they tell peers.
@@ -193,8 +206,31 @@ impl Config {
         };
         let webhooks = crate::webhooks::settings::WebhookSettings::from_args(&args.webhooks)
             .map_err(ConfigError)?;
+        let public_url = match args.export_public_url {
+            Some(u) => {
+                let parsed = url::Url::parse(&u)
+                    .map_err(|e| ConfigError(format!("--export-public-url {u:?}: {e}")))?;
+                if parsed.scheme() != "https" || parsed.host().is_none() || parsed.path() != "/" {
+                    return Err(ConfigError(format!(
+                        "--export-public-url {u:?}: give https://host[:port], nothing after it"
+                    )));
+                }
+                Some(u.trim_end_matches('/').to_string())
+            }
+            None => None,
+        };
+        if args.export_keep_days == 0 {
+            return Err(ConfigError(
+                "--export-keep-days 0 would delete an export before it could be downloaded; give at least 1".into(),
+            ));
+        }
         Ok(Config {
             webhooks,
+            exports: ExportSettings {
+                listen: args.export_listen,
+                public_url,
+                keep: Duration::from_secs(args.export_keep_days * 86_400),
+            },
             data_dir,
             listen: args.listen,
             network: args.network,
@@ -398,6 +434,17 @@ pub struct RunArgs {
     /// Outgoing webhooks.
     #[command(flatten)]
     pub webhooks: crate::webhooks::settings::WebhookArgs,
+    /// Where node exports are downloaded from (HTTPS with the scheduler's certificate; the
+    /// URL ExportNode returns is the only key to a file). Keep it fixed: a URL names it.
+    #[arg(long, env = "SKYLIGHT_EXPORT_LISTEN", default_value = "127.0.0.1:2602")]
+    pub export_listen: SocketAddr,
+    /// The `https://host:port` export URLs are given with (default: localhost and the
+    /// port of --export-listen); a host name must be one of --hostname's.
+    #[arg(long, env = "SKYLIGHT_EXPORT_PUBLIC_URL")]
+    pub export_public_url: Option<String>,
+    /// Days an export's file is kept once made; the node never runs here again after.
+    #[arg(long, env = "SKYLIGHT_EXPORT_KEEP_DAYS", default_value_t = 30)]
+    pub export_keep_days: u64,
 }
 
 #[cfg(test)]

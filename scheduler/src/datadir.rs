@@ -16,6 +16,8 @@
 //! grpc-uri            where the running scheduler listens
 //! chain/              the embedded regtest chain: chain.redb, rpc.cookie (0600), rpc-uri
 //! nodes/<node_id>/    one tenant's node-host: certificates, signer state, pid, log
+//! export-uri          where the running scheduler serves export downloads
+//! exports/<node_id>.export  a tenant's sealed export, kept its time    0600
 //! ```
 
 use std::fs;
@@ -76,6 +78,10 @@ path_fns! {
     chain_dir => "chain",
     /// The tenants' node directories.
     nodes_dir => "nodes",
+    /// Where the running scheduler serves export downloads (`https://host:port`).
+    export_uri => "export-uri",
+    /// Tenants' sealed exports.
+    exports_dir => "exports",
 }
 
 /// What the server needs from the data directory.

@@ -41,15 +41,6 @@ pub enum Error {
     Internal(String),
 }
 
-impl Error {
-    /// An `Unimplemented` error for an RPC that later work adds.
-    pub fn not_built(rpc: &str) -> Self {
-        Error::Unimplemented(format!(
-            "{rpc} is not built yet in this version of the Skylight scheduler"
-        ))
-    }
-}
-
 impl From<Error> for Status {
     fn from(err: Error) -> Status {
         let (code, msg) = match err {

@@ -14,6 +14,7 @@ pub mod challenge;
 pub mod config;
 pub mod datadir;
 pub mod error;
+pub mod export;
 pub mod invite;
 pub mod nodes;
 pub mod pairing;

@@ -236,13 +236,13 @@ async fn tenants(data_dir: PathBuf) -> Result<()> {
             .collect(),
     };
     println!(
-        "{:<66} {:<8} {:<16} DEVICES",
-        "NODE ID", "NETWORK", "SIGNER"
+        "{:<66} {:<8} {:<10} {:<16} DEVICES",
+        "NODE ID", "NETWORK", "STATE", "SIGNER"
     );
     for t in list {
         println!(
-            "{:<66} {:<8} {:<16} {}",
-            t.node_id, t.network, t.signer_version, t.devices
+            "{:<66} {:<8} {:<10} {:<16} {}",
+            t.node_id, t.network, t.state, t.signer_version, t.devices
         );
     }
     Ok(())

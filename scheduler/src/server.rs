@@ -34,6 +34,9 @@ const NODE_START_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3
 /// How long a node-host gets to stop before it is killed.
 const NODE_STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// How often export files past their keeping time are looked for.
+const EXPORT_SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+
 /// How long a client has to complete the TLS handshake.
 const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -92,7 +95,22 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<()> {
         config.webhooks.clone(),
         shutdown.clone(),
     )?;
+    // The export download server: bound now, so its URL is known before any export.
+    let export_listener = TcpListener::bind(config.exports.listen)
+        .await
+        .with_context(|| format!("cannot listen on {} for exports", config.exports.listen))?;
+    let export_base = match &config.exports.public_url {
+        Some(u) => u.clone(),
+        None => format!("https://localhost:{}", export_listener.local_addr()?.port()),
+    };
+    let exports = Arc::new(crate::export::Exports::new(
+        store.clone(),
+        paths.exports_dir(),
+        export_base.clone(),
+        config.exports.keep,
+    ));
     let state = Arc::new(State {
+        exports: exports.clone(),
         webhooks,
         challenges: ChallengeBook::new(config.challenge_ttl, config.max_outstanding_challenges),
         store: store.clone(),
@@ -183,6 +201,30 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<()> {
             async move { s.wait().await }
         });
 
+    let export_tls = export_tls_config(&prepared.server_chain_pem, &prepared.server_key_pem)?;
+    let export_server = tokio::spawn(crate::export::http::serve(
+        export_listener,
+        export_tls,
+        exports.clone(),
+        shutdown.clone(),
+    ));
+    let export_sweeper = tokio::spawn({
+        let (exports, shutdown) = (exports.clone(), shutdown.clone());
+        async move {
+            loop {
+                if let Err(e) = exports.sweep().await {
+                    tracing::warn!(error = %e, "export sweep failed; trying again in an hour");
+                }
+                tokio::select! {
+                    () = shutdown.wait() => return,
+                    () = tokio::time::sleep(EXPORT_SWEEP_EVERY) => {}
+                }
+            }
+        }
+    });
+    // Exports a killed scheduler left half-done are finished now; their nodes never start.
+    exports.resume(state.clone()).await?;
+    datadir::write_public(&paths.export_uri(), &format!("{export_base}\n"))?;
     datadir::write_public(&paths.grpc_uri(), &format!("{uri}\n"))?;
     print_banner(&paths, &uri, &config, &chain);
 
@@ -197,6 +239,9 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<()> {
         }
     };
     let _ = std::fs::remove_file(paths.grpc_uri());
+    let _ = std::fs::remove_file(paths.export_uri());
+    export_sweeper.abort();
+    let _ = export_server.await;
     let _ = std::fs::remove_file(&socket);
     state.nodes.stop_all().await;
     let _ = events_stop.send(());
@@ -210,6 +255,23 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<()> {
     }
     tracing::info!("scheduler stopped");
     Ok(())
+}
+
+/// The export server's TLS: the scheduler's own certificate, and no client certificate
+/// asked (whoever holds an export's URL may download it, from a browser too).
+fn export_tls_config(chain_pem: &str, key_pem: &str) -> Result<Arc<rustls::ServerConfig>> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let chain = CertificateDer::pem_slice_iter(chain_pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .context("the scheduler's certificate chain")?;
+    let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).context("the scheduler's key")?;
+    let mut config = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .context("the export server's TLS")?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
 }
 
 /// Opens the database, explaining the usual reasons it cannot be.

@@ -31,6 +31,8 @@ pub struct State {
     pub revocations: std::sync::Arc<crate::revocations::Revocations>,
     /// The webhooks' delivery workers.
     pub webhooks: std::sync::Arc<crate::webhooks::Dispatcher>,
+    /// Tenants' exports.
+    pub exports: std::sync::Arc<crate::export::Exports>,
 }
 
 impl State {

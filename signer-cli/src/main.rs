@@ -13,6 +13,7 @@ use skylight_client::tls::TlsIdentity;
 use skylight_client::{creds, identity};
 
 mod devices;
+mod export;
 mod node_cmd;
 mod pair;
 mod print;
@@ -129,6 +130,17 @@ enum Command {
         #[command(subcommand)]
         call: webhooks::WebhookCall,
     },
+    /// Leave the scheduler with the node: ExportNode stops the hosted node for good; the
+    /// export is downloaded, opened with this seed, checked and unpacked into DIR (new),
+    /// to run with `node-host standalone`.
+    Export {
+        /// Where to unpack the node (must not exist, or be empty); the sealed file is kept
+        /// beside it as DIR.skylight-export.
+        dir: PathBuf,
+        /// Export without asking.
+        #[arg(long)]
+        yes: bool,
+    },
     /// Call the node (scheduling it first); calls are signed with this device's key.
     Node {
         #[command(subcommand)]
@@ -244,6 +256,7 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Approve { device_id, yes } => pair::approve(&dir, &device_id, yes).await,
         Command::Devices => devices::list(&dir).await,
+        Command::Export { dir: into, yes } => export::export(&dir, &into, yes).await,
         Command::Revoke { name } => devices::revoke(&dir, &name).await,
         Command::Schedule => {
             let (uri, device, _) = device_context(&dir)?;

@@ -16,6 +16,8 @@ pub struct Scheduler {
     pub dir: PathBuf,
     /// `https://localhost:<port>`.
     pub uri: String,
+    /// Where it serves export downloads, `https://localhost:<port>`.
+    pub export_uri: String,
     args: Vec<String>,
     env: Vec<(String, String)>,
     /// An external chain's directory, if it runs on one (else its embedded chain).
@@ -59,6 +61,7 @@ impl Scheduler {
         Ok(Scheduler {
             dir: tmp.path().join("scheduler"),
             uri: String::new(),
+            export_uri: String::new(),
             args: args.iter().map(|a| a.to_string()).collect(),
             env: env
                 .iter()
@@ -79,10 +82,18 @@ impl Scheduler {
     fn launch(&mut self) -> Result<()> {
         let uri_file = self.dir.join("grpc-uri");
         let _ = std::fs::remove_file(&uri_file);
+        let export_uri_file = self.dir.join("export-uri");
         // A restart listens where the scheduler listened before, as an operator's would:
         // devices keep the URI they registered with.
         let port = self
             .uri
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse::<u16>().ok())
+            .unwrap_or(0);
+        // The export server too: the URL ExportNode gave names its port.
+        let export_port = self
+            .export_uri
             .rsplit(':')
             .next()
             .and_then(|p| p.parse::<u16>().ok())
@@ -105,6 +116,8 @@ impl Scheduler {
                 &format!("127.0.0.1:{port}"),
                 "--chain-rpc-listen",
                 "127.0.0.1:0",
+                "--export-listen",
+                &format!("127.0.0.1:{export_port}"),
             ])
             .args(&self.args)
             // Node-hosts inherit this: their signer attach/detach lines are what tests read.
@@ -119,6 +132,10 @@ impl Scheduler {
         loop {
             if let Ok(uri) = std::fs::read_to_string(&uri_file) {
                 self.uri = uri.trim().to_string();
+                // Written before grpc-uri.
+                self.export_uri = std::fs::read_to_string(&export_uri_file)?
+                    .trim()
+                    .to_string();
                 return Ok(());
             }
             if let Some(status) = self.child.as_mut().unwrap().try_wait()? {

@@ -13,7 +13,8 @@ pub struct SignerCli {
     /// Its data directory.
     pub dir: PathBuf,
     env: Vec<(String, String)>,
-    _tmp: tempfile::TempDir,
+    /// The directory's owner; a [`SignerCli::sharing`] handle has none.
+    _tmp: Option<tempfile::TempDir>,
 }
 
 /// A background process, killed and reaped when dropped.
@@ -65,8 +66,18 @@ impl SignerCli {
         Ok(SignerCli {
             dir: tmp.path().join("signer"),
             env: scheduler.client_env(),
-            _tmp: tmp,
+            _tmp: Some(tmp),
         })
+    }
+
+    /// Another handle on the same directory, for another thread; the directory lives as
+    /// long as `self`.
+    pub fn sharing(&self) -> Self {
+        SignerCli {
+            dir: self.dir.clone(),
+            env: self.env.clone(),
+            _tmp: None,
+        }
     }
 
     /// A fresh directory whose device is initialised (a new seed) and registered with
@@ -109,7 +120,7 @@ impl SignerCli {
 
     /// Where the processes [`SignerCli::spawn`] starts write their stderr.
     pub fn log(&self) -> PathBuf {
-        self._tmp.path().join("signer-cli.log")
+        self.dir.with_file_name("signer-cli.log")
     }
 
     /// Starts `signer-cli <args>` in the background (killed when the guard drops).

@@ -3,6 +3,7 @@
 pub mod add_outgoing_webhook;
 pub mod approve_pairing;
 pub mod delete_webhooks;
+pub mod export_node;
 pub mod get_challenge;
 pub mod get_node_info;
 pub mod get_pairing_data;

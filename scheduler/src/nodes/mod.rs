@@ -104,6 +104,9 @@ impl NodeManager {
     pub async fn schedule(&self, node_id: &[u8; 33]) -> Result<NodeProcess, Error> {
         let slot = self.slot(node_id);
         let _one_start_at_a_time = slot.starting.lock().await;
+        // Under the start lock, which an export takes to stop the node: once its record is
+        // stored, no start gets past here.
+        self.refuse_exported(node_id).await?;
         if let Some(r) = slot.running.borrow().clone()
             && process::alive(r.pid)
         {
@@ -139,6 +142,53 @@ impl NodeManager {
             }
         });
         Ok(running_copy)
+    }
+
+    /// FAILED_PRECONDITION if the tenant's node is exported or being exported.
+    pub async fn refuse_exported(&self, node_id: &[u8; 33]) -> Result<(), Error> {
+        let (store, id) = (self.store.clone(), *node_id);
+        let export = crate::state::blocking(move || store.export(&id)).await?;
+        match export.map(|r| r.state) {
+            None => Ok(()),
+            Some(crate::store::records::ExportState::Exporting) => Err(Error::FailedPrecondition(
+                "this node is being exported, and an exported node never runs here again (it \
+                 would run twice); call ExportNode for its download URL"
+                    .into(),
+            )),
+            Some(crate::store::records::ExportState::Exported) => Err(Error::FailedPrecondition(
+                "this node was exported, and an exported node never runs here again (it would \
+                 run twice); ExportNode gives its download URL, and the README's \"Leaving \
+                 Skylight\" says how to run it yourself"
+                    .into(),
+            )),
+        }
+    }
+
+    /// Stops the tenant's node-host for good, once its export is stored (which every start
+    /// checks under the same lock); returns when the process is gone.
+    pub async fn stop_exported(&self, node_id: &[u8; 33]) -> Result<(), Error> {
+        let slot = self.slot(node_id);
+        let _no_start_meanwhile = slot.starting.lock().await;
+        let running = slot.running.borrow().clone();
+        if let Some(r) = running {
+            if process::alive(r.pid) {
+                // SIGTERM: node-host says goodbye to its peers and stores its state first.
+                process::terminate(r.pid, self.settings.stop_grace).await;
+            }
+            // The supervisor withdraws the URI once it has reaped the process.
+            let mut rx = slot.running.subscribe();
+            let gone = tokio::time::timeout(
+                self.settings.stop_grace + Duration::from_secs(5),
+                rx.wait_for(|cur| cur.as_ref().is_none_or(|c| c.pid != r.pid)),
+            )
+            .await;
+            if gone.is_err() || process::alive(r.pid) {
+                return Err(Error::Unavailable(
+                    "the node did not stop for its export; call ExportNode again".into(),
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Where the tenant's node-host listens, if running; with `wait`, waits until it is.

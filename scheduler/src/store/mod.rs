@@ -5,6 +5,7 @@
 //! serialises write transactions, which is what makes an invite code redeem exactly once.
 //! The methods block: call them from `spawn_blocking`.
 
+pub mod exports;
 mod ports;
 pub mod records;
 pub mod schema;
@@ -39,6 +40,16 @@ pub struct NewTenant {
     pub device_name: String,
     /// The first device's certificate.
     pub device: DeviceRecord,
+}
+
+/// A tenant as the operator's list shows it.
+pub struct TenantListing {
+    /// The tenant.
+    pub record: TenantRecord,
+    /// Device certificates issued.
+    pub devices: u32,
+    /// Where its export stands, if it has one.
+    pub export: Option<ExportState>,
 }
 
 fn storage(err: impl std::fmt::Display) -> Error {
@@ -124,6 +135,7 @@ impl Store {
             txn.open_multimap_table(INVITES_BY_OWNER).map_err(storage)?;
             txn.open_table(REJECTIONS).map_err(storage)?;
             txn.open_table(P2P_PORTS).map_err(storage)?;
+            txn.open_table(EXPORTS).map_err(storage)?;
             txn.open_table(WEBHOOKS).map_err(storage)?;
             txn.open_multimap_table(WEBHOOKS_BY_TENANT)
                 .map_err(storage)?;
@@ -213,11 +225,13 @@ impl Store {
         Ok(table.first().map_err(storage)?.is_some())
     }
 
-    /// Every tenant, with how many device certificates each was issued.
-    pub fn tenants(&self) -> Result<Vec<(TenantRecord, u32)>, Error> {
+    /// Every tenant, with how many device certificates each was issued and its export, if
+    /// it has one.
+    pub fn tenants(&self) -> Result<Vec<TenantListing>, Error> {
         let txn = self.db.begin_read().map_err(storage)?;
         let table = txn.open_table(TENANTS).map_err(storage)?;
         let devices = txn.open_table(DEVICES).map_err(storage)?;
+        let exports = txn.open_table(EXPORTS).map_err(storage)?;
         let mut out = Vec::new();
         for entry in table.iter().map_err(storage)? {
             let (k, v) = entry.map_err(storage)?;
@@ -228,7 +242,15 @@ impl Store {
                 .map_err(storage)?
                 .take_while(|e| e.as_ref().is_ok_and(|(k, _)| k.value().0 == node))
                 .count();
-            out.push((record, count as u32));
+            let export = match exports.get(node).map_err(storage)? {
+                Some(v) => Some(from_json::<ExportRecord>(v.value())?.state),
+                None => None,
+            };
+            out.push(TenantListing {
+                record,
+                devices: count as u32,
+                export,
+            });
         }
         Ok(out)
     }

@@ -159,3 +159,37 @@ impl std::fmt::Debug for WebhookRecord {
             .finish()
     }
 }
+
+/// Where a tenant's export stands. A tenant with one never has its node started again.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ExportState {
+    /// Marked for export; the file is not (yet) stored.
+    Exporting,
+    /// The file is stored and its URL given.
+    Exported,
+}
+
+/// A tenant's export.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ExportRecord {
+    /// Where it stands.
+    pub state: ExportState,
+    /// The download's capability token, hex (secret: whoever holds it may download).
+    pub token: String,
+    /// Unix seconds the export was asked for.
+    pub started_at: u64,
+    /// Unix seconds the file was stored.
+    #[serde(default)]
+    pub finished_at: Option<u64>,
+    /// The sealed file's size, bytes.
+    #[serde(default)]
+    pub size: Option<u64>,
+    /// SHA-256 of the sealed file, hex.
+    #[serde(default)]
+    pub sha256: Option<String>,
+    /// Unix seconds the file was deleted, its keeping time over (the record stays: the
+    /// node is still never started again).
+    #[serde(default)]
+    pub deleted_at: Option<u64>,
+}

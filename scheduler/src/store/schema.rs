@@ -28,6 +28,9 @@ pub const INVITES_BY_OWNER: MultimapTableDefinition<&[u8], &str> =
     MultimapTableDefinition::new("invites_by_owner");
 /// Signer rejection reports: sequence number → `RejectionRecord`.
 pub const REJECTIONS: TableDefinition<u64, &str> = TableDefinition::new("rejections");
+/// Tenants' exports: 33-byte node id → `ExportRecord` (holds the download token). A
+/// tenant with a record here is never started again.
+pub const EXPORTS: TableDefinition<&[u8], &str> = TableDefinition::new("exports");
 /// Each tenant's Lightning port, from the operator's range: 33-byte node id → port.
 pub const P2P_PORTS: TableDefinition<&[u8], u16> = TableDefinition::new("p2p_ports");
 /// Webhook counters in [`META`]: the last webhook id and the last delivery number given.

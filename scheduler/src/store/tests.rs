@@ -175,3 +175,30 @@ fn a_revoked_device_stays_revoked_across_a_reopen_and_an_unknown_one_is_not_foun
         vec![([4; 33], "default".to_string())]
     );
 }
+
+#[test]
+fn an_export_is_begun_once_and_kept_across_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    assert!(matches!(
+        store.begin_export(&[4; 33], "t0"),
+        Err(Error::NotFound(_))
+    ));
+    store.register(tenant(4), None, 0).unwrap();
+    let first = store.begin_export(&[4; 33], "t1").unwrap();
+    assert_eq!(first.state, ExportState::Exporting);
+    // A second call keeps the first token: one export, one URL.
+    assert_eq!(store.begin_export(&[4; 33], "t2").unwrap(), first);
+    store
+        .update_export(&[4; 33], |r| r.state = ExportState::Exported)
+        .unwrap();
+    drop(store);
+    let store = open(&dir);
+    let kept = store.export(&[4; 33]).unwrap().unwrap();
+    assert_eq!(
+        (kept.state, kept.token.as_str()),
+        (ExportState::Exported, "t1")
+    );
+    assert_eq!(store.exports().unwrap().len(), 1);
+    assert_eq!(store.export(&[5; 33]).unwrap(), None);
+}

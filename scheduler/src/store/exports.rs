@@ -1,0 +1,110 @@
+//! Tenants' exports. The record is written first, in its own transaction, before anything
+//! of the export is done: from that commit on the tenant's node is never started again.
+
+use redb::{ReadableDatabase, ReadableTable};
+
+use super::records::{ExportRecord, ExportState};
+use super::schema::*;
+use super::{Store, from_json, now, storage, to_json};
+use crate::error::Error;
+
+impl Store {
+    /// Marks the tenant `Exporting` with `token` as its download token, unless it has an
+    /// export already (returned as it is: asking twice never starts a second export).
+    pub fn begin_export(&self, node_id: &[u8; 33], token: &str) -> Result<ExportRecord, Error> {
+        let txn = self.db.begin_write().map_err(storage)?;
+        let record = {
+            if txn
+                .open_table(TENANTS)
+                .map_err(storage)?
+                .get(&node_id[..])
+                .map_err(storage)?
+                .is_none()
+            {
+                return Err(Error::NotFound(format!(
+                    "node {} is not registered",
+                    hex::encode(node_id)
+                )));
+            }
+            let mut exports = txn.open_table(EXPORTS).map_err(storage)?;
+            let existing = exports
+                .get(&node_id[..])
+                .map_err(storage)?
+                .map(|v| v.value().to_string());
+            match existing {
+                Some(json) => return from_json(&json),
+                None => {
+                    let record = ExportRecord {
+                        state: ExportState::Exporting,
+                        token: token.to_string(),
+                        started_at: now(),
+                        finished_at: None,
+                        size: None,
+                        sha256: None,
+                        deleted_at: None,
+                    };
+                    exports
+                        .insert(&node_id[..], to_json(&record)?.as_str())
+                        .map_err(storage)?;
+                    record
+                }
+            }
+        };
+        txn.commit().map_err(storage)?;
+        Ok(record)
+    }
+
+    /// The tenant's export, if it has one.
+    pub fn export(&self, node_id: &[u8; 33]) -> Result<Option<ExportRecord>, Error> {
+        let txn = self.db.begin_read().map_err(storage)?;
+        let table = txn.open_table(EXPORTS).map_err(storage)?;
+        let value = table.get(&node_id[..]).map_err(storage)?;
+        value.map(|v| from_json(v.value())).transpose()
+    }
+
+    /// Every export, by tenant.
+    pub fn exports(&self) -> Result<Vec<([u8; 33], ExportRecord)>, Error> {
+        let txn = self.db.begin_read().map_err(storage)?;
+        let table = txn.open_table(EXPORTS).map_err(storage)?;
+        let mut out = Vec::new();
+        for entry in table.iter().map_err(storage)? {
+            let (k, v) = entry.map_err(storage)?;
+            let id: [u8; 33] = k
+                .value()
+                .try_into()
+                .map_err(|_| storage("an export keyed by a bad node id"))?;
+            out.push((id, from_json(v.value())?));
+        }
+        Ok(out)
+    }
+
+    /// Changes the tenant's export with `change`; returns it as stored.
+    pub fn update_export(
+        &self,
+        node_id: &[u8; 33],
+        change: impl FnOnce(&mut ExportRecord),
+    ) -> Result<ExportRecord, Error> {
+        let txn = self.db.begin_write().map_err(storage)?;
+        let record = {
+            let mut exports = txn.open_table(EXPORTS).map_err(storage)?;
+            let existing = exports
+                .get(&node_id[..])
+                .map_err(storage)?
+                .map(|v| v.value().to_string());
+            let Some(json) = existing else {
+                return Err(storage(format!(
+                    "no export of {} to update",
+                    hex::encode(node_id)
+                )));
+            };
+            let mut record: ExportRecord = from_json(&json)?;
+            change(&mut record);
+            exports
+                .insert(&node_id[..], to_json(&record)?.as_str())
+                .map_err(storage)?;
+            record
+        };
+        txn.commit().map_err(storage)?;
+        Ok(record)
+    }
+}
