@@ -123,8 +123,10 @@ fn an_exported_node_never_runs_again_and_its_one_url_opens_with_the_seed_only() 
     };
     let out = tempfile::tempdir().unwrap();
     let into = out.path().join("node");
+    let started = Instant::now();
     let r = a.run(&["export", into.to_str().unwrap(), "--yes"]).unwrap();
     done.store(true, Ordering::SeqCst);
+    eprintln!("signer-cli export took {:?}", started.elapsed());
     assert!(r.ok, "signer-cli export failed: {}", r.stderr);
     let url = url_of(&r.stdout);
     assert!(
@@ -154,8 +156,20 @@ fn an_exported_node_never_runs_again_and_its_one_url_opens_with_the_seed_only() 
     // B is not touched by A's export.
     assert!(b.run(&["schedule"]).unwrap().ok);
 
-    // Every later call gives the same URL.
+    // Every later call gives the same URL; a signer waiting for the node is told why not.
     assert_eq!(export_node(&s, &a).unwrap(), url);
+    let waiting = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let mut c = skylight_client::tls::scheduler(&s.uri, &a.identity())
+            .await
+            .unwrap();
+        c.get_node_info(skylight_proto::scheduler::NodeInfoRequest {
+            node_id: hex::decode(&node_id).unwrap(),
+            wait: true,
+        })
+        .await
+    });
+    let status = waiting.expect_err("GetNodeInfo(wait) of an exported node");
+    assert_eq!(status.code(), tonic::Code::FailedPrecondition, "{status:?}");
     assert_eq!(export_node(&s, &a).unwrap(), url);
 
     // What was unpacked is the node's state, and nothing of the operator's.

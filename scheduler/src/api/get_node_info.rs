@@ -1,6 +1,6 @@
 //! `Scheduler.GetNodeInfo`: where the caller's node is, without starting it. With `wait`,
 //! long-polls until it is scheduled (Greenlight's signer waits this way); otherwise an
-//! empty `grpc_uri` means it is not running.
+//! empty `grpc_uri` means it is not running. An exported node is refused: it never runs.
 
 use std::sync::Arc;
 
@@ -19,6 +19,8 @@ pub async fn handle(
     let tenant = auth::tenant(&req, "GetNodeInfo")?;
     let req = req.into_inner();
     auth::same_tenant(&tenant, &req.node_id)?;
+    // A signer long-polling for an exported node would wait for ever: say why instead.
+    state.nodes.refuse_exported(&tenant).await?;
     let running = state.nodes.info(&tenant, req.wait).await;
     Ok(NodeInfoResponse {
         node_id: tenant.to_vec(),
