@@ -184,6 +184,23 @@ fn an_exported_node_never_runs_again_and_its_one_url_opens_with_the_seed_only() 
     ] {
         assert!(!into.join(left).exists(), "{left} is in the export");
     }
+    // Its identity: the node, and the CAs a node started from it needs to be the same node
+    // to the devices.
+    let identity: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(into.join("identity.json")).unwrap()).unwrap();
+    assert_eq!(identity["node_id"], node_id.as_str());
+    for pem in [
+        "tenant_ca_cert_pem",
+        "tenant_ca_key_pem",
+        "users_ca_cert_pem",
+    ] {
+        assert!(
+            identity[pem]
+                .as_str()
+                .is_some_and(|p| p.contains("-----BEGIN")),
+            "{pem} is not in identity.json"
+        );
+    }
     // A second export into the same directory is refused before anything is asked.
     let again = a.run(&["export", into.to_str().unwrap(), "--yes"]).unwrap();
     assert!(

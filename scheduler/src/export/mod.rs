@@ -96,10 +96,11 @@ impl Exports {
             )));
         };
         let dir = nodes.node_dir(node_id);
+        let users_ca = nodes.users_ca_pem().to_string();
         let (file, id, store) = (self.file(node_id), *node_id, self.store.clone());
         let exports_dir = self.dir.clone();
         let record = blocking(move || {
-            let sealed = pack::seal_node(&dir, &tenant, &ca, &id)?;
+            let sealed = pack::seal_node(&dir, &tenant, &ca, &users_ca, &id)?;
             std::fs::create_dir_all(&exports_dir)
                 .map_err(|e| Error::Internal(format!("{}: {e}", exports_dir.display())))?;
             skylight_client::files::replace_private(&file, &sealed)

@@ -23,6 +23,9 @@ struct Identity<'a> {
     startup_msgs: &'a [(String, String)],
     tenant_ca_cert_pem: &'a str,
     tenant_ca_key_pem: &'a str,
+    /// The users CA, which signed the tenant CA: a server certificate from the tenant CA
+    /// with this in its chain verifies against the operator's root the devices trust.
+    users_ca_cert_pem: &'a str,
 }
 
 /// Files of a node directory that are not the node's state: one run's (its certificate,
@@ -46,6 +49,7 @@ pub fn seal_node(
     dir: &NodeDir,
     tenant: &TenantRecord,
     ca: &TenantCaRecord,
+    users_ca_pem: &str,
     node_id: &[u8; 33],
 ) -> Result<Vec<u8>, Error> {
     let internal =
@@ -58,6 +62,7 @@ pub fn seal_node(
         startup_msgs: &tenant.startup_msgs,
         tenant_ca_cert_pem: &ca.cert_pem,
         tenant_ca_key_pem: &ca.key_pem,
+        users_ca_cert_pem: users_ca_pem,
     })
     .map_err(|e| Error::Internal(e.to_string()))?;
     let leave_out = left_out(dir);

@@ -242,6 +242,11 @@ impl NodeManager {
         while stopping.join_next().await.is_some() {}
     }
 
+    /// The users CA certificate, PEM (what node server chains end with).
+    pub fn users_ca_pem(&self) -> &str {
+        &self.users_ca_pem
+    }
+
     /// The tenant's node directory.
     pub fn node_dir(&self, node_id: &[u8; 33]) -> NodeDir {
         NodeDir::new(self.settings.nodes_dir.join(hex::encode(node_id)))
