@@ -3,7 +3,8 @@
 //! MaybeUpgrade first (Greenlight's order), then two loops side by side: the node loop waits
 //! for the node to be scheduled (GetNodeInfo with wait), attaches to its hsm stream and
 //! answers every request with VLS; the scheduler loop keeps `SignerRequestsStream` open.
-//! Either reconnects with backoff when its stream drops.
+//! Either reconnects with backoff when its stream drops. A node its owner runs standalone
+//! has no scheduler: [`run_direct`] attaches to it alone.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -66,6 +67,36 @@ pub async fn run(
     }
 }
 
+/// Runs the signer attached to the node at `node_uri` alone, with no scheduler (a node run
+/// standalone, by its owner), until `stop` resolves: it reconnects with backoff whenever the
+/// node is down or its stream drops.
+pub async fn run_direct(
+    node_uri: String,
+    device: TlsIdentity,
+    signer: Signer,
+    stop: impl std::future::Future<Output = ()>,
+) -> Result<()> {
+    let signer = Arc::new(Mutex::new(signer));
+    let attached = async {
+        let mut backoff = Backoff::new();
+        loop {
+            tracing::info!(node = %node_uri, "attaching to the node");
+            match node_session(None, &node_uri, &device, &signer).await {
+                Ok(answered) => {
+                    tracing::info!(answered, "the node closed the session");
+                    backoff.reset();
+                }
+                Err(e) => tracing::warn!(error = %format!("{e:#}"), "node session ended"),
+            }
+            backoff.wait().await;
+        }
+    };
+    tokio::select! {
+        () = stop => Ok(()),
+        () = attached => Ok(()),
+    }
+}
+
 /// Greenlight's signer calls MaybeUpgrade first, retrying only on UNAVAILABLE.
 async fn maybe_upgrade(uri: &str, device: &TlsIdentity) -> Result<()> {
     loop {
@@ -106,7 +137,7 @@ async fn node_loop(uri: String, device: TlsIdentity, signer: Arc<Mutex<Signer>>)
             }
         };
         tracing::info!(node = %node_uri, "attaching to the node");
-        match node_session(&uri, &node_uri, &device, &signer).await {
+        match node_session(Some(&uri), &node_uri, &device, &signer).await {
             Ok(answered) => {
                 tracing::info!(answered, "the node closed the session");
                 backoff.reset();
@@ -135,8 +166,9 @@ async fn wait_for_node(uri: &str, device: &TlsIdentity) -> Result<String> {
 }
 
 /// One attachment to the node's hsm stream; returns how many requests were answered.
+/// Refusals are reported to the scheduler at `scheduler_uri`, if there is one.
 async fn node_session(
-    scheduler_uri: &str,
+    scheduler_uri: Option<&str>,
     node_uri: &str,
     device: &TlsIdentity,
     signer: &Arc<Mutex<Signer>>,
@@ -157,8 +189,11 @@ async fn node_session(
     // yet, so the node never acts on one without the state it rests on.
     let (answers, mut to_send) = tokio::sync::mpsc::channel::<(HsmRequest, HsmResponse)>(64);
     let responder = {
-        let (signer, scheduler_uri, device) =
-            (signer.clone(), scheduler_uri.to_string(), device.clone());
+        let (signer, scheduler_uri, device) = (
+            signer.clone(),
+            scheduler_uri.map(str::to_string),
+            device.clone(),
+        );
         tokio::spawn(async move {
             let mut answered = 0u64;
             while let Some((request, response)) = to_send.recv().await {
@@ -176,7 +211,9 @@ async fn node_session(
                 }
                 if refused {
                     tracing::warn!(request = request.request_id, reason = %error, "refused to sign");
-                    report_rejection(&scheduler_uri, &device, &request, &error).await;
+                    if let Some(uri) = &scheduler_uri {
+                        report_rejection(uri, &device, &request, &error).await;
+                    }
                 }
                 answered += 1;
                 ANSWERED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);

@@ -37,3 +37,12 @@ pub async fn connect(scheduler_uri: &str, device: &TlsIdentity) -> Result<NodeCl
         }
     }
 }
+
+/// A node API client for the node at `node_uri` itself, with no scheduler (a node its owner
+/// runs standalone).
+pub async fn connect_direct(node_uri: &str, device: &TlsIdentity) -> Result<NodeClient<Channel>> {
+    let channel = tls::channel(node_uri, device)
+        .await
+        .with_context(|| format!("cannot reach the node at {node_uri}"))?;
+    Ok(NodeClient::new(channel))
+}

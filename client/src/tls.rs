@@ -36,7 +36,7 @@ pub async fn channel(uri: &str, identity: &TlsIdentity) -> Result<Channel> {
         .tcp_nodelay(true)
         .connect()
         .await
-        .with_context(|| format!("cannot connect to the scheduler at {uri}"))?;
+        .with_context(|| format!("cannot connect to {uri}"))?;
     Ok(channel)
 }
 

@@ -163,12 +163,14 @@ impl NodeHost {
                 None
             }
         };
-        tasks.spawn(stop_when_idle(
-            self.stage.clone(),
-            self.activity.clone(),
-            self.config.idle_timeout,
-            shutdown.clone(),
-        ));
+        if !self.config.idle_timeout.is_zero() {
+            tasks.spawn(stop_when_idle(
+                self.stage.clone(),
+                self.activity.clone(),
+                self.config.idle_timeout,
+                shutdown.clone(),
+            ));
+        }
 
         let settings = Settings {
             dir: self.config.dir(),

@@ -21,7 +21,8 @@ use crate::paths::NodeDir;
 #[command(
     name = "node-host",
     version,
-    about = "One Skylight tenant's node (started by the scheduler)"
+    about = "One Skylight tenant's node (started by the scheduler)",
+    after_help = "An exported node runs on its owner's machine with `node-host standalone` (see `node-host standalone --help`)."
 )]
 pub struct Config {
     /// The tenant's node id (66 hex characters).
@@ -42,7 +43,7 @@ pub struct Config {
     /// A cookie file with the RPC credentials (`user:password`).
     #[arg(long)]
     pub bitcoind_cookie: Option<PathBuf>,
-    /// Stop after this many seconds with no client call and no signer attached.
+    /// Stop after this many seconds with no client call and no signer attached (0: never).
     #[arg(long = "idle-timeout", default_value = "600", value_parser = seconds)]
     pub idle_timeout: Duration,
     /// Address where Lightning peers connect (port 0 picks one, kept across restarts).

@@ -13,7 +13,9 @@
 //!   plumbing signed by the caller's device key.
 //! - `store`: node-host's own databases, their schema in one file.
 //!
-//! Only [`app`], [`config`] and [`paths`] are public in what ships (the binary and the
+//! - [`standalone`]: an exported node run by its owner, outside any scheduler.
+//!
+//! Only [`app`], [`config`], [`paths`] and [`standalone`] are public in what ships (the binary and the
 //! scheduler use them); the feature `testing` opens the rest to tests and benches.
 #![deny(missing_docs)]
 #![deny(rustdoc::broken_intra_doc_links)]
@@ -34,6 +36,7 @@ macro_rules! internal {
 pub mod app;
 pub mod config;
 pub mod paths;
+pub mod standalone;
 
 internal!(activity, api, handover, node, server, signer_link, store);
 

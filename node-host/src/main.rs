@@ -1,11 +1,13 @@
 //! `node-host`: one tenant's node, started by the scheduler (see [`Config`] for its
-//! command line and `app.rs` for what it runs).
+//! command line and `app.rs` for what it runs), or, as `node-host standalone`, an exported
+//! node run by its owner (see `standalone`).
 
 use std::time::Duration;
 
 use clap::Parser;
 use skylight_node_host::app::NodeHost;
 use skylight_node_host::config::Config;
+use skylight_node_host::standalone::{self, Standalone};
 use tokio_util::sync::CancellationToken;
 
 fn main() {
@@ -18,7 +20,19 @@ fn main() {
         // The scheduler sends node-host's output to a log file: no colour codes there.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let config = Config::parse();
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let config = if args.get(1).is_some_and(|a| a == "standalone") {
+        let standalone = Standalone::parse_from(&args[1..]);
+        match standalone::prepare(&standalone) {
+            Ok(config) => config,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                std::process::exit(1);
+            }
+        }
+    } else {
+        Config::parse()
+    };
     // Two runtimes: LDK's, whose threads block on the signer, and the one that serves the
     // signer and the API, which must never wait behind them.
     let ldk = runtime("ldk", None);

@@ -19,6 +19,11 @@
 //! p2p-addr            where the node last listened for Lightning peers
 //! revoked-devices     the tenant's revoked devices (JSON list of names), from the scheduler
 //! bitcoind-auth       the chain's `user:password`, from the scheduler                 0600
+//!
+//! an export's, and a standalone node's (see `standalone`):
+//! identity.json       the node's identity and its tenant CA (key included)          0600
+//! manifest.json       what the export held: every file's size and SHA-256
+//! imported.json       a standalone node's record of the export it was imported from
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -46,6 +51,9 @@ pub const FILES: &[&str] = &[
     P2P_ADDR,
     REVOKED_DEVICES,
     BITCOIND_AUTH,
+    IDENTITY,
+    EXPORT_MANIFEST,
+    IMPORTED,
 ];
 
 const SERVER_CERT: &str = "server.crt";
@@ -65,6 +73,11 @@ const RECEIVE_AUTH_KEY: &str = "receive-auth-key";
 const P2P_ADDR: &str = "p2p-addr";
 const REVOKED_DEVICES: &str = "revoked-devices";
 const BITCOIND_AUTH: &str = "bitcoind-auth";
+/// The identity file an export adds to the node's files.
+pub const IDENTITY: &str = "identity.json";
+/// The export's manifest, written beside the files it lists when unpacked.
+pub const EXPORT_MANIFEST: &str = skylight_client::export::archive::MANIFEST;
+const IMPORTED: &str = "imported.json";
 
 impl NodeDir {
     /// The node directory at `root`.
@@ -162,6 +175,21 @@ impl NodeDir {
     pub fn bitcoind_auth(&self) -> PathBuf {
         self.0.join(BITCOIND_AUTH)
     }
+
+    /// The node's identity and tenant CA, from its export (secret).
+    pub fn identity(&self) -> PathBuf {
+        self.0.join(IDENTITY)
+    }
+
+    /// The manifest of the export the directory was unpacked from.
+    pub fn export_manifest(&self) -> PathBuf {
+        self.0.join(EXPORT_MANIFEST)
+    }
+
+    /// A standalone node's record of its import.
+    pub fn imported(&self) -> PathBuf {
+        self.0.join(IMPORTED)
+    }
 }
 
 #[cfg(test)]
@@ -193,6 +221,9 @@ mod tests {
             dir.p2p_addr(),
             dir.revoked_devices(),
             dir.bitcoind_auth(),
+            dir.identity(),
+            dir.export_manifest(),
+            dir.imported(),
         ];
         assert_eq!(all.len(), FILES.len(), "a file is missing from FILES");
         for (path, name) in all.iter().zip(FILES) {

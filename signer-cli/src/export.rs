@@ -89,14 +89,18 @@ pub async fn export(dir: &DataDir, into: &Path, yes: bool) -> Result<()> {
         manifest.exported_at
     );
     println!();
-    println!("Next: run the node yourself, once, from this directory only:");
     println!(
-        "  node-host standalone --from-export {} --bitcoind-rpc http://HOST:PORT",
+        "Next: run the node yourself (this imports it, once, into ~/.skylight/standalone/node):"
+    );
+    println!(
+        "  node-host standalone --from-export {} --bitcoind-rpc http://HOST:PORT --bitcoind-cookie FILE",
         into.display()
     );
-    println!("and attach this signer to it. Never run a second copy of this node (another");
-    println!("unpack of the same file, or a backup of the directory): two copies of one");
-    println!("Lightning node can broadcast old channel states and lose every channel.");
+    println!("and attach this signer to it:");
+    println!("  signer-cli run --node https://localhost:2610");
+    println!("Never run a second copy of this node (another import of the same file, or a");
+    println!("backup of its directory): two copies of one Lightning node can broadcast old");
+    println!("channel states and lose every channel.");
     Ok(())
 }
 

@@ -82,7 +82,12 @@ enum Command {
     Show,
     /// Run the signer: attach to the node whenever it is scheduled and sign what VLS
     /// approves, until interrupted.
-    Run,
+    Run {
+        /// Attach to the node at this URI alone, with no scheduler (a node run with
+        /// `node-host standalone`: its `grpc-uri`).
+        #[arg(long, env = "SKYLIGHT_NODE_URI")]
+        node: Option<String>,
+    },
     /// Ask the scheduler to start the node; print where it listens.
     Schedule,
     /// Pair this (new, seedless) device with a node: prints its device id for a device of
@@ -143,6 +148,10 @@ enum Command {
     },
     /// Call the node (scheduling it first); calls are signed with this device's key.
     Node {
+        /// Call the node at this URI itself, with no scheduler (a node run with
+        /// `node-host standalone`).
+        #[arg(long, env = "SKYLIGHT_NODE_URI")]
+        node: Option<String>,
         #[command(subcommand)]
         call: NodeCall,
     },
@@ -202,8 +211,9 @@ async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Show => show(&dir),
-        Command::Run => {
-            let (uri, device, settings) = device_context(&dir)?;
+        Command::Run { node } => {
+            let settings = Settings::load(&dir)?;
+            let device = creds::identity(&creds::load(&dir.credentials())?);
             let secret = HsmSecret::load(&dir.secret())?;
             let network: bitcoin::Network = settings
                 .network
@@ -213,10 +223,6 @@ async fn run(cli: Cli) -> Result<()> {
             let signer = skylight_client::signer::Signer::new(&secret, network)
                 .with_watermarks(&dir.state_marks())?
                 .with_revocations(&dir.revoked_devices());
-            eprintln!(
-                "signer running for node {} (scheduler {uri})",
-                settings.node_id
-            );
             let stop = async {
                 let mut term =
                     tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
@@ -226,9 +232,20 @@ async fn run(cli: Cli) -> Result<()> {
                     _ = term.recv() => {}
                 }
             };
+            if let Some(node) = node {
+                eprintln!("signer running for node {} (at {node})", settings.node_id);
+                return skylight_client::follow::run_direct(node, device, signer, stop).await;
+            }
+            let uri = settings.scheduler.clone().context(
+                "this device is not registered: run `signer-cli register` or `recover` first (or `run --node URI` for a node run standalone)",
+            )?;
+            eprintln!(
+                "signer running for node {} (scheduler {uri})",
+                settings.node_id
+            );
             skylight_client::follow::run(uri, device, signer, stop).await
         }
-        Command::Node { call } => node_call(&dir, call).await,
+        Command::Node { node, call } => node_call(&dir, node.as_deref(), call).await,
         Command::Webhook { call } => webhooks::call(&dir, call).await,
         Command::Pair {
             scheduler,

@@ -102,12 +102,20 @@ pub enum NodeCall {
 }
 
 /// Runs one node call and prints its answer as JSON.
-pub async fn node_call(dir: &DataDir, call: NodeCall) -> Result<()> {
+/// With `direct`, the node at that URI is called itself, with no scheduler.
+pub async fn node_call(dir: &DataDir, direct: Option<&str>, call: NodeCall) -> Result<()> {
     use skylight_client::signed_request::RequestSigner;
-    let (uri, device, _) = device_context(dir)?;
+    let device =
+        skylight_client::creds::identity(&skylight_client::creds::load(&dir.credentials())?);
     let rune = device_rune(dir)?;
     let signer = RequestSigner::new(&device.key_pem)?.with_rune(&rune);
-    let mut node = skylight_client::node::connect(&uri, &device).await?;
+    let mut node = match direct {
+        Some(uri) => skylight_client::node::connect_direct(uri, &device).await?,
+        None => {
+            let (uri, device, _) = device_context(dir)?;
+            skylight_client::node::connect(&uri, &device).await?
+        }
+    };
     let refused = |rpc| move |status| skylight_client::tls::Refused { rpc, status };
     let out = match call {
         NodeCall::Getinfo => {

@@ -14,6 +14,7 @@
 //! - A webhook receiver on loopback that records what it gets ([`WebhookReceiver`]).
 //! - An invoice nobody can pay ([`unreachable_invoice`]).
 //! - What the chain shows of a scenario ([`onchain`]) and a tenant's backups ([`backup`]).
+//! - An exported node run with `node-host standalone` ([`StandaloneNode`]).
 //! - Two tenants with their signers, a funded wallet and a channel ([`pair`]), and a relay
 //!   between peers that can hold what one sends ([`proxy`]).
 //! - Waiting without asserting timings ([`eventually`]), processes ([`alive`],
@@ -35,6 +36,7 @@ pub mod proxy;
 mod python;
 mod scheduler;
 mod signer_cli;
+mod standalone;
 mod stats;
 mod tenant;
 mod webhook_receiver;
@@ -47,6 +49,7 @@ pub use process::{alive, eventually, node_pid};
 pub use python::interop_python;
 pub use scheduler::Scheduler;
 pub use signer_cli::{ChildGuard, Run, SignerCli};
+pub use standalone::{StandaloneNode, standalone_command, standalone_log, standalone_refused};
 pub use stats::{ms, percentile};
 pub use tenant::{NewTenant, code_of, new_keys, register_invited, register_new_tenant, status_of};
 pub use webhook_receiver::{Received, WebhookReceiver};

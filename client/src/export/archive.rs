@@ -230,7 +230,8 @@ pub fn read(archive: &[u8]) -> Result<(Manifest, BTreeMap<PathBuf, Vec<u8>>), Ex
 }
 
 /// Unpacks `archive` into `into`, which must not exist or be empty: a node directory is
-/// never unpacked over another. Files are 0600, directories 0700.
+/// never unpacked over another. Files are 0600, directories 0700; the manifest is written
+/// beside them as [`MANIFEST`] (see [`verify`]).
 pub fn unpack(archive: &[u8], into: &Path) -> Result<Manifest, ExportError> {
     if into.exists() && std::fs::read_dir(into)?.next().is_some() {
         return Err(ExportError::Invalid(format!(
@@ -260,11 +261,59 @@ pub fn unpack(archive: &[u8], into: &Path) -> Result<Manifest, ExportError> {
         std::io::Write::write_all(&mut f, bytes)?;
         f.sync_all()?;
     }
+    // The manifest goes beside the files it lists: what a standalone import checks the
+    // directory against (it must be as exported, never a copy that has run since).
+    let json = serde_json::to_vec_pretty(&manifest)
+        .map_err(|e| ExportError::Invalid(format!("manifest: {e}")))?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(partial.join(MANIFEST))?;
+    std::io::Write::write_all(&mut f, &json)?;
+    f.sync_all()?;
     if into.exists() {
         std::fs::remove_dir(into)?;
     }
     std::fs::rename(&partial, into)?;
     crate::files::sync_dir_of(into)?;
+    Ok(manifest)
+}
+
+/// Checks that the directory `dir`, unpacked by [`unpack`], still holds exactly what its
+/// manifest lists: every file, each of the size and SHA-256 it was exported with, and no
+/// other (a node that ran there would have changed or added some). Returns the manifest.
+pub fn verify(dir: &Path) -> Result<Manifest, ExportError> {
+    let bad = |m: String| ExportError::Invalid(m);
+    let path = dir.join(MANIFEST);
+    let bytes = std::fs::read(&path).map_err(|e| {
+        bad(format!(
+            "{}: {e}; not a directory `signer-cli export` unpacked",
+            path.display()
+        ))
+    })?;
+    let manifest: Manifest = serde_json::from_slice(&bytes)
+        .map_err(|e| bad(format!("{}: damaged: {e}", path.display())))?;
+    let mut files = BTreeMap::new();
+    collect(dir, dir, &[MANIFEST], &mut files)?;
+    let mut changed: Vec<&str> = Vec::new();
+    for (name, entry) in &manifest.files {
+        match files.get(name) {
+            Some(b) if b.len() as u64 == entry.size && sha256_hex(b) == entry.sha256 => {}
+            _ => changed.push(name),
+        }
+    }
+    let added: Vec<&str> = files
+        .keys()
+        .filter(|k| !manifest.files.contains_key(*k))
+        .map(String::as_str)
+        .collect();
+    if !changed.is_empty() || !added.is_empty() {
+        return Err(bad(format!(
+            "{} is no longer as exported (changed or missing: {changed:?}; added: {added:?})",
+            dir.display()
+        )));
+    }
     Ok(manifest)
 }
 
@@ -331,6 +380,23 @@ mod tests {
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&into.join("signer_state.redb")), 0o600);
         assert_eq!(mode(&into.join("ldk")), 0o700);
+    }
+
+    #[test]
+    fn an_unpacked_directory_verifies_until_a_file_changes_or_appears() {
+        let dir = node_dir();
+        let (archive, manifest) = pack(dir.path(), &["node-host.pid"], &[], facts()).unwrap();
+        let out = tempfile::tempdir().unwrap();
+        let into = out.path().join("node");
+        unpack(&archive, &into).unwrap();
+        assert_eq!(verify(&into).unwrap(), manifest);
+        std::fs::write(into.join("grpc-uri"), b"https://localhost:1").unwrap();
+        let err = verify(&into).unwrap_err().to_string();
+        assert!(err.contains("added: [\"grpc-uri\"]"), "{err}");
+        std::fs::remove_file(into.join("grpc-uri")).unwrap();
+        std::fs::write(into.join("ldk/monitors/m1"), b"monitor, later").unwrap();
+        let err = verify(&into).unwrap_err().to_string();
+        assert!(err.contains("ldk/monitors/m1"), "{err}");
     }
 
     #[test]

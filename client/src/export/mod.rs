@@ -1,9 +1,10 @@
 //! A node export: the node's directory packed as an archive with a manifest
 //! ([`archive`]), sealed to the node key in Greenlight's backup format ([`seal`]), so that
 //! only the seed's holder can open it, with Skylight's tools or Greenlight's client
-//! (`backup_decrypt_with_seed`).
+//! (`backup_decrypt_with_seed`). Beside the node's files it carries the node's [`identity`].
 
 pub mod archive;
+pub mod identity;
 pub mod seal;
 
 /// Why an export could not be packed, sealed, opened or unpacked.

@@ -3,30 +3,12 @@
 
 use std::path::Path;
 
-use serde::Serialize;
+use skylight_client::export::identity::ExportIdentity;
 use skylight_client::export::{archive, seal};
-use skylight_node_host::paths::NodeDir;
+use skylight_node_host::paths::{self, NodeDir};
 
 use crate::error::Error;
 use crate::store::records::{TenantCaRecord, TenantRecord};
-
-/// The identity file added to the archive: what a node started outside the scheduler needs
-/// to be the same node to its devices (the tenant CA signed their certificates).
-pub const IDENTITY: &str = "identity.json";
-
-#[derive(Serialize)]
-struct Identity<'a> {
-    node_id: &'a str,
-    network: &'a str,
-    signer_version: &'a str,
-    init_msg: &'a str,
-    startup_msgs: &'a [(String, String)],
-    tenant_ca_cert_pem: &'a str,
-    tenant_ca_key_pem: &'a str,
-    /// The users CA, which signed the tenant CA: a server certificate from the tenant CA
-    /// with this in its chain verifies against the operator's root the devices trust.
-    users_ca_cert_pem: &'a str,
-}
 
 /// Files of a node directory that are not the node's state: one run's (its certificate,
 /// process id, address, log) or the operator's (the chain's credentials).
@@ -54,15 +36,15 @@ pub fn seal_node(
 ) -> Result<Vec<u8>, Error> {
     let internal =
         |e: skylight_client::export::ExportError| Error::Internal(format!("export: {e}"));
-    let identity = serde_json::to_vec_pretty(&Identity {
-        node_id: &tenant.node_id,
-        network: &tenant.network,
-        signer_version: &tenant.signer_version,
-        init_msg: &tenant.init_msg,
-        startup_msgs: &tenant.startup_msgs,
-        tenant_ca_cert_pem: &ca.cert_pem,
-        tenant_ca_key_pem: &ca.key_pem,
-        users_ca_cert_pem: users_ca_pem,
+    let identity = serde_json::to_vec_pretty(&ExportIdentity {
+        node_id: tenant.node_id.clone(),
+        network: tenant.network.clone(),
+        signer_version: tenant.signer_version.clone(),
+        init_msg: tenant.init_msg.clone(),
+        startup_msgs: tenant.startup_msgs.clone(),
+        tenant_ca_cert_pem: ca.cert_pem.clone(),
+        tenant_ca_key_pem: ca.key_pem.clone(),
+        users_ca_cert_pem: users_ca_pem.to_string(),
     })
     .map_err(|e| Error::Internal(e.to_string()))?;
     let leave_out = left_out(dir);
@@ -71,7 +53,7 @@ pub fn seal_node(
     let (tar, manifest) = archive::pack(
         root,
         &leave_out,
-        &[(IDENTITY, identity)],
+        &[(paths::IDENTITY, identity)],
         archive::NodeFacts {
             node_id: tenant.node_id.clone(),
             network: tenant.network.clone(),
