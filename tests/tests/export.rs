@@ -1,4 +1,5 @@
-//! Leaving Skylight: `ExportNode` through the real scheduler, node-host and signer-cli.
+//! Leaving Skylight: `ExportNode` through the real scheduler, node-host and signer-cli, for a
+//! tenant with a channel paid over both ways.
 //! The hosted node stops for good (a Schedule racing the export and every later one are
 //! refused), every call gives the same URL, the file downloads over the scheduler's TLS to
 //! the URL's holder, opens with the seed (signer-cli, and Greenlight's published client),
@@ -13,14 +14,8 @@ use std::time::Instant;
 use skylight_client::export::{archive, seal};
 use skylight_client::keys::NodeKeys;
 use skylight_client::secret::HsmSecret;
+use skylight_test_support::pair::{Pair, invoice, paid};
 use skylight_test_support::{Scheduler, SignerCli, alive, eventually, node_pid};
-
-fn ready(cli: &SignerCli) {
-    eventually("the node runs with its signer", || {
-        let r = cli.run(&["node", "getinfo"]).unwrap();
-        r.ok && r.json().get("warning_lightningd_sync").is_none()
-    });
-}
 
 /// The URL `signer-cli export` printed.
 fn url_of(stdout: &str) -> String {
@@ -88,17 +83,18 @@ fn tenant_line(s: &Scheduler, node_id: &str) -> String {
 
 #[test]
 fn an_exported_node_never_runs_again_and_its_one_url_opens_with_the_seed_only() {
-    let s = Scheduler::start(&[]).unwrap();
-    let a = SignerCli::registered(&s).unwrap();
-    let b = SignerCli::registered(&s).unwrap();
-    {
-        let _signer = a.spawn(&["run"]).unwrap();
-        ready(&a);
-        a.invoice("before the export").unwrap().json();
-    }
+    // Two tenants with a channel, paid over both ways: A leaves with it.
+    let pair = Pair::with_channel();
+    let to_b = invoice(&pair.b, 5_000_000, "before the export: A pays B");
+    pair.a.call(&["pay", &to_b]);
+    eventually("B is paid", || paid(&pair.b, "before the export: A pays B"));
+    let to_a = invoice(&pair.a, 1_000_000, "before the export: B pays A");
+    pair.b.call(&["pay", &to_a]);
+    eventually("A is paid", || paid(&pair.a, "before the export: B pays A"));
+    let (s, a, b) = (&pair.s, &pair.a.cli, &pair.b.cli);
     let node_id = a.node_id();
-    assert!(tenant_line(&s, &node_id).contains(" active "));
-    let pid = node_pid(&s, &node_id).expect("A's node-host runs");
+    assert!(tenant_line(s, &node_id).contains(" active "));
+    let pid = node_pid(s, &node_id).expect("A's node-host runs");
 
     // Schedules racing the export, from another thread, until it has returned.
     let done = Arc::new(AtomicBool::new(false));
@@ -151,13 +147,13 @@ fn an_exported_node_never_runs_again_and_its_one_url_opens_with_the_seed_only() 
             r.stderr
         );
     }
-    assert!(node_pid(&s, &node_id).is_none_or(|p| !alive(p)));
-    assert!(tenant_line(&s, &node_id).contains(" exported "));
+    assert!(node_pid(s, &node_id).is_none_or(|p| !alive(p)));
+    assert!(tenant_line(s, &node_id).contains(" exported "));
     // B is not touched by A's export.
     assert!(b.run(&["schedule"]).unwrap().ok);
 
     // Every later call gives the same URL; a signer waiting for the node is told why not.
-    assert_eq!(export_node(&s, &a).unwrap(), url);
+    assert_eq!(export_node(s, a).unwrap(), url);
     let waiting = tokio::runtime::Runtime::new().unwrap().block_on(async {
         let mut c = skylight_client::tls::scheduler(&s.uri, &a.identity())
             .await
@@ -170,7 +166,7 @@ fn an_exported_node_never_runs_again_and_its_one_url_opens_with_the_seed_only() 
     });
     let status = waiting.expect_err("GetNodeInfo(wait) of an exported node");
     assert_eq!(status.code(), tonic::Code::FailedPrecondition, "{status:?}");
-    assert_eq!(export_node(&s, &a).unwrap(), url);
+    assert_eq!(export_node(s, a).unwrap(), url);
 
     // What was unpacked is the node's state, and nothing of the operator's.
     for kept in ["ldk", "signer_state.redb", "invoices.redb", "identity.json"] {
@@ -211,13 +207,21 @@ fn an_exported_node_never_runs_again_and_its_one_url_opens_with_the_seed_only() 
 
     // The URL's holder downloads it without a client certificate; it opens with A's seed
     // only, and its manifest names A.
-    let (status, sealed) = download(&s, &url);
+    let (status, sealed) = download(s, &url);
     assert_eq!(status, 200);
     let secret = HsmSecret::load(&a.dir.join("hsm_secret")).unwrap();
     let keys = NodeKeys::derive(&secret, bitcoin::Network::Regtest);
     let plain = seal::open(&keys, &sealed).unwrap();
     let (manifest, _) = archive::read(&plain).unwrap();
     assert_eq!(manifest.node_id, node_id);
+    assert!(
+        manifest
+            .files
+            .keys()
+            .any(|f| f.starts_with("ldk/monitors/")),
+        "the channel's monitor is not in the export: {:?}",
+        manifest.files.keys().collect::<Vec<_>>()
+    );
     let other = HsmSecret::load(&b.dir.join("hsm_secret")).unwrap();
     assert!(
         seal::open(
@@ -226,7 +230,7 @@ fn an_exported_node_never_runs_again_and_its_one_url_opens_with_the_seed_only() 
         )
         .is_err()
     );
-    let (status, _) = download(&s, &format!("{}/exports/{}", s.export_uri, "00".repeat(32)));
+    let (status, _) = download(s, &format!("{}/exports/{}", s.export_uri, "00".repeat(32)));
     assert_eq!(status, 404, "a guessed token");
 
     // Greenlight's published client opens it with the seed.
