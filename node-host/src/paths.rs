@@ -13,7 +13,9 @@
 //! invoices.redb       invoices (see store::schema)
 //! payments.redb       outgoing payments (see store::schema)
 //! outbox.redb         events raised, until the scheduler stored them (see store::schema)
-//! ldk/                LDK's store: channel monitors, manager, graph, scorer, wallet, peers
+//! ldk.redb            LDK's store: channel monitors, manager, graph, scorer, sweeper, wallet,
+//!                     peers (see store::ldk_store)
+//! ldk/                the same in LDK's file store, from before: taken into ldk.redb at start
 //! next-dbid           the next channel id for the signer
 //! receive-auth-key    the blinded-path receive key                               0600
 //! p2p-addr            where the node last listened for Lightning peers
@@ -45,6 +47,7 @@ pub const FILES: &[&str] = &[
     INVOICES,
     PAYMENTS,
     OUTBOX,
+    LDK_STORE,
     LDK,
     NEXT_DBID,
     RECEIVE_AUTH_KEY,
@@ -67,6 +70,7 @@ const CHANNEL_SIGNERS: &str = "channel_signers.redb";
 const INVOICES: &str = "invoices.redb";
 const PAYMENTS: &str = "payments.redb";
 const OUTBOX: &str = "outbox.redb";
+const LDK_STORE: &str = "ldk.redb";
 const LDK: &str = "ldk";
 const NEXT_DBID: &str = "next-dbid";
 const RECEIVE_AUTH_KEY: &str = "receive-auth-key";
@@ -146,6 +150,11 @@ impl NodeDir {
     }
 
     /// LDK's store.
+    pub fn ldk_store(&self) -> PathBuf {
+        self.0.join(LDK_STORE)
+    }
+
+    /// LDK's file store, from before `ldk.redb`: taken in at start.
     pub fn ldk(&self) -> PathBuf {
         self.0.join(LDK)
     }
@@ -215,6 +224,7 @@ mod tests {
             dir.invoices(),
             dir.payments(),
             dir.outbox(),
+            dir.ldk_store(),
             dir.ldk(),
             dir.next_dbid(),
             dir.receive_auth_key(),

@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bitcoin::Network;
-use lightning_persister::fs_store::FilesystemStore;
 use lightning_signer::lightning::chain::BestBlock;
 use lightning_signer::lightning::ln::channelmanager::Bolt11InvoiceParameters;
 use lightning_signer::lightning_invoice::{Bolt11InvoiceDescription, Description};
@@ -15,6 +14,7 @@ use skylight_node_host::node::ldk::{
     Broadcaster, FeeRates, Parts, has_node, new_node, restore_node,
 };
 
+use skylight_node_host::store::ldk_store::LdkStore;
 use skylight_test_support::in_process::{Linked, linked, remote_keys};
 
 #[test]
@@ -34,7 +34,7 @@ fn the_channel_manager_makes_an_invoice_the_signer_signs() {
         &dir.path().join("channels.redb"),
     ));
     let (broadcaster, _queue) = Broadcaster::new();
-    let store = Arc::new(FilesystemStore::new(dir.path().join("ldk")));
+    let store = Arc::new(LdkStore::open(&dir.path().join("ldk.redb")).unwrap());
     let parts = |keys| Parts {
         network: Network::Regtest,
         keys,
@@ -42,14 +42,14 @@ fn the_channel_manager_makes_an_invoice_the_signer_signs() {
         fees: Arc::new(FeeRates::flat(1000)),
         broadcaster: Arc::new(broadcaster),
     };
-    assert!(!has_node(&store).unwrap());
+    assert!(!has_node(&*store).unwrap());
     let node = new_node(
         parts(keys.clone()),
         BestBlock::from_network(Network::Regtest),
         1_795_000_000,
     )
     .unwrap();
-    assert!(has_node(&store).unwrap(), "a new node is stored at once");
+    assert!(has_node(&*store).unwrap(), "a new node is stored at once");
     let expected = NodeKeys::derive(&secret, Network::Regtest).node_id;
     assert_eq!(node.channel_manager.get_our_node_id(), expected);
 

@@ -58,7 +58,7 @@ fn state_of(s: &Scheduler, who: &Tenant) -> Vec<PathBuf> {
         d.channel_signers(),
         d.invoices(),
         d.payments(),
-        d.ldk(),
+        d.ldk_store(),
         d.next_dbid(),
         who.cli.dir.clone(),
     ]

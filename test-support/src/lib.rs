@@ -12,7 +12,8 @@
 //!   the command lines that hold a secret ([`command_lines_holding`]).
 //! - The Python that runs published clients for interop checks ([`interop_python`]).
 //! - A webhook receiver on loopback that records what it gets ([`WebhookReceiver`]).
-//! - An invoice nobody can pay ([`unreachable_invoice`]).
+//! - An invoice nobody can pay ([`unreachable_invoice`]), and a node's stored channel
+//!   monitors ([`stored_monitors`]).
 //! - What the chain shows of a scenario ([`onchain`]) and a tenant's backups ([`backup`]).
 //! - An exported node run with `node-host standalone` ([`StandaloneNode`]).
 //! - Two tenants with their signers, a funded wallet and a channel ([`pair`]), and a relay
@@ -28,6 +29,7 @@ mod binaries;
 mod devchain;
 pub mod in_process;
 mod invoices;
+mod ldk_state;
 pub mod onchain;
 pub mod pair;
 mod pki;
@@ -44,6 +46,7 @@ mod webhook_receiver;
 pub use binaries::bin;
 pub use devchain::{ExternalChain, command_lines_holding};
 pub use invoices::unreachable_invoice;
+pub use ldk_state::stored_monitors;
 pub use pki::Pki;
 pub use process::{alive, eventually, node_pid};
 pub use python::interop_python;

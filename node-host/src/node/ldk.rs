@@ -25,7 +25,7 @@ use lightning::util::config::UserConfig;
 use lightning::util::logger::{Level, Logger as LdkLogger, Record};
 use lightning::util::persist::{self as persist, KVStoreSync, read_channel_monitors};
 use lightning::util::ser::{ReadableArgs, Writeable};
-use lightning_persister::fs_store::FilesystemStore;
+use crate::store::ldk_store::LdkStore;
 use lightning_signer::bitcoin::{BlockHash, Network, Transaction};
 use lightning_signer::lightning;
 use tokio::sync::mpsc;
@@ -176,7 +176,7 @@ pub type ChainMonitor = chainmonitor::ChainMonitor<
     Arc<Broadcaster>,
     Arc<FeeRates>,
     Arc<Logger>,
-    Arc<FilesystemStore>,
+    Arc<LdkStore>,
     Arc<RemoteKeys>,
 >;
 /// A channel monitor.
@@ -231,7 +231,7 @@ pub struct LdkNode {
     /// The keys (on the signer).
     pub keys: Arc<RemoteKeys>,
     /// The store.
-    pub store: Arc<FilesystemStore>,
+    pub store: Arc<LdkStore>,
     /// The logger.
     pub logger: Arc<Logger>,
 }
@@ -269,7 +269,7 @@ pub struct Parts {
     /// The keys.
     pub keys: Arc<RemoteKeys>,
     /// The store.
-    pub store: Arc<FilesystemStore>,
+    pub store: Arc<LdkStore>,
     /// The fee table.
     pub fees: Arc<FeeRates>,
     /// The broadcast queue.
@@ -279,7 +279,7 @@ pub struct Parts {
 /// Whether a node is stored. Only a channel manager that is not there means a new node:
 /// any other failure to read it is an error, and so are channel monitors stored without
 /// their manager. Starting a new node over either would abandon the channels' funds.
-pub fn has_node(store: &FilesystemStore) -> std::io::Result<bool> {
+pub fn has_node<S: KVStoreSync + ?Sized>(store: &S) -> std::io::Result<bool> {
     let manager = store.read(
         persist::CHANNEL_MANAGER_PERSISTENCE_PRIMARY_NAMESPACE,
         persist::CHANNEL_MANAGER_PERSISTENCE_SECONDARY_NAMESPACE,

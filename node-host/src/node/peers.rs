@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use crate::node::ldk::{self, ChannelManager, GossipSync, PeerManager};
 use crate::store::schema::PEERS_NAMESPACE;
 use crate::signer_link::stage::Stage;
-use lightning_persister::fs_store::FilesystemStore;
+use crate::store::ldk_store::LdkStore;
 use lightning_signer::bitcoin::secp256k1::PublicKey;
 use lightning_signer::lightning::util::persist::KVStoreSync;
 
@@ -132,7 +132,7 @@ pub async fn listen(settings: &super::Settings) -> anyhow::Result<TcpListener> {
 }
 
 /// Remembers where `peer` listens, for reconnecting.
-pub fn remember(store: &FilesystemStore, peer: &PublicKey, addr: std::net::SocketAddr) {
+pub fn remember(store: &LdkStore, peer: &PublicKey, addr: std::net::SocketAddr) {
     if let Err(e) = store.write(
         PEERS_NAMESPACE,
         "",
@@ -153,7 +153,7 @@ pub fn connected(peer_manager: &PeerManager) -> Vec<PublicKey> {
 }
 
 /// Where `peer` was last known to listen.
-pub fn remembered(store: &FilesystemStore, peer: &PublicKey) -> Option<std::net::SocketAddr> {
+pub fn remembered(store: &LdkStore, peer: &PublicKey) -> Option<std::net::SocketAddr> {
     let bytes = store.read(PEERS_NAMESPACE, "", &peer.to_string()).ok()?;
     String::from_utf8(bytes).ok()?.parse().ok()
 }
@@ -163,7 +163,7 @@ pub fn remembered(store: &FilesystemStore, peer: &PublicKey) -> Option<std::net:
 pub async fn reconnect(
     channel_manager: Arc<ChannelManager>,
     peer_manager: Arc<PeerManager>,
-    store: Arc<FilesystemStore>,
+    store: Arc<LdkStore>,
     stage: Arc<Stage>,
     stop: CancellationToken,
 ) {

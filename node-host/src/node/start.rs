@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, bail};
 use lightning_block_sync::poll::ValidatedBlockHeader;
 use lightning_block_sync::{UnboundedCache, init};
-use lightning_persister::fs_store::FilesystemStore;
+use crate::store::ldk_store::LdkStore;
 use lightning_signer::bitcoin::Transaction;
 use lightning_signer::lightning::chain::{BestBlock, Listen};
 use lightning_signer::lightning::sign::{NodeSigner, ReceiveAuthKey, Recipient};
@@ -135,9 +135,11 @@ pub async fn build(
     keys: Arc<RemoteKeys>,
     handle: &Node,
 ) -> Result<Built> {
-    let store = Arc::new(FilesystemStore::new(settings.dir.ldk()));
+    let store = Arc::new(
+        LdkStore::open_node(&settings.dir).context("the node's LDK store cannot be opened")?,
+    );
     // Before anything is written: a store that cannot be read stops node-host as it is.
-    let stored_node = ldk::has_node(&store).context("the node's store cannot be used")?;
+    let stored_node = ldk::has_node(&*store).context("the node's store cannot be used")?;
     let xpub = keys.wallet_xpub();
     let genesis = genesis_block(handle.network).block_hash();
     let open_wallet = |birth: BlockId| -> Result<Arc<Wallet>> {

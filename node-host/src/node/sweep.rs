@@ -12,7 +12,7 @@
 use std::io::Cursor;
 use std::sync::Arc;
 
-use lightning_persister::fs_store::FilesystemStore;
+use crate::store::ldk_store::LdkStore;
 use lightning_signer::lightning::chain::{BestBlock, Filter};
 use lightning_signer::lightning::util::persist::{
     KVStoreSync, OUTPUT_SWEEPER_PERSISTENCE_KEY, OUTPUT_SWEEPER_PERSISTENCE_PRIMARY_NAMESPACE,
@@ -31,7 +31,7 @@ pub type Sweeper = OutputSweeper<
     Arc<RemoteKeys>,
     Arc<FeeRates>,
     Arc<dyn Filter + Send + Sync>,
-    Arc<FilesystemStore>,
+    Arc<LdkStore>,
     Arc<Logger>,
     Arc<RemoteKeys>,
 >;
@@ -39,7 +39,7 @@ pub type Sweeper = OutputSweeper<
 /// What a sweeper is made of.
 pub struct SweeperParts {
     /// The store it lives in.
-    pub store: Arc<FilesystemStore>,
+    pub store: Arc<LdkStore>,
     /// The broadcast queue.
     pub broadcaster: Arc<Broadcaster>,
     /// The fee table.
@@ -89,7 +89,7 @@ type SweeperArgs = (
     Option<Arc<dyn Filter + Send + Sync>>,
     Arc<RemoteKeys>,
     Arc<RemoteKeys>,
-    Arc<FilesystemStore>,
+    Arc<LdkStore>,
     Arc<Logger>,
 );
 

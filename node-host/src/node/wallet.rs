@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use bdk_wallet::chain::{BlockId, CheckPoint, Merge};
 use bdk_wallet::{ChangeSet, KeychainKind, LocalOutput, Update};
-use lightning_persister::fs_store::FilesystemStore;
+use crate::store::ldk_store::LdkStore;
 use lightning_signer::bitcoin::bip32::Xpub;
 use lightning_signer::bitcoin::block::Header;
 use lightning_signer::bitcoin::psbt::Psbt;
@@ -27,7 +27,7 @@ use crate::store::schema::{WALLET_KEY as KEY, WALLET_NAMESPACE as NAMESPACE};
 /// The wallet.
 pub struct Wallet {
     inner: Mutex<Inner>,
-    store: Arc<FilesystemStore>,
+    store: Arc<LdkStore>,
 }
 
 struct Inner {
@@ -49,7 +49,7 @@ impl Wallet {
     /// Opens the wallet of `xpub` from `store`, or creates it. A new wallet starts at
     /// `birth` (the node's tip when created): a new node's keys have no older history.
     pub fn open(
-        store: Arc<FilesystemStore>,
+        store: Arc<LdkStore>,
         xpub: &Xpub,
         network: Network,
         birth: BlockId,
@@ -108,7 +108,7 @@ impl Wallet {
     }
 
     /// Whether `store` holds a wallet.
-    pub fn exists(store: &FilesystemStore) -> Result<bool, WalletError> {
+    pub fn exists(store: &LdkStore) -> Result<bool, WalletError> {
         match store.read(NAMESPACE, "", KEY) {
             Ok(_) => Ok(true),
             Err(e) if e.kind() == lightning_signer::lightning::io::ErrorKind::NotFound => Ok(false),
@@ -271,7 +271,7 @@ mod tests {
     #[test]
     fn addresses_are_remembered_across_opens_and_start_at_the_birth_block() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(FilesystemStore::new(dir.path().to_path_buf()));
+        let store = Arc::new(LdkStore::open(&dir.path().join("ldk.redb")).unwrap());
         let genesis = genesis_block(Network::Regtest).block_hash();
         let birth = BlockId {
             height: 5,

@@ -1,7 +1,8 @@
 //! node-host's own databases (redb): the signer's state, invoices and outgoing payments,
-//! each with its tables listed, and its version checked at open, in [`schema`].
+//! LDK's store, each with its tables listed, and its version checked at open, in [`schema`].
 
 pub mod invoices;
+pub mod ldk_store;
 pub mod outbox;
 pub mod payments;
 pub mod schema;

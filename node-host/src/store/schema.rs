@@ -1,4 +1,4 @@
-//! node-host's on-disk schema, in one place: every table of its five redb databases, and
+//! node-host's on-disk schema, in one place: every table of its six redb databases, and
 //! the namespaces it keeps in LDK's store. (The files themselves are named in
 //! `paths.rs`.) Each database records its schema version in [`META`], checked at open.
 //!
@@ -56,7 +56,15 @@ pub const OUTBOX_RAISED: TableDefinition<&str, &str> = TableDefinition::new("out
 /// Outbox counters: `seq` (the last sequence number given).
 pub const OUTBOX_COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("outbox_counters");
 
-// LDK's store (`ldk/`): what node-host keeps there besides LDK's own objects.
+// `ldk.redb`
+/// LDK's store: (primary namespace, secondary namespace, key) → value, as LDK's
+/// `KVStoreSync` names them (see `store::ldk_store`).
+pub const LDK_KV: TableDefinition<(&str, &str, &str), &[u8]> = TableDefinition::new("ldk_kv");
+/// Key in [`META`], set (to 1) in the transaction that took in the files of the older
+/// `ldk/` directory store: from then on this database is the node's LDK state.
+pub const LDK_FILES_MIGRATED_KEY: &str = "ldk_files_migrated";
+
+// LDK's store (`ldk.redb`): what node-host keeps there besides LDK's own objects.
 /// Peers' addresses for reconnecting: node id (hex) → `host:port`.
 pub const PEERS_NAMESPACE: &str = "peers";
 /// The on-chain wallet (BDK's change set, JSON), under [`WALLET_KEY`].

@@ -2,9 +2,9 @@ use lightning::util::persist::KVStoreSync;
 
 use super::*;
 
-fn store() -> (tempfile::TempDir, FilesystemStore) {
+fn store() -> (tempfile::TempDir, LdkStore) {
     let dir = tempfile::tempdir().unwrap();
-    let store = FilesystemStore::new(dir.path().join("ldk"));
+    let store = LdkStore::open(&dir.path().join("ldk.redb")).unwrap();
     (dir, store)
 }
 
@@ -29,18 +29,33 @@ fn channel_monitors_without_their_manager_are_never_started_over() {
     assert!(err.contains("no channel manager"), "{err}");
 }
 
+/// A store whose every read fails as a disk does.
+struct Unreadable;
+
+impl KVStoreSync for Unreadable {
+    fn read(&self, _: &str, _: &str, _: &str) -> lightning::io::Result<Vec<u8>> {
+        Err(lightning::io::Error::new(
+            lightning::io::ErrorKind::Other,
+            "input/output error",
+        ))
+    }
+    fn write(&self, _: &str, _: &str, _: &str, _: Vec<u8>) -> lightning::io::Result<()> {
+        panic!("nothing is written while the store cannot be read")
+    }
+    fn remove(&self, _: &str, _: &str, _: &str, _: bool) -> lightning::io::Result<()> {
+        panic!("nothing is removed while the store cannot be read")
+    }
+    fn list(&self, _: &str, _: &str) -> lightning::io::Result<Vec<String>> {
+        Err(lightning::io::Error::new(
+            lightning::io::ErrorKind::Other,
+            "input/output error",
+        ))
+    }
+}
+
 #[test]
 fn a_channel_manager_that_cannot_be_read_is_an_error_not_a_new_node() {
-    let (dir, store) = store();
-    // A directory where the manager's file should be: it exists, and cannot be read.
-    std::fs::create_dir_all(
-        dir.path()
-            .join("ldk")
-            .join(persist::CHANNEL_MANAGER_PERSISTENCE_KEY)
-            .join("inside"),
-    )
-    .unwrap();
-    let err = has_node(&store).unwrap_err();
+    let err = has_node(&Unreadable).unwrap_err();
     assert_ne!(err.kind(), std::io::ErrorKind::NotFound);
     assert!(err.to_string().contains("cannot read the stored channel manager"), "{err}");
 }
