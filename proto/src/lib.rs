@@ -3,8 +3,11 @@
 //! `scheduler` and `greenlight` are Greenlight's public protocols, kept to the same
 //! packages, services, messages and field numbers so that existing Greenlight clients work
 //! against Skylight. `admin` is Skylight's own operator service on a local socket, `devices`
-//! its tenants' device list and revocation.
+//! its tenants' device list and revocation. Every service and client decodes with
+//! [`codec::Codec`].
 #![allow(missing_docs)]
+
+pub mod codec;
 
 /// Greenlight's node protocol: the `Node` and `Hsm` services.
 pub mod greenlight {
