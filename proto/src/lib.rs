@@ -8,6 +8,10 @@
 #![allow(missing_docs)]
 
 pub mod codec;
+pub mod conventions;
+
+/// The encoded `FileDescriptorSet` of every protocol here, for gRPC server reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/descriptors.bin"));
 
 /// Greenlight's node protocol: the `Node` and `Hsm` services.
 pub mod greenlight {

@@ -12,6 +12,7 @@ use skylight_proto::scheduler::{
 use tokio::net::{TcpListener, UnixListener};
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::{TcpListenerStream, UnixListenerStream};
+use tonic::server::NamedService;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 
 use crate::admin::AdminService;
@@ -158,6 +159,24 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<()> {
         }
         conn
     });
+    // Health and reflection for operators' tools, reachable with the nobody identity.
+    let (health_reporter, health, reflection) = skylight_proto::conventions::for_services(&[
+        <SchedulerServer<SchedulerService> as NamedService>::NAME,
+        <DebugServer<DebugService> as NamedService>::NAME,
+        <PairingServer<PairingService> as NamedService>::NAME,
+        <DevicesServer<DevicesService> as NamedService>::NAME,
+    ])
+    .await;
+    tokio::spawn({
+        let s = shutdown.clone();
+        async move {
+            s.wait().await;
+            // A stopping scheduler says so to its probes while it drains.
+            health_reporter
+                .set_service_status("", tonic_health::ServingStatus::NotServing)
+                .await;
+        }
+    });
     let grpc = Server::builder()
         // Keep long-lived streams (signers) honest: a peer that vanished is noticed.
         .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
@@ -180,6 +199,8 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<()> {
             DevicesService(state.clone()),
             revocations.interceptor(),
         ))
+        .add_service(health)
+        .add_service(reflection)
         .serve_with_incoming_shutdown(incoming, {
             let s = shutdown.clone();
             async move { s.wait().await }

@@ -6,7 +6,6 @@ pub mod revoked;
 pub mod signed_requests;
 pub mod signed_service;
 
-
 use skylight_proto::greenlight::node_server::NodeServer;
 use tokio::net::TcpListener;
 use tokio_stream::StreamExt;
@@ -64,6 +63,13 @@ pub async fn serve(
             let _ = stream.set_nodelay(true);
         })
     });
+    // Health and reflection: for the tenant's devices (the only ones TLS lets in), never
+    // signed, and never activity (a probe must not keep an idle node running).
+    let (_health_reporter, health, reflection) = skylight_proto::conventions::for_services(&[
+        <NodeServer<NodeApi> as tonic::server::NamedService>::NAME,
+        <ClnNodeServer<NodeApi> as tonic::server::NamedService>::NAME,
+    ])
+    .await;
     Server::builder()
         // A signer on a connection that died must stop counting as attached.
         .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
@@ -82,6 +88,8 @@ pub async fn serve(
             InterceptedService::new(ClnNodeServer::new(api), touch),
             verifier,
         ))
+        .add_service(health)
+        .add_service(reflection)
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await
 }
