@@ -78,6 +78,45 @@ pub struct Config {
     /// `node_stuck`.
     #[arg(long = "stuck-after-blocks", default_value = "6")]
     pub stuck_after_blocks: u64,
+    /// How log lines are written: `human`, or `json` (one object a line, for collectors).
+    #[arg(long = "log-format", value_enum, default_value = "human")]
+    pub log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// For people: one readable line an event.
+    #[default]
+    Human,
+    /// For log collectors: one JSON object a line.
+    Json,
+}
+
+impl LogFormat {
+    /// Its name on a command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogFormat::Human => "human",
+            LogFormat::Json => "json",
+        }
+    }
+
+    /// Logs to standard error in this format, at the level `RUST_LOG` gives (else
+    /// `default_filter`); colours only on a terminal.
+    pub fn init(self, default_filter: &str) {
+        let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| default_filter.into());
+        let builder = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr);
+        match self {
+            LogFormat::Human => builder
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+                .init(),
+            LogFormat::Json => builder.json().init(),
+        }
+    }
 }
 
 impl Config {
@@ -147,6 +186,8 @@ impl Config {
             self.signer_needed_after.as_millis().to_string().into(),
             "--stuck-after-blocks".into(),
             self.stuck_after_blocks.to_string().into(),
+            "--log-format".into(),
+            self.log_format.as_str().into(),
         ]);
         args
     }
@@ -223,6 +264,7 @@ mod tests {
         assert_eq!(c.events_socket, None);
         assert_eq!(c.signer_needed_after, Duration::from_secs(3));
         assert_eq!(c.stuck_after_blocks, 6);
+        assert_eq!(c.log_format, LogFormat::Human);
     }
 
     #[test]
@@ -238,6 +280,7 @@ mod tests {
         c.events_socket = Some("/s/events.sock".into());
         c.signer_needed_after = Duration::from_millis(500);
         c.stuck_after_blocks = 3;
+        c.log_format = LogFormat::Json;
         assert_eq!(Config::from_args(c.to_args()).unwrap(), c);
     }
 

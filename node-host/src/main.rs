@@ -10,19 +10,14 @@ use skylight_node_host::config::Config;
 use skylight_node_host::standalone::{self, Standalone};
 use tokio_util::sync::CancellationToken;
 
+/// What is logged when `RUST_LOG` does not say.
+const DEFAULT_LOG: &str = "info,h2=warn,tower=warn,hyper=warn";
+
 fn main() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,h2=warn,tower=warn,hyper=warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        // The scheduler sends node-host's output to a log file: no colour codes there.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     let config = if args.get(1).is_some_and(|a| a == "standalone") {
         let standalone = Standalone::parse_from(&args[1..]);
+        standalone.log_format.init(DEFAULT_LOG);
         match standalone::prepare(&standalone) {
             Ok(config) => config,
             Err(e) => {
@@ -31,7 +26,9 @@ fn main() {
             }
         }
     } else {
-        Config::parse()
+        let config = Config::parse();
+        config.log_format.init(DEFAULT_LOG);
+        config
     };
     // Two runtimes: LDK's, whose threads block on the signer, and the one that serves the
     // signer and the API, which must never wait behind them.

@@ -95,6 +95,8 @@ pub struct NodeHostSettings {
     pub signer_needed_after: Option<Duration>,
     /// How many blocks behind the chain's tip a node may be before `node_stuck` is raised.
     pub stuck_after_blocks: Option<u64>,
+    /// How node-hosts write their log lines (the scheduler's own format).
+    pub log_format: Option<skylight_node_host::config::LogFormat>,
 }
 
 impl NodeHostSettings {
@@ -116,6 +118,9 @@ impl NodeHostSettings {
         set(&mut config.signer_needed_after, self.signer_needed_after);
         if let Some(blocks) = self.stuck_after_blocks {
             config.stuck_after_blocks = blocks;
+        }
+        if let Some(format) = self.log_format {
+            config.log_format = format;
         }
     }
 }
@@ -258,6 +263,7 @@ impl Config {
                 signed_request_window: args.node_signed_request_window.map(Duration::from_secs),
                 signer_needed_after: args.node_signer_needed_after_ms.map(Duration::from_millis),
                 stuck_after_blocks: args.node_stuck_after_blocks,
+                log_format: None,
             },
         })
     }

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use skylight_devchain::ops::{self, ChainCommand};
+use skylight_node_host::config::LogFormat;
 use skylight_proto::admin as pb;
 use skylight_scheduler::config::{Config, RunArgs};
 use skylight_scheduler::datadir::Paths;
@@ -21,6 +22,16 @@ struct Cli {
     /// Data directory: CA, certificates, database.
     #[arg(long, global = true, env = "SKYLIGHT_DATA_DIR", default_value_os_t = default_data_dir())]
     data_dir: PathBuf,
+    /// How log lines are written: `human`, or `json` (one object a line); node-hosts write
+    /// theirs the same way.
+    #[arg(
+        long,
+        global = true,
+        env = "SKYLIGHT_LOG_FORMAT",
+        value_enum,
+        default_value = "human"
+    )]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -98,18 +109,12 @@ fn main() {
 }
 
 fn real_main() -> Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,h2=warn,tower=warn,hyper=warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
+    cli.log_format.init("info,h2=warn,tower=warn,hyper=warn");
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
         match cli.command {
-            Command::Run(args) => run(cli.data_dir, *args).await,
+            Command::Run(args) => run(cli.data_dir, *args, cli.log_format).await,
             Command::Invite(cmd) => invite(cli.data_dir, cmd).await,
             Command::Tenant(TenantCommand::List) => tenants(cli.data_dir).await,
             Command::Tenant(cmd) => devices(cli.data_dir, cmd).await,
@@ -125,8 +130,9 @@ fn real_main() -> Result<()> {
     })
 }
 
-async fn run(data_dir: PathBuf, args: RunArgs) -> Result<()> {
-    let config = Config::from_args(data_dir, args.with_environment())?;
+async fn run(data_dir: PathBuf, args: RunArgs, log_format: LogFormat) -> Result<()> {
+    let mut config = Config::from_args(data_dir, args.with_environment())?;
+    config.node_host.log_format = Some(log_format);
     let shutdown = Shutdown::new();
     let trigger = shutdown.clone();
     tokio::spawn(async move {

@@ -56,6 +56,15 @@ impl Scheduler {
         Ok(s)
     }
 
+    /// Starts one on its embedded chain with extra `run` arguments and environment, its log
+    /// going to [`Scheduler::log`].
+    pub fn start_logged(args: &[&str], env: &[(&str, &str)]) -> Result<Self> {
+        let mut s = Self::new(args, env)?;
+        s.log = Some(s._tmp.as_ref().unwrap().path().join("scheduler.log"));
+        s.launch()?;
+        Ok(s)
+    }
+
     fn new(args: &[&str], env: &[(&str, &str)]) -> Result<Self> {
         let tmp = tempfile::tempdir()?;
         Ok(Scheduler {
@@ -74,7 +83,8 @@ impl Scheduler {
         })
     }
 
-    /// Where its log goes, when started with [`Scheduler::start_on`].
+    /// Where its log goes, when started with [`Scheduler::start_on`] or
+    /// [`Scheduler::start_logged`].
     pub fn log(&self) -> Option<PathBuf> {
         self.log.clone()
     }

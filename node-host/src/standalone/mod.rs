@@ -19,7 +19,7 @@ use skylight_certs::{Authority, Validity};
 use skylight_client::export::identity::ExportIdentity;
 use skylight_client::files;
 
-use crate::config::{Config, announce_host};
+use crate::config::{Config, LogFormat, announce_host};
 use crate::paths::NodeDir;
 
 /// How long the node's server certificate is valid: it is issued again at every start.
@@ -62,6 +62,9 @@ pub struct Standalone {
     /// Seconds a signing request waits for the signer's answer.
     #[arg(long = "signer-deadline", default_value = "120")]
     pub signer_deadline: u64,
+    /// How log lines are written: `human` or `json`.
+    #[arg(long = "log-format", value_enum, default_value = "human")]
+    pub log_format: LogFormat,
 }
 
 /// `~/.skylight/standalone`.
@@ -110,6 +113,7 @@ pub fn prepare(args: &Standalone) -> Result<Config> {
     // Its owner's machine, its owner's node: it runs until they stop it.
     config.idle_timeout = Duration::ZERO;
     config.events_socket = None;
+    config.log_format = args.log_format;
     Ok(config)
 }
 
