@@ -1,5 +1,6 @@
-//! Files only their owner may read, replaced whole: a reader sees the old contents or the
-//! new, never a torn write, and the new are on disk when the call returns.
+//! Files only their owner may read: replaced whole (a reader sees the old contents or the
+//! new, never a torn write, and the new are on disk when the call returns), or written new;
+//! directories only their owner may enter; and where Skylight's programs keep their files.
 
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -22,6 +23,34 @@ pub fn replace_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     // The rename is an entry in the directory: until the directory is synced a crash may
     // bring the old contents back.
     sync_dir_of(path)
+}
+
+/// Writes the new file `path` (it must not exist) with `bytes`, mode 0600, synced.
+pub fn create_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
+/// Creates the directory `path` (its parent must exist), mode 0700.
+pub fn create_private_dir(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))
+}
+
+/// `~/.skylight/<name>`: where a Skylight program keeps its files unless told otherwise
+/// (`./.skylight/<name>` without a home).
+pub fn skylight_home(name: &str) -> std::path::PathBuf {
+    std::env::var_os("HOME")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from("."))
+        .join(".skylight")
+        .join(name)
 }
 
 /// Syncs the directory holding `path`, making a file's creation or rename in it durable.

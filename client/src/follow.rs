@@ -80,15 +80,7 @@ pub async fn run_direct(
     let attached = async {
         let mut backoff = Backoff::new();
         loop {
-            tracing::info!(node = %node_uri, "attaching to the node");
-            match node_session(None, &node_uri, &device, &signer).await {
-                Ok(answered) => {
-                    tracing::info!(answered, "the node closed the session");
-                    backoff.reset();
-                }
-                Err(e) => tracing::warn!(error = %format!("{e:#}"), "node session ended"),
-            }
-            backoff.wait().await;
+            attach_once(None, &node_uri, &device, &signer, &mut backoff).await;
         }
     };
     tokio::select! {
@@ -136,16 +128,28 @@ async fn node_loop(uri: String, device: TlsIdentity, signer: Arc<Mutex<Signer>>)
                 continue;
             }
         };
-        tracing::info!(node = %node_uri, "attaching to the node");
-        match node_session(Some(&uri), &node_uri, &device, &signer).await {
-            Ok(answered) => {
-                tracing::info!(answered, "the node closed the session");
-                backoff.reset();
-            }
-            Err(e) => tracing::warn!(error = %format!("{e:#}"), "node session ended"),
-        }
-        backoff.wait().await;
+        attach_once(Some(&uri), &node_uri, &device, &signer, &mut backoff).await;
     }
+}
+
+/// One session on the node's hsm stream, said in the log, then the backoff's wait (reset
+/// first after a session the node ended).
+async fn attach_once(
+    scheduler_uri: Option<&str>,
+    node_uri: &str,
+    device: &TlsIdentity,
+    signer: &Arc<Mutex<Signer>>,
+    backoff: &mut Backoff,
+) {
+    tracing::info!(node = %node_uri, "attaching to the node");
+    match node_session(scheduler_uri, node_uri, device, signer).await {
+        Ok(answered) => {
+            tracing::info!(answered, "the node closed the session");
+            backoff.reset();
+        }
+        Err(e) => tracing::warn!(error = %format!("{e:#}"), "node session ended"),
+    }
+    backoff.wait().await;
 }
 
 /// Long-polls until the node is scheduled; returns its URI.

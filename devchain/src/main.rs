@@ -17,7 +17,7 @@ use skylight_devchain::{Config, DevChain, rpc};
 )]
 struct Cli {
     /// Chain directory (blocks, mempool, RPC cookie).
-    #[arg(long, global = true, env = "SKYLIGHT_CHAIN_DIR", default_value_os_t = default_dir())]
+    #[arg(long, global = true, env = "SKYLIGHT_CHAIN_DIR", default_value_os_t = skylight_client::files::skylight_home("devchain"))]
     data_dir: PathBuf,
     #[command(subcommand)]
     command: Command,
@@ -50,14 +50,6 @@ enum Command {
 
 /// Where `run` reads the `--rpc-user`'s password from, if no file is given.
 const PASSWORD_ENV: &str = "DEVCHAIN_RPC_PASSWORD";
-
-fn default_dir() -> PathBuf {
-    std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("."))
-        .join(".skylight")
-        .join("devchain")
-}
 
 fn main() {
     tracing_subscriber::fmt()

@@ -20,7 +20,7 @@ use skylight_scheduler::{admin, server};
 )]
 struct Cli {
     /// Data directory: CA, certificates, database.
-    #[arg(long, global = true, env = "SKYLIGHT_DATA_DIR", default_value_os_t = default_data_dir())]
+    #[arg(long, global = true, env = "SKYLIGHT_DATA_DIR", default_value_os_t = skylight_client::files::skylight_home("scheduler"))]
     data_dir: PathBuf,
     /// How log lines are written: `human`, or `json` (one object a line); node-hosts write
     /// theirs the same way.
@@ -91,14 +91,6 @@ enum TenantCommand {
         /// The device's name (see `tenant devices`).
         name: String,
     },
-}
-
-fn default_data_dir() -> PathBuf {
-    std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("."))
-        .join(".skylight")
-        .join("scheduler")
 }
 
 fn main() {

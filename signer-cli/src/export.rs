@@ -2,7 +2,6 @@
 //! for good and returns a URL; the file is downloaded, opened with this device's seed,
 //! checked against its manifest and unpacked into DIR, which must be new.
 
-use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -44,10 +43,7 @@ pub async fn export(dir: &DataDir, into: &Path, yes: bool) -> Result<()> {
             "Exporting stops node {} at the scheduler for good: it never runs there again.",
             settings.node_id
         );
-        println!("export? [y/N]");
-        let mut line = String::new();
-        std::io::stdin().lock().read_line(&mut line)?;
-        if !matches!(line.trim(), "y" | "Y" | "yes") {
+        if !crate::confirmed("export?")? {
             println!("not exported");
             return Ok(());
         }

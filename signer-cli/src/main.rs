@@ -28,7 +28,7 @@ use node_cmd::{NodeCall, node_call};
 )]
 struct Cli {
     /// Data directory: secret, settings, credentials.
-    #[arg(long, global = true, env = "SKYLIGHT_SIGNER_DIR", default_value_os_t = default_dir())]
+    #[arg(long, global = true, env = "SKYLIGHT_SIGNER_DIR", default_value_os_t = skylight_client::files::skylight_home("signer"))]
     data_dir: PathBuf,
     #[command(subcommand)]
     command: Command,
@@ -155,14 +155,6 @@ enum Command {
         #[command(subcommand)]
         call: NodeCall,
     },
-}
-
-fn default_dir() -> PathBuf {
-    std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("."))
-        .join(".skylight")
-        .join("signer")
 }
 
 fn main() {
@@ -378,6 +370,14 @@ fn mint_rune(dir: &DataDir, device: &mut skylight_proto::credentials::Device) ->
     let secret = HsmSecret::load(&dir.secret())?;
     device.rune = RuneMaster::new(&secret).device_rune(&device.key)?;
     Ok(())
+}
+
+/// Asks `question` on the terminal; whether the answer was yes.
+fn confirmed(question: &str) -> Result<bool> {
+    println!("{question} [y/N]");
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    Ok(matches!(line.trim(), "y" | "Y" | "yes"))
 }
 
 /// The scheduler, device identity and settings a registered device uses.

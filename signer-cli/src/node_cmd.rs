@@ -112,7 +112,7 @@ pub async fn node_call(dir: &DataDir, direct: Option<&str>, call: NodeCall) -> R
     let mut node = match direct {
         Some(uri) => skylight_client::node::connect_direct(uri, &device).await?,
         None => {
-            let (uri, device, _) = device_context(dir)?;
+            let (uri, ..) = device_context(dir)?;
             skylight_client::node::connect(&uri, &device).await?
         }
     };

@@ -1,8 +1,6 @@
 //! `signer-cli pair` (the new device: it has no seed) and `signer-cli approve` (a device of
 //! the node, which the node's signer must recognise), as Greenlight's pairing goes.
 
-use std::io::BufRead;
-
 use anyhow::{Context, Result, bail};
 use skylight_client::device::DeviceRequest;
 use skylight_client::device_dir::{DataDir, Settings};
@@ -118,14 +116,9 @@ pub async fn approve(dir: &DataDir, device_id: &str, yes: bool) -> Result<()> {
     println!("device:       {}", data.device_name);
     println!("description:  {}", data.description);
     println!("restrictions: {}", data.restrictions);
-    if !yes {
-        println!("approve? [y/N]");
-        let mut line = String::new();
-        std::io::stdin().lock().read_line(&mut line)?;
-        if !matches!(line.trim(), "y" | "Y" | "yes") {
-            println!("not approved");
-            return Ok(());
-        }
+    if !yes && !crate::confirmed("approve?")? {
+        println!("not approved");
+        return Ok(());
     }
     let device = creds::load(&dir.credentials())?;
     let signer = RequestSigner::new(&device.key)?;

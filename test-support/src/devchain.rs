@@ -105,16 +105,10 @@ impl ExternalChain {
 
     /// Stops it with SIGTERM and waits for it.
     pub fn stop(&mut self) -> Result<()> {
-        if let Some(mut child) = self.child.take() {
-            Command::new("kill")
-                .args(["-TERM", &child.id().to_string()])
-                .status()?;
-            let exit = child.wait()?;
-            if !exit.success() {
-                bail!("devchain exited with {exit} on SIGTERM");
-            }
+        match self.child.take() {
+            Some(child) => crate::process::terminate(child, "devchain"),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// Starts it again on the same directory and port, with a new cookie.

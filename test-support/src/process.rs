@@ -1,6 +1,10 @@
-//! Processes and waiting: whether a pid runs, a node-host's pid, and bounded waits.
+//! Processes and waiting: whether a pid runs, a node-host's pid, stopping a child, and
+//! bounded waits.
 
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
+
+use anyhow::{Result, bail};
 
 use crate::Scheduler;
 
@@ -32,4 +36,20 @@ pub fn node_pid(s: &Scheduler, node_id_hex: &str) -> Option<u32> {
     std::fs::read_to_string(s.node_dir(node_id_hex).pid())
         .ok()
         .and_then(|p| p.trim().parse().ok())
+}
+
+/// Stops `child` (`what`, for the error) with SIGTERM and waits for it; an error unless it
+/// exits cleanly.
+pub(crate) fn terminate(mut child: Child, what: &str) -> Result<()> {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()?;
+    if !status.success() {
+        bail!("kill -TERM {what} failed");
+    }
+    let exit = child.wait()?;
+    if !exit.success() {
+        bail!("{what} exited with {exit} on SIGTERM");
+    }
+    Ok(())
 }

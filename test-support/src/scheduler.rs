@@ -160,19 +160,10 @@ impl Scheduler {
 
     /// Stops it with SIGTERM and waits for it to exit.
     pub fn stop(&mut self) -> Result<()> {
-        if let Some(mut child) = self.child.take() {
-            let status = Command::new("kill")
-                .args(["-TERM", &child.id().to_string()])
-                .status()?;
-            if !status.success() {
-                bail!("kill -TERM failed");
-            }
-            let exit = child.wait()?;
-            if !exit.success() {
-                bail!("scheduler exited with {exit} on SIGTERM");
-            }
+        match self.child.take() {
+            Some(child) => crate::process::terminate(child, "scheduler"),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// Stops it and starts it again on the same data directory.

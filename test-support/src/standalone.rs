@@ -90,16 +90,10 @@ impl StandaloneNode {
 
     /// Stops it with SIGTERM and waits for it to exit.
     pub fn stop(&mut self) -> Result<()> {
-        if let Some(mut child) = self.child.take() {
-            Command::new("kill")
-                .args(["-TERM", &child.id().to_string()])
-                .status()?;
-            let exit = child.wait()?;
-            if !exit.success() {
-                bail!("node-host standalone exited with {exit} on SIGTERM");
-            }
+        match self.child.take() {
+            Some(child) => crate::process::terminate(child, "node-host standalone"),
+            None => Ok(()),
         }
-        Ok(())
     }
 }
 

@@ -9,7 +9,6 @@
 
 use std::collections::BTreeMap;
 use std::io::Read;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -247,31 +246,19 @@ pub fn unpack(archive: &[u8], into: &Path) -> Result<Manifest, ExportError> {
     if partial.exists() {
         std::fs::remove_dir_all(&partial)?;
     }
-    make_dir(&partial)?;
+    crate::files::create_private_dir(&partial)?;
     for (rel, bytes) in &files {
         let path = partial.join(rel);
         if let Some(parent) = path.parent() {
             make_dirs(&partial, parent)?;
         }
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&path)?;
-        std::io::Write::write_all(&mut f, bytes)?;
-        f.sync_all()?;
+        crate::files::create_private(&path, bytes)?;
     }
     // The manifest goes beside the files it lists: what a standalone import checks the
     // directory against (it must be as exported, never a copy that has run since).
     let json = serde_json::to_vec_pretty(&manifest)
         .map_err(|e| ExportError::Invalid(format!("manifest: {e}")))?;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(partial.join(MANIFEST))?;
-    std::io::Write::write_all(&mut f, &json)?;
-    f.sync_all()?;
+    crate::files::create_private(&partial.join(MANIFEST), &json)?;
     if into.exists() {
         std::fs::remove_dir(into)?;
     }
@@ -317,11 +304,6 @@ pub fn verify(dir: &Path) -> Result<Manifest, ExportError> {
     Ok(manifest)
 }
 
-fn make_dir(path: &Path) -> std::io::Result<()> {
-    std::fs::create_dir(path)?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))
-}
-
 fn make_dirs(root: &Path, dir: &Path) -> std::io::Result<()> {
     if dir == root || dir.exists() {
         return Ok(());
@@ -329,11 +311,13 @@ fn make_dirs(root: &Path, dir: &Path) -> std::io::Result<()> {
     if let Some(parent) = dir.parent() {
         make_dirs(root, parent)?;
     }
-    make_dir(dir)
+    crate::files::create_private_dir(dir)
 }
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
     use super::*;
 
     fn facts() -> NodeFacts {

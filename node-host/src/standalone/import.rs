@@ -8,7 +8,7 @@
 //! (`imported.json`), which refuses importing over it. The export directory is checked
 //! against its manifest first: one a node has run from is no longer an export.
 
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
@@ -153,8 +153,7 @@ fn make_private_dirs(dir: &Path) -> Result<()> {
 /// Copies the regular files under `from` into the new directory `to`: files 0600 and
 /// synced, directories 0700.
 fn copy_tree(from: &Path, to: &Path) -> Result<()> {
-    std::fs::create_dir(to).with_context(|| format!("cannot create {}", to.display()))?;
-    std::fs::set_permissions(to, std::fs::Permissions::from_mode(0o700))?;
+    files::create_private_dir(to).with_context(|| format!("cannot create {}", to.display()))?;
     for entry in std::fs::read_dir(from)? {
         let entry = entry?;
         let (src, dst) = (entry.path(), to.join(entry.file_name()));
@@ -162,14 +161,7 @@ fn copy_tree(from: &Path, to: &Path) -> Result<()> {
         if kind.is_dir() {
             copy_tree(&src, &dst)?;
         } else if kind.is_file() {
-            let bytes = std::fs::read(&src)?;
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&dst)?;
-            std::io::Write::write_all(&mut f, &bytes)?;
-            f.sync_all()?;
+            files::create_private(&dst, &std::fs::read(&src)?)?;
         }
     }
     std::fs::File::open(to)?.sync_all()?;

@@ -69,11 +69,7 @@ pub struct Standalone {
 
 /// `~/.skylight/standalone`.
 fn home() -> PathBuf {
-    std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("."))
-        .join(".skylight")
-        .join("standalone")
+    files::skylight_home("standalone")
 }
 
 /// Imports the export if asked, prepares the node directory for this run and returns the

@@ -5,7 +5,7 @@ use redb::{ReadableDatabase, ReadableTable};
 
 use super::records::{ExportRecord, ExportState};
 use super::schema::*;
-use super::{Store, from_json, now, storage, to_json};
+use super::{Store, from_json, now, require_registered, storage, to_json};
 use crate::error::Error;
 
 impl Store {
@@ -14,25 +14,10 @@ impl Store {
     pub fn begin_export(&self, node_id: &[u8; 33], token: &str) -> Result<ExportRecord, Error> {
         let txn = self.db.begin_write().map_err(storage)?;
         let record = {
-            if txn
-                .open_table(TENANTS)
-                .map_err(storage)?
-                .get(&node_id[..])
-                .map_err(storage)?
-                .is_none()
-            {
-                return Err(Error::NotFound(format!(
-                    "node {} is not registered",
-                    hex::encode(node_id)
-                )));
-            }
+            require_registered(&txn, node_id)?;
             let mut exports = txn.open_table(EXPORTS).map_err(storage)?;
-            let existing = exports
-                .get(&node_id[..])
-                .map_err(storage)?
-                .map(|v| v.value().to_string());
-            match existing {
-                Some(json) => return from_json(&json),
+            match stored(&exports, node_id)? {
+                Some(record) => return Ok(record),
                 None => {
                     let record = ExportRecord {
                         state: ExportState::Exporting,
@@ -57,9 +42,7 @@ impl Store {
     /// The tenant's export, if it has one.
     pub fn export(&self, node_id: &[u8; 33]) -> Result<Option<ExportRecord>, Error> {
         let txn = self.db.begin_read().map_err(storage)?;
-        let table = txn.open_table(EXPORTS).map_err(storage)?;
-        let value = table.get(&node_id[..]).map_err(storage)?;
-        value.map(|v| from_json(v.value())).transpose()
+        stored(&txn.open_table(EXPORTS).map_err(storage)?, node_id)
     }
 
     /// Every export, by tenant.
@@ -87,17 +70,12 @@ impl Store {
         let txn = self.db.begin_write().map_err(storage)?;
         let record = {
             let mut exports = txn.open_table(EXPORTS).map_err(storage)?;
-            let existing = exports
-                .get(&node_id[..])
-                .map_err(storage)?
-                .map(|v| v.value().to_string());
-            let Some(json) = existing else {
+            let Some(mut record) = stored(&exports, node_id)? else {
                 return Err(storage(format!(
                     "no export of {} to update",
                     hex::encode(node_id)
                 )));
             };
-            let mut record: ExportRecord = from_json(&json)?;
             change(&mut record);
             exports
                 .insert(&node_id[..], to_json(&record)?.as_str())
@@ -107,4 +85,13 @@ impl Store {
         txn.commit().map_err(storage)?;
         Ok(record)
     }
+}
+
+/// The tenant's export as `exports` holds it.
+fn stored(
+    exports: &impl ReadableTable<&'static [u8], &'static str>,
+    node_id: &[u8; 33],
+) -> Result<Option<ExportRecord>, Error> {
+    let value = exports.get(&node_id[..]).map_err(storage)?;
+    value.map(|v| from_json(v.value())).transpose()
 }

@@ -52,6 +52,19 @@ pub struct TenantListing {
     pub export: Option<ExportState>,
 }
 
+fn not_registered(node_id: &[u8; 33]) -> Error {
+    Error::NotFound(format!("node {} is not registered", hex::encode(node_id)))
+}
+
+/// NOT_FOUND unless the tenant is registered, checked inside the write that needs it.
+fn require_registered(txn: &redb::WriteTransaction, node_id: &[u8; 33]) -> Result<(), Error> {
+    let tenants = txn.open_table(TENANTS).map_err(storage)?;
+    match tenants.get(&node_id[..]).map_err(storage)? {
+        Some(_) => Ok(()),
+        None => Err(not_registered(node_id)),
+    }
+}
+
 fn storage(err: impl std::fmt::Display) -> Error {
     Error::Internal(format!("storage: {err}"))
 }
@@ -272,18 +285,7 @@ impl Store {
     ) -> Result<(), Error> {
         let txn = self.db.begin_write().map_err(storage)?;
         {
-            if txn
-                .open_table(TENANTS)
-                .map_err(storage)?
-                .get(&node_id[..])
-                .map_err(storage)?
-                .is_none()
-            {
-                return Err(Error::NotFound(format!(
-                    "node {} is not registered",
-                    hex::encode(node_id)
-                )));
-            }
+            require_registered(&txn, node_id)?;
             txn.open_table(DEVICES)
                 .map_err(storage)?
                 .insert((&node_id[..], device), to_json(record)?.as_str())
@@ -375,10 +377,7 @@ impl Store {
                 .map_err(storage)?
                 .map(|v| v.value().to_string());
             let Some(current) = current else {
-                return Err(Error::NotFound(format!(
-                    "node {} is not registered",
-                    hex::encode(node_id)
-                )));
+                return Err(not_registered(node_id));
             };
             let mut record: TenantRecord = from_json(&current)?;
             old = record.signer_version.clone();
