@@ -105,8 +105,16 @@ impl LogFormat {
     /// Logs to standard error in this format, at the level `RUST_LOG` gives (else
     /// `default_filter`); colours only on a terminal.
     pub fn init(self, default_filter: &str) {
-        let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        let filter = std::env::var(tracing_subscriber::EnvFilter::DEFAULT_ENV)
             .unwrap_or_else(|_| default_filter.into());
+        self.init_with(&filter)
+    }
+
+    /// Logs to standard error in this format, at the level `filter` gives (`RUST_LOG`'s
+    /// syntax, e.g. `info,ldk=debug`); a filter that does not parse logs at `info`.
+    pub fn init_with(self, filter: &str) {
+        let filter = tracing_subscriber::EnvFilter::try_new(filter)
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
         let builder = tracing_subscriber::fmt()
             .with_env_filter(filter)
             .with_writer(std::io::stderr);

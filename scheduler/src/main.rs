@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand};
 use skylight_devchain::ops::{self, ChainCommand};
 use skylight_node_host::config::LogFormat;
 use skylight_proto::admin as pb;
-use skylight_scheduler::config::{Config, RunArgs};
+use skylight_scheduler::config::{Config, RunArgs, file, show};
 use skylight_scheduler::datadir::Paths;
 use skylight_scheduler::shutdown::Shutdown;
 use skylight_scheduler::{admin, server};
@@ -32,14 +32,34 @@ struct Cli {
         default_value = "human"
     )]
     log_format: LogFormat,
+    /// Which log lines are written, in `RUST_LOG`'s syntax (`info`, `info,ldk=debug`);
+    /// node-hosts log at the same level.
+    #[arg(
+        long,
+        global = true,
+        env = "RUST_LOG",
+        default_value = "info,h2=warn,tower=warn,hyper=warn",
+        value_parser = log_filter
+    )]
+    log_level: String,
     #[command(subcommand)]
     command: Command,
+}
+
+/// A `RUST_LOG`-style filter that parses.
+fn log_filter(text: &str) -> Result<String, String> {
+    tracing_subscriber::EnvFilter::try_new(text)
+        .map(|_| text.to_string())
+        .map_err(|e| format!("not a log filter ({e}); write it like info or info,ldk=debug"))
 }
 
 #[derive(Subcommand)]
 enum Command {
     /// Run the scheduler (creates the data directory on first start).
     Run(Box<RunArgs>),
+    /// The settings `run` would use.
+    #[command(subcommand)]
+    Config(ConfigCommand),
     /// Invite codes.
     #[command(subcommand)]
     Invite(InviteCommand),
@@ -52,6 +72,13 @@ enum Command {
     /// The running scheduler's embedded regtest chain: mine, fund, tip.
     #[command(subcommand)]
     Chain(ChainCommand),
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Print the settings `scheduler run` would use with these flags, the environment and
+    /// the configuration file, each with where it came from (secrets redacted).
+    Show(Box<RunArgs>),
 }
 
 #[derive(Subcommand)]
@@ -101,12 +128,42 @@ fn main() {
 }
 
 fn real_main() -> Result<()> {
-    let cli = Cli::parse();
-    cli.log_format.init("info,h2=warn,tower=warn,hyper=warn");
+    // `run` and `config show` read the configuration file under their flags.
+    let layered = match file::parse::<Cli>(
+        std::env::args_os().collect(),
+        &[&["run"], &["config", "show"]],
+    ) {
+        Ok(l) => l,
+        Err(file::LayerError::Clap(e)) => e.exit(),
+        Err(e) => return Err(e.into()),
+    };
+    let from_flag = layered.source("bitcoind-rpc") == Some(&file::Source::CommandLine);
+    // node-hosts keep their own default level unless the operator chose one.
+    let level_chosen = layered
+        .source("log-level")
+        .is_some_and(|s| *s != file::Source::Default);
+    let cli = layered.parsed;
+    cli.log_format.init_with(&cli.log_level);
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
         match cli.command {
-            Command::Run(args) => run(cli.data_dir, *args, cli.log_format).await,
+            Command::Run(mut args) => {
+                args.bitcoind_rpc_from_command_line = from_flag;
+                let log = (cli.log_format, level_chosen.then_some(cli.log_level));
+                run(cli.data_dir, *args, log).await
+            }
+            Command::Config(ConfigCommand::Show(mut args)) => {
+                args.bitcoind_rpc_from_command_line = from_flag;
+                let args = args.with_environment();
+                let password_set = args.bitcoind_rpc_password.is_some();
+                // Checked as `run` checks them: a setting `run` would refuse is said here.
+                Config::from_args(cli.data_dir, args)?;
+                print!(
+                    "{}",
+                    show::render(layered.file.as_deref(), &layered.settings, password_set)
+                );
+                Ok(())
+            }
             Command::Invite(cmd) => invite(cli.data_dir, cmd).await,
             Command::Tenant(TenantCommand::List) => tenants(cli.data_dir).await,
             Command::Tenant(cmd) => devices(cli.data_dir, cmd).await,
@@ -122,9 +179,10 @@ fn real_main() -> Result<()> {
     })
 }
 
-async fn run(data_dir: PathBuf, args: RunArgs, log_format: LogFormat) -> Result<()> {
+async fn run(data_dir: PathBuf, args: RunArgs, log: (LogFormat, Option<String>)) -> Result<()> {
     let mut config = Config::from_args(data_dir, args.with_environment())?;
-    config.node_host.log_format = Some(log_format);
+    config.node_host.log_format = Some(log.0);
+    config.node_host.log_filter = log.1;
     let shutdown = Shutdown::new();
     let trigger = shutdown.clone();
     tokio::spawn(async move {

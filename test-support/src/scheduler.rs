@@ -65,6 +65,17 @@ impl Scheduler {
         Ok(s)
     }
 
+    /// Starts one on its embedded chain whose data directory holds `scheduler.toml` with
+    /// `toml` in it; its log goes to [`Scheduler::log`].
+    pub fn start_with_file(toml: &str, args: &[&str], env: &[(&str, &str)]) -> Result<Self> {
+        let mut s = Self::new(args, env)?;
+        std::fs::create_dir_all(&s.dir)?;
+        std::fs::write(s.dir.join("scheduler.toml"), toml)?;
+        s.log = Some(s._tmp.as_ref().unwrap().path().join("scheduler.log"));
+        s.launch()?;
+        Ok(s)
+    }
+
     fn new(args: &[&str], env: &[(&str, &str)]) -> Result<Self> {
         let tmp = tempfile::tempdir()?;
         Ok(Scheduler {

@@ -99,6 +99,9 @@ pub async fn start(m: &NodeManager, node_id: &[u8; 33]) -> Result<(NodeProcess, 
     config.p2p_announce = s.p2p.announce.clone();
     config.events_socket = Some(s.events_socket.clone());
     let mut cmd = Command::new(&s.binary);
+    if let Some(filter) = &s.node_host.log_filter {
+        cmd.env("RUST_LOG", filter);
+    }
     cmd.args(config.to_args())
         .stdin(Stdio::null())
         .stdout(Stdio::null())

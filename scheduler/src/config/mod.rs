@@ -1,4 +1,8 @@
-//! The scheduler's settings.
+//! The scheduler's settings: flags, their environment variables, the configuration file
+//! ([`file`]) and the defaults, in that order of precedence.
+
+pub mod file;
+pub mod show;
 
 use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
@@ -97,6 +101,8 @@ pub struct NodeHostSettings {
     pub stuck_after_blocks: Option<u64>,
     /// How node-hosts write their log lines (the scheduler's own format).
     pub log_format: Option<skylight_node_host::config::LogFormat>,
+    /// Which log lines node-hosts write (`RUST_LOG`'s syntax; the scheduler's own level).
+    pub log_filter: Option<String>,
 }
 
 impl NodeHostSettings {
@@ -264,6 +270,7 @@ impl Config {
                 signer_needed_after: args.node_signer_needed_after_ms.map(Duration::from_millis),
                 stuck_after_blocks: args.node_stuck_after_blocks,
                 log_format: None,
+                log_filter: None,
             },
         })
     }
@@ -311,12 +318,9 @@ impl RunArgs {
         RunOnly::parse_from(["run"]).run.with_environment()
     }
 
-    /// Fills in what is read from the environment only: the bitcoind RPC password, and
-    /// whether the bitcoind URL came from the command line rather than the environment.
+    /// Fills in what is read from the environment only: the bitcoind RPC password.
     pub fn with_environment(mut self) -> Self {
         self.bitcoind_rpc_password = std::env::var(PASSWORD_ENV).ok();
-        self.bitcoind_rpc_from_command_line =
-            self.bitcoind_rpc.is_some() && std::env::var(URL_ENV).ok() != self.bitcoind_rpc;
         self
     }
 }
@@ -336,6 +340,10 @@ const URL_ENV: &str = "SKYLIGHT_BITCOIND_RPC";
 /// here, once).
 #[derive(clap::Args, Debug, Clone)]
 pub struct RunArgs {
+    /// A TOML file of settings, keyed by these flags without the dashes; flags and the
+    /// environment win over it (default: `<data-dir>/scheduler.toml`, when it exists).
+    #[arg(long, env = file::CONFIG_ENV)]
+    pub config: Option<std::path::PathBuf>,
     /// Address to listen on for gRPC (port 0 picks a free port; see `<data-dir>/grpc-uri`).
     #[arg(long, env = "SKYLIGHT_LISTEN", default_value = "127.0.0.1:2601")]
     pub listen: SocketAddr,
@@ -381,7 +389,8 @@ pub struct RunArgs {
     /// The bitcoind RPC password, from SKYLIGHT_BITCOIND_RPC_PASSWORD only.
     #[arg(skip)]
     pub bitcoind_rpc_password: Option<String>,
-    /// Whether `bitcoind_rpc` was given as a flag (set by [`RunArgs::with_environment`]).
+    /// Whether `bitcoind_rpc` was given as a flag (from the layers' sources: see
+    /// [`file::Layered::source`]).
     #[arg(skip)]
     pub bitcoind_rpc_from_command_line: bool,
     /// Where the embedded chain's JSON-RPC listens.
