@@ -154,10 +154,21 @@ impl NodeHost {
         // winds down is handed over too.
         let handover_stop = CancellationToken::new();
         let handover = match &self.config.events_socket {
-            Some(socket) => Some(tasks.spawn_on(
-                crate::handover::run(self.outbox.clone(), socket.clone(), handover_stop.clone()),
-                &self.io,
-            )),
+            Some(socket) => {
+                // Usage counts go the same way, best effort, until the same moment.
+                tasks.spawn_on(
+                    crate::usage::run(socket.clone(), handover_stop.clone()),
+                    &self.io,
+                );
+                Some(tasks.spawn_on(
+                    crate::handover::run(
+                        self.outbox.clone(),
+                        socket.clone(),
+                        handover_stop.clone(),
+                    ),
+                    &self.io,
+                ))
+            }
             None => {
                 tracing::info!("no --events-socket: events stay in the outbox");
                 None

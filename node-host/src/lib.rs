@@ -38,7 +38,16 @@ pub mod config;
 pub mod paths;
 pub mod standalone;
 
-internal!(activity, api, handover, node, server, signer_link, store);
+internal!(
+    activity,
+    api,
+    handover,
+    node,
+    server,
+    signer_link,
+    store,
+    usage
+);
 
 /// Seconds since the Unix epoch (0 for a clock set before it).
 pub fn now_secs() -> u64 {

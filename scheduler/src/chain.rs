@@ -105,6 +105,7 @@ impl Chain {
         match client.info().await {
             Ok(info) => {
                 wrong_network(&self.rpc, info.network, network)?;
+                metrics::gauge!(crate::metrics::CHAIN_HEIGHT).set(f64::from(info.blocks));
                 if let Some(behind) = info.behind() {
                     tracing::warn!(chain = %self.rpc, "{behind}; node-hosts wait for it");
                 }
@@ -141,6 +142,7 @@ impl Chain {
                             shutdown.fail();
                             return;
                         }
+                        metrics::gauge!(crate::metrics::CHAIN_HEIGHT).set(f64::from(info.blocks));
                         info.behind().unwrap_or_default()
                     }
                     Err(e) => format!("the chain cannot be reached: {e:#}"),

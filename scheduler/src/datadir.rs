@@ -17,6 +17,8 @@
 //! chain/              the embedded regtest chain: chain.redb, rpc.cookie (0600), rpc-uri
 //! nodes/<node_id>/    one tenant's node-host: certificates, signer state, pid, log
 //! export-uri          where the running scheduler serves export downloads
+//! metrics-uri         where the running scheduler serves /metrics and /healthz
+//! scheduler.toml      the operator's settings, if any (see `config::file`)
 //! exports/<node_id>.export  a tenant's sealed export, kept its time    0600
 //! ```
 
@@ -82,6 +84,8 @@ path_fns! {
     export_uri => "export-uri",
     /// Tenants' sealed exports.
     exports_dir => "exports",
+    /// Where the running scheduler serves `/metrics` and `/healthz` (`http://host:port`).
+    metrics_uri => "metrics-uri",
 }
 
 /// What the server needs from the data directory.

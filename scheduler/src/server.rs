@@ -43,6 +43,7 @@ const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_sec
 
 /// Runs the scheduler until `shutdown` is triggered.
 pub async fn run(config: Config, shutdown: Shutdown) -> Result<()> {
+    crate::metrics::handle();
     // rustls needs a process-wide crypto provider before tonic builds its server config.
     let _ = rustls::crypto::ring::default_provider().install_default();
 
@@ -222,6 +223,17 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<()> {
             async move { s.wait().await }
         });
 
+    // Metrics and the plain health probe: their own port, no TLS, nothing of a tenant's.
+    let metrics_listener = TcpListener::bind(config.metrics_listen)
+        .await
+        .with_context(|| format!("cannot listen on {} for metrics", config.metrics_listen))?;
+    let metrics_uri = format!("http://{}", metrics_listener.local_addr()?);
+    let metrics_server = tokio::spawn(crate::metrics::serve(
+        metrics_listener,
+        state.clone(),
+        shutdown.clone(),
+    ));
+
     let export_tls = export_tls_config(&prepared.server_chain_pem, &prepared.server_key_pem)?;
     let export_server = tokio::spawn(crate::export::http::serve(
         export_listener,
@@ -246,6 +258,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<()> {
     // Exports a killed scheduler left half-done are finished now; their nodes never start.
     exports.resume(state.clone()).await?;
     datadir::write_public(&paths.export_uri(), &format!("{export_base}\n"))?;
+    datadir::write_public(&paths.metrics_uri(), &format!("{metrics_uri}\n"))?;
     datadir::write_public(&paths.grpc_uri(), &format!("{uri}\n"))?;
     print_banner(&paths, &uri, &config, &chain);
 
@@ -261,7 +274,9 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<()> {
     };
     let _ = std::fs::remove_file(paths.grpc_uri());
     let _ = std::fs::remove_file(paths.export_uri());
+    let _ = std::fs::remove_file(paths.metrics_uri());
     export_sweeper.abort();
+    let _ = metrics_server.await;
     let _ = export_server.await;
     let _ = std::fs::remove_file(&socket);
     state.nodes.stop_all().await;

@@ -44,6 +44,11 @@ impl Shutdown {
         self.failed.load(std::sync::atomic::Ordering::SeqCst)
     }
 
+    /// Whether shutdown has been asked for.
+    pub fn is_triggered(&self) -> bool {
+        *self.rx.borrow()
+    }
+
     /// Resolves once shutdown has been asked for.
     pub async fn wait(&self) {
         let mut rx = self.rx.clone();

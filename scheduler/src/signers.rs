@@ -51,6 +51,15 @@ impl SignerHub {
         }
     }
 
+    /// How many signer streams are attached, over every tenant.
+    pub fn streams(&self) -> usize {
+        self.lock()
+            .values()
+            .flatten()
+            .filter(|(_, tx)| !tx.is_closed())
+            .count()
+    }
+
     /// How many signers of `tenant` are attached.
     pub fn attached(&self, tenant: &[u8; 33]) -> usize {
         let mut streams = self.lock();

@@ -50,7 +50,7 @@ pub use ldk_state::stored_monitors;
 pub use pki::Pki;
 pub use process::{alive, eventually, node_pid};
 pub use python::interop_python;
-pub use scheduler::Scheduler;
+pub use scheduler::{Scheduler, metric_value};
 pub use signer_cli::{ChildGuard, Run, SignerCli};
 pub use standalone::{StandaloneNode, standalone_command, standalone_log, standalone_refused};
 pub use stats::{ms, percentile};

@@ -18,6 +18,8 @@ pub struct Scheduler {
     pub uri: String,
     /// Where it serves export downloads, `https://localhost:<port>`.
     pub export_uri: String,
+    /// Where it serves `/metrics` and `/healthz`, `http://127.0.0.1:<port>`.
+    pub metrics_uri: String,
     args: Vec<String>,
     env: Vec<(String, String)>,
     /// An external chain's directory, if it runs on one (else its embedded chain).
@@ -82,6 +84,7 @@ impl Scheduler {
             dir: tmp.path().join("scheduler"),
             uri: String::new(),
             export_uri: String::new(),
+            metrics_uri: String::new(),
             args: args.iter().map(|a| a.to_string()).collect(),
             env: env
                 .iter()
@@ -139,6 +142,8 @@ impl Scheduler {
                 "127.0.0.1:0",
                 "--export-listen",
                 &format!("127.0.0.1:{export_port}"),
+                "--metrics-listen",
+                "127.0.0.1:0",
             ])
             .args(&self.args)
             // Node-hosts inherit this: their signer attach/detach lines are what tests read.
@@ -155,6 +160,9 @@ impl Scheduler {
                 self.uri = uri.trim().to_string();
                 // Written before grpc-uri.
                 self.export_uri = std::fs::read_to_string(&export_uri_file)?
+                    .trim()
+                    .to_string();
+                self.metrics_uri = std::fs::read_to_string(self.dir.join("metrics-uri"))?
                     .trim()
                     .to_string();
                 return Ok(());
@@ -190,6 +198,28 @@ impl Scheduler {
             child.wait()?;
         }
         self.launch()
+    }
+
+    /// `GET <metrics_uri><path>`: the status and the body.
+    pub fn http_get(&self, path: &str) -> Result<(u16, String)> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let url = format!("{}{path}", self.metrics_uri);
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+            .block_on(async {
+                let r = reqwest::get(&url).await?;
+                let status = r.status().as_u16();
+                Ok((status, r.text().await?))
+            })
+    }
+
+    /// The value of the sample `series` (a name with its labels as Prometheus writes
+    /// them, e.g. `skylight_payments_total{direction="sent"}`) in a scrape of `/metrics`.
+    pub fn metric(&self, series: &str) -> Result<Option<f64>> {
+        let (status, text) = self.http_get("/metrics")?;
+        anyhow::ensure!(status == 200, "/metrics answered {status}: {text}");
+        Ok(crate::metric_value(&text, series))
     }
 
     /// Runs a `scheduler` operator command against this data directory.
@@ -305,4 +335,14 @@ impl Drop for Scheduler {
             let _ = child.wait();
         }
     }
+}
+
+/// The value of `series` in Prometheus' text format, if it is there: each sample line is
+/// the series (name and labels) then its value.
+pub fn metric_value(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.rsplit_once(' '))
+        .find(|(s, _)| s.trim() == series)
+        .and_then(|(_, v)| v.trim().parse().ok())
 }

@@ -144,6 +144,7 @@ fn on_event(
             purpose,
             ..
         } => {
+            crate::usage::payment_received();
             let preimage = purpose.preimage().map(|p| p.0).or_else(|| {
                 handle
                     .invoices
@@ -256,6 +257,7 @@ fn on_event(
             fee_paid_msat,
             ..
         } => {
+            crate::usage::payment_sent();
             tracing::info!(hash = %payment_hash, "payment sent");
             let settled = handle.payments.settle(payment_hash.0, |p| {
                 p.status = PaymentStatus::Complete;

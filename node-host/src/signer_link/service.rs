@@ -98,6 +98,7 @@ impl SignerLink {
         let session = attachment.session;
         self.sync.attach(session, &device);
         tracing::info!(session, %device, "signer attached");
+        crate::usage::signer_attached();
         let (tx, rx) = tokio::sync::mpsc::channel(16);
         let link = self.clone();
         tokio::spawn(async move {

@@ -80,6 +80,8 @@ const CLOSED: &str = "node-host is stopping";
 
 struct Pending {
     staged: Staged,
+    /// When it was staged: how long signers take is a metric.
+    since: std::time::Instant,
     waiter: Option<std_mpsc::SyncSender<Answer>>,
     abandoned: bool,
 }
@@ -269,6 +271,7 @@ impl Stage {
             request_id,
             Pending {
                 staged,
+                since: std::time::Instant::now(),
                 waiter: Some(tx),
                 abandoned: false,
             },
@@ -437,6 +440,7 @@ impl Stage {
         };
         self.publish_waiting(&inner);
         tracing::trace!(request_id, "answered");
+        crate::usage::signing_answered(pending.since.elapsed(), answer.is_err());
         let delivery = match pending.waiter {
             Some(waiter) if waiter.try_send(answer).is_ok() => Delivery::Delivered,
             _ => Delivery::NoWaiter,

@@ -91,6 +91,7 @@ pub async fn handle(
     })
     .await?;
     tracing::info!(node_id = %hex::encode(node_id), via = %caller.describe(), "tenant registered");
+    metrics::counter!(crate::metrics::REGISTRATIONS).increment(1);
     Ok(RegistrationResponse {
         device_cert: chain,
         // Empty: the client made its own key and sent a CSR; it keeps the key.

@@ -55,6 +55,8 @@ pub struct Config {
     pub webhooks: crate::webhooks::settings::WebhookSettings,
     /// Where node exports are served, and how long they are kept.
     pub exports: ExportSettings,
+    /// Where `/metrics` and `/healthz` are served (plain HTTP).
+    pub metrics_listen: SocketAddr,
 }
 
 /// The export download server.
@@ -243,6 +245,7 @@ impl Config {
                 keep: Duration::from_secs(args.export_keep_days * 86_400),
             },
             data_dir,
+            metrics_listen: args.metrics_listen,
             listen: args.listen,
             network: args.network,
             hostnames: args.hostnames,
@@ -347,6 +350,14 @@ pub struct RunArgs {
     /// Address to listen on for gRPC (port 0 picks a free port; see `<data-dir>/grpc-uri`).
     #[arg(long, env = "SKYLIGHT_LISTEN", default_value = "127.0.0.1:2601")]
     pub listen: SocketAddr,
+    /// Where Prometheus' `/metrics` and a plain `/healthz` are served (HTTP, no TLS: keep
+    /// it on loopback or a private network; port 0 picks one, see `<data-dir>/metrics-uri`).
+    #[arg(
+        long,
+        env = "SKYLIGHT_METRICS_LISTEN",
+        default_value = "127.0.0.1:2603"
+    )]
+    pub metrics_listen: SocketAddr,
     /// Bitcoin network of every tenant: bitcoin, testnet, testnet4, signet or regtest.
     #[arg(long, env = "SKYLIGHT_NETWORK", default_value = "regtest")]
     pub network: String,

@@ -102,6 +102,14 @@ impl NodeManager {
 
     /// Starts the tenant's node-host if it is not running; returns where it listens.
     pub async fn schedule(&self, node_id: &[u8; 33]) -> Result<NodeProcess, Error> {
+        let started = std::time::Instant::now();
+        let (running, cold) = self.schedule_timed(node_id).await?;
+        crate::metrics::scheduled(started.elapsed(), cold);
+        Ok(running)
+    }
+
+    /// [`NodeManager::schedule`], and whether it had to start the node-host.
+    async fn schedule_timed(&self, node_id: &[u8; 33]) -> Result<(NodeProcess, bool), Error> {
         let slot = self.slot(node_id);
         let _one_start_at_a_time = slot.starting.lock().await;
         // Under the start lock, which an export takes to stop the node: once its record is
@@ -110,7 +118,7 @@ impl NodeManager {
         if let Some(r) = slot.running.borrow().clone()
             && process::alive(r.pid)
         {
-            return Ok(r);
+            return Ok((r, false));
         }
         let (running, child) = launch::start(self, node_id).await?;
         let running_copy = running.clone();
@@ -141,7 +149,7 @@ impl NodeManager {
                 }
             }
         });
-        Ok(running_copy)
+        Ok((running_copy, true))
     }
 
     /// FAILED_PRECONDITION if the tenant's node is exported or being exported.
@@ -222,6 +230,15 @@ impl NodeManager {
                 .filter(|r| r.pid == pid)
                 .map(|_| *id)
         })
+    }
+
+    /// How many node-hosts are running.
+    pub fn running(&self) -> usize {
+        let slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        slots
+            .values()
+            .filter(|s| s.running.borrow().is_some())
+            .count()
     }
 
     /// Stops every node-host this scheduler started.

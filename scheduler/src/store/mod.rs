@@ -238,6 +238,13 @@ impl Store {
         Ok(table.first().map_err(storage)?.is_some())
     }
 
+    /// How many tenants are registered (the operator's metrics).
+    pub fn tenant_count(&self) -> Result<u64, Error> {
+        let txn = self.db.begin_read().map_err(storage)?;
+        let table = txn.open_table(TENANTS).map_err(storage)?;
+        redb::ReadableTableMetadata::len(&table).map_err(storage)
+    }
+
     /// Every tenant, with how many device certificates each was issued and its export, if
     /// it has one.
     pub fn tenants(&self) -> Result<Vec<TenantListing>, Error> {

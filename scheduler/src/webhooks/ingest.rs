@@ -23,23 +23,30 @@ pub const MAX_EVENTS_PER_CALL: usize = 1024;
 /// The events service.
 pub struct EventsService(pub Arc<State>);
 
-#[tonic::async_trait]
-impl events_server::Events for EventsService {
-    async fn store(
-        &self,
-        req: Request<pb::StoreEventsRequest>,
-    ) -> Result<Response<pb::StoreEventsResponse>, Status> {
+impl EventsService {
+    /// The tenant whose node-host is calling, from the socket's peer credentials.
+    fn caller<T>(&self, req: &Request<T>) -> Result<[u8; 33], Error> {
         let pid = req
             .extensions()
             .get::<UdsConnectInfo>()
             .and_then(|i| i.peer_cred)
             .and_then(|c| c.pid())
             .ok_or_else(|| Error::PermissionDenied("the caller's process is unknown".into()))?;
-        let node_id = self.0.nodes.tenant_of_pid(pid as u32).ok_or_else(|| {
+        self.0.nodes.tenant_of_pid(pid as u32).ok_or_else(|| {
             Error::PermissionDenied(format!(
                 "process {pid} is not a node-host this scheduler started"
             ))
-        })?;
+        })
+    }
+}
+
+#[tonic::async_trait]
+impl events_server::Events for EventsService {
+    async fn store(
+        &self,
+        req: Request<pb::StoreEventsRequest>,
+    ) -> Result<Response<pb::StoreEventsResponse>, Status> {
+        let node_id = self.caller(&req)?;
         let events = req.into_inner().events;
         if events.len() > MAX_EVENTS_PER_CALL {
             return Err(Error::InvalidArgument(format!(
@@ -72,5 +79,15 @@ impl events_server::Events for EventsService {
             tracing::debug!(node_id = %node_hex, stored, "events stored");
         }
         Ok(Response::new(pb::StoreEventsResponse { stored }))
+    }
+
+    async fn report_usage(
+        &self,
+        req: Request<pb::UsageReport>,
+    ) -> Result<Response<pb::UsageReportResponse>, Status> {
+        // Only a node-host this scheduler started counts towards its metrics.
+        self.caller(&req)?;
+        crate::metrics::usage(&req.into_inner());
+        Ok(Response::new(pb::UsageReportResponse {}))
     }
 }
