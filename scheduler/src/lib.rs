@@ -16,6 +16,7 @@ pub mod datadir;
 pub mod error;
 pub mod export;
 pub mod invite;
+pub mod limits;
 pub mod metrics;
 pub mod nodes;
 pub mod pairing;

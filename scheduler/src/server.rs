@@ -84,6 +84,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<()> {
             stop_grace: NODE_STOP_GRACE,
             cert_days: config.server_cert_days,
             events_socket: paths.events_socket(),
+            max_running: config.limits.max_running_nodes,
         },
         store.clone(),
         &prepared.users_ca,
@@ -120,7 +121,8 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<()> {
         root_pem: prepared.root_pem.clone(),
         config: config.clone(),
         nodes,
-        signers: Default::default(),
+        signers: crate::signers::SignerHub::new(config.limits.max_signer_streams_per_tenant),
+        calls: crate::limits::CallLimits::new(&config.limits),
         report_limits: Default::default(),
         revocations: revocations.clone(),
         pairings: Default::default(),
@@ -153,12 +155,19 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<()> {
         // Without a bound, a client that never finishes its handshake holds a connection.
         .timeout(TLS_HANDSHAKE_TIMEOUT);
 
-    // Small gRPC messages suffer badly from Nagle's algorithm meeting delayed ACKs.
-    let incoming = TcpListenerStream::new(listener).map(|conn| {
-        if let Ok(stream) = &conn {
+    // Small gRPC messages suffer badly from Nagle's algorithm meeting delayed ACKs. A
+    // connection past --max-connections is closed at once rather than left to queue.
+    let places = Arc::new(tokio::sync::Semaphore::new(config.limits.max_connections));
+    let incoming = TcpListenerStream::new(listener).filter_map(move |conn| match conn {
+        Ok(stream) => {
             let _ = stream.set_nodelay(true);
+            let admitted = crate::limits::Counted::admit(stream, &places);
+            if admitted.is_none() {
+                tracing::debug!("connection closed: --max-connections are open");
+            }
+            admitted.map(Ok)
         }
-        conn
+        Err(e) => Some(Err(e)),
     });
     // Health and reflection for operators' tools, reachable with the nobody identity.
     let (health_reporter, health, reflection) = skylight_proto::conventions::for_services(&[
@@ -179,6 +188,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<()> {
         }
     });
     let grpc = Server::builder()
+        .max_concurrent_streams(Some(config.limits.max_streams_per_connection))
         // Keep long-lived streams (signers) honest: a peer that vanished is noticed.
         .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(std::time::Duration::from_secs(20)))

@@ -19,8 +19,9 @@ type Streams = HashMap<[u8; 33], Vec<(u64, mpsc::Sender<SignerRequest>)>>;
 type Waiting = HashMap<([u8; 33], u32), oneshot::Sender<SignerResponse>>;
 
 /// The attached signer streams, and the requests waiting for an answer.
-#[derive(Default)]
 pub struct SignerHub {
+    /// Streams one tenant may attach at once.
+    max_per_tenant: usize,
     streams: Mutex<Streams>,
     next: std::sync::atomic::AtomicU64,
     next_request: std::sync::atomic::AtomicU32,
@@ -32,12 +33,38 @@ impl SignerHub {
         self.streams.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Attaches a signer of `tenant`; returns its id and the requests for it.
-    pub fn attach(&self, tenant: [u8; 33]) -> (u64, mpsc::Receiver<SignerRequest>) {
+    /// A hub with nothing attached, taking `max_per_tenant` streams of each tenant.
+    pub fn new(max_per_tenant: usize) -> Self {
+        SignerHub {
+            max_per_tenant,
+            streams: Mutex::default(),
+            next: Default::default(),
+            next_request: Default::default(),
+            waiting: Mutex::default(),
+        }
+    }
+
+    /// Attaches a signer of `tenant`; returns its id and the requests for it, or
+    /// RESOURCE_EXHAUSTED if the tenant has as many attached as it may.
+    pub fn attach(
+        &self,
+        tenant: [u8; 33],
+    ) -> Result<(u64, mpsc::Receiver<SignerRequest>), crate::error::Error> {
+        let mut streams = self.lock();
+        let list = streams.entry(tenant).or_default();
+        list.retain(|(_, tx)| !tx.is_closed());
+        if list.len() >= self.max_per_tenant {
+            crate::metrics::refused("signer_streams");
+            return Err(crate::error::Error::ResourceExhausted(format!(
+                "this node has {} signers attached to the scheduler already, as many as it \
+                 may; detach one (or wait for a stale one to time out) and try again",
+                list.len()
+            )));
+        }
         let (tx, rx) = mpsc::channel(QUEUE);
         let id = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.lock().entry(tenant).or_default().push((id, tx));
-        (id, rx)
+        list.push((id, tx));
+        Ok((id, rx))
     }
 
     /// Detaches a signer.
@@ -137,10 +164,10 @@ mod tests {
 
     #[test]
     fn requests_reach_only_the_tenants_signers() {
-        let hub = SignerHub::default();
-        let (a1, mut ra1) = hub.attach([2; 33]);
-        let (_b, mut rb) = hub.attach([3; 33]);
-        let (_a2, mut ra2) = hub.attach([2; 33]);
+        let hub = SignerHub::new(8);
+        let (a1, mut ra1) = hub.attach([2; 33]).unwrap();
+        let (_b, mut rb) = hub.attach([3; 33]).unwrap();
+        let (_a2, mut ra2) = hub.attach([2; 33]).unwrap();
         assert_eq!(hub.attached(&[2; 33]), 2);
         let req = SignerRequest {
             request_id: 7,
@@ -154,5 +181,21 @@ mod tests {
         assert_eq!(hub.attached(&[2; 33]), 1);
         drop(ra2);
         assert_eq!(hub.attached(&[2; 33]), 0);
+    }
+
+    #[test]
+    fn a_tenant_attaches_at_most_its_share_of_streams_and_a_gone_one_frees_its_place() {
+        let hub = SignerHub::new(2);
+        let (_a, _ra) = hub.attach([2; 33]).unwrap();
+        let (_b, rb) = hub.attach([2; 33]).unwrap();
+        let e = hub.attach([2; 33]).unwrap_err();
+        assert!(
+            matches!(&e, crate::error::Error::ResourceExhausted(m) if m.contains("2 signers")),
+            "{e:?}"
+        );
+        // Another tenant is not affected.
+        hub.attach([3; 33]).unwrap();
+        drop(rb);
+        hub.attach([2; 33]).unwrap();
     }
 }

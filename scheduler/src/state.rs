@@ -23,6 +23,8 @@ pub struct State {
     pub nodes: NodeManager,
     /// Signers attached through `SignerRequestsStream`.
     pub signers: crate::signers::SignerHub,
+    /// Budgets of calls per caller.
+    pub calls: crate::limits::CallLimits,
     /// Budgets for signer rejection reports.
     pub report_limits: crate::report_limits::ReportLimits,
     /// Pairing sessions.

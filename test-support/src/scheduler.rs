@@ -204,14 +204,22 @@ impl Scheduler {
     pub fn http_get(&self, path: &str) -> Result<(u16, String)> {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let url = format!("{}{path}", self.metrics_uri);
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?
-            .block_on(async {
-                let r = reqwest::get(&url).await?;
-                let status = r.status().as_u16();
-                Ok((status, r.text().await?))
-            })
+        // On a thread of its own: callable from a test's async code and from plain code.
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()?
+                        .block_on(async {
+                            let r = reqwest::get(&url).await?;
+                            let status = r.status().as_u16();
+                            Ok((status, r.text().await?))
+                        })
+                })
+                .join()
+                .expect("the scrape thread panicked")
+        })
     }
 
     /// The value of the sample `series` (a name with its labels as Prometheus writes

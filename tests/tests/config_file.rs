@@ -56,7 +56,7 @@ fn a_file_setting_gives_way_to_the_environment_and_a_flag_to_both() {
     assert!(shown.contains("(no configuration file)"), "{shown}");
     assert_eq!(
         line(&shown, "invites-per-tenant"),
-        "invites-per-tenant = 3  # default"
+        "invites-per-tenant = 0  # default"
     );
     assert!(
         line(&shown, "node-signer-deadline")

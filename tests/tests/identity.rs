@@ -72,7 +72,8 @@ fn call(uri: &str, id: &TlsIdentity) -> RuneContext {
 
 #[tokio::test]
 async fn register_then_recover_through_the_binaries() {
-    let s = Scheduler::start(&[]).unwrap();
+    // Tenants get invite codes to share only where the operator says so.
+    let s = Scheduler::start(&["--invites-per-tenant", "3"]).unwrap();
     let cli = SignerCli::new(&s).unwrap();
     let init = cli.run(&["init"]).unwrap();
     assert!(init.ok, "{}", init.stderr);
@@ -415,7 +416,7 @@ async fn maybe_upgrade_records_the_signer_version_and_returns_the_old_one() {
 async fn tenants_and_invite_codes_survive_a_scheduler_restart() {
     // A client stays connected across the restart: the scheduler must still stop, after
     // its grace period.
-    let mut s = Scheduler::start(&["--shutdown-grace", "1"]).unwrap();
+    let mut s = Scheduler::start(&["--shutdown-grace", "1", "--invites-per-tenant", "3"]).unwrap();
     let (keys, device) = register_invited(&s).await;
     let spare = s.invite(2).unwrap();
     let before = String::from_utf8(s.command(&["invite", "list"]).unwrap().stdout).unwrap();

@@ -12,7 +12,7 @@ use tonic::Code;
 
 #[tokio::test]
 async fn a_device_of_one_tenant_cannot_act_for_another() {
-    let s = Scheduler::start(&[]).unwrap();
+    let s = Scheduler::start(&["--invites-per-tenant", "3"]).unwrap();
     let (a_keys, a) = register_invited(&s).await;
     let (b_keys, _b) = register_invited(&s).await;
     let a_id = a_keys.node_id_bytes().to_vec();
@@ -73,6 +73,7 @@ async fn a_device_of_one_tenant_cannot_act_for_another() {
         .into_inner();
     let out = s.command(&["invite", "list"]).unwrap();
     let listing = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(mine.invite_code_list.len(), 3);
     for code in &mine.invite_code_list {
         let line = listing.lines().find(|l| l.starts_with(&code.code)).unwrap();
         assert!(line.contains(&hex::encode(&a_id)), "{line}");

@@ -13,7 +13,10 @@ pub async fn handle(
     state: &State,
     req: Request<ChallengeRequest>,
 ) -> Result<ChallengeResponse, Error> {
-    auth::caller(&req)?;
+    let caller = auth::caller(&req)?;
+    state
+        .calls
+        .take("GetChallenge", &caller, req.remote_addr().map(|a| a.ip()))?;
     let req = req.into_inner();
     let scope = ChallengeScope::try_from(req.scope).map_err(|_| {
         Error::InvalidArgument(format!(

@@ -16,12 +16,23 @@ pub async fn handle(
     state: &Arc<State>,
     req: Request<NodeInfoRequest>,
 ) -> Result<NodeInfoResponse, Error> {
+    let caller = auth::caller(&req)?;
+    state
+        .calls
+        .take("GetNodeInfo", &caller, req.remote_addr().map(|a| a.ip()))?;
     let tenant = auth::tenant(&req, "GetNodeInfo")?;
     let req = req.into_inner();
     auth::same_tenant(&tenant, &req.node_id)?;
     // A signer long-polling for an exported node would wait for ever: say why instead.
     state.nodes.refuse_exported(&tenant).await?;
-    let running = state.nodes.info(&tenant, req.wait).await;
+    // A wait is bounded: a caller is told the node is not running and asks again, rather
+    // than holding a call open for ever.
+    let running = tokio::time::timeout(
+        state.config.limits.node_info_max_wait,
+        state.nodes.info(&tenant, req.wait),
+    )
+    .await
+    .unwrap_or(None);
     Ok(NodeInfoResponse {
         node_id: tenant.to_vec(),
         grpc_uri: running.as_ref().map(|r| r.uri.clone()).unwrap_or_default(),

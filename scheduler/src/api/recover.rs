@@ -17,6 +17,9 @@ pub async fn handle(
     req: Request<RecoveryRequest>,
 ) -> Result<RecoveryResponse, Error> {
     let caller = auth::caller(&req)?;
+    state
+        .calls
+        .take("Recover", &caller, req.remote_addr().map(|a| a.ip()))?;
     let req = req.into_inner();
     let node = proof::parse_node_id(&req.node_id)?;
     let node_id = node.serialize();

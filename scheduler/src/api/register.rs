@@ -19,6 +19,9 @@ pub async fn handle(
     req: Request<RegistrationRequest>,
 ) -> Result<RegistrationResponse, Error> {
     let caller = auth::caller(&req)?;
+    state
+        .calls
+        .take("Register", &caller, req.remote_addr().map(|a| a.ip()))?;
     let req = req.into_inner();
     let node = proof::parse_node_id(&req.node_id)?;
     let node_id = node.serialize();
@@ -85,8 +88,12 @@ pub async fn handle(
             device_name: names::REGISTER_DEVICE.to_string(),
             device,
         };
-        st.store
-            .register(tenant, code.as_deref(), st.config.invites_per_tenant)?;
+        st.store.register_within(
+            tenant,
+            code.as_deref(),
+            st.config.invites_per_tenant,
+            st.config.limits.max_tenants,
+        )?;
         Ok(chain)
     })
     .await?;

@@ -14,6 +14,10 @@ pub async fn handle(
     state: &Arc<State>,
     req: Request<ScheduleRequest>,
 ) -> Result<NodeInfoResponse, Error> {
+    let caller = auth::caller(&req)?;
+    state
+        .calls
+        .take("Schedule", &caller, req.remote_addr().map(|a| a.ip()))?;
     let tenant = auth::tenant(&req, "Schedule")?;
     auth::same_tenant(&tenant, &req.get_ref().node_id)?;
     let running = state.nodes.schedule(&tenant).await?;

@@ -138,7 +138,7 @@ impl scheduler_server::Scheduler for SchedulerService {
     ) -> Reply<Self::SignerRequestsStreamStream> {
         let tenant = auth::tenant(&req, "SignerRequestsStream")?;
         let mut answers = req.into_inner();
-        let (id, mut requests) = self.0.signers.attach(tenant);
+        let (id, mut requests) = self.0.signers.attach(tenant)?;
         tracing::info!(node_id = %hex::encode(tenant), "signer attached to the scheduler");
         let state = self.0.clone();
         let (tx, rx) = tokio::sync::mpsc::channel(16);

@@ -57,6 +57,8 @@ pub struct Config {
     pub exports: ExportSettings,
     /// Where `/metrics` and `/healthz` are served (plain HTTP).
     pub metrics_listen: SocketAddr,
+    /// What one caller, and all of them, may ask of the scheduler.
+    pub limits: crate::limits::LimitSettings,
 }
 
 /// The export download server.
@@ -245,6 +247,7 @@ impl Config {
                 keep: Duration::from_secs(args.export_keep_days * 86_400),
             },
             data_dir,
+            limits: crate::limits::LimitSettings::from_args(&args.limits).map_err(ConfigError)?,
             metrics_listen: args.metrics_listen,
             listen: args.listen,
             network: args.network,
@@ -368,8 +371,10 @@ pub struct RunArgs {
     /// Whether registering needs an invite code.
     #[arg(long, env = "SKYLIGHT_REQUIRE_INVITE", default_value_t = true, action = clap::ArgAction::Set)]
     pub require_invite: bool,
-    /// Invite codes given to each new tenant to share.
-    #[arg(long, env = "SKYLIGHT_INVITES_PER_TENANT", default_value_t = 3)]
+    /// Invite codes given to each new tenant to share. None by default: every code given
+    /// away yields a tenant and a node-host, so tenants inviting others is the operator's
+    /// choice.
+    #[arg(long, env = "SKYLIGHT_INVITES_PER_TENANT", default_value_t = 0)]
     pub invites_per_tenant: u32,
     /// Seconds a challenge stays valid.
     #[arg(long, env = "SKYLIGHT_CHALLENGE_TTL", default_value_t = 60)]
@@ -460,6 +465,9 @@ pub struct RunArgs {
     /// Outgoing webhooks.
     #[command(flatten)]
     pub webhooks: crate::webhooks::settings::WebhookArgs,
+    /// Limits.
+    #[command(flatten)]
+    pub limits: crate::limits::LimitArgs,
     /// Where node exports are downloaded from (HTTPS with the scheduler's certificate; the
     /// URL ExportNode returns is the only key to a file). Keep it fixed: a URL names it.
     #[arg(long, env = "SKYLIGHT_EXPORT_LISTEN", default_value = "127.0.0.1:2602")]
@@ -491,7 +499,7 @@ mod tests {
         assert_eq!(c.listen, "127.0.0.1:2601".parse().unwrap());
         assert_eq!(c.network, "regtest");
         assert!(c.require_invite);
-        assert_eq!(c.invites_per_tenant, 3);
+        assert_eq!(c.invites_per_tenant, 0);
         assert_eq!(c.challenge_ttl, Duration::from_secs(60));
         assert_eq!(c.device_cert_days, 3650);
         assert_eq!(c.shutdown_grace, Duration::from_secs(5));

@@ -55,6 +55,8 @@ pub struct NodeSettings {
     pub cert_days: u64,
     /// Where node-hosts hand over their events.
     pub events_socket: PathBuf,
+    /// Node-hosts running (or starting) at once, at most.
+    pub max_running: usize,
 }
 
 struct Slot {
@@ -73,6 +75,18 @@ pub struct NodeManager {
     /// Node-hosts started and not yet answering, by pid: one hands over the events its
     /// outbox kept from its last run as soon as it starts.
     starting: Mutex<HashMap<u32, [u8; 33]>>,
+    /// Node-hosts running or starting: a place is taken before a start and given back
+    /// when the process is gone (or the start failed).
+    places: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// One place among the running node-hosts, given back when dropped.
+struct Place(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 impl NodeManager {
@@ -84,6 +98,27 @@ impl NodeManager {
             users_ca_pem: users_ca.cert_pem().to_string(),
             slots: Mutex::new(HashMap::new()),
             starting: Mutex::default(),
+            places: Arc::default(),
+        }
+    }
+
+    /// Takes a place for one more node-host, or says the scheduler runs as many as it may.
+    fn take_place(&self) -> Result<Place, Error> {
+        let max = self.settings.max_running;
+        let taken = self.places.fetch_update(
+            std::sync::atomic::Ordering::SeqCst,
+            std::sync::atomic::Ordering::SeqCst,
+            |n| (n < max).then_some(n + 1),
+        );
+        match taken {
+            Ok(_) => Ok(Place(self.places.clone())),
+            Err(_) => {
+                crate::metrics::refused("running_nodes");
+                Err(Error::ResourceExhausted(format!(
+                    "this scheduler runs as many nodes as its operator allows ({max}); idle \
+                     ones stop by themselves, so try again in a few minutes"
+                )))
+            }
         }
     }
 
@@ -120,6 +155,7 @@ impl NodeManager {
         {
             return Ok((r, false));
         }
+        let place = self.take_place()?;
         let (running, child) = launch::start(self, node_id).await?;
         let running_copy = running.clone();
         slot.running.send_replace(Some(running.clone()));
@@ -132,6 +168,7 @@ impl NodeManager {
         tokio::spawn(async move {
             let mut child = child;
             let status = child.wait().await;
+            drop(place);
             supervised.running.send_if_modified(|cur| {
                 if cur.as_ref().is_some_and(|r| r.pid == running.pid) {
                     *cur = None;

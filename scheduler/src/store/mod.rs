@@ -168,6 +168,18 @@ impl Store {
         invite: Option<&str>,
         share: u32,
     ) -> Result<Vec<String>, Error> {
+        self.register_within(tenant, invite, share, u64::MAX)
+    }
+
+    /// [`Store::register`], refused if `max_tenants` are registered already (counted in
+    /// the same transaction, so concurrent registrations cannot pass it together).
+    pub fn register_within(
+        &self,
+        tenant: NewTenant,
+        invite: Option<&str>,
+        share: u32,
+        max_tenants: u64,
+    ) -> Result<Vec<String>, Error> {
         let node_hex = tenant.record.node_id.clone();
         let txn = self.db.begin_write().map_err(storage)?;
         let minted;
@@ -176,6 +188,13 @@ impl Store {
             if tenants.get(&tenant.node_id[..]).map_err(storage)?.is_some() {
                 return Err(Error::AlreadyExists(format!(
                     "node {node_hex} is already registered; use recover to get a new device certificate"
+                )));
+            }
+            if redb::ReadableTableMetadata::len(&tenants).map_err(storage)? >= max_tenants {
+                crate::metrics::refused("tenants");
+                return Err(Error::ResourceExhausted(format!(
+                    "this scheduler has as many tenants as its operator allows ({max_tenants}); \
+                     ask the operator, or register elsewhere"
                 )));
             }
             let mut invites = txn.open_table(INVITES).map_err(storage)?;
