@@ -81,6 +81,10 @@ pub struct Config {
     /// How log lines are written: `human`, or `json` (one object a line, for collectors).
     #[arg(long = "log-format", value_enum, default_value = "human")]
     pub log_format: LogFormat,
+    /// Whether node-host gives up all file access but its node directory (Landlock):
+    /// `best-effort` (where the kernel has it), `required` (or not start) or `off`.
+    #[arg(long, value_enum, default_value = "best-effort")]
+    pub isolation: crate::isolation::Isolation,
 }
 
 /// How log lines are written.
@@ -196,6 +200,8 @@ impl Config {
             self.stuck_after_blocks.to_string().into(),
             "--log-format".into(),
             self.log_format.as_str().into(),
+            "--isolation".into(),
+            self.isolation.as_str().into(),
         ]);
         args
     }

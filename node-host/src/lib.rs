@@ -35,6 +35,7 @@ macro_rules! internal {
 
 pub mod app;
 pub mod config;
+pub mod isolation;
 pub mod paths;
 pub mod standalone;
 

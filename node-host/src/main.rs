@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::Parser;
 use skylight_node_host::app::NodeHost;
 use skylight_node_host::config::Config;
+use skylight_node_host::isolation;
 use skylight_node_host::standalone::{self, Standalone};
 use tokio_util::sync::CancellationToken;
 
@@ -30,6 +31,18 @@ fn main() {
         config.log_format.init(DEFAULT_LOG);
         config
     };
+    // Before the first thread: Landlock confines this thread and those it starts later.
+    let outside = isolation::outside_reads(&config);
+    match isolation::confine(config.isolation, &config.data_dir, &outside) {
+        Ok(confined) => isolation::report(config.isolation, confined),
+        Err(e) => {
+            eprintln!(
+                "error: node-host cannot confine itself ({e}); --isolation off runs it unconfined"
+            );
+            std::process::exit(1);
+        }
+    }
+    isolation::probe();
     // Two runtimes: LDK's, whose threads block on the signer, and the one that serves the
     // signer and the API, which must never wait behind them.
     let ldk = runtime("ldk", None);

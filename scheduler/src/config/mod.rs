@@ -107,6 +107,8 @@ pub struct NodeHostSettings {
     pub log_format: Option<skylight_node_host::config::LogFormat>,
     /// Which log lines node-hosts write (`RUST_LOG`'s syntax; the scheduler's own level).
     pub log_filter: Option<String>,
+    /// How strictly node-hosts confine themselves to their node directory.
+    pub isolation: Option<skylight_node_host::isolation::Isolation>,
 }
 
 impl NodeHostSettings {
@@ -131,6 +133,9 @@ impl NodeHostSettings {
         }
         if let Some(format) = self.log_format {
             config.log_format = format;
+        }
+        if let Some(isolation) = self.isolation {
+            config.isolation = isolation;
         }
     }
 }
@@ -277,6 +282,7 @@ impl Config {
                 stuck_after_blocks: args.node_stuck_after_blocks,
                 log_format: None,
                 log_filter: None,
+                isolation: args.node_isolation,
             },
         })
     }
@@ -450,6 +456,11 @@ pub struct RunArgs {
     /// (default: node-host's).
     #[arg(long, env = "SKYLIGHT_NODE_STUCK_AFTER_BLOCKS")]
     pub node_stuck_after_blocks: Option<u64>,
+    /// Whether node-hosts give up all file access but their own node directory
+    /// (Landlock): best-effort (where the kernel has it), required (a node-host that cannot
+    /// does not start) or off (default: node-host's, best-effort).
+    #[arg(long, env = "SKYLIGHT_NODE_ISOLATION", value_enum)]
+    pub node_isolation: Option<skylight_node_host::isolation::Isolation>,
     /// The address node-hosts listen on for Lightning peers (0.0.0.0: every interface).
     #[arg(long, env = "SKYLIGHT_NODE_P2P_BIND", default_value = "127.0.0.1")]
     pub node_p2p_bind: IpAddr,
