@@ -81,6 +81,13 @@ pub struct Config {
     /// How log lines are written: `human`, or `json` (one object a line, for collectors).
     #[arg(long = "log-format", value_enum, default_value = "human")]
     pub log_format: LogFormat,
+    /// Where log lines go, rotated at --log-max-bytes (the two before kept as `.1` and
+    /// `.2`); without it, standard error.
+    #[arg(long)]
+    pub log_file: Option<PathBuf>,
+    /// The size at which --log-file is rotated.
+    #[arg(long, default_value_t = 10 * 1024 * 1024)]
+    pub log_max_bytes: usize,
     /// Whether node-host gives up all file access but its node directory (Landlock):
     /// `best-effort` (where the kernel has it), `required` (or not start) or `off`.
     #[arg(long, value_enum, default_value = "best-effort")]
@@ -109,25 +116,57 @@ impl LogFormat {
     /// Logs to standard error in this format, at the level `RUST_LOG` gives (else
     /// `default_filter`); colours only on a terminal.
     pub fn init(self, default_filter: &str) {
+        self.init_to(default_filter, None)
+    }
+
+    /// As [`LogFormat::init`], to `file` when given: rotated once it passes its size,
+    /// the two before it kept as `<file>.1` and `<file>.2`, so a node-host that runs for
+    /// months keeps a bounded log.
+    pub fn init_to(self, default_filter: &str, file: Option<&LogFile>) {
         let filter = std::env::var(tracing_subscriber::EnvFilter::DEFAULT_ENV)
             .unwrap_or_else(|_| default_filter.into());
-        self.init_with(&filter)
+        match file {
+            None => self.init_with(&filter),
+            Some(f) => self.init_writer(&filter, std::sync::Mutex::new(f.writer()), false),
+        }
     }
 
     /// Logs to standard error in this format, at the level `filter` gives (`RUST_LOG`'s
     /// syntax, e.g. `info,ldk=debug`); a filter that does not parse logs at `info`.
     pub fn init_with(self, filter: &str) {
+        let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
+        self.init_writer(filter, std::io::stderr, terminal)
+    }
+
+    fn init_writer<W>(self, filter: &str, writer: W, ansi: bool)
+    where
+        W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+    {
         let filter = tracing_subscriber::EnvFilter::try_new(filter)
             .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
         let builder = tracing_subscriber::fmt()
             .with_env_filter(filter)
-            .with_writer(std::io::stderr);
+            .with_writer(writer);
         match self {
-            LogFormat::Human => builder
-                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-                .init(),
+            LogFormat::Human => builder.with_ansi(ansi).init(),
             LogFormat::Json => builder.json().init(),
         }
+    }
+}
+
+/// A log file kept to a size.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogFile {
+    /// Where lines go.
+    pub path: PathBuf,
+    /// Past this many bytes it is rotated.
+    pub max_bytes: usize,
+}
+
+impl LogFile {
+    /// A writer that appends to the file and rotates it (see [`crate::log_file`]).
+    pub fn writer(&self) -> crate::log_file::RotatingFile {
+        crate::log_file::RotatingFile::new(self.path.clone(), self.max_bytes)
     }
 }
 
@@ -180,6 +219,9 @@ impl Config {
         if let Some(socket) = &self.events_socket {
             args.extend(["--events-socket".into(), socket.clone().into()]);
         }
+        if let Some(file) = &self.log_file {
+            args.extend(["--log-file".into(), file.clone().into()]);
+        }
         let secs = |d: Duration| OsString::from(d.as_secs().to_string());
         args.extend([
             "--idle-timeout".into(),
@@ -202,6 +244,8 @@ impl Config {
             self.log_format.as_str().into(),
             "--isolation".into(),
             self.isolation.as_str().into(),
+            "--log-max-bytes".into(),
+            self.log_max_bytes.to_string().into(),
         ]);
         args
     }
@@ -263,6 +307,39 @@ mod tests {
         "02eec7245d6b7d2ccb30380bfbe2a3648cd7a942653f5aa340edcea1f283686619"
             .parse()
             .unwrap()
+    }
+
+    #[test]
+    fn a_log_file_is_rotated_past_its_size_and_only_two_old_ones_are_kept() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let log = LogFile {
+            path: dir.path().join("node-host.log"),
+            max_bytes: 1_000,
+        };
+        let mut w = log.writer();
+        let line = format!("{}\n", "x".repeat(99));
+        for _ in 0..100 {
+            w.write_all(line.as_bytes()).unwrap();
+        }
+        w.flush().unwrap();
+        let mut names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            ["node-host.log", "node-host.log.1", "node-host.log.2"]
+        );
+        let total: u64 = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().metadata().unwrap().len())
+            .sum();
+        assert!(total <= 3 * 1_100, "10,000 bytes written, {total} kept");
+        // Whole lines only: a rotated file ends where a line does.
+        let old = std::fs::read_to_string(dir.path().join("node-host.log.1")).unwrap();
+        assert!(old.ends_with('\n') && old.len() % 100 == 0, "{}", old.len());
     }
 
     #[test]

@@ -36,6 +36,7 @@ macro_rules! internal {
 pub mod app;
 pub mod config;
 pub mod isolation;
+pub mod log_file;
 pub mod paths;
 pub mod standalone;
 

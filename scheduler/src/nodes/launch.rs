@@ -98,6 +98,9 @@ pub async fn start(m: &NodeManager, node_id: &[u8; 33]) -> Result<(NodeProcess, 
     config.p2p_listen = std::net::SocketAddr::new(s.p2p.bind, port);
     config.p2p_announce = s.p2p.announce.clone();
     config.events_socket = Some(s.events_socket.clone());
+    // node-host keeps its log to a size itself; what it writes outside the log (a panic)
+    // goes to the same file through standard error.
+    config.log_file = Some(dir.log());
     let mut cmd = Command::new(&s.binary);
     if let Some(filter) = &s.node_host.log_filter {
         cmd.env("RUST_LOG", filter);
