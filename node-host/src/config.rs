@@ -339,7 +339,11 @@ mod tests {
         assert!(total <= 3 * 1_100, "10,000 bytes written, {total} kept");
         // Whole lines only: a rotated file ends where a line does.
         let old = std::fs::read_to_string(dir.path().join("node-host.log.1")).unwrap();
-        assert!(old.ends_with('\n') && old.len().is_multiple_of(100), "{}", old.len());
+        assert!(
+            old.ends_with('\n') && old.len().is_multiple_of(100),
+            "{}",
+            old.len()
+        );
     }
 
     #[test]

@@ -25,6 +25,8 @@ pub struct AdminService {
     pub store: Store,
     /// Revoked devices.
     pub revocations: std::sync::Arc<crate::revocations::Revocations>,
+    /// The running scheduler (its node-hosts), when this serves it.
+    pub state: Option<std::sync::Arc<crate::state::State>>,
 }
 
 fn node_id_of(hex_id: &str) -> Result<[u8; 33], Error> {
@@ -113,6 +115,39 @@ impl admin_server::Admin for AdminService {
         }))
     }
 
+    async fn show_tenant(
+        &self,
+        req: Request<pb::TenantDevicesRequest>,
+    ) -> Result<Response<pb::TenantDetail>, Status> {
+        let node_id = node_id_of(&req.into_inner().node_id)?;
+        let mut detail = tenant_detail(&self.store, node_id).await?;
+        if let Some(state) = &self.state {
+            if let Some(r) = state.nodes.info(&node_id, false).await {
+                detail.running = crate::nodes::process::alive(r.pid);
+                detail.pid = r.pid;
+                detail.grpc_uri = r.uri;
+                detail.started_at = r.session_id / 1000;
+            }
+            detail.last_scheduled_at = state.nodes.last_scheduled(&node_id).unwrap_or(0);
+        }
+        Ok(Response::new(detail))
+    }
+
+    async fn stop_node(
+        &self,
+        req: Request<pb::TenantDevicesRequest>,
+    ) -> Result<Response<pb::StopNodeResponse>, Status> {
+        let hex_id = req.into_inner().node_id;
+        let node_id = node_id_of(&hex_id)?;
+        tenant_detail(&self.store, node_id).await?;
+        let Some(state) = &self.state else {
+            return Ok(Response::new(pb::StopNodeResponse { was_running: false }));
+        };
+        let was_running = state.nodes.stop(&node_id).await?;
+        tracing::info!(node_id = %hex_id, was_running, "operator stopped a node-host");
+        Ok(Response::new(pb::StopNodeResponse { was_running }))
+    }
+
     async fn revoke_device(
         &self,
         req: Request<pb::RevokeTenantDeviceRequest>,
@@ -191,6 +226,33 @@ pub fn tenant_info(t: crate::store::TenantListing) -> pb::TenantInfo {
         }
         .into(),
     }
+}
+
+/// What the store knows of a tenant (nothing of its node-host).
+pub async fn tenant_detail(store: &Store, node_id: [u8; 33]) -> Result<pb::TenantDetail, Error> {
+    let store = store.clone();
+    let (tenant, devices) = blocking(move || {
+        let tenant = store
+            .tenants()?
+            .into_iter()
+            .find(|t| t.record.node_id == hex::encode(node_id))
+            .ok_or_else(|| {
+                Error::NotFound(format!(
+                    "node {} is not registered here (see `scheduler tenant list`)",
+                    hex::encode(node_id)
+                ))
+            })?;
+        Ok((tenant, store.devices(&node_id)?))
+    })
+    .await?;
+    Ok(pb::TenantDetail {
+        tenant: Some(tenant_info(tenant)),
+        devices: devices
+            .into_iter()
+            .map(|(n, r)| crate::api::list_devices::device_info(n, r))
+            .collect(),
+        ..Default::default()
+    })
 }
 
 /// Connects to a running scheduler's admin socket.

@@ -1,5 +1,7 @@
 //! `scheduler`: run Skylight's scheduler, or manage it (invite codes, tenants).
 
+mod operator;
+
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
@@ -66,6 +68,9 @@ enum Command {
     /// Tenants.
     #[command(subcommand)]
     Tenant(TenantCommand),
+    /// Tenants' node-hosts.
+    #[command(subcommand)]
+    Node(NodeCommand),
     /// Outgoing webhooks.
     #[command(subcommand)]
     Webhooks(WebhooksCommand),
@@ -102,9 +107,24 @@ enum WebhooksCommand {
 }
 
 #[derive(Subcommand)]
+enum NodeCommand {
+    /// Stop a tenant's node-host now (it stores its state and says goodbye to its peers
+    /// first); the tenant's next Schedule starts it again.
+    Stop {
+        /// The tenant's node id (hex).
+        node_id: String,
+    },
+}
+
+#[derive(Subcommand)]
 enum TenantCommand {
     /// List registered tenants.
     List,
+    /// One tenant: state, devices, whether its node-host runs, its last schedule.
+    Show {
+        /// The tenant's node id (hex).
+        node_id: String,
+    },
     /// List a tenant's devices: name, issued, revoked.
     Devices {
         /// The tenant's node id (hex).
@@ -166,6 +186,12 @@ fn real_main() -> Result<()> {
             }
             Command::Invite(cmd) => invite(cli.data_dir, cmd).await,
             Command::Tenant(TenantCommand::List) => tenants(cli.data_dir).await,
+            Command::Tenant(TenantCommand::Show { node_id }) => {
+                operator::show(cli.data_dir, node_id).await
+            }
+            Command::Node(NodeCommand::Stop { node_id }) => {
+                operator::stop(cli.data_dir, node_id).await
+            }
             Command::Tenant(cmd) => devices(cli.data_dir, cmd).await,
             Command::Webhooks(WebhooksCommand::Failed) => failed_deliveries(cli.data_dir).await,
             Command::Webhooks(WebhooksCommand::Pending) => pending_deliveries(cli.data_dir).await,
@@ -406,7 +432,9 @@ async fn devices(data_dir: PathBuf, cmd: TenantCommand) -> Result<()> {
                 name, record,
             )]
         }
-        (TenantCommand::List, _) => unreachable!("handled by `tenants`"),
+        (TenantCommand::List | TenantCommand::Show { .. }, _) => {
+            unreachable!("handled by `tenants` and `operator::show`")
+        }
     };
     println!("{:<40} {:<12} REVOKED", "NAME", "ISSUED");
     for d in list {

@@ -227,7 +227,11 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<()> {
             }),
     );
     let admin = Server::builder()
-        .add_service(AdminServer::new(AdminService { store, revocations }))
+        .add_service(AdminServer::new(AdminService {
+            store,
+            revocations,
+            state: Some(state.clone()),
+        }))
         .serve_with_incoming_shutdown(UnixListenerStream::new(admin_listener), {
             let s = shutdown.clone();
             async move { s.wait().await }

@@ -61,6 +61,8 @@ pub struct NodeSettings {
 
 struct Slot {
     running: watch::Sender<Option<NodeProcess>>,
+    /// Unix seconds of the last Schedule (the operator's `tenant show`).
+    last_scheduled: std::sync::atomic::AtomicU64,
     /// Serialises starts of one node.
     starting: Arc<tokio::sync::Mutex<()>>,
 }
@@ -129,6 +131,7 @@ impl NodeManager {
             .or_insert_with(|| {
                 Arc::new(Slot {
                     running: watch::channel(None).0,
+                    last_scheduled: Default::default(),
                     starting: Arc::default(),
                 })
             })
@@ -146,6 +149,8 @@ impl NodeManager {
     /// [`NodeManager::schedule`], and whether it had to start the node-host.
     async fn schedule_timed(&self, node_id: &[u8; 33]) -> Result<(NodeProcess, bool), Error> {
         let slot = self.slot(node_id);
+        slot.last_scheduled
+            .store(crate::store::now(), std::sync::atomic::Ordering::Relaxed);
         let _one_start_at_a_time = slot.starting.lock().await;
         // Under the start lock, which an export takes to stop the node: once its record is
         // stored, no start gets past here.
@@ -212,9 +217,28 @@ impl NodeManager {
     /// Stops the tenant's node-host for good, once its export is stored (which every start
     /// checks under the same lock); returns when the process is gone.
     pub async fn stop_exported(&self, node_id: &[u8; 33]) -> Result<(), Error> {
+        self.stop(node_id).await.map(|_| ()).map_err(|_| {
+            Error::Unavailable("the node did not stop for its export; call ExportNode again".into())
+        })
+    }
+
+    /// When the tenant's last Schedule was (unix seconds), since this scheduler started.
+    pub fn last_scheduled(&self, node_id: &[u8; 33]) -> Option<u64> {
+        let at = self
+            .slot(node_id)
+            .last_scheduled
+            .load(std::sync::atomic::Ordering::Relaxed);
+        (at > 0).then_some(at)
+    }
+
+    /// Stops the tenant's node-host (SIGTERM: it stores its state and says goodbye to its
+    /// peers), no start getting in meanwhile; whether one was running. The next Schedule
+    /// starts it again.
+    pub async fn stop(&self, node_id: &[u8; 33]) -> Result<bool, Error> {
         let slot = self.slot(node_id);
         let _no_start_meanwhile = slot.starting.lock().await;
         let running = slot.running.borrow().clone();
+        let was_running = running.as_ref().is_some_and(|r| process::alive(r.pid));
         if let Some(r) = running {
             if process::alive(r.pid) {
                 // SIGTERM: node-host says goodbye to its peers and stores its state first.
@@ -228,12 +252,13 @@ impl NodeManager {
             )
             .await;
             if gone.is_err() || process::alive(r.pid) {
-                return Err(Error::Unavailable(
-                    "the node did not stop for its export; call ExportNode again".into(),
-                ));
+                return Err(Error::Unavailable(format!(
+                    "node-host {} did not stop; try again",
+                    r.pid
+                )));
             }
         }
-        Ok(())
+        Ok(was_running)
     }
 
     /// Where the tenant's node-host listens, if running; with `wait`, waits until it is.
