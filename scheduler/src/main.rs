@@ -1,5 +1,6 @@
 //! `scheduler`: run Skylight's scheduler, or manage it (invite codes, tenants).
 
+mod demo;
 mod operator;
 
 use std::path::PathBuf;
@@ -77,6 +78,14 @@ enum Command {
     /// The running scheduler's embedded regtest chain: mine, fund, tip.
     #[command(subcommand)]
     Chain(ChainCommand),
+    /// Try Skylight: a scheduler in a temporary directory, two tenants with their own
+    /// signers, a channel and a payment each way, each step printed as it happens.
+    Demo {
+        /// Stop and remove everything once the payments are made, instead of leaving it
+        /// running for you to try.
+        #[arg(long)]
+        once: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -164,6 +173,9 @@ fn real_main() -> Result<()> {
         .is_some_and(|s| *s != file::Source::Default);
     let cli = layered.parsed;
     cli.log_format.init_with(&cli.log_level);
+    if let Command::Demo { once } = cli.command {
+        return demo::run(once);
+    }
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
         match cli.command {
@@ -195,6 +207,7 @@ fn real_main() -> Result<()> {
             Command::Tenant(cmd) => devices(cli.data_dir, cmd).await,
             Command::Webhooks(WebhooksCommand::Failed) => failed_deliveries(cli.data_dir).await,
             Command::Webhooks(WebhooksCommand::Pending) => pending_deliveries(cli.data_dir).await,
+            Command::Demo { .. } => unreachable!("run before the runtime"),
             Command::Chain(cmd) => {
                 let dir = Paths { dir: cli.data_dir }.chain_dir();
                 let client = skylight_devchain::client::for_dir(&dir)
