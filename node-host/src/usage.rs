@@ -96,7 +96,7 @@ async fn report(socket: &std::path::Path, client: &mut Option<EventsClient<tonic
     }
 }
 
-/// Reports what was counted every [`EVERY`] until `stop`, then once more.
+/// Reports what was counted every `EVERY` until `stop`, then once more.
 pub async fn run(socket: PathBuf, stop: CancellationToken) {
     let mut client = None;
     loop {

@@ -79,19 +79,7 @@ async fn main() {
     let registers = env_or("BENCH_REGISTERS", 1_000);
     let concurrency = env_or("BENCH_CONCURRENCY", 16);
 
-    let running = Scheduler::start_with_env(
-        // What is measured is the server's own speed, not its per-caller limits.
-        &[
-            "--require-invite",
-            "false",
-            "--anonymous-calls-per-minute",
-            "0",
-            "--device-calls-per-minute",
-            "0",
-        ],
-        &[("RUST_LOG", "warn")],
-    )
-    .expect("start the scheduler");
+    let running = Scheduler::start_unthrottled().expect("start the scheduler");
     let (uri, nobody) = (running.uri.clone(), running.nobody());
     let channel: Channel = tls::channel(&uri, &nobody).await.unwrap();
     println!(

@@ -41,19 +41,7 @@ async fn main() {
         );
         std::process::exit(2);
     }
-    let running = Scheduler::start_with_env(
-        // What is measured is the server's own speed, not its per-caller limits.
-        &[
-            "--require-invite",
-            "false",
-            "--anonymous-calls-per-minute",
-            "0",
-            "--device-calls-per-minute",
-            "0",
-        ],
-        &[("RUST_LOG", "warn")],
-    )
-    .expect("start the scheduler");
+    let running = Scheduler::start_unthrottled().expect("start the scheduler");
     let nobody = running.nobody();
     let (uri, nobody) = (&running.uri, &nobody);
 

@@ -57,25 +57,14 @@ struct Tenant {
 }
 
 impl Demo {
-    fn scheduler(&self, args: &[&str]) -> Result<String> {
-        let out = Command::new(std::env::current_exe()?)
-            .arg("--data-dir")
-            .arg(&self.scheduler_dir)
-            .args(args)
-            .env("RUST_LOG", "warn")
-            .output()?;
-        if !out.status.success() {
-            bail!(
-                "scheduler {}: {}",
-                args.join(" "),
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-        }
-        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-    }
-
-    fn signer_cli(&self, dir: &Path, args: &[&str]) -> Result<String> {
-        let out = Command::new(sibling("signer-cli"))
+    /// `program --data-dir dir args…`: what it printed, or what it said when it failed.
+    fn output(&self, program: PathBuf, dir: &Path, args: &[&str]) -> Result<String> {
+        let name = program
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
+        let out = Command::new(&program)
             .arg("--data-dir")
             .arg(dir)
             .args(args)
@@ -83,15 +72,23 @@ impl Demo {
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .output()
-            .context("cannot run signer-cli (it is built beside the scheduler)")?;
+            .with_context(|| format!("cannot run {}", program.display()))?;
         if !out.status.success() {
             bail!(
-                "signer-cli {}: {}",
+                "{name} {}: {}",
                 args.join(" "),
                 String::from_utf8_lossy(&out.stderr).trim()
             );
         }
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    }
+
+    fn scheduler(&self, args: &[&str]) -> Result<String> {
+        self.output(std::env::current_exe()?, &self.scheduler_dir, args)
+    }
+
+    fn signer_cli(&self, dir: &Path, args: &[&str]) -> Result<String> {
+        self.output(sibling("signer-cli"), dir, args)
     }
 
     fn node(&self, t: &Tenant, args: &[&str]) -> Result<Value> {

@@ -67,6 +67,22 @@ impl Scheduler {
         Ok(s)
     }
 
+    /// Starts one for a benchmark of the server's own speed: no invite codes needed, no
+    /// per-caller call limits, warnings only in its log.
+    pub fn start_unthrottled() -> Result<Self> {
+        Self::start_with_env(
+            &[
+                "--require-invite",
+                "false",
+                "--anonymous-calls-per-minute",
+                "0",
+                "--device-calls-per-minute",
+                "0",
+            ],
+            &[("RUST_LOG", "warn")],
+        )
+    }
+
     /// Starts one on its embedded chain whose data directory holds `scheduler.toml` with
     /// `toml` in it; its log goes to [`Scheduler::log`].
     pub fn start_with_file(toml: &str, args: &[&str], env: &[(&str, &str)]) -> Result<Self> {

@@ -1,5 +1,5 @@
 //! The scheduler's settings: flags, their environment variables, the configuration file
-//! ([`file`]) and the defaults, in that order of precedence.
+//! ([`mod@file`]) and the defaults, in that order of precedence.
 
 mod args;
 pub mod file;
