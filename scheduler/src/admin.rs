@@ -3,8 +3,11 @@
 //! redb holds its database file exclusively, so while the scheduler runs, operator commands
 //! (`scheduler invite create`, …) reach the store through this socket instead. The socket is
 //! 0600 in a 0700 directory: whoever can use it could read the CA keys anyway.
-
-use std::path::Path;
+//!
+//! Every call also carries the token in `admin.token` (0600, new at every start). File
+//! modes do not keep out node-hosts, which run as the same user; what keeps them out is
+//! that they are confined (Landlock) away from the data directory's files, and so cannot
+//! read the token, while a socket's path is not a file access to Landlock.
 
 use skylight_proto::admin::admin_client::AdminClient;
 use skylight_proto::admin::{self as pb, admin_server};
@@ -15,6 +18,49 @@ use crate::error::Error;
 use crate::state::blocking;
 use crate::store::Store;
 use crate::store::records::InviteRecord;
+
+/// The metadata key the admin token travels in.
+pub const TOKEN_KEY: &str = "x-skylight-admin-token";
+
+/// A fresh random token, hex.
+pub fn new_token() -> String {
+    let mut bytes = [0u8; 32];
+    getrandom::getrandom(&mut bytes).expect("the OS random source");
+    hex::encode(bytes)
+}
+
+/// The operator's side: puts the token on every call.
+#[derive(Clone)]
+pub struct WithToken(tonic::metadata::AsciiMetadataValue);
+
+impl tonic::service::Interceptor for WithToken {
+    fn call(&mut self, mut req: Request<()>) -> Result<Request<()>, Status> {
+        req.metadata_mut().insert(TOKEN_KEY, self.0.clone());
+        Ok(req)
+    }
+}
+
+/// The server's side: refuses a call without the token.
+pub fn check_token(token: String) -> impl tonic::service::Interceptor + Clone {
+    move |req: Request<()>| {
+        let given = req
+            .metadata()
+            .get(TOKEN_KEY)
+            .map(|v| v.as_bytes())
+            .unwrap_or_default();
+        if subtle::ConstantTimeEq::ct_eq(given, token.as_bytes()).into() {
+            Ok(req)
+        } else {
+            Err(Status::unauthenticated(
+                "the admin socket takes calls from the operator's `scheduler` commands, which \
+                 read admin.token from the data directory",
+            ))
+        }
+    }
+}
+
+/// A client of the running scheduler's admin socket.
+pub type Client = AdminClient<tonic::codegen::InterceptedService<Channel, WithToken>>;
 
 /// The most codes one call mints.
 pub const MAX_INVITES_PER_CALL: u32 = 10_000;
@@ -255,9 +301,12 @@ pub async fn tenant_detail(store: &Store, node_id: [u8; 33]) -> Result<pb::Tenan
     })
 }
 
-/// Connects to a running scheduler's admin socket.
-pub async fn connect(socket: &Path) -> Result<AdminClient<Channel>, tonic::transport::Error> {
-    Ok(AdminClient::new(
-        skylight_client::local::channel(socket, None).await?,
-    ))
+/// Connects to a running scheduler's admin socket, with the token it wrote at start.
+pub async fn connect(paths: &crate::datadir::Paths) -> anyhow::Result<Client> {
+    use anyhow::Context;
+    let token = std::fs::read_to_string(paths.admin_token())
+        .with_context(|| format!("cannot read {}", paths.admin_token().display()))?;
+    let token = token.trim().parse().context("admin.token is not a token")?;
+    let channel = skylight_client::local::channel(&paths.admin_socket(), None).await?;
+    Ok(AdminClient::with_interceptor(channel, WithToken(token)))
 }

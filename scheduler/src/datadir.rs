@@ -13,6 +13,7 @@
 //! scheduler-key.pem                                                 0600
 //! scheduler.redb      the database                                  0600
 //! admin.sock          operator socket, while running                0600
+//! admin.token         what operator commands present on it          0600
 //! grpc-uri            where the running scheduler listens
 //! chain/              the embedded regtest chain: chain.redb, rpc.cookie (0600), rpc-uri
 //! nodes/<node_id>/    one tenant's node-host: certificates, signer state, pid, log
@@ -72,6 +73,8 @@ path_fns! {
     database => "scheduler.redb",
     /// Operator socket.
     admin_socket => "admin.sock",
+    /// The token every call on the operator socket carries (new at every start).
+    admin_token => "admin.token",
     /// Where node-hosts hand over their events.
     events_socket => "events.sock",
     /// The running scheduler's URI.

@@ -239,7 +239,7 @@ async fn run(data_dir: PathBuf, args: RunArgs, log: (LogFormat, Option<String>))
 
 /// The store, through the running scheduler's socket if there is one, else directly.
 enum Admin {
-    Remote(pb::admin_client::AdminClient<tonic::transport::Channel>),
+    Remote(admin::Client),
     Local(skylight_scheduler::store::Store),
 }
 
@@ -251,7 +251,7 @@ async fn admin_handle(data_dir: PathBuf) -> Result<Admin> {
             paths.dir.display()
         );
     }
-    if let Ok(client) = admin::connect(&paths.admin_socket()).await {
+    if let Ok(client) = admin::connect(&paths).await {
         return Ok(Admin::Remote(client));
     }
     Ok(Admin::Local(server::open_store(&paths, None)?))

@@ -134,6 +134,9 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<()> {
     let port = listener.local_addr()?.port();
     let uri = format!("https://localhost:{port}");
 
+    // Before the socket: a client that finds the socket finds its token.
+    let admin_token = crate::admin::new_token();
+    datadir::write_secret(&paths.admin_token(), &admin_token)?;
     let socket = paths.admin_socket();
     // We hold the database lock, so a socket left here is from a scheduler that died.
     let _ = std::fs::remove_file(&socket);
@@ -227,11 +230,14 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<()> {
             }),
     );
     let admin = Server::builder()
-        .add_service(AdminServer::new(AdminService {
-            store,
-            revocations,
-            state: Some(state.clone()),
-        }))
+        .add_service(AdminServer::with_interceptor(
+            AdminService {
+                store,
+                revocations,
+                state: Some(state.clone()),
+            },
+            crate::admin::check_token(admin_token),
+        ))
         .serve_with_incoming_shutdown(UnixListenerStream::new(admin_listener), {
             let s = shutdown.clone();
             async move { s.wait().await }
@@ -293,6 +299,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<()> {
     let _ = metrics_server.await;
     let _ = export_server.await;
     let _ = std::fs::remove_file(&socket);
+    let _ = std::fs::remove_file(paths.admin_token());
     state.nodes.stop_all().await;
     let _ = events_stop.send(());
     let _ = events.await;

@@ -29,6 +29,9 @@ fn a_node_host_cannot_read_the_ca_key_the_database_or_another_tenants_signer_sta
         s.dir.join("ca-key.pem"),
         s.dir.join("users-ca-key.pem"),
         s.dir.join("scheduler.redb"),
+        // What the admin socket asks of every call: a confined node-host can reach the
+        // socket's path (not a file access to Landlock) but not the token.
+        s.dir.join("admin.token"),
         b_state,
     ];
     let own = a_dir.root().join("server-key.pem");

@@ -29,6 +29,7 @@ async fn a_register_flood_from_the_nobody_identity_is_cut_off_while_a_tenant_car
             }
         }
     }
+    println!("{registered} registrations from one address before the refusal");
     let st = refused.expect("a flood of registrations is bounded");
     assert_eq!(st.code(), Code::ResourceExhausted, "{st:?}");
     assert!(

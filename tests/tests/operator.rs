@@ -1,7 +1,36 @@
 //! The operator's view of one tenant (`scheduler tenant show`) and stopping its node-host
-//! (`scheduler node stop`), through the real binaries, with the scheduler running and not.
+//! (`scheduler node stop`), through the real binaries, with the scheduler running and not;
+//! and the admin socket refusing a caller without the token in the data directory.
 
+use skylight_proto::admin::{ListTenantsRequest, admin_client::AdminClient};
 use skylight_test_support::{Scheduler, SignerCli, alive, node_pid};
+
+#[tokio::test]
+async fn the_admin_socket_refuses_a_call_without_the_data_directorys_token() {
+    let s = Scheduler::start(&[]).unwrap();
+    let channel = skylight_client::local::channel(&s.dir.join("admin.sock"), None)
+        .await
+        .unwrap();
+    let st = AdminClient::new(channel)
+        .list_tenants(ListTenantsRequest {})
+        .await
+        .unwrap_err();
+    assert_eq!(st.code(), tonic::Code::Unauthenticated, "{st:?}");
+    assert!(st.message().contains("admin.token"), "{st:?}");
+    // The operator's commands carry it.
+    let out = s.command(&["tenant", "list"]).unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(s.dir.join("admin.token"))
+            .unwrap()
+            .permissions(),
+    ) & 0o777;
+    assert_eq!(mode, 0o600);
+}
 
 fn command(s: &Scheduler, args: &[&str]) -> (bool, String, String) {
     let out = s.command(args).unwrap();
