@@ -15,8 +15,11 @@
 //!   and `/dev/null` and `/dev/urandom`;
 //! - in tests only, the faults file.
 //!
-//! Sockets are not files to Landlock: node-host still reaches the scheduler's events socket
-//! and the network. Confinement happens in `main`, before the first thread: Landlock
+//! Where the kernel has Landlock's scopes (Linux 6.12+), node-host also may not signal a
+//! process outside its own domain (the scheduler, other node-hosts) nor reach their
+//! abstract unix sockets; ptrace of processes outside the domain is refused by every
+//! Landlock version. Sockets by path are not files to Landlock: node-host still reaches
+//! the scheduler's events socket and the network. Confinement happens in `main`, before the first thread: Landlock
 //! restricts the calling thread and the threads it starts from then on, never ones
 //! already running.
 
@@ -24,7 +27,7 @@ use std::path::{Path, PathBuf};
 
 use landlock::{
     ABI, Access, AccessFs, CompatLevel, Compatible, PathBeneath, PathFd, Ruleset, RulesetAttr,
-    RulesetCreatedAttr, RulesetStatus,
+    RulesetCreatedAttr, RulesetStatus, Scope,
 };
 
 /// How strictly node-host is confined.
@@ -98,12 +101,26 @@ pub fn outside_reads(config: &crate::config::Config) -> Vec<PathBuf> {
 
 /// For the isolation tests: each `try-read <path>` line of the faults file (see
 /// `signer_link::faults`) makes node-host, once confined, try to read `<path>` and log
-/// whether it could.
+/// whether it could; `try-signal-parent` makes it ask whether it may signal the process
+/// that started it (signal 0: a permission check that delivers nothing).
 pub fn probe() {
     let Some(file) = std::env::var_os(crate::signer_link::faults::FAULTS_ENV) else {
         return;
     };
     let lines = std::fs::read_to_string(&file).unwrap_or_default();
+    if lines.lines().any(|l| l.trim() == "try-signal-parent") {
+        // SAFETY: getppid cannot fail; kill with signal 0 only checks permission.
+        let (parent, r) = unsafe {
+            let parent = libc::getppid();
+            (parent, libc::kill(parent, 0))
+        };
+        if r == 0 {
+            tracing::warn!(parent, "isolation probe: may signal its parent");
+        } else {
+            let e = std::io::Error::last_os_error();
+            tracing::info!(parent, error = %e, "isolation probe: may not signal its parent");
+        }
+    }
     for path in lines
         .lines()
         .filter_map(|l| l.trim().strip_prefix("try-read "))
@@ -156,6 +173,9 @@ pub fn confine(
             r.set_compatibility(CompatLevel::BestEffort)
                 .handle_access(all)
         })
+        // Linux 6.12+ (ABI 6): no signals to processes outside this node-host (the
+        // scheduler, other tenants' node-hosts), and no abstract unix sockets of theirs.
+        .and_then(|r| r.scope(Scope::from_all(ABI::V6)))
         .and_then(|r| r.create())
         .map_err(|e| format!("Landlock: {e}"))?;
     let mut add = |path: &Path, access| -> Result<(), String> {

@@ -40,6 +40,8 @@ fn a_node_host_cannot_read_the_ca_key_the_database_or_another_tenants_signer_sta
         .map(|p| format!("try-read {}", p.display()))
         .collect();
     probes.push(format!("try-read {}", own.display()));
+    // The scheduler is its parent: it may not even ask to signal it.
+    probes.push("try-signal-parent".into());
     std::fs::write(&faults, probes.join("\n")).unwrap();
 
     // A's node-host starts now, confines itself, and tries each.
@@ -64,6 +66,14 @@ fn a_node_host_cannot_read_the_ca_key_the_database_or_another_tenants_signer_sta
             "{line}"
         );
     }
+    let signal = log
+        .lines()
+        .find(|l| l.contains("isolation probe") && l.contains("signal its parent"))
+        .unwrap_or_else(|| panic!("no signal probe in:\n{log}"));
+    assert!(
+        signal.contains("may not signal its parent"),
+        "a confined node-host may signal the scheduler: {signal}"
+    );
     // The probe itself works: its own key it reads.
     let own = own.display().to_string();
     assert!(
