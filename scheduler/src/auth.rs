@@ -54,7 +54,13 @@ pub fn caller<T>(req: &Request<T>) -> Result<Caller, Error> {
 
 /// The tenant whose device is calling; the nobody identity and services are refused.
 pub fn tenant<T>(req: &Request<T>, rpc: &str) -> Result<[u8; 33], Error> {
-    match caller(req)? {
+    tenant_of(caller(req)?, rpc)
+}
+
+/// The tenant of `caller`, which must be a device; the nobody identity and services are
+/// refused.
+pub fn tenant_of(caller: Caller, rpc: &str) -> Result<[u8; 33], Error> {
+    match caller {
         Caller::Device { node_id, .. } => Ok(node_id),
         other => Err(Error::PermissionDenied(format!(
             "{rpc} needs a device certificate, and the caller is {}; register or recover first and use the credentials they return",

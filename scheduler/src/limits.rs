@@ -147,14 +147,28 @@ impl CallLimits {
         }
     }
 
+    /// The caller of `req`, once its call of `rpc` is taken from its budget (the nobody
+    /// identity's by the connection's address).
+    pub fn admit<T>(&self, rpc: &str, req: &tonic::Request<T>) -> Result<Caller, Error> {
+        let caller = crate::auth::caller(req)?;
+        self.take(rpc, &caller, req.remote_addr().map(|a| a.ip()))?;
+        Ok(caller)
+    }
+
     /// Takes one call of `rpc` by `caller`, from `addr`, from its budget.
     pub fn take(&self, rpc: &str, caller: &Caller, addr: Option<IpAddr>) -> Result<(), Error> {
-        let (limits, key, who) = match caller {
+        let (limits, key, who, limit) = match caller {
             Caller::Nobody => {
                 let addr = addr.map(|a| a.to_string()).unwrap_or_default();
-                (&self.anonymous, format!("nobody@{addr}"), "this address")
+                let key = format!("nobody@{addr}");
+                (&self.anonymous, key, "this address", "anonymous_calls")
             }
-            other => (&self.device, other.describe(), "this device"),
+            other => (
+                &self.device,
+                other.describe(),
+                "this device",
+                "device_calls",
+            ),
         };
         let Some((per_minute, limiter)) = limits else {
             return Ok(());
@@ -164,11 +178,7 @@ impl CallLimits {
         }
         limiter.check_key(&key).map_err(|not_until| {
             let wait = not_until.wait_time_from(DefaultClock::default().now());
-            crate::metrics::refused(if matches!(caller, Caller::Nobody) {
-                "anonymous_calls"
-            } else {
-                "device_calls"
-            });
+            crate::metrics::refused(limit);
             Error::ResourceExhausted(format!(
                 "too many calls from {who} ({rpc} counts towards {per_minute} a minute); \
                  try again in {} s",

@@ -3,7 +3,6 @@
 use skylight_proto::scheduler::{ChallengeRequest, ChallengeResponse, ChallengeScope};
 use tonic::Request;
 
-use crate::auth;
 use crate::error::Error;
 use crate::proof;
 use crate::state::State;
@@ -13,10 +12,7 @@ pub async fn handle(
     state: &State,
     req: Request<ChallengeRequest>,
 ) -> Result<ChallengeResponse, Error> {
-    let caller = auth::caller(&req)?;
-    state
-        .calls
-        .take("GetChallenge", &caller, req.remote_addr().map(|a| a.ip()))?;
+    state.calls.admit("GetChallenge", &req)?;
     let req = req.into_inner();
     let scope = ChallengeScope::try_from(req.scope).map_err(|_| {
         Error::InvalidArgument(format!(

@@ -16,11 +16,7 @@ pub async fn handle(
     state: &Arc<State>,
     req: Request<NodeInfoRequest>,
 ) -> Result<NodeInfoResponse, Error> {
-    let caller = auth::caller(&req)?;
-    state
-        .calls
-        .take("GetNodeInfo", &caller, req.remote_addr().map(|a| a.ip()))?;
-    let tenant = auth::tenant(&req, "GetNodeInfo")?;
+    let tenant = auth::tenant_of(state.calls.admit("GetNodeInfo", &req)?, "GetNodeInfo")?;
     let req = req.into_inner();
     auth::same_tenant(&tenant, &req.node_id)?;
     // A signer long-polling for an exported node would wait for ever: say why instead.

@@ -8,18 +8,15 @@ use skylight_proto::scheduler::{ChallengeScope, RecoveryRequest, RecoveryRespons
 use tonic::Request;
 
 use crate::error::Error;
+use crate::proof;
 use crate::state::{State, blocking};
-use crate::{auth, proof};
 
 /// Handles the RPC.
 pub async fn handle(
     state: &Arc<State>,
     req: Request<RecoveryRequest>,
 ) -> Result<RecoveryResponse, Error> {
-    let caller = auth::caller(&req)?;
-    state
-        .calls
-        .take("Recover", &caller, req.remote_addr().map(|a| a.ip()))?;
+    let caller = state.calls.admit("Recover", &req)?;
     let req = req.into_inner();
     let node = proof::parse_node_id(&req.node_id)?;
     let node_id = node.serialize();

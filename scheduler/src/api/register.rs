@@ -11,17 +11,14 @@ use crate::error::Error;
 use crate::state::{State, blocking};
 use crate::store::NewTenant;
 use crate::store::records::{TenantCaRecord, TenantRecord};
-use crate::{auth, invite, proof};
+use crate::{invite, proof};
 
 /// Handles the RPC.
 pub async fn handle(
     state: &Arc<State>,
     req: Request<RegistrationRequest>,
 ) -> Result<RegistrationResponse, Error> {
-    let caller = auth::caller(&req)?;
-    state
-        .calls
-        .take("Register", &caller, req.remote_addr().map(|a| a.ip()))?;
+    let caller = state.calls.admit("Register", &req)?;
     let req = req.into_inner();
     let node = proof::parse_node_id(&req.node_id)?;
     let node_id = node.serialize();

@@ -14,11 +14,7 @@ pub async fn handle(
     state: &Arc<State>,
     req: Request<ScheduleRequest>,
 ) -> Result<NodeInfoResponse, Error> {
-    let caller = auth::caller(&req)?;
-    state
-        .calls
-        .take("Schedule", &caller, req.remote_addr().map(|a| a.ip()))?;
-    let tenant = auth::tenant(&req, "Schedule")?;
+    let tenant = auth::tenant_of(state.calls.admit("Schedule", &req)?, "Schedule")?;
     auth::same_tenant(&tenant, &req.get_ref().node_id)?;
     let running = state.nodes.schedule(&tenant).await?;
     Ok(NodeInfoResponse {
