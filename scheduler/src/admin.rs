@@ -22,13 +22,6 @@ use crate::store::records::InviteRecord;
 /// The metadata key the admin token travels in.
 pub const TOKEN_KEY: &str = "x-skylight-admin-token";
 
-/// A fresh random token, hex.
-pub fn new_token() -> String {
-    let mut bytes = [0u8; 32];
-    getrandom::getrandom(&mut bytes).expect("the OS random source");
-    hex::encode(bytes)
-}
-
 /// The operator's side: puts the token on every call.
 #[derive(Clone)]
 pub struct WithToken(tonic::metadata::AsciiMetadataValue);
@@ -48,7 +41,7 @@ pub fn check_token(token: String) -> impl tonic::service::Interceptor + Clone {
             .get(TOKEN_KEY)
             .map(|v| v.as_bytes())
             .unwrap_or_default();
-        if subtle::ConstantTimeEq::ct_eq(given, token.as_bytes()).into() {
+        if crate::auth::same_secret(given, token.as_bytes()) {
             Ok(req)
         } else {
             Err(Status::unauthenticated(
@@ -65,15 +58,8 @@ pub type Client = AdminClient<tonic::codegen::InterceptedService<Channel, WithTo
 /// The most codes one call mints.
 pub const MAX_INVITES_PER_CALL: u32 = 10_000;
 
-/// `skylight.admin.Admin` over the store.
-pub struct AdminService {
-    /// The database.
-    pub store: Store,
-    /// Revoked devices.
-    pub revocations: std::sync::Arc<crate::revocations::Revocations>,
-    /// The running scheduler (its node-hosts), when this serves it.
-    pub state: Option<std::sync::Arc<crate::state::State>>,
-}
+/// `skylight.admin.Admin` on the running scheduler: its store and its node-hosts.
+pub struct AdminService(pub std::sync::Arc<crate::state::State>);
 
 fn node_id_of(hex_id: &str) -> Result<[u8; 33], Error> {
     skylight_certs::parse_node_id(hex_id.trim()).ok_or_else(|| {
@@ -94,7 +80,7 @@ impl admin_server::Admin for AdminService {
             ))
             .into());
         }
-        let store = self.store.clone();
+        let store = self.0.store.clone();
         let codes = blocking(move || store.create_invites(count)).await?;
         tracing::info!(count, "operator minted invite codes");
         Ok(Response::new(pb::CreateInviteCodesResponse { codes }))
@@ -104,7 +90,7 @@ impl admin_server::Admin for AdminService {
         &self,
         _req: Request<pb::ListInviteCodesRequest>,
     ) -> Result<Response<pb::ListInviteCodesResponse>, Status> {
-        let store = self.store.clone();
+        let store = self.0.store.clone();
         let codes = blocking(move || store.invites()).await?;
         Ok(Response::new(pb::ListInviteCodesResponse {
             codes: codes.into_iter().map(invite_info).collect(),
@@ -115,7 +101,7 @@ impl admin_server::Admin for AdminService {
         &self,
         _req: Request<pb::ListTenantsRequest>,
     ) -> Result<Response<pb::ListTenantsResponse>, Status> {
-        let store = self.store.clone();
+        let store = self.0.store.clone();
         let tenants = blocking(move || store.tenants()).await?;
         Ok(Response::new(pb::ListTenantsResponse {
             tenants: tenants.into_iter().map(tenant_info).collect(),
@@ -127,7 +113,7 @@ impl admin_server::Admin for AdminService {
         req: Request<pb::TenantDevicesRequest>,
     ) -> Result<Response<skylight_proto::devices::ListDevicesResponse>, Status> {
         let node_id = node_id_of(&req.into_inner().node_id)?;
-        let store = self.store.clone();
+        let store = self.0.store.clone();
         let devices = blocking(move || store.devices(&node_id)).await?;
         Ok(Response::new(
             skylight_proto::devices::ListDevicesResponse {
@@ -143,7 +129,7 @@ impl admin_server::Admin for AdminService {
         &self,
         _req: Request<pb::ListFailedDeliveriesRequest>,
     ) -> Result<Response<pb::ListFailedDeliveriesResponse>, Status> {
-        let store = self.store.clone();
+        let store = self.0.store.clone();
         let failed = blocking(move || store.failed_deliveries()).await?;
         Ok(Response::new(pb::ListFailedDeliveriesResponse {
             deliveries: failed.into_iter().map(failed_delivery).collect(),
@@ -154,7 +140,7 @@ impl admin_server::Admin for AdminService {
         &self,
         _req: Request<pb::ListPendingDeliveriesRequest>,
     ) -> Result<Response<pb::ListPendingDeliveriesResponse>, Status> {
-        let store = self.store.clone();
+        let store = self.0.store.clone();
         let pending = blocking(move || store.pending_deliveries(MAX_LISTED_PENDING)).await?;
         Ok(Response::new(pb::ListPendingDeliveriesResponse {
             deliveries: pending.into_iter().map(pending_delivery).collect(),
@@ -166,16 +152,15 @@ impl admin_server::Admin for AdminService {
         req: Request<pb::TenantDevicesRequest>,
     ) -> Result<Response<pb::TenantDetail>, Status> {
         let node_id = node_id_of(&req.into_inner().node_id)?;
-        let mut detail = tenant_detail(&self.store, node_id).await?;
-        if let Some(state) = &self.state {
-            if let Some(r) = state.nodes.info(&node_id, false).await {
-                detail.running = crate::nodes::process::alive(r.pid);
-                detail.pid = r.pid;
-                detail.grpc_uri = r.uri;
-                detail.started_at = r.session_id / 1000;
-            }
-            detail.last_scheduled_at = state.nodes.last_scheduled(&node_id).unwrap_or(0);
+        let mut detail = tenant_detail(&self.0.store, node_id).await?;
+        let nodes = &self.0.nodes;
+        if let Some(r) = nodes.info(&node_id, false).await {
+            detail.running = crate::nodes::process::alive(r.pid);
+            detail.pid = r.pid;
+            detail.grpc_uri = r.uri;
+            detail.started_at = r.session_id / 1000;
         }
+        detail.last_scheduled_at = nodes.last_scheduled(&node_id).unwrap_or(0);
         Ok(Response::new(detail))
     }
 
@@ -185,11 +170,9 @@ impl admin_server::Admin for AdminService {
     ) -> Result<Response<pb::StopNodeResponse>, Status> {
         let hex_id = req.into_inner().node_id;
         let node_id = node_id_of(&hex_id)?;
-        tenant_detail(&self.store, node_id).await?;
-        let Some(state) = &self.state else {
-            return Ok(Response::new(pb::StopNodeResponse { was_running: false }));
-        };
-        let was_running = state.nodes.stop(&node_id).await?;
+        let store = self.0.store.clone();
+        blocking(move || registered(&store, node_id)).await?;
+        let was_running = self.0.nodes.stop(&node_id).await?;
         tracing::info!(node_id = %hex_id, was_running, "operator stopped a node-host");
         Ok(Response::new(pb::StopNodeResponse { was_running }))
     }
@@ -200,7 +183,7 @@ impl admin_server::Admin for AdminService {
     ) -> Result<Response<skylight_proto::devices::DeviceInfo>, Status> {
         let req = req.into_inner();
         let node_id = node_id_of(&req.node_id)?;
-        let revocations = self.revocations.clone();
+        let revocations = self.0.revocations.clone();
         let name = req.name.clone();
         let record = blocking(move || revocations.revoke(&node_id, &name)).await?;
         tracing::info!(node_id = %req.node_id, device = %req.name, "operator revoked a device");
@@ -274,21 +257,31 @@ pub fn tenant_info(t: crate::store::TenantListing) -> pb::TenantInfo {
     }
 }
 
+/// The tenant's record, or NOT_FOUND naming the command that lists them.
+fn registered(
+    store: &Store,
+    node_id: [u8; 33],
+) -> Result<crate::store::records::TenantRecord, Error> {
+    store.tenant(&node_id)?.ok_or_else(|| {
+        Error::NotFound(format!(
+            "node {} is not registered here (see `scheduler tenant list`)",
+            hex::encode(node_id)
+        ))
+    })
+}
+
 /// What the store knows of a tenant (nothing of its node-host).
 pub async fn tenant_detail(store: &Store, node_id: [u8; 33]) -> Result<pb::TenantDetail, Error> {
     let store = store.clone();
     let (tenant, devices) = blocking(move || {
-        let tenant = store
-            .tenants()?
-            .into_iter()
-            .find(|t| t.record.node_id == hex::encode(node_id))
-            .ok_or_else(|| {
-                Error::NotFound(format!(
-                    "node {} is not registered here (see `scheduler tenant list`)",
-                    hex::encode(node_id)
-                ))
-            })?;
-        Ok((tenant, store.devices(&node_id)?))
+        let record = registered(&store, node_id)?;
+        let devices = store.devices(&node_id)?;
+        let tenant = crate::store::TenantListing {
+            record,
+            devices: devices.len() as u32,
+            export: store.export(&node_id)?.map(|e| e.state),
+        };
+        Ok((tenant, devices))
     })
     .await?;
     Ok(pb::TenantDetail {

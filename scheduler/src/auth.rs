@@ -1,4 +1,5 @@
-//! Who is calling, from the client certificate TLS has already verified against our root.
+//! Who is calling, from the client certificate TLS has already verified against our root;
+//! and the random capabilities callers present instead (an export URL, the admin token).
 
 use skylight_certs::PeerIdentity;
 use tonic::Request;
@@ -69,6 +70,25 @@ pub fn tenant_of(caller: Caller, rpc: &str) -> Result<[u8; 33], Error> {
     }
 }
 
+/// 32 random bytes for a capability (an export's URL, the admin socket's token).
+pub fn random_token() -> Result<[u8; 32], Error> {
+    let mut token = [0; 32];
+    getrandom::getrandom(&mut token)
+        .map_err(|e| Error::Internal(format!("no randomness for a token: {e}")))?;
+    Ok(token)
+}
+
+/// Whether a secret given equals the one kept, without telling by its timing how much of a
+/// guess was right.
+pub fn same_secret(given: &[u8], kept: &[u8]) -> bool {
+    given.len() == kept.len()
+        && given
+            .iter()
+            .zip(kept)
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
 /// Checks that a `node_id` in a request body, if given, is the caller's own tenant.
 pub fn same_tenant(tenant: &[u8; 33], body_node_id: &[u8]) -> Result<(), Error> {
     if body_node_id.is_empty() || body_node_id == tenant {
@@ -84,6 +104,13 @@ pub fn same_tenant(tenant: &[u8; 33], body_node_id: &[u8]) -> Result<(), Error> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tokens_compare_equal_only_when_whole() {
+        assert!(same_secret(b"abcd", b"abcd"));
+        assert!(!same_secret(b"abcd", b"abce"));
+        assert!(!same_secret(b"abc", b"abcd"));
+    }
 
     #[test]
     fn a_body_node_id_must_be_the_callers() {

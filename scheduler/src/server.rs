@@ -135,7 +135,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<()> {
     let uri = format!("https://localhost:{port}");
 
     // Before the socket: a client that finds the socket finds its token.
-    let admin_token = crate::admin::new_token();
+    let admin_token = hex::encode(crate::auth::random_token()?);
     datadir::write_secret(&paths.admin_token(), &admin_token)?;
     let socket = paths.admin_socket();
     // We hold the database lock, so a socket left here is from a scheduler that died.
@@ -231,11 +231,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<()> {
     );
     let admin = Server::builder()
         .add_service(AdminServer::with_interceptor(
-            AdminService {
-                store,
-                revocations,
-                state: Some(state.clone()),
-            },
+            AdminService(state.clone()),
             crate::admin::check_token(admin_token),
         ))
         .serve_with_incoming_shutdown(UnixListenerStream::new(admin_listener), {

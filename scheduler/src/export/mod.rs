@@ -69,7 +69,7 @@ impl Exports {
 
     /// Exports the tenant's node (or finishes its export); returns the download URL.
     pub async fn export(&self, nodes: &NodeManager, node_id: &[u8; 33]) -> Result<String, Error> {
-        let token = hex::encode(random_token()?);
+        let token = hex::encode(crate::auth::random_token()?);
         let record = {
             let (store, id) = (self.store.clone(), *node_id);
             blocking(move || store.begin_export(&id, &token)).await?
@@ -193,11 +193,4 @@ impl Exports {
         }
         Ok(expired.len())
     }
-}
-
-fn random_token() -> Result<[u8; 32], Error> {
-    let mut token = [0; 32];
-    getrandom::getrandom(&mut token)
-        .map_err(|e| Error::Internal(format!("no randomness for a token: {e}")))?;
-    Ok(token)
 }
