@@ -119,15 +119,14 @@ impl LogFormat {
         self.init_to(default_filter, None)
     }
 
-    /// As [`LogFormat::init`], to `file` when given: rotated once it passes its size,
-    /// the two before it kept as `<file>.1` and `<file>.2`, so a node-host that runs for
-    /// months keeps a bounded log.
-    pub fn init_to(self, default_filter: &str, file: Option<&LogFile>) {
+    /// As [`LogFormat::init`], to `file` when given (a log kept to a size, see
+    /// [`crate::log_file`]).
+    pub fn init_to(self, default_filter: &str, file: Option<crate::log_file::RotatingFile>) {
         let filter = std::env::var(tracing_subscriber::EnvFilter::DEFAULT_ENV)
             .unwrap_or_else(|_| default_filter.into());
         match file {
             None => self.init_with(&filter),
-            Some(f) => self.init_writer(&filter, std::sync::Mutex::new(f.writer()), false),
+            Some(f) => self.init_writer(&filter, std::sync::Mutex::new(f), false),
         }
     }
 
@@ -151,22 +150,6 @@ impl LogFormat {
             LogFormat::Human => builder.with_ansi(ansi).init(),
             LogFormat::Json => builder.json().init(),
         }
-    }
-}
-
-/// A log file kept to a size.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LogFile {
-    /// Where lines go.
-    pub path: PathBuf,
-    /// Past this many bytes it is rotated.
-    pub max_bytes: usize,
-}
-
-impl LogFile {
-    /// A writer that appends to the file and rotates it (see [`crate::log_file`]).
-    pub fn writer(&self) -> crate::log_file::RotatingFile {
-        crate::log_file::RotatingFile::new(self.path.clone(), self.max_bytes)
     }
 }
 
@@ -307,43 +290,6 @@ mod tests {
         "02eec7245d6b7d2ccb30380bfbe2a3648cd7a942653f5aa340edcea1f283686619"
             .parse()
             .unwrap()
-    }
-
-    #[test]
-    fn a_log_file_is_rotated_past_its_size_and_only_two_old_ones_are_kept() {
-        use std::io::Write;
-        let dir = tempfile::tempdir().unwrap();
-        let log = LogFile {
-            path: dir.path().join("node-host.log"),
-            max_bytes: 1_000,
-        };
-        let mut w = log.writer();
-        let line = format!("{}\n", "x".repeat(99));
-        for _ in 0..100 {
-            w.write_all(line.as_bytes()).unwrap();
-        }
-        w.flush().unwrap();
-        let mut names: Vec<String> = std::fs::read_dir(dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        names.sort();
-        assert_eq!(
-            names,
-            ["node-host.log", "node-host.log.1", "node-host.log.2"]
-        );
-        let total: u64 = std::fs::read_dir(dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().metadata().unwrap().len())
-            .sum();
-        assert!(total <= 3 * 1_100, "10,000 bytes written, {total} kept");
-        // Whole lines only: a rotated file ends where a line does.
-        let old = std::fs::read_to_string(dir.path().join("node-host.log.1")).unwrap();
-        assert!(
-            old.ends_with('\n') && old.len().is_multiple_of(100),
-            "{}",
-            old.len()
-        );
     }
 
     #[test]

@@ -98,6 +98,39 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_log_file_is_rotated_past_its_size_and_only_two_old_ones_are_kept() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = RotatingFile::new(dir.path().join("node-host.log"), 1_000);
+        let line = format!("{}\n", "x".repeat(99));
+        for _ in 0..100 {
+            w.write_all(line.as_bytes()).unwrap();
+        }
+        w.flush().unwrap();
+        let mut names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            ["node-host.log", "node-host.log.1", "node-host.log.2"]
+        );
+        let total: u64 = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().metadata().unwrap().len())
+            .sum();
+        assert!(total <= 3 * 1_100, "10,000 bytes written, {total} kept");
+        // Whole lines only: a rotated file ends where a line does.
+        let old = std::fs::read_to_string(dir.path().join("node-host.log.1")).unwrap();
+        assert!(
+            old.ends_with('\n') && old.len().is_multiple_of(100),
+            "{}",
+            old.len()
+        );
+    }
+
+    #[test]
     fn a_log_file_deleted_under_the_writer_is_made_again() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("node-host.log");

@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use clap::Parser;
 use skylight_node_host::app::NodeHost;
-use skylight_node_host::config::{Config, LogFile};
+use skylight_node_host::config::Config;
 use skylight_node_host::isolation;
+use skylight_node_host::log_file::RotatingFile;
 use skylight_node_host::standalone::{self, Standalone};
 use tokio_util::sync::CancellationToken;
 
@@ -28,11 +29,11 @@ fn main() {
         }
     } else {
         let config = Config::parse();
-        let file = config.log_file.as_ref().map(|path| LogFile {
-            path: path.clone(),
-            max_bytes: config.log_max_bytes,
-        });
-        config.log_format.init_to(DEFAULT_LOG, file.as_ref());
+        let file = config
+            .log_file
+            .as_ref()
+            .map(|path| RotatingFile::new(path.clone(), config.log_max_bytes));
+        config.log_format.init_to(DEFAULT_LOG, file);
         config
     };
     // Before the first thread: Landlock confines this thread and those it starts later.
