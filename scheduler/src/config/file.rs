@@ -123,23 +123,22 @@ pub fn parse<P: CommandFactory + FromArgMatches>(
         Some(path) => read(path)?,
         None => toml::Table::new(),
     };
+    // How errors name the file (a key can only come from one).
+    let shown = file
+        .as_deref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
 
     let mut extra: Vec<OsString> = Vec::new();
     let mut from_file = Vec::new();
     for (key, value) in &table {
-        let where_ = || file.as_deref().map(Path::display).expect("a file was read");
         let Some(arg) = args.iter().find(|a| a.get_long() == Some(key.as_str())) else {
-            return Err(LayerError::File(unknown_key(
-                key,
-                &where_().to_string(),
-                &args,
-            )));
+            return Err(LayerError::File(unknown_key(key, &shown, &args)));
         };
         if key == "data-dir" && explicit.is_none() {
             return Err(LayerError::File(format!(
-                "{}: data-dir cannot be set in the data directory's own file; give it with \
-                 --data-dir or SKYLIGHT_DATA_DIR, or name a file elsewhere with --config",
-                where_()
+                "{shown}: data-dir cannot be set in the data directory's own file; give it \
+                 with --data-dir or SKYLIGHT_DATA_DIR, or name a file elsewhere with --config"
             )));
         }
         if set_above_the_file(&matches, sub, arg) {
@@ -148,8 +147,7 @@ pub fn parse<P: CommandFactory + FromArgMatches>(
         let flag = format!("--{key}");
         let bad = |what: &str| {
             LayerError::File(format!(
-                "{}: {key} must be {what} (it is `{flag}` of `scheduler run --help`)",
-                where_()
+                "{shown}: {key} must be {what} (it is `{flag}` of `scheduler run --help`)"
             ))
         };
         match arg.get_action() {
@@ -182,7 +180,6 @@ pub fn parse<P: CommandFactory + FromArgMatches>(
         Ok(m) => m,
         // A value from the file clap refuses: say which file it is in.
         Err(e) if !from_file.is_empty() => {
-            let shown = file.as_deref().map(Path::display).expect("a file was read");
             return Err(LayerError::File(format!(
                 "{shown}: {}",
                 e.render().to_string().trim()

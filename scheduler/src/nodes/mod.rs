@@ -240,7 +240,7 @@ impl NodeManager {
         let running = slot.running.borrow().clone();
         let was_running = running.as_ref().is_some_and(|r| process::alive(r.pid));
         if let Some(r) = running {
-            if process::alive(r.pid) {
+            if was_running {
                 // SIGTERM: node-host says goodbye to its peers and stores its state first.
                 process::terminate(r.pid, self.settings.stop_grace).await;
             }
