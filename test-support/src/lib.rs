@@ -18,6 +18,7 @@
 //! - An exported node run with `node-host standalone` ([`StandaloneNode`]).
 //! - Two tenants with their signers, a funded wallet and a channel ([`pair`]), and a relay
 //!   between peers that can hold what one sends ([`proxy`]).
+//! - A real PostgreSQL server in a temporary directory ([`Postgres`]).
 //! - Waiting without asserting timings ([`eventually`]), processes ([`alive`],
 //!   [`node_pid`]), and benchmark figures ([`percentile`], [`ms`]).
 #![deny(missing_docs)]
@@ -33,6 +34,7 @@ mod ldk_state;
 pub mod onchain;
 pub mod pair;
 mod pki;
+pub mod postgres;
 mod process;
 pub mod proxy;
 mod python;
@@ -48,6 +50,7 @@ pub use devchain::{ExternalChain, command_lines_holding};
 pub use invoices::unreachable_invoice;
 pub use ldk_state::stored_monitors;
 pub use pki::Pki;
+pub use postgres::Postgres;
 pub use process::{alive, eventually, node_pid};
 pub use python::interop_python;
 pub use scheduler::{Scheduler, metric_value};

@@ -1,0 +1,226 @@
+//! A real PostgreSQL server for a test: `initdb` on a temporary directory, `pg_ctl` on a
+//! free loopback port, stopped and removed when dropped.
+//!
+//! PostgreSQL refuses to run as root, and CI runs as root: there the server runs as the
+//! `postgres` user (Debian's package makes it) through `runuser`. Where the binaries are
+//! absent [`Postgres::start`] says why and gives `None`, so the test can say it skipped;
+//! with `SKYLIGHT_REQUIRE_POSTGRES` set (CI sets it) their absence is a failure instead.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Where Debian keeps PostgreSQL 15's server binaries, when they are not on `PATH`.
+const DEBIAN_BIN: &str = "/usr/lib/postgresql/15/bin";
+
+/// The database user the tests connect as.
+pub const USER: &str = "skylight";
+
+/// A running PostgreSQL server.
+pub struct Postgres {
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+    run_as: Option<&'static str>,
+    port: u16,
+    password: String,
+}
+
+fn find_bin() -> Option<PathBuf> {
+    if Path::new(DEBIAN_BIN).join("initdb").exists() {
+        return Some(PathBuf::from(DEBIAN_BIN));
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path).find(|d| d.join("initdb").exists() && d.join("pg_ctl").exists())
+}
+
+fn is_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    // /proc/self belongs to the process's effective user.
+    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+}
+
+impl Postgres {
+    /// Starts a server with one database, `skylight`, owned by [`USER`] with a password;
+    /// `None` (with the reason printed) where PostgreSQL is not installed.
+    pub fn start() -> Option<Postgres> {
+        let Some(bin) = find_bin() else {
+            let why = "PostgreSQL's initdb and pg_ctl are not installed \
+                       (Debian: apt-get install postgresql-15)";
+            if std::env::var_os("SKYLIGHT_REQUIRE_POSTGRES").is_some() {
+                panic!("{why}, and SKYLIGHT_REQUIRE_POSTGRES is set");
+            }
+            eprintln!("SKIPPED: {why}");
+            return None;
+        };
+        Some(Self::start_with(bin).expect("a PostgreSQL server for the test"))
+    }
+
+    fn start_with(bin: PathBuf) -> anyhow::Result<Postgres> {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::Builder::new().prefix("skylight-pg").tempdir()?;
+        let run_as = is_root().then_some("postgres");
+        // The server's user must reach its directories inside ours.
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))?;
+        let data = dir.path().join("data");
+        let sock = dir.path().join("sock");
+        std::fs::create_dir(&sock)?;
+        let password = hex::encode(bitcoin::secp256k1::rand::random::<[u8; 16]>());
+        let pwfile = dir.path().join("pwfile");
+        std::fs::write(&pwfile, format!("{password}\n"))?;
+        if let Some(user) = run_as {
+            std::fs::create_dir(&data)?;
+            for p in [&data, &sock, &pwfile] {
+                chown(p, user)?;
+            }
+        }
+        let port = free_port()?;
+        let pg = Postgres {
+            dir,
+            bin,
+            run_as,
+            port,
+            password,
+        };
+        pg.run(
+            "initdb",
+            &[
+                "-D",
+                path_str(&data),
+                "-U",
+                USER,
+                "--pwfile",
+                path_str(&pwfile),
+                "--auth=scram-sha-256",
+                "--encoding=UTF8",
+                "--no-sync",
+            ],
+        )?;
+        std::fs::remove_file(&pwfile)?;
+        let options = format!(
+            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c max_connections=200 \
+             -c fsync=on -c synchronous_commit=on",
+            sock.display()
+        );
+        let log = pg.dir.path().join("server.log");
+        if let Some(user) = run_as {
+            std::fs::write(&log, "")?;
+            chown(&log, user)?;
+        }
+        pg.run(
+            "pg_ctl",
+            &[
+                "-D",
+                path_str(&data),
+                "-o",
+                &options,
+                "-l",
+                path_str(&log),
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ],
+        )?;
+        pg.run_psql("CREATE DATABASE skylight")?;
+        Ok(pg)
+    }
+
+    fn command(&self, program: &str) -> Command {
+        let program = self.bin.join(program);
+        match self.run_as {
+            Some(user) => {
+                let mut c = Command::new("runuser");
+                c.arg("-u").arg(user).arg("--").arg(program);
+                c
+            }
+            None => Command::new(program),
+        }
+    }
+
+    fn run(&self, program: &str, args: &[&str]) -> anyhow::Result<()> {
+        let out = self.command(program).args(args).output()?;
+        anyhow::ensure!(
+            out.status.success(),
+            "{program} failed ({}): {}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(())
+    }
+
+    fn run_psql(&self, sql: &str) -> anyhow::Result<()> {
+        let psql = self.bin.join("psql");
+        let out = Command::new(psql)
+            .env("PGPASSWORD", &self.password)
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", USER])
+            .args(["-d", "postgres", "-v", "ON_ERROR_STOP=1", "-c", sql])
+            .output()?;
+        anyhow::ensure!(
+            out.status.success(),
+            "psql {sql}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(())
+    }
+
+    /// A new empty database on this server, and its URL.
+    pub fn database(&self, name: &str) -> String {
+        self.run_psql(&format!("CREATE DATABASE {name}"))
+            .expect("a new database");
+        self.url_of(name)
+    }
+
+    /// The URL of the `skylight` database (it holds the password: keep it off command
+    /// lines, as the product does).
+    pub fn url(&self) -> String {
+        self.url_of("skylight")
+    }
+
+    fn url_of(&self, db: &str) -> String {
+        format!(
+            "postgres://{USER}:{}@127.0.0.1:{}/{db}",
+            self.password, self.port
+        )
+    }
+
+    /// The server's port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The server's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let data = self.dir.path().join("data");
+        let _ = self
+            .command("pg_ctl")
+            .args(["-D", path_str(&data), "-m", "immediate", "-w", "stop"])
+            .output();
+    }
+}
+
+fn path_str(p: &Path) -> &str {
+    p.to_str().expect("temporary paths are UTF-8")
+}
+
+fn chown(path: &Path, user: &str) -> anyhow::Result<()> {
+    let out = Command::new("chown").arg(user).arg(path).output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "chown {user} {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(())
+}
+
+fn free_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
