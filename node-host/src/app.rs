@@ -28,6 +28,8 @@ use crate::signer_link::faults;
 use crate::signer_link::service::{ShippedRequests, SignerLink};
 use crate::signer_link::stage::Stage;
 use crate::store::invoices::Invoices;
+use crate::store::kv::postgres::{LEASE_LOST_EXIT, PgKv};
+use crate::store::ldk_store::LdkStore;
 use crate::store::outbox::Outbox;
 use crate::store::payments::Payments;
 use crate::store::signer_state::SignerState;
@@ -53,6 +55,9 @@ pub struct NodeHost {
     invoices: Arc<Invoices>,
     payments: Arc<Payments>,
     outbox: Arc<Outbox>,
+    ldk_store: Arc<LdkStore>,
+    /// The node's state in PostgreSQL, under the tenant's lease, when kept there.
+    database: Option<Arc<PgKv>>,
     io: tokio::runtime::Handle,
 }
 
@@ -69,6 +74,8 @@ impl NodeHost {
             use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(dir.root(), std::fs::Permissions::from_mode(0o700))?;
         }
+        // The lease first, before any state is read: one node never runs twice.
+        let node_state = crate::store::kv::choose::open(&config)?;
         let tls = ServerTls {
             cert_chain_pem: read(&dir.server_cert())?,
             key_pem: read(&dir.server_key())?,
@@ -108,6 +115,8 @@ impl NodeHost {
             invoices,
             payments,
             outbox,
+            ldk_store: Arc::new(LdkStore::on(node_state.kv)),
+            database: node_state.database,
             io,
         })
     }
@@ -116,6 +125,17 @@ impl NodeHost {
     /// Lightning node failing), then stops in order.
     pub async fn run(self, shutdown: CancellationToken) -> Result<()> {
         let tasks = TaskTracker::new();
+        if let Some(db) = &self.database {
+            // Another node-host may run this node now: nothing more may be done or sent,
+            // not even a goodbye to peers. Exiting at once is what a kill would do, and the
+            // state is as its last durable write left it.
+            let lost = db.lost();
+            tokio::spawn(async move {
+                lost.cancelled().await;
+                tracing::error!("the node's lease was lost: exiting at once");
+                std::process::exit(LEASE_LOST_EXIT);
+            });
+        }
         let node = Node::new(node::Parts {
             id: self.config.node_id,
             network: self.config.network,
@@ -190,6 +210,7 @@ impl NodeHost {
             p2p_announce: self.config.p2p_announce.clone(),
             signer_deadline: self.config.signer_deadline,
             chain_poll: self.config.chain_poll,
+            store: self.ldk_store.clone(),
             io: self.io.clone(),
         };
         let node_done = CancellationToken::new();
@@ -267,6 +288,12 @@ impl NodeHost {
         };
         tasks.close();
         tasks.wait().await;
+        if let Some(db) = &self.database {
+            // The next node-host need not wait the lease out.
+            if let Err(e) = db.release() {
+                tracing::warn!(error = %e, "the node's lease was not given up; it runs out by itself");
+            }
+        }
         served.context("node server failed")?;
         match node_result {
             Ok(r) => r?,

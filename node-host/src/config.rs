@@ -92,6 +92,16 @@ pub struct Config {
     /// `best-effort` (where the kernel has it), `required` (or not start) or `off`.
     #[arg(long, value_enum, default_value = "best-effort")]
     pub isolation: crate::isolation::Isolation,
+    /// Keep the node's state in PostgreSQL, not in the node directory: a file holding the
+    /// database's URL (it holds a password, so never the command line), e.g.
+    /// `postgres://skylight:…@db.internal:5432/skylight`.
+    #[arg(long)]
+    pub state_database_url_file: Option<PathBuf>,
+    /// Seconds the tenant's lease lasts without a renewal, with --state-database-url-file:
+    /// how long a crashed node-host keeps its successor waiting. A node-host that has not
+    /// renewed it for two thirds of this stops itself.
+    #[arg(long = "lease-ttl", default_value = "30", value_parser = seconds)]
+    pub lease_ttl: Duration,
 }
 
 /// How log lines are written.
@@ -205,6 +215,9 @@ impl Config {
         if let Some(file) = &self.log_file {
             args.extend(["--log-file".into(), file.clone().into()]);
         }
+        if let Some(file) = &self.state_database_url_file {
+            args.extend(["--state-database-url-file".into(), file.clone().into()]);
+        }
         let secs = |d: Duration| OsString::from(d.as_secs().to_string());
         args.extend([
             "--idle-timeout".into(),
@@ -229,6 +242,8 @@ impl Config {
             self.isolation.as_str().into(),
             "--log-max-bytes".into(),
             self.log_max_bytes.to_string().into(),
+            "--lease-ttl".into(),
+            secs(self.lease_ttl),
         ]);
         args
     }
@@ -306,6 +321,8 @@ mod tests {
         assert_eq!(c.signer_needed_after, Duration::from_secs(3));
         assert_eq!(c.stuck_after_blocks, 6);
         assert_eq!(c.log_format, LogFormat::Human);
+        assert_eq!(c.state_database_url_file, None);
+        assert_eq!(c.lease_ttl, Duration::from_secs(30));
     }
 
     #[test]
@@ -322,6 +339,8 @@ mod tests {
         c.signer_needed_after = Duration::from_millis(500);
         c.stuck_after_blocks = 3;
         c.log_format = LogFormat::Json;
+        c.state_database_url_file = Some("/n/state-database-url".into());
+        c.lease_ttl = Duration::from_secs(5);
         assert_eq!(Config::from_args(c.to_args()).unwrap(), c);
     }
 

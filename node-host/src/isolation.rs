@@ -88,15 +88,19 @@ const SYSTEM_READ: &[&str] = &[
     "/dev/urandom",
 ];
 
-/// What node-host reads outside its node directory: the chain cookie's directory, and in
-/// tests the faults file's.
+/// What node-host reads outside its node directory: the chain cookie's directory, the state
+/// database URL file's, and in tests the faults file's.
 pub fn outside_reads(config: &crate::config::Config) -> Vec<PathBuf> {
     let faults = std::env::var_os(crate::signer_link::faults::FAULTS_ENV).map(PathBuf::from);
-    [config.bitcoind_cookie.clone(), faults]
-        .into_iter()
-        .flatten()
-        .filter_map(|f| f.parent().map(Path::to_path_buf))
-        .collect()
+    [
+        config.bitcoind_cookie.clone(),
+        config.state_database_url_file.clone(),
+        faults,
+    ]
+    .into_iter()
+    .flatten()
+    .filter_map(|f| f.parent().map(Path::to_path_buf))
+    .collect()
 }
 
 /// For the isolation tests: each `try-read <path>` line of the faults file (see

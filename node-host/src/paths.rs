@@ -21,6 +21,10 @@
 //! p2p-addr            where the node last listened for Lightning peers
 //! revoked-devices     the tenant's revoked devices (JSON list of names), from the scheduler
 //! bitcoind-auth       the chain's `user:password`, from the scheduler                 0600
+//! state-database-url  where the node's state is kept when not here (PostgreSQL), from the
+//!                     scheduler                                                  0600
+//! state-in-database   written once the node's state is in PostgreSQL: it names the
+//!                     database, and a start without it is refused
 //!
 //! an export's, and a standalone node's (see `standalone`):
 //! identity.json       the node's identity and its tenant CA (key included)          0600
@@ -54,6 +58,8 @@ pub const FILES: &[&str] = &[
     P2P_ADDR,
     REVOKED_DEVICES,
     BITCOIND_AUTH,
+    STATE_DATABASE_URL,
+    STATE_IN_DATABASE,
     IDENTITY,
     EXPORT_MANIFEST,
     IMPORTED,
@@ -73,6 +79,8 @@ const OUTBOX: &str = "outbox.redb";
 const LDK_STORE: &str = "ldk.redb";
 const LDK: &str = "ldk";
 const NEXT_DBID: &str = "next-dbid";
+const STATE_DATABASE_URL: &str = "state-database-url";
+const STATE_IN_DATABASE: &str = "state-in-database";
 const RECEIVE_AUTH_KEY: &str = "receive-auth-key";
 const P2P_ADDR: &str = "p2p-addr";
 const REVOKED_DEVICES: &str = "revoked-devices";
@@ -185,6 +193,17 @@ impl NodeDir {
         self.0.join(BITCOIND_AUTH)
     }
 
+    /// The URL of the database that keeps the node's state (secret: it holds a password),
+    /// written by the scheduler when node state is kept in PostgreSQL.
+    pub fn state_database_url(&self) -> PathBuf {
+        self.0.join(STATE_DATABASE_URL)
+    }
+
+    /// Present once the node's state is in PostgreSQL (it names the database).
+    pub fn state_in_database(&self) -> PathBuf {
+        self.0.join(STATE_IN_DATABASE)
+    }
+
     /// The node's identity and tenant CA, from its export (secret).
     pub fn identity(&self) -> PathBuf {
         self.0.join(IDENTITY)
@@ -231,6 +250,8 @@ mod tests {
             dir.p2p_addr(),
             dir.revoked_devices(),
             dir.bitcoind_auth(),
+            dir.state_database_url(),
+            dir.state_in_database(),
             dir.identity(),
             dir.export_manifest(),
             dir.imported(),

@@ -76,10 +76,7 @@ impl Lease {
         ttl: Duration,
     ) -> Result<Lease, Refused> {
         let ms = millis(ttl);
-        if let Some(row) = client
-            .query_opt(ACQUIRE, &[&node_id, &owner, &ms])
-            .await?
-        {
+        if let Some(row) = client.query_opt(ACQUIRE, &[&node_id, &owner, &ms]).await? {
             return Ok(Lease {
                 node_id: node_id.to_vec(),
                 epoch: row.get(0),
@@ -96,7 +93,7 @@ impl Lease {
 
     /// Renews the lease, inside `client`'s transaction if it is one; false if it is no
     /// longer this holder's (taken over, or run out).
-    pub async fn renew(&self, client: &impl GenericClient) -> Result<bool, Error> {
+    pub async fn renew(&self, client: &impl GenericClient) -> Result<bool, tokio_postgres::Error> {
         let ms = millis(self.ttl);
         let n = client
             .execute(FENCE, &[&self.node_id, &self.epoch, &self.owner, &ms])
@@ -105,7 +102,7 @@ impl Lease {
     }
 
     /// Gives the lease up (a clean stop), so the next node-host need not wait it out.
-    pub async fn release(&self, client: &Client) -> Result<(), Error> {
+    pub async fn release(&self, client: &Client) -> Result<(), tokio_postgres::Error> {
         client
             .execute(RELEASE, &[&self.node_id, &self.epoch, &self.owner])
             .await?;

@@ -15,7 +15,9 @@ pub use tokio_postgres;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The URL is not a PostgreSQL connection URL.
-    #[error("the database URL is not one PostgreSQL takes ({0}); it looks like postgres://user:password@host:5432/dbname")]
+    #[error(
+        "the database URL is not one PostgreSQL takes ({0}); it looks like postgres://user:password@host:5432/dbname"
+    )]
     Url(String),
     /// The server could not be reached or refused us.
     #[error("cannot connect to PostgreSQL at {at}: {source}")]

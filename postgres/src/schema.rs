@@ -20,12 +20,13 @@ pub const MIGRATIONS: &[&str] = &[
         expires_at TIMESTAMPTZ NOT NULL
     );
     -- A tenant's node state as LDK's store names it: (primary namespace, secondary
-    -- namespace, key) -> value. Written only in a transaction that holds the lease.
+    -- namespace, key) -> value. Written only in a transaction that holds the lease. Names
+    -- compare byte by byte ("C"), as LDK's other stores list them, whatever the locale.
     CREATE TABLE node_kv (
         node_id      BYTEA NOT NULL,
-        primary_ns   TEXT NOT NULL,
-        secondary_ns TEXT NOT NULL,
-        key          TEXT NOT NULL,
+        primary_ns   TEXT COLLATE "C" NOT NULL,
+        secondary_ns TEXT COLLATE "C" NOT NULL,
+        key          TEXT COLLATE "C" NOT NULL,
         value        BYTEA NOT NULL,
         PRIMARY KEY (node_id, primary_ns, secondary_ns, key)
     );

@@ -163,6 +163,51 @@ impl Postgres {
         Ok(())
     }
 
+    /// The rows `sql` returns from the `skylight` database, each a list of its columns as
+    /// text (psql's unaligned output).
+    pub fn query(&self, sql: &str) -> Vec<Vec<String>> {
+        let out = Command::new(self.bin.join("psql"))
+            .env("PGPASSWORD", &self.password)
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", USER])
+            .args([
+                "-d",
+                "skylight",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-AtF",
+                "\t",
+                "-c",
+                sql,
+            ])
+            .output()
+            .expect("psql runs");
+        assert!(
+            out.status.success(),
+            "psql {sql}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| l.split('\t').map(str::to_string).collect())
+            .collect()
+    }
+
+    /// Writes the `skylight` database's URL into an owner-only file in `dir`, as an
+    /// operator hands it to the scheduler; returns the file.
+    pub fn url_file(&self, dir: &Path) -> PathBuf {
+        use std::os::unix::fs::OpenOptionsExt;
+        let file = dir.join("database-url");
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .mode(0o600)
+            .open(&file)
+            .expect("the URL file");
+        std::io::Write::write_all(&mut f, self.url().as_bytes()).expect("the URL written");
+        file
+    }
+
     /// A new empty database on this server, and its URL.
     pub fn database(&self, name: &str) -> String {
         self.run_psql(&format!("CREATE DATABASE {name}"))

@@ -116,6 +116,7 @@ async fn host(
         signer_deadline: Duration::from_secs(120),
         // node-host's default.
         chain_poll: Duration::from_millis(1000),
+        store: Arc::new(skylight_node_host::store::ldk_store::LdkStore::open_node(&files).unwrap()),
         io,
     };
     tokio::spawn(node::run(settings, node.clone(), stop));

@@ -26,6 +26,8 @@ pub struct Settings {
     pub signer_deadline: Duration,
     /// How often the chain is polled for a new tip.
     pub chain_poll: Duration,
+    /// LDK's store (on the node's state backend).
+    pub store: Arc<crate::store::ldk_store::LdkStore>,
     /// The runtime that serves the signer. The signer's chain is fed from there: LDK's own
     /// threads may all be waiting for a signature that needs those blocks.
     pub io: tokio::runtime::Handle,

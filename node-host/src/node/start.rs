@@ -7,7 +7,6 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, bail};
 use lightning_block_sync::poll::ValidatedBlockHeader;
 use lightning_block_sync::{UnboundedCache, init};
-use crate::store::ldk_store::LdkStore;
 use lightning_signer::bitcoin::Transaction;
 use lightning_signer::lightning::chain::{BestBlock, Listen};
 use lightning_signer::lightning::sign::{NodeSigner, ReceiveAuthKey, Recipient};
@@ -135,9 +134,7 @@ pub async fn build(
     keys: Arc<RemoteKeys>,
     handle: &Node,
 ) -> Result<Built> {
-    let store = Arc::new(
-        LdkStore::open_node(&settings.dir).context("the node's LDK store cannot be opened")?,
-    );
+    let store = settings.store.clone();
     // Before anything is written: a store that cannot be read stops node-host as it is.
     let stored_node = ldk::has_node(&*store).context("the node's store cannot be used")?;
     let xpub = keys.wallet_xpub();

@@ -1,144 +1,68 @@
 //! LDK's store — channel monitors, the channel manager, the graph, the scorer, the sweeper,
-//! the wallet and peers' addresses — in one redb database (`ldk.redb`).
+//! the wallet and peers' addresses — on the node's state backend ([`super::kv`]): redb in
+//! the node directory by default, or PostgreSQL.
 //!
-//! Why not LDK's file store: each of its writes is a file written and synced, renamed, and
-//! its directory synced, and a payment makes about a dozen of them on each side (monitor
-//! updates, manager persists) on its critical path. A redb commit is one `fdatasync`.
-//! Each write is its own transaction, committed before [`KVStoreSync::write`] returns, so a
-//! monitor update LDK is told is persisted is on disk.
-//!
-//! A node directory from before keeps its state in `ldk/` (the file store): it is taken in
-//! whole, in one transaction that also marks it taken in, checked back key by key, and only
-//! then is `ldk/` removed (a stale copy of a node's state is a hazard, not a backup).
+//! Each write is durable before [`KVStoreSync::write`] returns, so a monitor update LDK is
+//! told is persisted is stored; a write that fails (a PostgreSQL node-host whose lease was
+//! taken over, say) is LDK's `UnrecoverableError`, which stops the node.
 
 use std::future::Future;
 use std::path::Path;
 use std::pin::Pin;
+use std::sync::Arc;
 
 // LDK's io types: std's with `std`, but named through LDK.
 use lightning_signer::lightning::io;
 use lightning_signer::lightning::util::persist::{self, KVStoreSync, MigratableKVStore};
-use lightning_persister::fs_store::FilesystemStore;
-use redb::{Database, ReadableDatabase, ReadableTable};
 
-use super::schema::{self, LDK_FILES_MIGRATED_KEY, LDK_KV, META};
+use super::kv::NodeKv;
+use super::kv::redb::RedbKv;
 use crate::paths::NodeDir;
 
-/// LDK's store in redb.
+/// LDK's store.
 pub struct LdkStore {
-    db: Database,
-}
-
-fn other(e: impl std::fmt::Display) -> io::Error {
-    io::Error::new(io::ErrorKind::Other, format!("LDK store: {e}"))
+    kv: Arc<dyn NodeKv>,
 }
 
 impl LdkStore {
-    /// Opens (creating) the store of the node in `dir`, taking in an older `ldk/` file
-    /// store first if there is one.
+    /// The store of the node in `dir`, in its redb database (taking in an older `ldk/`
+    /// file store first if there is one).
     pub fn open_node(dir: &NodeDir) -> io::Result<Self> {
-        let store = Self::open(&dir.ldk_store())?;
-        let files = dir.ldk();
-        if files.exists() {
-            if !store.files_taken_in()? {
-                store.take_in(&FilesystemStore::new(files.clone()))?;
-                tracing::info!(from = %files.display(), "LDK's file store taken into ldk.redb");
-            }
-            // ldk.redb holds the node now; the files would only be an older copy of it.
-            std::fs::remove_dir_all(&files)?;
-            skylight_client::files::sync_dir_of(&files)?;
-        }
-        Ok(store)
+        Ok(Self::on(Arc::new(RedbKv::open_node(dir)?)))
     }
 
-    /// Opens (creating) the database at `path`.
+    /// The store in the redb database at `path`.
     pub fn open(path: &Path) -> io::Result<Self> {
-        let db = schema::open(path).map_err(other)?;
-        let txn = db.begin_write().map_err(other)?;
-        txn.open_table(LDK_KV).map_err(other)?;
-        txn.commit().map_err(other)?;
-        Ok(LdkStore { db })
+        Ok(Self::on(Arc::new(RedbKv::open(path)?)))
     }
 
-    fn files_taken_in(&self) -> io::Result<bool> {
-        let txn = self.db.begin_read().map_err(other)?;
-        let meta = txn.open_table(META).map_err(other)?;
-        Ok(meta.get(LDK_FILES_MIGRATED_KEY).map_err(other)?.is_some())
-    }
-
-    /// Copies every key of `files` in, marked taken in by the same transaction, then reads
-    /// each back against the files.
-    fn take_in(&self, files: &FilesystemStore) -> io::Result<()> {
-        let keys = files.list_all_keys()?;
-        let txn = self.db.begin_write().map_err(other)?;
-        {
-            let mut table = txn.open_table(LDK_KV).map_err(other)?;
-            for (p, s, k) in &keys {
-                let value = files.read(p, s, k)?;
-                table
-                    .insert((p.as_str(), s.as_str(), k.as_str()), value.as_slice())
-                    .map_err(other)?;
-            }
-            let mut meta = txn.open_table(META).map_err(other)?;
-            meta.insert(LDK_FILES_MIGRATED_KEY, 1).map_err(other)?;
-        }
-        txn.commit().map_err(other)?;
-        for (p, s, k) in &keys {
-            if self.read(p, s, k)? != files.read(p, s, k)? {
-                return Err(other(format!(
-                    "{p}/{s}/{k} reads back other than the file it was taken from"
-                )));
-            }
-        }
-        Ok(())
+    /// The store on `kv`.
+    pub fn on(kv: Arc<dyn NodeKv>) -> Self {
+        LdkStore { kv }
     }
 }
 
 impl KVStoreSync for LdkStore {
     fn read(&self, primary: &str, secondary: &str, key: &str) -> io::Result<Vec<u8>> {
-        let txn = self.db.begin_read().map_err(other)?;
-        let table = txn.open_table(LDK_KV).map_err(other)?;
-        match table.get((primary, secondary, key)).map_err(other)? {
-            Some(v) => Ok(v.value().to_vec()),
-            None => Err(io::Error::new(
+        self.kv.read(primary, secondary, key)?.ok_or_else(|| {
+            io::Error::new(
                 io::ErrorKind::NotFound,
                 format!("{primary}/{secondary}/{key} is not in the LDK store"),
-            )),
-        }
+            )
+        })
     }
 
     fn write(&self, primary: &str, secondary: &str, key: &str, buf: Vec<u8>) -> io::Result<()> {
-        let txn = self.db.begin_write().map_err(other)?;
-        txn.open_table(LDK_KV)
-            .map_err(other)?
-            .insert((primary, secondary, key), buf.as_slice())
-            .map_err(other)?;
-        txn.commit().map_err(other)
+        self.kv.write(primary, secondary, key, &buf)
     }
 
     // `lazy` is not taken up: a removal is committed as a write is, in the same order.
     fn remove(&self, primary: &str, secondary: &str, key: &str, _lazy: bool) -> io::Result<()> {
-        let txn = self.db.begin_write().map_err(other)?;
-        txn.open_table(LDK_KV)
-            .map_err(other)?
-            .remove((primary, secondary, key))
-            .map_err(other)?;
-        txn.commit().map_err(other)
+        self.kv.remove(primary, secondary, key)
     }
 
     fn list(&self, primary: &str, secondary: &str) -> io::Result<Vec<String>> {
-        let txn = self.db.begin_read().map_err(other)?;
-        let table = txn.open_table(LDK_KV).map_err(other)?;
-        let mut keys = Vec::new();
-        for row in table.range((primary, secondary, "")..).map_err(other)? {
-            let (k, _) = row.map_err(other)?;
-            let (p, s, key) = k.value();
-            if p != primary || s != secondary {
-                break;
-            }
-            keys.push(key.to_string());
-        }
-        Ok(keys)
+        self.kv.list(primary, secondary)
     }
 }
 
@@ -150,8 +74,8 @@ fn ready<T: Send + 'static>(result: io::Result<T>) -> Answer<T> {
 }
 
 /// The asynchronous face LDK's output sweeper uses. Each call is done before it returns
-/// (a commit is a fraction of a millisecond), so writes to a key complete in the order
-/// they were made, as LDK requires.
+/// (a commit is a fraction of a millisecond locally, a round trip to PostgreSQL), so
+/// writes to a key complete in the order they were made, as LDK requires.
 impl persist::KVStore for LdkStore {
     fn read(&self, primary: &str, secondary: &str, key: &str) -> Answer<Vec<u8>> {
         ready(KVStoreSync::read(self, primary, secondary, key))
@@ -172,32 +96,24 @@ impl persist::KVStore for LdkStore {
 
 impl MigratableKVStore for LdkStore {
     fn list_all_keys(&self) -> io::Result<Vec<(String, String, String)>> {
-        let txn = self.db.begin_read().map_err(other)?;
-        let table = txn.open_table(LDK_KV).map_err(other)?;
-        let mut keys = Vec::new();
-        for row in table.iter().map_err(other)? {
-            let (k, _) = row.map_err(other)?;
-            let (p, s, key) = k.value();
-            keys.push((p.to_string(), s.to_string(), key.to_string()));
-        }
-        Ok(keys)
+        self.kv.list_all()
     }
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    #[test]
-    fn keys_are_read_listed_and_removed_within_their_namespaces() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = LdkStore::open(&dir.path().join("ldk.redb")).unwrap();
+    /// What every backend must do, as LDK sees it.
+    pub(crate) fn keys_are_read_listed_and_removed_within_their_namespaces(store: &LdkStore) {
         store.write("monitors", "", "a", b"1".to_vec()).unwrap();
         store.write("monitors", "", "b", b"2".to_vec()).unwrap();
+        store.write("monitors", "", "B", b"2".to_vec()).unwrap();
         store.write("monitors", "x", "c", b"3".to_vec()).unwrap();
         store.write("monitorsz", "", "d", b"4".to_vec()).unwrap();
         store.write("", "", "manager", b"m".to_vec()).unwrap();
-        assert_eq!(store.list("monitors", "").unwrap(), ["a", "b"]);
+        // Byte order, whatever the database's collation.
+        assert_eq!(store.list("monitors", "").unwrap(), ["B", "a", "b"]);
         assert_eq!(store.list("monitors", "x").unwrap(), ["c"]);
         assert_eq!(store.list("", "").unwrap(), ["manager"]);
         assert!(store.list("none", "").unwrap().is_empty());
@@ -206,53 +122,23 @@ mod tests {
         store.remove("monitors", "", "a", true).unwrap();
         let gone = store.read("monitors", "", "a").unwrap_err();
         assert_eq!(gone.kind(), io::ErrorKind::NotFound);
-        assert_eq!(store.list_all_keys().unwrap().len(), 4);
+        store.remove("monitors", "", "never there", false).unwrap();
+        assert_eq!(
+            store.list_all_keys().unwrap(),
+            [
+                ("".into(), "".into(), "manager".into()),
+                ("monitors".into(), "".into(), "B".into()),
+                ("monitors".into(), "".into(), "b".into()),
+                ("monitors".into(), "x".into(), "c".into()),
+                ("monitorsz".into(), "".into(), "d".into()),
+            ]
+        );
     }
 
     #[test]
-    fn a_damaged_database_is_an_error_and_stays_as_it_was() {
+    fn keys_are_read_listed_and_removed_within_their_namespaces_in_redb() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("ldk.redb");
-        std::fs::write(&path, vec![0x5a; 8192]).unwrap();
-        assert!(LdkStore::open(&path).is_err());
-        assert_eq!(std::fs::read(&path).unwrap(), vec![0x5a; 8192]);
-    }
-
-    #[test]
-    fn an_older_file_store_is_taken_in_whole_and_its_files_removed() {
-        let dir = tempfile::tempdir().unwrap();
-        let node = NodeDir::new(dir.path());
-        {
-            let files = FilesystemStore::new(node.ldk());
-            files.write("", "", "manager", b"manager".to_vec()).unwrap();
-            files.write("monitors", "", "m1", b"monitor".to_vec()).unwrap();
-            files.write("peers", "", "02ab", b"127.0.0.1:1".to_vec()).unwrap();
-        }
-        let store = LdkStore::open_node(&node).unwrap();
-        assert!(!node.ldk().exists(), "the older copy is gone");
-        assert_eq!(store.read("", "", "manager").unwrap(), b"manager");
-        assert_eq!(store.list("monitors", "").unwrap(), ["m1"]);
-        assert_eq!(store.read("peers", "", "02ab").unwrap(), b"127.0.0.1:1");
-        drop(store);
-        // Opened again: nothing left to take in, nothing lost.
-        let store = LdkStore::open_node(&node).unwrap();
-        assert_eq!(store.read("monitors", "", "m1").unwrap(), b"monitor");
-    }
-
-    #[test]
-    fn files_left_behind_after_a_take_in_are_never_taken_in_again() {
-        let dir = tempfile::tempdir().unwrap();
-        let node = NodeDir::new(dir.path());
-        let files = FilesystemStore::new(node.ldk());
-        files.write("", "", "manager", b"old".to_vec()).unwrap();
-        let store = LdkStore::open_node(&node).unwrap();
-        store.write("", "", "manager", b"newer".to_vec()).unwrap();
-        drop(store);
-        // As if node-host had died between the commit and the removal of `ldk/`.
-        let files = FilesystemStore::new(node.ldk());
-        files.write("", "", "manager", b"old".to_vec()).unwrap();
-        let store = LdkStore::open_node(&node).unwrap();
-        assert_eq!(store.read("", "", "manager").unwrap(), b"newer");
-        assert!(!node.ldk().exists());
+        let store = LdkStore::open(&dir.path().join("ldk.redb")).unwrap();
+        keys_are_read_listed_and_removed_within_their_namespaces(&store);
     }
 }

@@ -1,7 +1,8 @@
 //! node-host's own databases (redb): the signer's state, invoices and outgoing payments,
-//! LDK's store, each with its tables listed, and its version checked at open, in [`schema`].
+//! LDK's store (on redb or PostgreSQL, see [`kv`]), each with its tables listed, and its version checked at open, in [`schema`].
 
 pub mod invoices;
+pub mod kv;
 pub mod ldk_store;
 pub mod outbox;
 pub mod payments;

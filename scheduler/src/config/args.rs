@@ -151,6 +151,16 @@ pub struct RunArgs {
     /// does not start) or off (default: node-host's, best-effort).
     #[arg(long, env = "SKYLIGHT_NODE_ISOLATION", value_enum)]
     pub node_isolation: Option<skylight_node_host::isolation::Isolation>,
+    /// Keep tenants' node state in PostgreSQL rather than in their node directories: a file
+    /// holding the database's URL (postgres://user:password@host:5432/dbname; never on a
+    /// command line, it holds a password). Each node-host takes its tenant's lease there,
+    /// and every write it makes is fenced by it.
+    #[arg(long, env = "SKYLIGHT_NODE_STATE_DATABASE_URL_FILE")]
+    pub node_state_database_url_file: Option<PathBuf>,
+    /// Seconds a tenant's lease lasts without a renewal, with node state in PostgreSQL:
+    /// how long a crashed node-host keeps its successor waiting (default: node-host's).
+    #[arg(long, env = "SKYLIGHT_NODE_LEASE_TTL")]
+    pub node_lease_ttl: Option<u64>,
     /// The address node-hosts listen on for Lightning peers (0.0.0.0: every interface).
     #[arg(long, env = "SKYLIGHT_NODE_P2P_BIND", default_value = "127.0.0.1")]
     pub node_p2p_bind: IpAddr,

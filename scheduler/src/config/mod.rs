@@ -9,7 +9,7 @@ pub use args::{RunArgs, default_node_host_bin};
 
 use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use skylight_client::chain::{ChainRpc, RpcAuth};
@@ -112,6 +112,11 @@ pub struct NodeHostSettings {
     pub log_filter: Option<String>,
     /// How strictly node-hosts confine themselves to their node directory.
     pub isolation: Option<skylight_node_host::isolation::Isolation>,
+    /// The file holding the URL of the database that keeps node state, if not the node
+    /// directories.
+    pub state_database_url_file: Option<PathBuf>,
+    /// How long a tenant's lease lasts without a renewal.
+    pub lease_ttl: Option<Duration>,
 }
 
 impl NodeHostSettings {
@@ -140,6 +145,7 @@ impl NodeHostSettings {
         if let Some(isolation) = self.isolation {
             config.isolation = isolation;
         }
+        set(&mut config.lease_ttl, self.lease_ttl);
     }
 }
 
@@ -286,6 +292,11 @@ impl Config {
                 log_format: None,
                 log_filter: None,
                 isolation: args.node_isolation,
+                state_database_url_file: args
+                    .node_state_database_url_file
+                    .map(|f| check_database_url_file(&f).map(|()| f))
+                    .transpose()?,
+                lease_ttl: args.node_lease_ttl.map(Duration::from_secs),
             },
         })
     }
@@ -295,6 +306,24 @@ impl Config {
     pub fn new(data_dir: PathBuf) -> Self {
         Self::from_args(data_dir, RunArgs::defaults()).expect("the defaults are valid")
     }
+}
+
+/// A database URL file that can be read and holds a URL PostgreSQL takes, checked once at
+/// start so a mistake is the operator's error, not every node's.
+fn check_database_url_file(file: &Path) -> Result<(), ConfigError> {
+    let url = std::fs::read_to_string(file).map_err(|e| {
+        ConfigError(format!(
+            "--node-state-database-url-file {}: {e}",
+            file.display()
+        ))
+    })?;
+    skylight_postgres::parse(&url).map_err(|e| {
+        ConfigError(format!(
+            "--node-state-database-url-file {}: {e}",
+            file.display()
+        ))
+    })?;
+    Ok(())
 }
 
 /// `start-end`, both ports, start no greater than end.

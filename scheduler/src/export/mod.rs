@@ -69,6 +69,14 @@ impl Exports {
 
     /// Exports the tenant's node (or finishes its export); returns the download URL.
     pub async fn export(&self, nodes: &NodeManager, node_id: &[u8; 33]) -> Result<String, Error> {
+        // Refused before the export is recorded, which would keep the node from ever
+        // starting again.
+        if nodes.node_dir(node_id).state_in_database().exists() {
+            return Err(Error::Unimplemented(
+                "this node's state is kept in the operator's PostgreSQL database, and                  exporting such a node is not built yet; ask the operator"
+                    .into(),
+            ));
+        }
         let token = hex::encode(crate::auth::random_token()?);
         let record = {
             let (store, id) = (self.store.clone(), *node_id);

@@ -11,7 +11,7 @@ use crate::error::Error;
 use crate::store::records::{TenantCaRecord, TenantRecord};
 
 /// Files of a node directory that are not the node's state: one run's (its certificate,
-/// process id, address, log) or the operator's (the chain's credentials).
+/// process id, address, log) or the operator's (the chain's and the database's credentials).
 fn left_out(dir: &NodeDir) -> Vec<String> {
     [
         dir.server_cert(),
@@ -20,6 +20,7 @@ fn left_out(dir: &NodeDir) -> Vec<String> {
         dir.pid(),
         dir.log(),
         dir.bitcoind_auth(),
+        dir.state_database_url(),
     ]
     .iter()
     .filter_map(|p| p.file_name()?.to_str().map(str::to_string))

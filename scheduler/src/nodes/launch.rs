@@ -85,6 +85,19 @@ pub async fn start(m: &NodeManager, node_id: &[u8; 33]) -> Result<(NodeProcess, 
         }
     };
     s.node_host.apply(&mut config);
+    // The database's URL (a secret) reaches node-host as the chain's password does: in an
+    // owner-only file in its directory, read afresh at each start.
+    match &s.node_host.state_database_url_file {
+        Some(file) => {
+            let url = std::fs::read_to_string(file)
+                .map_err(|e| failed(format!("cannot read {}: {e}", file.display())))?;
+            write_secret(&dir.state_database_url(), url.trim()).map_err(internal)?;
+            config.state_database_url_file = Some(dir.state_database_url());
+        }
+        None => {
+            let _ = std::fs::remove_file(dir.state_database_url());
+        }
+    }
     let port = match &s.p2p.ports {
         Some(range) => {
             let (store, id, range) = (m.store.clone(), *node_id, range.clone());

@@ -1,0 +1,116 @@
+//! Which backend keeps a node's state, as its configuration says — and what moving a node
+//! from its directory to PostgreSQL takes, so that no state is ever left in two places or
+//! started afresh beside an older copy.
+//!
+//! - With a database: a node directory still holding state (`ldk.redb`, or LDK's older
+//!   `ldk/` files) has it taken into the database in one transaction, read back against
+//!   the local copy, and the local copy removed. State both here and in the database is
+//!   refused unless they are the same (a take-in that stopped after its commit).
+//! - Either way the node directory then records that its state is in the database
+//!   (`state-in-database`), and a node-host started on it without the database refuses,
+//!   rather than making a new, empty node on top of its channels.
+
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+
+use super::NodeKv;
+use super::postgres::{LeaseSettings, PgKv};
+use super::redb::RedbKv;
+use crate::config::Config;
+
+/// A node's state backend, opened.
+pub struct Opened {
+    /// Where LDK's store reads and writes.
+    pub kv: Arc<dyn NodeKv>,
+    /// The database, when the state is there (its lease held).
+    pub database: Option<Arc<PgKv>>,
+}
+
+/// Opens the state of the node `config` runs, taking the lease first where there is one.
+pub fn open(config: &Config) -> anyhow::Result<Opened> {
+    let dir = config.dir();
+    let marker = dir.state_in_database();
+    let Some(url_file) = &config.state_database_url_file else {
+        if marker.exists() {
+            bail!(
+                "this node's state is kept in PostgreSQL ({}); start node-host with \
+                 --state-database-url-file, as before",
+                std::fs::read_to_string(&marker).unwrap_or_default().trim()
+            );
+        }
+        let kv = RedbKv::open_node(&dir).context("the node's LDK store cannot be opened")?;
+        return Ok(Opened {
+            kv: Arc::new(kv),
+            database: None,
+        });
+    };
+    let url = std::fs::read_to_string(url_file)
+        .with_context(|| format!("cannot read {}", url_file.display()))?;
+    let where_ = skylight_postgres::describe(&skylight_postgres::parse(&url)?);
+    let lease = LeaseSettings {
+        ttl: config.lease_ttl,
+    };
+    let db = Arc::new(
+        PgKv::open(&url, config.node_id.serialize(), lease)
+            .context("the node's state in PostgreSQL cannot be opened")?,
+    );
+    let local = dir.ldk_store().exists() || dir.ldk().exists();
+    if local {
+        take_in(&RedbKv::open_node(&dir)?, &db)?;
+    }
+    // Recorded before the local copy goes: from here on a start without the database is
+    // refused.
+    if !marker.exists() {
+        skylight_client::files::replace_private(&marker, format!("{where_}\n").as_bytes())
+            .with_context(|| format!("cannot write {}", marker.display()))?;
+    }
+    if local {
+        std::fs::remove_file(dir.ldk_store())
+            .with_context(|| format!("cannot remove {}", dir.ldk_store().display()))?;
+        skylight_client::files::sync_dir_of(&dir.ldk_store())?;
+        tracing::info!(to = %where_, "the node's state was taken from its directory into PostgreSQL");
+    }
+    Ok(Opened {
+        kv: db.clone(),
+        database: Some(db),
+    })
+}
+
+/// Copies everything `local` holds into `db` in one transaction and reads it back; state
+/// already in `db` must be the same.
+fn take_in(local: &RedbKv, db: &PgKv) -> anyhow::Result<()> {
+    let keys = local.list_all()?;
+    let mut entries = Vec::with_capacity(keys.len());
+    for (p, s, k) in keys {
+        let value = local
+            .read(&p, &s, &k)?
+            .with_context(|| format!("{p}/{s}/{k} vanished while being read"))?;
+        entries.push((p, s, k, value));
+    }
+    let theirs = db.list_all()?;
+    if !theirs.is_empty() {
+        let same = theirs.len() == entries.len()
+            && entries
+                .iter()
+                .all(|(p, s, k, v)| db.read(p, s, k).ok().flatten().as_ref() == Some(v));
+        if !same {
+            bail!(
+                "this node has state both in its directory and in PostgreSQL, and they differ: \
+                 one of them is an older copy, and running on it could lose funds; the \
+                 operator must remove the older one"
+            );
+        }
+        return Ok(());
+    }
+    db.write_all(entries.clone())?;
+    for (p, s, k, v) in &entries {
+        if db.read(p, s, k)?.as_ref() != Some(v) {
+            bail!("{p}/{s}/{k} reads back from PostgreSQL other than it was written");
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

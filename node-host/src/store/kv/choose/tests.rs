@@ -1,0 +1,81 @@
+use skylight_test_support::Postgres;
+
+use super::*;
+use crate::paths::NodeDir;
+
+const NODE: &str = "02eec7245d6b7d2ccb30380bfbe2a3648cd7a942653f5aa340edcea1f283686619";
+
+fn config(dir: &std::path::Path, pg: Option<&Postgres>) -> Config {
+    let mut c = Config::new(
+        NODE.parse().unwrap(),
+        dir.to_path_buf(),
+        "http://127.0.0.1:1".into(),
+    );
+    if let Some(pg) = pg {
+        let file = dir.join("state-database-url");
+        std::fs::write(&file, pg.url()).unwrap();
+        c.state_database_url_file = Some(file);
+    }
+    c
+}
+
+#[test]
+fn a_node_directorys_state_is_taken_into_the_database_and_then_never_started_without_it() {
+    let Some(pg) = Postgres::start() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let node = NodeDir::new(dir.path());
+    {
+        let local = RedbKv::open_node(&node).unwrap();
+        local.write("monitors", "", "m1", b"monitor").unwrap();
+        local.write("", "", "manager", b"manager").unwrap();
+    }
+    let opened = open(&config(dir.path(), Some(&pg))).unwrap();
+    assert_eq!(
+        opened.kv.read("monitors", "", "m1").unwrap().unwrap(),
+        b"monitor"
+    );
+    assert_eq!(opened.kv.list_all().unwrap().len(), 2);
+    assert!(!node.ldk_store().exists(), "no second copy is left behind");
+    opened.database.unwrap().release().unwrap();
+
+    let err = open(&config(dir.path(), None)).err().expect("refused");
+    assert!(
+        format!("{err:#}").contains("kept in PostgreSQL"),
+        "{err:#}"
+    );
+    assert!(!node.ldk_store().exists(), "and no empty node made instead");
+}
+
+#[test]
+fn state_both_here_and_in_the_database_is_refused_unless_the_same() {
+    let Some(pg) = Postgres::start() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let node = NodeDir::new(dir.path());
+    // The database holds this node already.
+    {
+        let opened = open(&config(dir.path(), Some(&pg))).unwrap();
+        opened.kv.write("", "", "manager", b"in the database").unwrap();
+        opened.database.unwrap().release().unwrap();
+    }
+    // And its directory holds another copy.
+    std::fs::remove_file(node.state_in_database()).unwrap();
+    RedbKv::open_node(&node)
+        .unwrap()
+        .write("", "", "manager", b"older, here")
+        .unwrap();
+    let err = open(&config(dir.path(), Some(&pg))).err().expect("refused");
+    assert!(format!("{err:#}").contains("they differ"), "{err:#}");
+    assert!(node.ldk_store().exists(), "neither copy is removed");
+
+    // The same copy in both (a take-in that stopped after its commit) is finished.
+    RedbKv::open_node(&node)
+        .unwrap()
+        .write("", "", "manager", b"in the database")
+        .unwrap();
+    let opened = open(&config(dir.path(), Some(&pg))).unwrap();
+    assert!(!node.ldk_store().exists());
+    assert_eq!(
+        opened.kv.read("", "", "manager").unwrap().unwrap(),
+        b"in the database"
+    );
+}

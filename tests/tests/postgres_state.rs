@@ -1,0 +1,185 @@
+//! Node state in PostgreSQL, through the real binaries: a scheduler whose node-hosts keep
+//! LDK's state (channels, the manager, the wallet) in a real PostgreSQL server started
+//! here, each under its tenant's lease.
+
+use std::process::Command;
+
+use skylight_test_support::pair::{Pair, invoice, paid};
+use skylight_test_support::{Postgres, Scheduler, alive, eventually, node_pid};
+
+fn kill(signal: &str, pid: u32) {
+    Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .status()
+        .unwrap();
+}
+
+#[test]
+fn channels_kept_in_postgres_pay_survive_a_restart_and_leave_nothing_in_the_node_directory() {
+    let Some(pg) = Postgres::start() else { return };
+    let files = tempfile::tempdir().unwrap();
+    let url_file = pg.url_file(files.path());
+    let pair =
+        Pair::connected_with(&["--node-state-database-url-file", url_file.to_str().unwrap()]);
+    pair.fund_channel();
+    pair.confirm_channel();
+    let (s, a, b) = (&pair.s, &pair.a, &pair.b);
+    let first = invoice(b, 1_000_000, "in-postgres");
+    a.call(&["pay", &first]);
+    eventually("B sees the payment", || paid(b, "in-postgres"));
+
+    let a_id = a.cli.node_id();
+    let monitors = pg.query(&format!(
+        "SELECT count(*) FROM node_kv WHERE node_id = '\\x{a_id}'::bytea AND primary_ns = 'monitors'"
+    ));
+    assert_eq!(monitors, [["1"]], "A's channel monitor is in the database");
+    let dir = s.node_dir(&a_id);
+    assert!(
+        !dir.ldk_store().exists(),
+        "A's LDK state is not on local disk"
+    );
+    assert!(dir.state_in_database().exists());
+    let url_copy = std::fs::metadata(dir.state_database_url()).unwrap();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&url_copy.permissions()) & 0o777,
+        0o600,
+        "the database URL holds a password: owner-only"
+    );
+    let holds_url = skylight_test_support::command_lines_holding(&pg.url());
+    assert!(
+        holds_url.is_empty(),
+        "the URL is on a command line: {holds_url:?}"
+    );
+
+    // Stopped and started again, A reads its channel back from the database and pays.
+    let pid = node_pid(s, &a_id).unwrap();
+    kill("-TERM", pid);
+    eventually("A's node-host stops", || !alive(pid));
+    let lease = pg.query(&format!(
+        "SELECT expires_at <= now() FROM node_lease WHERE node_id = '\\x{a_id}'::bytea"
+    ));
+    assert_eq!(lease, [["t"]], "a clean stop gives the lease up");
+    eventually("A's channel is back and connected", || {
+        a.try_call(&["listpeerchannels"]).is_some_and(|c| {
+            c["channels"][0]["peer_connected"] == true
+                && c["channels"][0]["state"] == "ChanneldNormal"
+        })
+    });
+    let epoch = pg.query(&format!(
+        "SELECT epoch FROM node_lease WHERE node_id = '\\x{a_id}'::bytea"
+    ));
+    assert_eq!(epoch, [["2"]], "the second start took the lease over");
+    let again = invoice(b, 1_000_000, "after-restart");
+    a.call(&["pay", &again]);
+    eventually("B sees the payment after A's restart", || {
+        paid(b, "after-restart")
+    });
+}
+
+#[test]
+fn a_stale_node_host_whose_lease_was_taken_over_writes_nothing_and_stops_when_it_resumes() {
+    let Some(pg) = Postgres::start() else { return };
+    let files = tempfile::tempdir().unwrap();
+    let url_file = pg.url_file(files.path());
+    let s = Scheduler::start_logged(
+        &[
+            "--node-state-database-url-file",
+            url_file.to_str().unwrap(),
+            "--node-lease-ttl",
+            "3",
+        ],
+        &[],
+    )
+    .unwrap();
+    let t = skylight_test_support::pair::Tenant::new(&s);
+    let id = t.cli.node_id();
+    let stale = node_pid(&s, &id).unwrap();
+    t.stop_signer();
+
+    // Stalled (a long GC pause, a frozen VM): it cannot renew its lease.
+    kill("-STOP", stale);
+    // What it had sent before it stopped has reached the database by now.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let rows = |pg: &Postgres| {
+        pg.query(&format!(
+            "SELECT primary_ns, secondary_ns, key, md5(value), xmin::text FROM node_kv \
+             WHERE node_id = '\\x{id}'::bytea ORDER BY 1, 2, 3"
+        ))
+    };
+    let before = rows(&pg);
+    assert!(!before.is_empty(), "the node's state is in the database");
+
+    // Its successor, "on another machine": another directory with only its certificates
+    // and the database's URL, the same command line otherwise. It takes the lease once the
+    // stalled one's runs out.
+    let other = tempfile::tempdir().unwrap();
+    let dir = s.node_dir(&id);
+    let next = skylight_node_host::paths::NodeDir::new(other.path());
+    for (from, to) in [
+        (dir.server_cert(), next.server_cert()),
+        (dir.server_key(), next.server_key()),
+        (dir.tenant_ca(), next.tenant_ca()),
+        (dir.state_database_url(), next.state_database_url()),
+    ] {
+        std::fs::copy(from, to).unwrap();
+    }
+    let args = successor_args(stale, other.path(), &next.state_database_url());
+    let mut successor = Command::new(skylight_test_support::bin("node-host"))
+        .args(&args)
+        .stderr(std::fs::File::create(other.path().join("log")).unwrap())
+        .spawn()
+        .unwrap();
+    eventually("the successor takes the lease and serves", || {
+        next.grpc_uri().exists()
+    });
+    let epoch = pg.query(&format!(
+        "SELECT epoch FROM node_lease WHERE node_id = '\\x{id}'::bytea"
+    ));
+    assert_eq!(epoch, [["2"]]);
+
+    // The stalled one resumes: it stops itself, and not one row it wrote is there.
+    kill("-CONT", stale);
+    eventually("the stale node-host exits", || !alive(stale));
+    let log = std::fs::read_to_string(dir.log()).unwrap();
+    assert!(log.contains("the node's lease was lost"), "{log}");
+    let scheduler_log = std::fs::read_to_string(s.log().unwrap()).unwrap();
+    assert!(
+        scheduler_log.contains("exit status: 75"),
+        "the scheduler saw it exit with the lease-lost status: {scheduler_log}"
+    );
+    assert_eq!(rows(&pg), before, "the stale node-host wrote nothing");
+    assert!(
+        successor.try_wait().unwrap().is_none(),
+        "the successor runs on"
+    );
+    successor.kill().unwrap();
+    let _ = successor.wait();
+}
+
+/// The stalled node-host's command line for the successor: its own directory, its own
+/// ports, no log file, never idle.
+fn successor_args(stale: u32, dir: &std::path::Path, url_file: &std::path::Path) -> Vec<String> {
+    let cmdline = std::fs::read(format!("/proc/{stale}/cmdline")).unwrap();
+    let mut args: Vec<String> = cmdline
+        .split(|b| *b == 0)
+        .filter(|a| !a.is_empty())
+        .skip(1)
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    let mut out = Vec::new();
+    let mut it = args.drain(..);
+    while let Some(a) = it.next() {
+        let value = it.next().unwrap_or_default();
+        let value = match a.as_str() {
+            "--data-dir" => dir.display().to_string(),
+            "--state-database-url-file" => url_file.display().to_string(),
+            "--listen" | "--p2p-listen" => "127.0.0.1:0".into(),
+            "--idle-timeout" => "0".into(),
+            "--log-file" | "--events-socket" => continue,
+            _ => value,
+        };
+        out.push(a);
+        out.push(value);
+    }
+    out
+}
