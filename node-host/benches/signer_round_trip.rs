@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use lightning_signer::lightning::sign::{NodeSigner, Recipient};
 use skylight_client::secret::HsmSecret;
 use skylight_node_host::signer_link::stage::Stage;
+use skylight_node_host::store::kv::redb::RedbKv;
 use skylight_node_host::store::signer_state::SignerState;
 
 use skylight_test_support::in_process::{attach_signer, remote_keys};
@@ -22,14 +23,10 @@ fn main() {
         .unwrap_or(500);
     let dir = tempfile::tempdir().unwrap();
     let stage = Arc::new(Stage::new());
-    let state = Arc::new(SignerState::open(&dir.path().join("state.redb")).unwrap());
+    let kv = RedbKv::shared(&dir.path().join("ldk.redb")).unwrap();
+    let state = Arc::new(SignerState::open(kv.clone()).unwrap());
     let _signer = attach_signer(stage.clone(), state, HsmSecret::from_bytes([0x43; 32]));
-    let keys = remote_keys(
-        &stage,
-        Duration::from_secs(30),
-        &dir.path().join("next_dbid"),
-        &dir.path().join("channels.redb"),
-    );
+    let keys = remote_keys(&stage, Duration::from_secs(30), kv);
     let other = bitcoin::secp256k1::SecretKey::from_slice(&[5; 32])
         .unwrap()
         .public_key(&bitcoin::secp256k1::Secp256k1::new());

@@ -82,7 +82,7 @@ impl NodeHost {
             tenant_ca_pem: read(&dir.tenant_ca())?,
         };
         let state = Arc::new(
-            SignerState::open(&dir.signer_state()).context("cannot open the signer state")?,
+            SignerState::open(node_state.kv.clone()).context("cannot open the signer state")?,
         );
         let listener = TcpListener::bind(config.listen)
             .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -97,11 +97,10 @@ impl NodeHost {
             config.network,
             auth,
         )?));
-        let invoices =
-            Arc::new(Invoices::open(&dir.invoices()).context("cannot open the invoices")?);
-        let payments =
-            Arc::new(Payments::open(&dir.payments()).context("cannot open the payments")?);
-        let outbox = Arc::new(Outbox::open(&dir.outbox()).context("cannot open the outbox")?);
+        let invoices = Arc::new(Invoices::open(node_state.kv.clone()));
+        let payments = Arc::new(Payments::open(node_state.kv.clone()));
+        let outbox =
+            Arc::new(Outbox::open(node_state.kv.clone()).context("cannot open the outbox")?);
         Ok(NodeHost {
             verifier: Arc::new(Verifier::new(config.signed_request_window)),
             config,

@@ -8,17 +8,15 @@
 //! grpc-uri            where node-host serves, written once it listens
 //! node-host.pid       the process, for the scheduler's supervision
 //! node-host.log       what node-host logged
-//! signer_state.redb   the signer's state (see store::schema)
-//! channel_signers.redb what node-host knows of each channel's signer (see store::schema)
-//! invoices.redb       invoices (see store::schema)
-//! payments.redb       outgoing payments (see store::schema)
-//! outbox.redb         events raised, until the scheduler stored them (see store::schema)
-//! ldk.redb            LDK's store: channel monitors, manager, graph, scorer, sweeper, wallet,
-//!                     peers (see store::ldk_store)
-//! ldk/                the same in LDK's file store, from before: taken into ldk.redb at start
-//! next-dbid           the next channel id for the signer
-//! receive-auth-key    the blinded-path receive key                               0600
-//! p2p-addr            where the node last listened for Lightning peers
+//! ldk.redb            the node's store, all its state: LDK's (channel monitors, manager,
+//!                     graph, scorer, sweeper, wallet, peers) and node-host's (the signer's
+//!                     state, channel signers' records, invoices, payments, the outbox, the
+//!                     channel counter, the receive key, the p2p address; see store::schema)
+//!
+//! from before, taken into ldk.redb at start (see store::legacy) and removed:
+//! ldk/                LDK's file store
+//! signer_state.redb, channel_signers.redb, invoices.redb, payments.redb, outbox.redb,
+//! next-dbid, receive-auth-key (0600), p2p-addr
 //! revoked-devices     the tenant's revoked devices (JSON list of names), from the scheduler
 //! bitcoind-auth       the chain's `user:password`, from the scheduler                 0600
 //! state-database-url  where the node's state is kept when not here (PostgreSQL), from the

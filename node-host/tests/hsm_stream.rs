@@ -13,6 +13,7 @@ use skylight_node_host::server::{self, ServerTls};
 use skylight_node_host::signer_link::authority::Authority;
 use skylight_node_host::signer_link::service::SignerLink;
 use skylight_node_host::signer_link::stage::{SignerError, Stage};
+use skylight_node_host::store::kv::redb::RedbKv;
 use skylight_node_host::store::signer_state::SignerState;
 use skylight_proto::greenlight::node_client::NodeClient;
 use skylight_proto::greenlight::{Empty, HsmResponse, SignerStateEntry};
@@ -43,7 +44,8 @@ async fn start(pki: &Pki) -> Served {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = tempfile::tempdir().unwrap();
     let stage = Arc::new(Stage::new());
-    let state = Arc::new(SignerState::open(&dir.path().join("state.redb")).unwrap());
+    let kv = RedbKv::shared(&dir.path().join("ldk.redb")).unwrap();
+    let state = Arc::new(SignerState::open(kv.clone()).unwrap());
     let tenant = &pki.tenants[0];
     let server_cert = tenant
         .issue_node_server(&hex::encode(A), Validity::days(1))
@@ -66,17 +68,13 @@ async fn start(pki: &Pki) -> Served {
     let lightning = node::Node::new(node::Parts {
         id: bitcoin::secp256k1::PublicKey::from_slice(&A).unwrap(),
         network: bitcoin::Network::Regtest,
-        invoices: Arc::new(
-            skylight_node_host::store::invoices::Invoices::open(&dir.path().join("i.redb"))
-                .unwrap(),
-        ),
-        payments: Arc::new(
-            skylight_node_host::store::payments::Payments::open(&dir.path().join("p.redb"))
-                .unwrap(),
-        ),
-        outbox: Arc::new(
-            skylight_node_host::store::outbox::Outbox::open(&dir.path().join("o.redb")).unwrap(),
-        ),
+        invoices: Arc::new(skylight_node_host::store::invoices::Invoices::open(
+            kv.clone(),
+        )),
+        payments: Arc::new(skylight_node_host::store::payments::Payments::open(
+            kv.clone(),
+        )),
+        outbox: Arc::new(skylight_node_host::store::outbox::Outbox::open(kv).unwrap()),
         stage: stage.clone(),
         signer_wait: Duration::from_secs(1),
         ldk_runtime: tokio::runtime::Handle::current(),

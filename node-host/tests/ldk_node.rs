@@ -21,20 +21,16 @@ use skylight_test_support::in_process::{Linked, linked, remote_keys};
 fn the_channel_manager_makes_an_invoice_the_signer_signs() {
     let secret = HsmSecret::from_bytes([0x44; 32]);
     let Linked {
-        dir,
+        dir: _dir,
+        kv,
         stage,
         session,
         signer,
         ..
     } = linked(&secret);
-    let keys = Arc::new(remote_keys(
-        &stage,
-        Duration::from_secs(30),
-        &dir.path().join("next_dbid"),
-        &dir.path().join("channels.redb"),
-    ));
+    let keys = Arc::new(remote_keys(&stage, Duration::from_secs(30), kv.clone()));
     let (broadcaster, _queue) = Broadcaster::new();
-    let store = Arc::new(LdkStore::open(&dir.path().join("ldk.redb")).unwrap());
+    let store = Arc::new(LdkStore::on(kv));
     let parts = |keys| Parts {
         network: Network::Regtest,
         keys,

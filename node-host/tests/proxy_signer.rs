@@ -11,25 +11,22 @@ use skylight_client::secret::HsmSecret;
 use skylight_node_host::signer_link::stage::Stage;
 use skylight_node_host::signer_link::transport::StageTransport;
 
+use skylight_node_host::store::kv::redb::RedbKv;
 use skylight_test_support::in_process::{Linked, linked, remote_keys};
 
 #[test]
 fn ldk_signer_calls_cross_the_stage_to_vls_and_the_state_lands_in_node_host() {
     let secret = HsmSecret::from_bytes([0x41; 32]);
     let Linked {
-        dir,
+        dir: _dir,
+        kv,
         stage,
         state,
         session,
         signer,
         ..
     } = linked(&secret);
-    let keys = remote_keys(
-        &stage,
-        Duration::from_secs(30),
-        &dir.path().join("next_dbid"),
-        &dir.path().join("channels.redb"),
-    );
+    let keys = remote_keys(&stage, Duration::from_secs(30), kv.clone());
     // The node id LDK sees is the signer's (VLS native derivation, as Greenlight's).
     let expected = NodeKeys::derive(&secret, Network::Regtest).node_id;
     assert_eq!(keys.get_node_id(Recipient::Node).unwrap(), expected);
@@ -90,18 +87,13 @@ fn remote_keys_sign_with_the_signer_keep_the_channel_counter_fail_softly_without
     let secret = HsmSecret::from_bytes([0x42; 32]);
     let Linked {
         dir,
+        kv,
         stage,
         state,
         session,
         signer,
     } = linked(&secret);
-    let counter = dir.path().join("next_dbid");
-    let keys = remote_keys(
-        &stage,
-        Duration::from_secs(30),
-        &counter,
-        &dir.path().join("a.redb"),
-    );
+    let keys = remote_keys(&stage, Duration::from_secs(30), kv.clone());
     let node_id = keys.get_node_id(Recipient::Node).unwrap();
     let secp = bitcoin::secp256k1::Secp256k1::new();
 
@@ -148,13 +140,8 @@ fn remote_keys_sign_with_the_signer_keep_the_channel_counter_fail_softly_without
     let first = keys.generate_channel_keys_id(false, 0);
     let second = keys.generate_channel_keys_id(false, 0);
     assert_ne!(first, second);
-    // The same signer, a restarted node: a new client on the same counter file.
-    let restarted = remote_keys(
-        &stage,
-        Duration::from_secs(30),
-        &counter,
-        &dir.path().join("b.redb"),
-    );
+    // The same signer, a restarted node: a new client on the same store.
+    let restarted = remote_keys(&stage, Duration::from_secs(30), kv);
     let third = restarted.generate_channel_keys_id(false, 0);
     assert!(
         third != first && third != second,
@@ -165,8 +152,7 @@ fn remote_keys_sign_with_the_signer_keep_the_channel_counter_fail_softly_without
     let impatient = remote_keys(
         &stage,
         Duration::from_secs(2),
-        &dir.path().join("other_dbid"),
-        &dir.path().join("c.redb"),
+        RedbKv::shared(&dir.path().join("other.redb")).unwrap(),
     );
 
     // The signer goes away: calls fail after their deadline; the node does not panic.

@@ -53,15 +53,7 @@ fn stop(s: &Scheduler, who: &Tenant) {
 /// What a tenant's backup holds: its node-host's state and its device's.
 fn state_of(s: &Scheduler, who: &Tenant) -> Vec<PathBuf> {
     let d = s.node_dir(&who.cli.node_id());
-    vec![
-        d.signer_state(),
-        d.channel_signers(),
-        d.invoices(),
-        d.payments(),
-        d.ldk_store(),
-        d.next_dbid(),
-        who.cli.dir.clone(),
-    ]
+    vec![d.ldk_store(), who.cli.dir.clone()]
 }
 
 /// `cp -a from to`.

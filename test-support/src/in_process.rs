@@ -17,6 +17,8 @@ use skylight_node_host::signer_link::keys::RemoteKeys;
 use skylight_node_host::signer_link::service::RETRY_TEMPORARY;
 use skylight_node_host::signer_link::stage::{Delivery, SignerError, Stage};
 use skylight_node_host::signer_link::transport::StageTransport;
+use skylight_node_host::store::kv::NodeKv;
+use skylight_node_host::store::kv::redb::RedbKv;
 use skylight_node_host::store::signer_state::SignerState;
 use skylight_proto::greenlight::HsmRequest;
 use vls_protocol_client::KeysManagerClient;
@@ -90,6 +92,8 @@ pub struct Linked {
     pub stage: Arc<Stage>,
     /// node-host's copy of the signer state.
     pub state: Arc<SignerState>,
+    /// The node's store the state is in (in `dir`), for the rest of a test's node.
+    pub kv: Arc<dyn NodeKv>,
     /// The signer's session, to detach it.
     pub session: u64,
     /// The signer's thread.
@@ -100,12 +104,14 @@ pub struct Linked {
 pub fn linked(secret: &HsmSecret) -> Linked {
     let dir = tempfile::tempdir().unwrap();
     let stage = Arc::new(Stage::new());
-    let state = Arc::new(SignerState::open(&dir.path().join("state.redb")).unwrap());
+    let kv = RedbKv::shared(&dir.path().join("ldk.redb")).unwrap();
+    let state = Arc::new(SignerState::open(kv.clone()).unwrap());
     let (session, signer) = attach_signer(stage.clone(), state.clone(), secret.clone());
     Linked {
         dir,
         stage,
         state,
+        kv,
         session,
         signer,
     }
@@ -128,16 +134,10 @@ pub fn signer_client(
     (transport, client)
 }
 
-/// A node's keys over `stage` (calls waiting at most `deadline`), its channel counter at
-/// `counter` and its channel signers' records at `records`; the init answered by the
-/// attached signer.
-pub fn remote_keys(
-    stage: &Arc<Stage>,
-    deadline: Duration,
-    counter: &std::path::Path,
-    records: &std::path::Path,
-) -> RemoteKeys {
+/// A node's keys over `stage` (calls waiting at most `deadline`), its channel counter and
+/// its channel signers' records in `kv`; the init answered by the attached signer.
+pub fn remote_keys(stage: &Arc<Stage>, deadline: Duration, kv: Arc<dyn NodeKv>) -> RemoteKeys {
     let (transport, client) = signer_client(stage, deadline);
-    let channels = Channels::open(&client, stage.clone(), deadline, records).unwrap();
-    RemoteKeys::new(client, transport, counter, Arc::new(channels)).unwrap()
+    let channels = Channels::open(&client, stage.clone(), deadline, kv.clone()).unwrap();
+    RemoteKeys::new(client, transport, kv, Arc::new(channels)).unwrap()
 }

@@ -21,7 +21,7 @@ fn a_node_host_cannot_read_the_ca_key_the_database_or_another_tenants_signer_sta
     let b = SignerCli::registered(&s).unwrap();
     // B's node runs first, so its files exist.
     assert!(b.run(&["schedule"]).unwrap().ok);
-    let b_state = s.node_dir(&b.node_id()).signer_state();
+    let b_state = s.node_dir(&b.node_id()).ldk_store();
     assert!(b_state.exists());
     let a_dir = s.node_dir(&a.node_id());
 

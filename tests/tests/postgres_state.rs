@@ -15,7 +15,8 @@ fn kill(signal: &str, pid: u32) {
 }
 
 #[test]
-fn channels_kept_in_postgres_pay_survive_a_restart_and_leave_nothing_in_the_node_directory() {
+fn channels_kept_in_postgres_pay_survive_a_restart_and_run_from_the_database_alone_in_a_new_directory()
+ {
     let Some(pg) = Postgres::start() else { return };
     let files = tempfile::tempdir().unwrap();
     let url_file = pg.url_file(files.path());
@@ -74,6 +75,31 @@ fn channels_kept_in_postgres_pay_survive_a_restart_and_leave_nothing_in_the_node
     eventually("B sees the payment after A's restart", || {
         paid(b, "after-restart")
     });
+
+    // As if A's next start were on another machine: its node directory is gone, and
+    // what the scheduler writes there at a start (certificates, the database's URL) is all
+    // it has. Its channel, payments and invoices come from the database alone.
+    let pid = node_pid(s, &a_id).unwrap();
+    kill("-TERM", pid);
+    eventually("A's node-host stops", || !alive(pid));
+    std::fs::remove_dir_all(dir.root()).unwrap();
+    eventually("A's channel is back, from the database alone", || {
+        a.try_call(&["listpeerchannels"]).is_some_and(|c| {
+            c["channels"][0]["peer_connected"] == true
+                && c["channels"][0]["state"] == "ChanneldNormal"
+        })
+    });
+    assert!(!dir.ldk_store().exists(), "nothing was made locally");
+    let third = invoice(b, 1_000_000, "from-the-database");
+    a.call(&["pay", &third]);
+    eventually("B sees the payment from A's new directory", || {
+        paid(b, "from-the-database")
+    });
+    assert_eq!(
+        a.call(&["listpays"])["pays"].as_array().unwrap().len(),
+        3,
+        "A's payments came along"
+    );
 }
 
 #[test]

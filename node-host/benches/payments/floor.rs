@@ -30,6 +30,7 @@ use skylight_node_host::signer_link::authority::Authority;
 use skylight_node_host::signer_link::service::SignerLink;
 use skylight_node_host::signer_link::stage::Stage;
 use skylight_node_host::store::invoices::Invoices;
+use skylight_node_host::store::kv::redb::RedbKv;
 use skylight_node_host::store::payments::Payments;
 use skylight_node_host::store::signer_state::SignerState;
 use skylight_proto::cln as pb;
@@ -86,7 +87,8 @@ async fn host(
         .unwrap();
     let stage = Arc::new(Stage::new());
     let files = NodeDir::new(dir.path());
-    let state = Arc::new(SignerState::open(&files.signer_state()).unwrap());
+    let kv = RedbKv::shared(&files.ldk_store()).unwrap();
+    let state = Arc::new(SignerState::open(kv.clone()).unwrap());
     let verifier = Arc::new(Verifier::new(Duration::from_secs(300)));
     skylight_test_support::in_process::attach_signer_shipping(
         stage.clone(),
@@ -98,9 +100,9 @@ async fn host(
     let node = Node::new(node::Parts {
         id: node_id,
         network: Network::Regtest,
-        invoices: Arc::new(Invoices::open(&files.invoices()).unwrap()),
-        payments: Arc::new(Payments::open(&files.payments()).unwrap()),
-        outbox: Arc::new(skylight_node_host::store::outbox::Outbox::open(&files.outbox()).unwrap()),
+        invoices: Arc::new(Invoices::open(kv.clone())),
+        payments: Arc::new(Payments::open(kv.clone())),
+        outbox: Arc::new(skylight_node_host::store::outbox::Outbox::open(kv.clone()).unwrap()),
         stage: stage.clone(),
         signer_wait: Duration::from_secs(30),
         ldk_runtime: tokio::runtime::Handle::current(),
@@ -116,7 +118,7 @@ async fn host(
         signer_deadline: Duration::from_secs(120),
         // node-host's default.
         chain_poll: Duration::from_millis(1000),
-        store: Arc::new(skylight_node_host::store::ldk_store::LdkStore::open_node(&files).unwrap()),
+        store: Arc::new(skylight_node_host::store::ldk_store::LdkStore::on(kv)),
         io,
     };
     tokio::spawn(node::run(settings, node.clone(), stop));

@@ -109,10 +109,13 @@ pub async fn connect_outbound(
 /// before (a node that moved would not be found by its channel peers).
 pub async fn listen(settings: &super::Settings) -> anyhow::Result<TcpListener> {
     use anyhow::Context;
+    use crate::store::schema::{NODE, P2P_ADDR};
     // Where the node listened last: peers with channels reconnect there.
-    let file = settings.dir.p2p_addr();
-    let previous = std::fs::read_to_string(&file)
-        .ok()
+    let kv = settings.store.kv();
+    let previous = kv
+        .read(NODE.primary, NODE.secondary, P2P_ADDR)
+        .context("cannot read where the node listened")?
+        .and_then(|b| String::from_utf8(b).ok())
         .and_then(|s| s.trim().parse::<std::net::SocketAddr>().ok());
     let wanted = match previous {
         Some(p) if settings.p2p_listen.port() == 0 && p.ip() == settings.p2p_listen.ip() => p,
@@ -125,9 +128,10 @@ pub async fn listen(settings: &super::Settings) -> anyhow::Result<TcpListener> {
         Err(e) => return Err(e).context(format!("cannot listen for peers on {wanted}")),
     };
     let addr = listener.local_addr()?;
-    let tmp = file.with_extension("tmp");
-    std::fs::write(&tmp, addr.to_string())?;
-    std::fs::rename(&tmp, &file)?;
+    if previous != Some(addr) {
+        kv.write(NODE.primary, NODE.secondary, P2P_ADDR, addr.to_string().as_bytes())
+            .context("cannot store where the node listens")?;
+    }
     Ok(listener)
 }
 

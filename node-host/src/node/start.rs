@@ -60,12 +60,12 @@ pub async fn keys_from_signer(
                     &client,
                     node.stage.clone(),
                     settings.signer_deadline,
-                    &settings.dir.channel_signers(),
+                    settings.store.kv().clone(),
                 )?;
                 let keys = RemoteKeys::new(
                     client,
                     transport.clone(),
-                    &settings.dir.next_dbid(),
+                    settings.store.kv().clone(),
                     Arc::new(channels),
                 )
                 .context("cannot open the channel counter")?;
@@ -91,22 +91,26 @@ pub async fn keys_from_signer(
     }
 }
 
-/// The key that authenticates payments to our blinded paths, created on first use (0600):
-/// local to the node, kept across restarts so paths it handed out stay valid.
+/// The key that authenticates payments to our blinded paths, created on first use and
+/// kept in the node's store (with the rest of its state, in a directory only node-host
+/// reads), so paths it handed out stay valid across restarts.
 fn receive_auth_key(settings: &Settings) -> Result<[u8; 32]> {
-    let path = settings.dir.receive_auth_key();
-    match std::fs::read(&path) {
-        Ok(b) => b
+    use crate::store::schema::{NODE, RECEIVE_AUTH_KEY};
+    let kv = settings.store.kv();
+    match kv
+        .read(NODE.primary, NODE.secondary, RECEIVE_AUTH_KEY)
+        .context("cannot read the receive key")?
+    {
+        Some(b) => b
             .try_into()
-            .map_err(|_| anyhow!("{} is damaged (not 32 bytes)", path.display())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            .map_err(|_| anyhow!("the stored receive key is damaged (not 32 bytes)")),
+        None => {
             let mut key = [0u8; 32];
             getrandom::getrandom(&mut key).context("no randomness")?;
-            skylight_client::files::replace_private(&path, &key)
-                .with_context(|| format!("cannot write {}", path.display()))?;
+            kv.write(NODE.primary, NODE.secondary, RECEIVE_AUTH_KEY, &key)
+                .context("cannot store the receive key")?;
             Ok(key)
         }
-        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
     }
 }
 

@@ -135,16 +135,16 @@ mod tests {
     #[test]
     fn the_first_attested_key_is_pinned_across_a_restart_and_no_other_is_taken() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("s.redb");
+        let kv = crate::store::kv::redb::RedbKv::shared(&dir.path().join("s.redb")).unwrap();
         let (node_key, node_id) = node(5);
         let seed = StateSigner::new(&[1; 32], &node_key);
         {
-            let state = Arc::new(SignerState::open(&path).unwrap());
+            let state = Arc::new(SignerState::open(kv.clone()).unwrap());
             let a = Authority::new(node_id, state).unwrap();
             a.check(b"req", &answer(&seed, &[("channel/x", 3)]))
                 .unwrap();
         }
-        let state = Arc::new(SignerState::open(&path).unwrap());
+        let state = Arc::new(SignerState::open(kv).unwrap());
         let a = Authority::new(node_id, state).unwrap();
         a.check(b"req", &answer(&seed, &[])).unwrap();
         // Even a key the node key attested (it cannot happen for one seed, but the pin is
@@ -159,7 +159,8 @@ mod tests {
     #[test]
     fn a_device_without_the_seed_cannot_answer_or_store_state() {
         let dir = tempfile::tempdir().unwrap();
-        let state = Arc::new(SignerState::open(&dir.path().join("s.redb")).unwrap());
+        let kv = crate::store::kv::redb::RedbKv::shared(&dir.path().join("s.redb")).unwrap();
+        let state = Arc::new(SignerState::open(kv).unwrap());
         let (node_key, node_id) = node(5);
         let (stranger_node, _) = node(6);
         let a = Authority::new(node_id, state.clone()).unwrap();

@@ -15,7 +15,6 @@
 //! Channel signers are our own ([`crate::signer_link::channel`]); upstream's client is used
 //! for the init and node-level calls only.
 
-use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use bitcoin::secp256k1::ecdh::SharedSecret;
@@ -35,6 +34,9 @@ use lightning_signer::channel::ChannelId;
 use lightning_signer::lightning;
 use lightning_signer::lightning_invoice::RawBolt11Invoice;
 use vls_protocol::model::PubKey;
+
+use crate::store::kv::{Batch, Durability, NodeKv};
+use crate::store::schema::{CHANNELS_CREATED, COUNTERS};
 use vls_protocol::model::Utxo;
 use vls_protocol::msgs::{
     Ecdh, EcdhReply, PreapproveInvoice, PreapproveInvoiceReply,
@@ -68,56 +70,34 @@ pub struct RemoteKeys {
     channels: Arc<Channels>,
 }
 
-/// The next channel id (VLS "dbid"), kept in a file written durably before each use.
+/// The channel ids (VLS "dbid") given, counted in the node's store, durably before each
+/// is used: an id is never given twice.
 struct DbidCounter {
-    path: PathBuf,
-    next: u64,
+    kv: Arc<dyn NodeKv>,
 }
 
 impl DbidCounter {
-    fn open(path: &Path) -> std::io::Result<Self> {
-        let next = match std::fs::read_to_string(path) {
-            Ok(s) => s
-                .trim()
-                .parse()
-                .map_err(|_| std::io::Error::other(format!("{} is damaged", path.display())))?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => 1,
-            Err(e) => return Err(e),
-        };
-        Ok(DbidCounter {
-            path: path.to_path_buf(),
-            next,
-        })
-    }
-
-    /// Takes the next id; the one after it is on disk before this returns.
+    /// Takes the next id (the first is 1); it is stored as given before this returns.
     fn take(&mut self) -> std::io::Result<u64> {
-        let id = self.next;
-        let tmp = self.path.with_extension("tmp");
-        {
-            use std::io::Write;
-            let mut f = std::fs::File::create(&tmp)?;
-            write!(f, "{}", id + 1)?;
-            f.sync_all()?;
-        }
-        std::fs::rename(&tmp, &self.path)?;
-        self.next = id + 1;
+        let mut batch = Batch::new(&*self.kv);
+        let id = batch.next(COUNTERS, CHANNELS_CREATED)?;
+        batch.commit(Durability::Immediate)?;
         Ok(id)
     }
 }
 
 impl RemoteKeys {
-    /// Wraps an initialised client; the channel counter lives at `counter_path`.
+    /// Wraps an initialised client; the channel counter is kept in `kv`.
     pub fn new(
         client: KeysManagerClient,
         transport: Arc<StageTransport>,
-        counter_path: &Path,
+        kv: Arc<dyn NodeKv>,
         channels: Arc<Channels>,
     ) -> std::io::Result<Self> {
         Ok(RemoteKeys {
             client,
             transport,
-            counter: Mutex::new(DbidCounter::open(counter_path)?),
+            counter: Mutex::new(DbidCounter { kv }),
             channels,
         })
     }

@@ -118,7 +118,8 @@ mod tests {
 
     fn sync() -> (tempfile::TempDir, StateSync) {
         let dir = tempfile::tempdir().unwrap();
-        let state = SignerState::open(&dir.path().join("s.redb")).unwrap();
+        let kv = crate::store::kv::redb::RedbKv::shared(&dir.path().join("s.redb")).unwrap();
+        let state = SignerState::open(kv).unwrap();
         (dir, StateSync::new(Arc::new(state)))
     }
 

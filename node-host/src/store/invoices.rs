@@ -5,13 +5,13 @@
 //! what the node API reports: the label, the invoice text, the amounts and whether it was
 //! paid. A caller-chosen preimage is kept too, because nothing else could claim the payment.
 
-use std::path::Path;
+use std::sync::{Arc, Mutex};
 
-use redb::{Database, ReadableDatabase, ReadableTable};
 use serde::{Deserialize, Serialize};
 
+use super::kv::{Batch, Durability, NodeKv};
 use super::schema::{
-    INVOICE_COUNTERS as COUNTERS, INVOICE_LABELS_BY_HASH as BY_HASH, INVOICES_BY_LABEL as BY_LABEL,
+    COUNTERS, INVOICE_LABELS as BY_HASH, INVOICES as BY_LABEL, INVOICES_CREATED, INVOICES_PAID,
 };
 
 /// One invoice.
@@ -67,37 +67,48 @@ fn err(e: impl std::fmt::Display) -> InvoiceError {
 
 /// The invoice store.
 pub struct Invoices {
-    db: Database,
+    kv: Arc<dyn NodeKv>,
+    /// Held across each read-and-write (a label checked and taken, a counter raised).
+    writing: Mutex<()>,
 }
 
 impl Invoices {
-    /// Opens (creating) the store.
-    pub fn open(path: &Path) -> Result<Self, InvoiceError> {
-        let db = super::schema::open(path).map_err(err)?;
-        let txn = db.begin_write().map_err(err)?;
-        txn.open_table(BY_LABEL).map_err(err)?;
-        txn.open_table(BY_HASH).map_err(err)?;
-        txn.open_table(COUNTERS).map_err(err)?;
-        txn.commit().map_err(err)?;
-        Ok(Invoices { db })
+    /// The invoices in the node's store.
+    pub fn open(kv: Arc<dyn NodeKv>) -> Self {
+        Invoices {
+            kv,
+            writing: Mutex::default(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.writing.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The invoice labelled `label`.
     pub fn get(&self, label: &str) -> Result<Option<Invoice>, InvoiceError> {
-        super::record(&self.db, BY_LABEL, label).map_err(err)
+        let raw = self
+            .kv
+            .read(BY_LABEL.primary, BY_LABEL.secondary, label)
+            .map_err(err)?;
+        raw.map(|v| serde_json::from_slice(&v).map_err(err))
+            .transpose()
+    }
+
+    fn label_of(&self, payment_hash: &[u8; 32]) -> Result<Option<String>, InvoiceError> {
+        let raw = self
+            .kv
+            .read(BY_HASH.primary, BY_HASH.secondary, &hex::encode(payment_hash))
+            .map_err(err)?;
+        raw.map(|v| String::from_utf8(v).map_err(err)).transpose()
     }
 
     /// The invoice for `payment_hash`.
     pub fn by_hash(&self, payment_hash: &[u8; 32]) -> Result<Option<Invoice>, InvoiceError> {
-        let label = {
-            let txn = self.db.begin_read().map_err(err)?;
-            let table = txn.open_table(BY_HASH).map_err(err)?;
-            match table.get(payment_hash).map_err(err)? {
-                Some(l) => l.value().to_string(),
-                None => return Ok(None),
-            }
-        };
-        self.get(&label)
+        match self.label_of(payment_hash)? {
+            Some(label) => self.get(&label),
+            None => Ok(None),
+        }
     }
 
     /// The preimage the caller chose for the invoice with `payment_hash`, if any (LDK
@@ -116,29 +127,25 @@ impl Invoices {
     /// The next `created_index` (what [`Invoices::insert`] will give).
     #[cfg(test)]
     pub fn next_index(&self) -> Result<u64, InvoiceError> {
-        let txn = self.db.begin_read().map_err(err)?;
-        let table = txn.open_table(COUNTERS).map_err(err)?;
-        Ok(table.get("created").map_err(err)?.map_or(0, |v| v.value()) + 1)
+        let raw = self
+            .kv
+            .read(COUNTERS.primary, COUNTERS.secondary, INVOICES_CREATED)
+            .map_err(err)?;
+        Ok(super::kv::counter(raw.as_deref()).map_err(err)? + 1)
     }
 
     /// Stores a new invoice, giving it the next `created_index`; refuses a label in use.
     pub fn insert(&self, mut invoice: Invoice, hash: [u8; 32]) -> Result<Invoice, InvoiceError> {
-        let txn = self.db.begin_write().map_err(err)?;
-        {
-            let mut by_label = txn.open_table(BY_LABEL).map_err(err)?;
-            if by_label.get(invoice.label.as_str()).map_err(err)?.is_some() {
-                return Err(InvoiceError::DuplicateLabel(invoice.label));
-            }
-            let mut counters = txn.open_table(COUNTERS).map_err(err)?;
-            invoice.created_index = super::next(&mut counters, "created").map_err(err)?;
-            let json = serde_json::to_vec(&invoice).map_err(err)?;
-            by_label
-                .insert(invoice.label.as_str(), json.as_slice())
-                .map_err(err)?;
-            let mut by_hash = txn.open_table(BY_HASH).map_err(err)?;
-            by_hash.insert(&hash, invoice.label.as_str()).map_err(err)?;
+        let _writing = self.lock();
+        let mut batch = Batch::new(&*self.kv);
+        if batch.get(BY_LABEL, &invoice.label).map_err(err)?.is_some() {
+            return Err(InvoiceError::DuplicateLabel(invoice.label));
         }
-        txn.commit().map_err(err)?;
+        invoice.created_index = batch.next(COUNTERS, INVOICES_CREATED).map_err(err)?;
+        let json = serde_json::to_vec(&invoice).map_err(err)?;
+        batch.put(BY_LABEL, &invoice.label, json);
+        batch.put(BY_HASH, &hex::encode(hash), invoice.label.clone().into_bytes());
+        batch.commit(Durability::Immediate).map_err(err)?;
         Ok(invoice)
     }
 
@@ -151,46 +158,43 @@ impl Invoices {
         preimage: &[u8; 32],
         paid_at: u64,
     ) -> Result<Option<Invoice>, InvoiceError> {
-        let txn = self.db.begin_write().map_err(err)?;
-        let invoice = {
-            let label = match txn
-                .open_table(BY_HASH)
-                .map_err(err)?
-                .get(hash)
-                .map_err(err)?
-            {
-                Some(l) => l.value().to_string(),
-                None => return Ok(None),
-            };
-            let mut by_label = txn.open_table(BY_LABEL).map_err(err)?;
-            let mut invoice: Invoice = match by_label.get(label.as_str()).map_err(err)? {
-                Some(v) => serde_json::from_slice(v.value()).map_err(err)?,
-                None => return Ok(None),
-            };
-            if invoice.paid.is_some() {
-                return Ok(Some(invoice));
-            }
-            let mut counters = txn.open_table(COUNTERS).map_err(err)?;
-            let pay_index = super::next(&mut counters, "paid").map_err(err)?;
-            invoice.paid = Some(Paid {
-                amount_received_msat,
-                paid_at,
-                pay_index,
-                preimage: hex::encode(preimage),
-            });
-            let json = serde_json::to_vec(&invoice).map_err(err)?;
-            by_label
-                .insert(label.as_str(), json.as_slice())
-                .map_err(err)?;
-            invoice
+        let _writing = self.lock();
+        let Some(label) = self.label_of(hash)? else {
+            return Ok(None);
         };
-        txn.commit().map_err(err)?;
+        let Some(mut invoice) = self.get(&label)? else {
+            return Ok(None);
+        };
+        if invoice.paid.is_some() {
+            return Ok(Some(invoice));
+        }
+        let mut batch = Batch::new(&*self.kv);
+        let pay_index = batch.next(COUNTERS, INVOICES_PAID).map_err(err)?;
+        invoice.paid = Some(Paid {
+            amount_received_msat,
+            paid_at,
+            pay_index,
+            preimage: hex::encode(preimage),
+        });
+        batch.put(
+            BY_LABEL,
+            &label,
+            serde_json::to_vec(&invoice).map_err(err)?,
+        );
+        batch.commit(Durability::Immediate).map_err(err)?;
         Ok(Some(invoice))
     }
 
     /// Every invoice, oldest first.
     pub fn list(&self) -> Result<Vec<Invoice>, InvoiceError> {
-        let mut all: Vec<Invoice> = super::records(&self.db, BY_LABEL).map_err(err)?;
+        let rows = self
+            .kv
+            .scan(BY_LABEL.primary, BY_LABEL.secondary)
+            .map_err(err)?;
+        let mut all = rows
+            .iter()
+            .map(|(_, v)| serde_json::from_slice(v).map_err(err))
+            .collect::<Result<Vec<Invoice>, _>>()?;
         all.sort_by_key(|i| i.created_index);
         Ok(all)
     }
@@ -199,6 +203,7 @@ impl Invoices {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::kv::redb::RedbKv;
 
     fn invoice(label: &str) -> Invoice {
         Invoice {
@@ -217,8 +222,8 @@ mod tests {
     #[test]
     fn labels_are_unique_indexes_grow_and_payment_is_recorded_once() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("i.redb");
-        let store = Invoices::open(&path).unwrap();
+        let path = dir.path().join("ldk.redb");
+        let store = Invoices::open(Arc::new(RedbKv::open(&path).unwrap()));
         assert_eq!(
             store.insert(invoice("a"), [1; 32]).unwrap().created_index,
             1
@@ -240,7 +245,7 @@ mod tests {
         assert_eq!(again.paid, paid.paid, "a second claim changes nothing");
         assert!(store.mark_paid(&[3; 32], 1, &[9; 32], 5).unwrap().is_none());
         drop(store);
-        let store = Invoices::open(&path).unwrap();
+        let store = Invoices::open(Arc::new(RedbKv::open(&path).unwrap()));
         let labels: Vec<_> = store.list().unwrap().into_iter().map(|i| i.label).collect();
         assert_eq!(labels, ["a", "b"]);
         assert_eq!(store.next_index().unwrap(), 3);

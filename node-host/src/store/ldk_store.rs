@@ -40,6 +40,11 @@ impl LdkStore {
     pub fn on(kv: Arc<dyn NodeKv>) -> Self {
         LdkStore { kv }
     }
+
+    /// The node's state backend it is on (node-host keeps its own state there too).
+    pub fn kv(&self) -> &Arc<dyn NodeKv> {
+        &self.kv
+    }
 }
 
 impl KVStoreSync for LdkStore {

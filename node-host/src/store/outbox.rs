@@ -4,13 +4,13 @@
 //! events raised once per cause (a payment's) keep their id across replays, so the
 //! scheduler and receivers see one event, however often it is handed over.
 
-use std::path::Path;
+use std::sync::{Arc, Mutex};
 
-use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
-use super::schema::{OUTBOX, OUTBOX_COUNTERS as COUNTERS, OUTBOX_RAISED as RAISED};
+use super::kv::{Batch, Durability, NodeKv, counter, number_key};
+use super::schema::{COUNTERS, OUTBOX, OUTBOX_RAISED as RAISED, OUTBOX_SEQ};
 
 /// An event in the outbox.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -38,7 +38,9 @@ fn err(e: impl std::fmt::Display) -> OutboxError {
 
 /// The outbox.
 pub struct Outbox {
-    db: Database,
+    kv: Arc<dyn NodeKv>,
+    /// Held across each read-and-write (a once-key checked, the sequence raised).
+    writing: Mutex<()>,
     /// The last sequence number raised, for whoever hands events over.
     raised: watch::Sender<u64>,
 }
@@ -56,19 +58,17 @@ fn id_of(seq: u64) -> String {
 }
 
 impl Outbox {
-    /// Opens (creating) the outbox.
-    pub fn open(path: &Path) -> Result<Self, OutboxError> {
-        let db = super::schema::open(path).map_err(err)?;
-        let txn = db.begin_write().map_err(err)?;
-        let last = {
-            txn.open_table(OUTBOX).map_err(err)?;
-            txn.open_table(RAISED).map_err(err)?;
-            let counters = txn.open_table(COUNTERS).map_err(err)?;
-            counters.get("seq").map_err(err)?.map_or(0, |v| v.value())
-        };
-        txn.commit().map_err(err)?;
+    /// The outbox in the node's store.
+    pub fn open(kv: Arc<dyn NodeKv>) -> Result<Self, OutboxError> {
+        let last = counter(
+            kv.read(COUNTERS.primary, COUNTERS.secondary, OUTBOX_SEQ)
+                .map_err(err)?
+                .as_deref(),
+        )
+        .map_err(err)?;
         Ok(Outbox {
-            db,
+            kv,
+            writing: Mutex::default(),
             raised: watch::channel(last).0,
         })
     }
@@ -81,36 +81,31 @@ impl Outbox {
         event_type: &str,
         fields: serde_json::Value,
     ) -> Result<Option<String>, OutboxError> {
-        let txn = self.db.begin_write().map_err(err)?;
-        let seq;
-        let event_id;
+        let _writing = self.writing.lock().unwrap_or_else(|p| p.into_inner());
+        let mut batch = Batch::new(&*self.kv);
+        if let Some(key) = once
+            && batch.get(RAISED, key).map_err(err)?.is_some()
         {
-            let mut raised = txn.open_table(RAISED).map_err(err)?;
-            if let Some(key) = once
-                && raised.get(key).map_err(err)?.is_some()
-            {
-                return Ok(None);
-            }
-            let mut counters = txn.open_table(COUNTERS).map_err(err)?;
-            seq = super::next(&mut counters, "seq").map_err(err)?;
-            event_id = id_of(seq);
-            if let Some(key) = once {
-                raised.insert(key, event_id.as_str()).map_err(err)?;
-            }
-            let event = OutboxEvent {
-                seq,
-                event_id: event_id.clone(),
-                event_type: event_type.to_string(),
-                timestamp: crate::now_secs(),
-                fields,
-            };
-            let json = serde_json::to_vec(&event).map_err(err)?;
-            txn.open_table(OUTBOX)
-                .map_err(err)?
-                .insert(seq, json.as_slice())
-                .map_err(err)?;
+            return Ok(None);
         }
-        txn.commit().map_err(err)?;
+        let seq = batch.next(COUNTERS, OUTBOX_SEQ).map_err(err)?;
+        let event_id = id_of(seq);
+        if let Some(key) = once {
+            batch.put(RAISED, key, event_id.clone().into_bytes());
+        }
+        let event = OutboxEvent {
+            seq,
+            event_id: event_id.clone(),
+            event_type: event_type.to_string(),
+            timestamp: crate::now_secs(),
+            fields,
+        };
+        batch.put(
+            OUTBOX,
+            &number_key(seq),
+            serde_json::to_vec(&event).map_err(err)?,
+        );
+        batch.commit(Durability::Immediate).map_err(err)?;
         self.raised.send_replace(seq);
         tracing::info!(event_type, %event_id, "event raised");
         Ok(Some(event_id))
@@ -118,20 +113,17 @@ impl Outbox {
 
     /// Up to `limit` events still in the outbox, oldest first.
     pub fn pending(&self, limit: usize) -> Result<Vec<OutboxEvent>, OutboxError> {
-        let txn = self.db.begin_read().map_err(err)?;
-        let table = txn.open_table(OUTBOX).map_err(err)?;
-        let mut out = Vec::new();
-        for row in table.iter().map_err(err)?.take(limit) {
-            let (_, v) = row.map_err(err)?;
-            out.push(serde_json::from_slice(v.value()).map_err(err)?);
-        }
-        Ok(out)
+        let rows = self.kv.scan(OUTBOX.primary, OUTBOX.secondary).map_err(err)?;
+        rows.iter()
+            .take(limit)
+            .map(|(_, v)| serde_json::from_slice(v).map_err(err))
+            .collect()
     }
 
     /// How many events are in the outbox.
     pub fn len(&self) -> Result<u64, OutboxError> {
-        let txn = self.db.begin_read().map_err(err)?;
-        txn.open_table(OUTBOX).map_err(err)?.len().map_err(err)
+        let keys = self.kv.list(OUTBOX.primary, OUTBOX.secondary).map_err(err)?;
+        Ok(keys.len() as u64)
     }
 
     /// Whether the outbox is empty.
@@ -141,12 +133,13 @@ impl Outbox {
 
     /// Forgets the events up to and including `through`: the scheduler stored them.
     pub fn stored(&self, through: u64) -> Result<(), OutboxError> {
-        let txn = self.db.begin_write().map_err(err)?;
-        txn.open_table(OUTBOX)
-            .map_err(err)?
-            .retain_in(..=through, |_, _| false)
-            .map_err(err)?;
-        txn.commit().map_err(err)
+        let _writing = self.writing.lock().unwrap_or_else(|p| p.into_inner());
+        let keys = self.kv.list(OUTBOX.primary, OUTBOX.secondary).map_err(err)?;
+        let mut batch = Batch::new(&*self.kv);
+        for key in keys.iter().take_while(|k| k.as_str() <= number_key(through).as_str()) {
+            batch.delete(OUTBOX, key);
+        }
+        batch.commit(Durability::Immediate).map_err(err)
     }
 
     /// The last sequence number raised, as it changes.
@@ -158,12 +151,13 @@ impl Outbox {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::kv::redb::RedbKv;
 
     #[test]
     fn events_stay_until_stored_and_a_once_event_is_raised_once_across_reopening() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("outbox.redb");
-        let outbox = Outbox::open(&path).unwrap();
+        let path = dir.path().join("ldk.redb");
+        let outbox = Outbox::open(Arc::new(RedbKv::open(&path).unwrap())).unwrap();
         let fields = serde_json::json!({"payment_hash": "ab"});
         let id = outbox
             .raise(Some("invoice_payment:ab"), "invoice_payment", fields.clone())
@@ -183,7 +177,7 @@ mod tests {
 
         // Reopened (a restart): the second is still there, numbering goes on, and the
         // payment's event replayed by LDK raises nothing new.
-        let outbox = Outbox::open(&path).unwrap();
+        let outbox = Outbox::open(Arc::new(RedbKv::open(&path).unwrap())).unwrap();
         assert_eq!(*outbox.watch().borrow(), 2);
         assert_eq!(outbox.len().unwrap(), 1);
         assert_eq!(

@@ -2,14 +2,13 @@
 //! the calls waiting for a payment's outcome.
 
 use std::collections::HashMap;
-use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
-use redb::{Database, ReadableTable};
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
-use super::schema::{PAYMENT_COUNTERS as COUNTERS, PAYMENTS};
+use super::kv::{Batch, Durability, NodeKv};
+use super::schema::{COUNTERS, PAYMENTS, PAYMENTS_CREATED};
 
 /// Where a payment stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -63,41 +62,47 @@ pub type Outcome = Result<Payment, String>;
 
 /// The store, and the calls waiting.
 pub struct Payments {
-    db: Database,
+    kv: Arc<dyn NodeKv>,
+    /// Held across each read-and-write (a counter raised, a record changed).
+    writing: Mutex<()>,
     waiting: Mutex<HashMap<[u8; 32], Vec<oneshot::Sender<Outcome>>>>,
 }
 
 impl Payments {
-    /// Opens (creating) the store.
-    pub fn open(path: &Path) -> Result<Self, PaymentError> {
-        let db = super::schema::open(path).map_err(err)?;
-        let txn = db.begin_write().map_err(err)?;
-        txn.open_table(PAYMENTS).map_err(err)?;
-        txn.open_table(COUNTERS).map_err(err)?;
-        txn.commit().map_err(err)?;
-        Ok(Payments {
-            db,
+    /// The payments in the node's store.
+    pub fn open(kv: Arc<dyn NodeKv>) -> Self {
+        Payments {
+            kv,
+            writing: Mutex::default(),
             waiting: Mutex::default(),
-        })
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.writing.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The payment with `hash`.
     pub fn get(&self, hash: &[u8; 32]) -> Result<Option<Payment>, PaymentError> {
-        super::record(&self.db, PAYMENTS, hash).map_err(err)
+        let raw = self
+            .kv
+            .read(PAYMENTS.primary, PAYMENTS.secondary, &hex::encode(hash))
+            .map_err(err)?;
+        raw.map(|v| serde_json::from_slice(&v).map_err(err))
+            .transpose()
     }
 
     /// Records a new payment (giving it its index) before it is sent.
     pub fn insert(&self, hash: [u8; 32], mut p: Payment) -> Result<Payment, PaymentError> {
-        let txn = self.db.begin_write().map_err(err)?;
-        {
-            let mut counters = txn.open_table(COUNTERS).map_err(err)?;
-            p.created_index = super::next(&mut counters, "created").map_err(err)?;
-            let mut table = txn.open_table(PAYMENTS).map_err(err)?;
-            table
-                .insert(&hash, serde_json::to_vec(&p).map_err(err)?.as_slice())
-                .map_err(err)?;
-        }
-        txn.commit().map_err(err)?;
+        let _writing = self.lock();
+        let mut batch = Batch::new(&*self.kv);
+        p.created_index = batch.next(COUNTERS, PAYMENTS_CREATED).map_err(err)?;
+        batch.put(
+            PAYMENTS,
+            &hex::encode(hash),
+            serde_json::to_vec(&p).map_err(err)?,
+        );
+        batch.commit(Durability::Immediate).map_err(err)?;
         Ok(p)
     }
 
@@ -119,25 +124,24 @@ impl Payments {
         hash: [u8; 32],
         change: impl FnOnce(&mut Payment),
     ) -> Result<Option<Payment>, PaymentError> {
-        let txn = self.db.begin_write().map_err(err)?;
         let updated = {
-            let mut table = txn.open_table(PAYMENTS).map_err(err)?;
-            let current: Option<Payment> = match table.get(&hash).map_err(err)? {
-                Some(v) => Some(serde_json::from_slice(v.value()).map_err(err)?),
-                None => None,
-            };
-            match current {
+            let _writing = self.lock();
+            match self.get(&hash)? {
                 Some(mut p) => {
                     change(&mut p);
-                    table
-                        .insert(&hash, serde_json::to_vec(&p).map_err(err)?.as_slice())
+                    self.kv
+                        .write(
+                            PAYMENTS.primary,
+                            PAYMENTS.secondary,
+                            &hex::encode(hash),
+                            &serde_json::to_vec(&p).map_err(err)?,
+                        )
                         .map_err(err)?;
                     Some(p)
                 }
                 None => None,
             }
         };
-        txn.commit().map_err(err)?;
         if let Some(p) = &updated {
             let waiters = self
                 .waiting
@@ -158,7 +162,14 @@ impl Payments {
 
     /// Every payment, oldest first.
     pub fn list(&self) -> Result<Vec<Payment>, PaymentError> {
-        let mut all: Vec<Payment> = super::records(&self.db, PAYMENTS).map_err(err)?;
+        let rows = self
+            .kv
+            .scan(PAYMENTS.primary, PAYMENTS.secondary)
+            .map_err(err)?;
+        let mut all = rows
+            .iter()
+            .map(|(_, v)| serde_json::from_slice(v).map_err(err))
+            .collect::<Result<Vec<Payment>, _>>()?;
         all.sort_by_key(|p| p.created_index);
         Ok(all)
     }

@@ -10,12 +10,12 @@
 //! tombstone (version `u64::MAX`) deletes the key for good.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::sync::Arc;
 
-use redb::{Database, ReadableDatabase, ReadableTable};
 use skylight_proto::greenlight::SignerStateEntry;
 
-use super::schema::{SIGNER_STATE as ENTRIES, STATE_KEY, STATE_KEY_ROW};
+use super::kv::{Batch, Durability, NodeKv};
+use super::schema::{PINNED_KEY, SIGNER_ENTRIES as ENTRIES, SIGNER_KEY};
 
 /// The version that marks a deleted key.
 pub const TOMBSTONE: u64 = u64::MAX;
@@ -67,31 +67,21 @@ fn err(e: impl std::fmt::Display) -> StateError {
     StateError(e.to_string())
 }
 
-/// The state, in memory and on disk.
+/// The state, in memory and in the node's store.
 pub struct SignerState {
-    db: Database,
+    kv: Arc<dyn NodeKv>,
     entries: std::sync::Mutex<BTreeMap<String, Entry>>,
 }
 
 impl SignerState {
-    /// Opens (creating) the state database.
-    pub fn open(path: &Path) -> Result<Self, StateError> {
-        let db = super::schema::open(path).map_err(err)?;
-        let txn = db.begin_write().map_err(err)?;
-        txn.open_table(ENTRIES).map_err(err)?;
-        txn.open_table(STATE_KEY).map_err(err)?;
-        txn.commit().map_err(err)?;
+    /// Reads the state from the node's store.
+    pub fn open(kv: Arc<dyn NodeKv>) -> Result<Self, StateError> {
         let mut entries = BTreeMap::new();
-        {
-            let txn = db.begin_read().map_err(err)?;
-            let table = txn.open_table(ENTRIES).map_err(err)?;
-            for row in table.iter().map_err(err)? {
-                let (k, v) = row.map_err(err)?;
-                entries.insert(k.value().to_string(), decode(v.value())?);
-            }
+        for (k, v) in kv.scan(ENTRIES.primary, ENTRIES.secondary).map_err(err)? {
+            entries.insert(k, decode(&v)?);
         }
         Ok(SignerState {
-            db,
+            kv,
             entries: std::sync::Mutex::new(entries),
         })
     }
@@ -112,12 +102,13 @@ impl SignerState {
 
     /// The pinned state key and its attestation, if one was pinned.
     pub fn pinned_key(&self) -> Result<Option<PinnedKey>, StateError> {
-        let txn = self.db.begin_read().map_err(err)?;
-        let table = txn.open_table(STATE_KEY).map_err(err)?;
-        let Some(row) = table.get(STATE_KEY_ROW).map_err(err)? else {
+        let Some(raw) = self
+            .kv
+            .read(SIGNER_KEY.primary, SIGNER_KEY.secondary, PINNED_KEY)
+            .map_err(err)?
+        else {
             return Ok(None);
         };
-        let raw = row.value();
         if raw.len() != 33 + 64 {
             return Err(StateError("damaged pinned state key".into()));
         }
@@ -129,12 +120,14 @@ impl SignerState {
 
     /// Pins the state key (33 bytes) with its attestation (64 bytes), durably.
     pub fn pin_key(&self, key: &[u8], attestation: &[u8]) -> Result<(), StateError> {
-        let txn = self.db.begin_write().map_err(err)?;
-        txn.open_table(STATE_KEY)
-            .map_err(err)?
-            .insert(STATE_KEY_ROW, [key, attestation].concat().as_slice())
-            .map_err(err)?;
-        txn.commit().map_err(err)
+        self.kv
+            .write(
+                SIGNER_KEY.primary,
+                SIGNER_KEY.secondary,
+                PINNED_KEY,
+                &[key, attestation].concat(),
+            )
+            .map_err(err)
     }
 
     /// Entries newer than what `sent` says a signer already has; updates `sent`.
@@ -157,7 +150,7 @@ impl SignerState {
         self.lock().get(key).cloned()
     }
 
-    /// Merges a signer's changes, durably (fsync) before returning.
+    /// Merges a signer's changes, durably before returning.
     pub fn merge(&self, incoming: &[SignerStateEntry]) -> Result<MergeReport, StateError> {
         let mut entries = self.lock();
         let mut report = MergeReport::default();
@@ -188,16 +181,11 @@ impl SignerState {
         if writes.is_empty() {
             return Ok(report);
         }
-        let txn = self.db.begin_write().map_err(err)?;
-        {
-            let mut table = txn.open_table(ENTRIES).map_err(err)?;
-            for (k, e) in &writes {
-                table
-                    .insert(k.as_str(), encode(e).as_slice())
-                    .map_err(err)?;
-            }
+        let mut batch = Batch::new(&*self.kv);
+        for (k, e) in &writes {
+            batch.put(ENTRIES, k, encode(e));
         }
-        txn.commit().map_err(err)?;
+        batch.commit(Durability::Immediate).map_err(err)?;
         // Only after the commit: memory never runs ahead of the disk.
         report.applied = writes.len();
         for (k, e) in writes {
@@ -251,6 +239,11 @@ fn decode(raw: &[u8]) -> Result<Entry, StateError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::kv::redb::RedbKv;
+
+    fn kv(dir: &tempfile::TempDir) -> Arc<dyn NodeKv> {
+        Arc::new(RedbKv::open(&dir.path().join("ldk.redb")).unwrap())
+    }
 
     fn e(key: &str, version: u64, value: &str) -> SignerStateEntry {
         SignerStateEntry {
@@ -264,9 +257,8 @@ mod tests {
     #[test]
     fn the_higher_version_wins_and_survives_a_reopen() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("state.redb");
         {
-            let s = SignerState::open(&path).unwrap();
+            let s = SignerState::open(kv(&dir)).unwrap();
             let r = s
                 .merge(&[e("nodes/a", 1, "one"), e("channels/x", 3, "three")])
                 .unwrap();
@@ -280,7 +272,7 @@ mod tests {
             let r = s.merge(&[e("nodes/a", 2, "fork")]).unwrap();
             assert_eq!(r.conflicts, 1);
         }
-        let s = SignerState::open(&path).unwrap();
+        let s = SignerState::open(kv(&dir)).unwrap();
         assert_eq!(s.get("nodes/a").unwrap().value, b"two");
         assert_eq!(s.get("channels/x").unwrap().version, 3);
     }
@@ -288,7 +280,7 @@ mod tests {
     #[test]
     fn a_tombstone_deletes_for_good_and_attach_sees_live_entries() {
         let dir = tempfile::tempdir().unwrap();
-        let s = SignerState::open(&dir.path().join("s.redb")).unwrap();
+        let s = SignerState::open(kv(&dir)).unwrap();
         s.merge(&[e("channels/x", 5, "x"), e("nodes/a", 1, "a")])
             .unwrap();
         s.merge(&[e("channels/x", TOMBSTONE, "null")]).unwrap();
@@ -303,7 +295,7 @@ mod tests {
     #[test]
     fn a_signature_can_be_added_to_an_equal_entry() {
         let dir = tempfile::tempdir().unwrap();
-        let s = SignerState::open(&dir.path().join("s.redb")).unwrap();
+        let s = SignerState::open(kv(&dir)).unwrap();
         s.merge(&[e("nodes/a", 1, "a")]).unwrap();
         let mut signed = e("nodes/a", 1, "a");
         signed.signature = vec![7; 64];
@@ -314,7 +306,7 @@ mod tests {
     #[test]
     fn a_signer_is_sent_each_change_once() {
         let dir = tempfile::tempdir().unwrap();
-        let s = SignerState::open(&dir.path().join("s.redb")).unwrap();
+        let s = SignerState::open(kv(&dir)).unwrap();
         s.merge(&[e("a", 1, "1"), e("b", 1, "1")]).unwrap();
         let mut sent = BTreeMap::new();
         assert_eq!(s.changes_since(&mut sent).len(), 2);

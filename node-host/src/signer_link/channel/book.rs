@@ -17,14 +17,13 @@
 //!   channel.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 
-use redb::{Database, Durability, ReadableDatabase};
 use serde::{Deserialize, Serialize};
 
-use crate::store::schema::{self, CHANNEL_SIGNERS};
+use crate::store::kv::{Durability, NodeKv, number_key};
+use crate::store::schema::CHANNEL_RECORDS;
 
 /// How many points and secrets a record keeps (the newest): LDK asks only for the current,
 /// next and pending points, and a reestablish for one just before them.
@@ -103,39 +102,32 @@ fn err(e: impl std::fmt::Display) -> BookError {
     BookError(e.to_string())
 }
 
-/// Every channel's record, in memory and on disk.
+/// Every channel's record, in memory and in the node's store.
 pub struct ChannelBook {
-    db: Database,
+    kv: Arc<dyn NodeKv>,
     records: Mutex<HashMap<u64, ChannelRecord>>,
     /// Cache changes so far (see [`ChannelBook::note`]).
     lazy: AtomicU32,
 }
 
 impl ChannelBook {
-    /// Opens (creating) the records at `path` and reads them all.
-    pub fn open(path: &Path) -> Result<Self, BookError> {
-        let db = schema::open(path).map_err(err)?;
+    /// Reads every record from the node's store.
+    pub fn open(kv: Arc<dyn NodeKv>) -> Result<Self, BookError> {
         let mut records = HashMap::new();
-        {
-            let txn = db.begin_read().map_err(err)?;
-            match txn.open_table(CHANNEL_SIGNERS) {
-                Ok(table) => {
-                    use redb::ReadableTable;
-                    for row in table.iter().map_err(err)? {
-                        let (k, v) = row.map_err(err)?;
-                        let record: ChannelRecord =
-                            serde_json::from_slice(v.value()).map_err(|e| {
-                                BookError(format!("the record of channel {} is damaged: {e}", k.value()))
-                            })?;
-                        records.insert(k.value(), record);
-                    }
-                }
-                Err(redb::TableError::TableDoesNotExist(_)) => {}
-                Err(e) => return Err(err(e)),
-            }
+        let rows = kv
+            .scan(CHANNEL_RECORDS.primary, CHANNEL_RECORDS.secondary)
+            .map_err(err)?;
+        for (k, v) in rows {
+            let dbid: u64 = k
+                .parse()
+                .map_err(|_| BookError(format!("a channel record is keyed {k:?}")))?;
+            let record: ChannelRecord = serde_json::from_slice(&v).map_err(|e| {
+                BookError(format!("the record of channel {dbid} is damaged: {e}"))
+            })?;
+            records.insert(dbid, record);
         }
         Ok(ChannelBook {
-            db,
+            kv,
             records: Mutex::new(records),
             lazy: AtomicU32::new(0),
         })
@@ -186,7 +178,7 @@ impl ChannelBook {
         let durability = if n % LAZY_EVERY == LAZY_EVERY - 1 {
             Durability::Immediate
         } else {
-            Durability::None
+            Durability::Eventual
         };
         self.change(dbid, change, durability)
     }
@@ -216,20 +208,24 @@ impl ChannelBook {
         record: &ChannelRecord,
         durability: Durability,
     ) -> Result<(), BookError> {
-        let bytes = serde_json::to_vec(record).map_err(err)?;
-        let mut txn = self.db.begin_write().map_err(err)?;
-        txn.set_durability(durability).map_err(err)?;
-        txn.open_table(CHANNEL_SIGNERS)
-            .map_err(err)?
-            .insert(dbid, bytes.as_slice())
-            .map_err(err)?;
-        txn.commit().map_err(err)
+        let change = crate::store::kv::Change {
+            primary: CHANNEL_RECORDS.primary.into(),
+            secondary: CHANNEL_RECORDS.secondary.into(),
+            key: number_key(dbid),
+            value: Some(serde_json::to_vec(record).map_err(err)?),
+        };
+        self.kv.commit(vec![change], durability).map_err(err)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::kv::redb::RedbKv;
+
+    fn open(path: &std::path::Path) -> ChannelBook {
+        ChannelBook::open(Arc::new(RedbKv::open(path).unwrap())).unwrap()
+    }
 
     fn record() -> ChannelRecord {
         ChannelRecord {
@@ -243,7 +239,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.redb");
         {
-            let book = ChannelBook::open(&path).unwrap();
+            let book = open(&path);
             book.create(3, record()).unwrap();
             for n in 0..u64::from(LAZY_EVERY) {
                 book.note(3, |r| r.keep_point(n, &[n as u8; 33])).unwrap();
@@ -251,7 +247,7 @@ mod tests {
             }
         }
         let last = u64::from(LAZY_EVERY) - 1;
-        let book = ChannelBook::open(&path).unwrap();
+        let book = open(&path);
         assert_eq!(book.get(3).unwrap().point(last), Some(vec![last as u8; 33]));
     }
 
@@ -260,7 +256,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.redb");
         {
-            let book = ChannelBook::open(&path).unwrap();
+            let book = open(&path);
             book.create(3, record()).unwrap();
             book.update(3, |r| {
                 r.setup = Some("ab".into());
@@ -270,7 +266,7 @@ mod tests {
             })
             .unwrap();
         }
-        let book = ChannelBook::open(&path).unwrap();
+        let book = open(&path);
         let r = book.get(3).unwrap();
         assert_eq!(r.setup.as_deref(), Some("ab"));
         assert_eq!(r.point(5), Some(vec![2; 33]));
@@ -294,7 +290,7 @@ mod tests {
     #[test]
     fn creating_a_record_twice_keeps_the_first() {
         let dir = tempfile::tempdir().unwrap();
-        let book = ChannelBook::open(&dir.path().join("c.redb")).unwrap();
+        let book = open(&dir.path().join("c.redb"));
         book.create(1, record()).unwrap();
         book.update(1, |r| r.setup = Some("01".into())).unwrap();
         let again = book.create(1, record()).unwrap();
@@ -304,7 +300,7 @@ mod tests {
     #[test]
     fn updating_a_channel_without_a_record_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
-        let book = ChannelBook::open(&dir.path().join("c.redb")).unwrap();
+        let book = open(&dir.path().join("c.redb"));
         assert!(book.update(9, |_| {}).is_err());
     }
 }

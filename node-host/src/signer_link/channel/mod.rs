@@ -21,7 +21,6 @@ mod signer;
 #[cfg(test)]
 mod tests;
 
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -92,7 +91,7 @@ impl Channels {
         client: &KeysManagerClient,
         stage: Arc<Stage>,
         deadline: Duration,
-        records: &Path,
+        records: std::sync::Arc<dyn crate::store::kv::NodeKv>,
     ) -> anyhow::Result<Self> {
         use anyhow::{Context, anyhow, bail};
         let reply: NodeInfoReply = client

@@ -86,7 +86,7 @@ fn holder_commitment(n: u64) -> HolderCommitmentTransaction {
 
 struct Fixture {
     _dir: tempfile::TempDir,
-    path: std::path::PathBuf,
+    kv: Arc<dyn crate::store::kv::NodeKv>,
     stage: Arc<Stage>,
 }
 
@@ -94,7 +94,7 @@ impl Fixture {
     fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         Fixture {
-            path: dir.path().join("channels.redb"),
+            kv: crate::store::kv::redb::RedbKv::shared(&dir.path().join("channels.redb")).unwrap(),
             _dir: dir,
             stage: Arc::new(Stage::new()),
         }
@@ -103,7 +103,7 @@ impl Fixture {
     /// A node-host's channel signer for [`DBID`], set up on the signer already (as after
     /// a restart): a new book over the same file.
     fn signer(&self) -> (Arc<Channels>, ChannelSigner) {
-        let book = ChannelBook::open(&self.path).unwrap();
+        let book = ChannelBook::open(self.kv.clone()).unwrap();
         let setup = super::messages::setup(&params()).unwrap().as_vec();
         book.create(
             DBID,

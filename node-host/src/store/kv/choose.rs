@@ -2,8 +2,8 @@
 //! from its directory to PostgreSQL takes, so that no state is ever left in two places or
 //! started afresh beside an older copy.
 //!
-//! - With a database: a node directory still holding state (`ldk.redb`, or LDK's older
-//!   `ldk/` files) has it taken into the database in one transaction, read back against
+//! - With a database: a node directory still holding state (`ldk.redb`, LDK's older `ldk/`
+//!   files, or node-host's older files) has it taken into the database in one transaction, read back against
 //!   the local copy, and the local copy removed. State both here and in the database is
 //!   refused unless they are the same (a take-in that stopped after its commit).
 //! - Either way the node directory then records that its state is in the database
@@ -39,7 +39,8 @@ pub fn open(config: &Config) -> anyhow::Result<Opened> {
                 std::fs::read_to_string(&marker).unwrap_or_default().trim()
             );
         }
-        let kv = RedbKv::open_node(&dir).context("the node's LDK store cannot be opened")?;
+        let kv = RedbKv::open_node(&dir).context("the node's store cannot be opened")?;
+        crate::store::legacy::take_in(&dir, &kv)?;
         return Ok(Opened {
             kv: Arc::new(kv),
             database: None,
@@ -55,9 +56,14 @@ pub fn open(config: &Config) -> anyhow::Result<Opened> {
         PgKv::open(&url, config.node_id.serialize(), lease)
             .context("the node's state in PostgreSQL cannot be opened")?,
     );
-    let local = dir.ldk_store().exists() || dir.ldk().exists();
+    let local = dir.ldk_store().exists()
+        || dir.ldk().exists()
+        || !crate::store::legacy::present(&dir).is_empty();
     if local {
-        take_in(&RedbKv::open_node(&dir)?, &db)?;
+        // All of it into the directory's store first, then all of that into the database.
+        let here = RedbKv::open_node(&dir)?;
+        crate::store::legacy::take_in(&dir, &here)?;
+        take_in(&here, &db)?;
     }
     // Recorded before the local copy goes: from here on a start without the database is
     // refused.
@@ -103,7 +109,16 @@ fn take_in(local: &RedbKv, db: &PgKv) -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    db.write_all(entries.clone())?;
+    let changes = entries
+        .iter()
+        .map(|(p, s, k, v)| super::Change {
+            primary: p.clone(),
+            secondary: s.clone(),
+            key: k.clone(),
+            value: Some(v.clone()),
+        })
+        .collect();
+    db.commit(changes, super::Durability::Immediate)?;
     for (p, s, k, v) in &entries {
         if db.read(p, s, k)?.as_ref() != Some(v) {
             bail!("{p}/{s}/{k} reads back from PostgreSQL other than it was written");

@@ -18,7 +18,7 @@ use skylight_postgres::tokio_postgres::{self, Client, Statement};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::{NodeKv, other};
+use super::{Change, Durability, NodeKv, other};
 
 /// node-host's exit status when it lost its lease: another node-host may run the node now.
 pub const LEASE_LOST_EXIT: i32 = 75;
@@ -70,12 +70,10 @@ impl Key {
 
 enum Job {
     Read(Key, Reply<Option<Vec<u8>>>),
-    /// A value to set, or none to remove the key.
-    Write(Key, Option<Vec<u8>>, Reply<()>),
+    Commit(Vec<Change>, Durability, Reply<()>),
     List(String, String, Reply<Vec<String>>),
+    Scan(String, String, Reply<Vec<(String, Vec<u8>)>>),
     ListAll(Reply<Vec<(String, String, String)>>),
-    /// Values to set, all in one transaction.
-    WriteAll(Vec<(Key, Vec<u8>)>, Reply<()>),
     Release(Reply<()>),
 }
 
@@ -137,15 +135,6 @@ impl PgKv {
         self.epoch
     }
 
-    /// Sets every `(primary, secondary, key, value)` in one transaction: all or none.
-    pub fn write_all(&self, entries: Vec<(String, String, String, Vec<u8>)>) -> io::Result<()> {
-        let entries = entries
-            .into_iter()
-            .map(|(p, s, k, v)| (Key::new(&p, &s, &k), v))
-            .collect();
-        self.call(|r| Job::WriteAll(entries, r))
-    }
-
     /// Gives the lease up (a clean stop): nothing is written after.
     pub fn release(&self) -> io::Result<()> {
         self.call(Job::Release)
@@ -167,12 +156,12 @@ impl NodeKv for PgKv {
         self.call(|r| Job::Read(Key::new(primary, secondary, key), r))
     }
 
-    fn write(&self, primary: &str, secondary: &str, key: &str, value: &[u8]) -> io::Result<()> {
-        self.call(|r| Job::Write(Key::new(primary, secondary, key), Some(value.to_vec()), r))
+    fn commit(&self, changes: Vec<Change>, durability: Durability) -> io::Result<()> {
+        self.call(|r| Job::Commit(changes, durability, r))
     }
 
-    fn remove(&self, primary: &str, secondary: &str, key: &str) -> io::Result<()> {
-        self.call(|r| Job::Write(Key::new(primary, secondary, key), None, r))
+    fn scan(&self, primary: &str, secondary: &str) -> io::Result<Vec<(String, Vec<u8>)>> {
+        self.call(|r| Job::Scan(primary.into(), secondary.into(), r))
     }
 
     fn list(&self, primary: &str, secondary: &str) -> io::Result<Vec<String>> {
@@ -189,6 +178,7 @@ struct Statements {
     upsert: Statement,
     delete: Statement,
     list: Statement,
+    scan: Statement,
     list_all: Statement,
 }
 
@@ -218,6 +208,12 @@ impl Statements {
             list: client
                 .prepare(
                     "SELECT key FROM node_kv WHERE node_id = $1 AND primary_ns = $2 \
+                     AND secondary_ns = $3 ORDER BY key",
+                )
+                .await?,
+            scan: client
+                .prepare(
+                    "SELECT key, value FROM node_kv WHERE node_id = $1 AND primary_ns = $2 \
                      AND secondary_ns = $3 ORDER BY key",
                 )
                 .await?,
@@ -381,8 +377,8 @@ impl Conn {
             Job::Read(key, reply) => {
                 let _ = reply.send(self.read(&key).await);
             }
-            Job::Write(key, value, reply) => {
-                let _ = reply.send(self.write(&key, value.as_deref(), lost).await);
+            Job::Commit(changes, durability, reply) => {
+                let _ = reply.send(self.commit(&changes, durability, lost).await);
             }
             Job::List(primary, secondary, reply) => {
                 let _ = reply.send(self.list(&primary, &secondary).await);
@@ -390,8 +386,8 @@ impl Conn {
             Job::ListAll(reply) => {
                 let _ = reply.send(self.list_all().await);
             }
-            Job::WriteAll(entries, reply) => {
-                let _ = reply.send(self.write_all(&entries, lost).await);
+            Job::Scan(primary, secondary, reply) => {
+                let _ = reply.send(self.scan(&primary, &secondary).await);
             }
             Job::Release(reply) => {
                 if self.gone.is_none() {
@@ -444,6 +440,22 @@ impl Conn {
         }
     }
 
+    async fn scan(&mut self, primary: &str, secondary: &str) -> io::Result<Vec<(String, Vec<u8>)>> {
+        loop {
+            if self.gone.is_some() {
+                return Err(self.refused());
+            }
+            let rows = self
+                .client
+                .query(&self.statements.scan, &[&self.node_id, &primary, &secondary])
+                .await;
+            match rows {
+                Ok(rows) => return Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect()),
+                Err(e) => self.after_failure(e).await?,
+            }
+        }
+    }
+
     async fn list_all(&mut self) -> io::Result<Vec<(String, String, String)>> {
         loop {
             if self.gone.is_some() {
@@ -465,35 +477,13 @@ impl Conn {
         }
     }
 
-    /// One write, in a transaction that renews the lease first.
-    async fn write(
-        &mut self,
-        key: &Key,
-        value: Option<&[u8]>,
-        lost: &CancellationToken,
-    ) -> io::Result<()> {
-        self.commit(&[(key, value)], lost).await
-    }
-
-    /// Many values set in one transaction that renews the lease first.
-    async fn write_all(
-        &mut self,
-        entries: &[(Key, Vec<u8>)],
-        lost: &CancellationToken,
-    ) -> io::Result<()> {
-        let changes: Vec<(&Key, Option<&[u8]>)> = entries
-            .iter()
-            .map(|(k, v)| (k, Some(v.as_slice())))
-            .collect();
-        self.commit(&changes, lost).await
-    }
-
     /// Commits `changes` (a value to set, or none to remove the key) in a transaction
     /// that renews the lease first, trying again after a lost connection while the lease
     /// holds.
     async fn commit(
         &mut self,
-        changes: &[(&Key, Option<&[u8]>)],
+        changes: &[Change],
+        durability: Durability,
         lost: &CancellationToken,
     ) -> io::Result<()> {
         loop {
@@ -504,7 +494,7 @@ impl Conn {
                 return Err(self.lose("not renewed in time", lost));
             }
             let sent = Instant::now();
-            match self.try_commit(changes).await {
+            match self.try_commit(changes, durability).await {
                 Ok(true) => {
                     self.renewed = sent;
                     return Ok(());
@@ -522,17 +512,25 @@ impl Conn {
     /// no longer this holder's.
     async fn try_commit(
         &mut self,
-        changes: &[(&Key, Option<&[u8]>)],
+        changes: &[Change],
+        durability: Durability,
     ) -> Result<bool, tokio_postgres::Error> {
         let txn = self.client.transaction().await?;
+        if durability == Durability::Eventual {
+            // Committed without waiting for the log's flush: a crash of the database may
+            // lose the last few such commits, never a part of one, and never one made
+            // after them durably.
+            txn.batch_execute("SET LOCAL synchronous_commit = off")
+                .await?;
+        }
         let (statements, node_id, lease) = (&self.statements, &self.node_id, &self.lease);
         let held = match changes {
             // One change (LDK's every write) goes with the fence in one round trip: if the
             // fence fails, the change is rolled back with it, unseen.
-            [(key, value)] => {
+            [change] => {
                 let (held, changed) = tokio::join!(
                     lease.renew(&txn),
-                    apply(&txn, statements, node_id, key, *value)
+                    apply(&txn, statements, node_id, change)
                 );
                 changed?;
                 held?
@@ -540,8 +538,8 @@ impl Conn {
             _ => {
                 let held = lease.renew(&txn).await?;
                 if held {
-                    for (key, value) in changes {
-                        apply(&txn, statements, node_id, key, *value).await?;
+                    for change in changes {
+                        apply(&txn, statements, node_id, change).await?;
                     }
                 }
                 held
@@ -576,21 +574,20 @@ async fn apply(
     txn: &tokio_postgres::Transaction<'_>,
     statements: &Statements,
     node_id: &Vec<u8>,
-    key: &Key,
-    value: Option<&[u8]>,
+    c: &Change,
 ) -> Result<u64, tokio_postgres::Error> {
-    match value {
+    match &c.value {
         Some(v) => {
             txn.execute(
                 &statements.upsert,
-                &[node_id, &key.primary, &key.secondary, &key.key, &v],
+                &[node_id, &c.primary, &c.secondary, &c.key, v],
             )
             .await
         }
         None => {
             txn.execute(
                 &statements.delete,
-                &[node_id, &key.primary, &key.secondary, &key.key],
+                &[node_id, &c.primary, &c.secondary, &c.key],
             )
             .await
         }

@@ -16,7 +16,7 @@ use lightning_signer::lightning::io;
 use lightning_signer::lightning::util::persist::{KVStoreSync, MigratableKVStore};
 use redb::{Database, ReadableDatabase, ReadableTable};
 
-use super::{NodeKv, other};
+use super::{Change, Durability, NodeKv, other};
 use crate::paths::NodeDir;
 use crate::store::schema::{self, LDK_FILES_MIGRATED_KEY, LDK_KV, META};
 
@@ -41,6 +41,11 @@ impl RedbKv {
             skylight_client::files::sync_dir_of(&files)?;
         }
         Ok(kv)
+    }
+
+    /// Opens (creating) the database at `path`, to be shared by node-host's parts.
+    pub fn shared(path: &Path) -> io::Result<std::sync::Arc<dyn NodeKv>> {
+        Ok(std::sync::Arc::new(Self::open(path)?))
     }
 
     /// Opens (creating) the database at `path`.
@@ -96,22 +101,43 @@ impl NodeKv for RedbKv {
             .map(|v| v.value().to_vec()))
     }
 
-    fn write(&self, primary: &str, secondary: &str, key: &str, value: &[u8]) -> io::Result<()> {
-        let txn = self.db.begin_write().map_err(other)?;
-        txn.open_table(LDK_KV)
-            .map_err(other)?
-            .insert((primary, secondary, key), value)
-            .map_err(other)?;
+    fn commit(&self, changes: Vec<Change>, durability: Durability) -> io::Result<()> {
+        let mut txn = self.db.begin_write().map_err(other)?;
+        if durability == Durability::Eventual {
+            // Made durable by the next durable commit: redb keeps commits in order.
+            txn.set_durability(redb::Durability::None)
+                .map_err(other)?;
+        }
+        {
+            let mut table = txn.open_table(LDK_KV).map_err(other)?;
+            for c in &changes {
+                let key = (c.primary.as_str(), c.secondary.as_str(), c.key.as_str());
+                match &c.value {
+                    Some(v) => {
+                        table.insert(key, v.as_slice()).map_err(other)?;
+                    }
+                    None => {
+                        table.remove(key).map_err(other)?;
+                    }
+                }
+            }
+        }
         txn.commit().map_err(other)
     }
 
-    fn remove(&self, primary: &str, secondary: &str, key: &str) -> io::Result<()> {
-        let txn = self.db.begin_write().map_err(other)?;
-        txn.open_table(LDK_KV)
-            .map_err(other)?
-            .remove((primary, secondary, key))
-            .map_err(other)?;
-        txn.commit().map_err(other)
+    fn scan(&self, primary: &str, secondary: &str) -> io::Result<Vec<(String, Vec<u8>)>> {
+        let txn = self.db.begin_read().map_err(other)?;
+        let table = txn.open_table(LDK_KV).map_err(other)?;
+        let mut rows = Vec::new();
+        for row in table.range((primary, secondary, "")..).map_err(other)? {
+            let (k, v) = row.map_err(other)?;
+            let (p, s, key) = k.value();
+            if p != primary || s != secondary {
+                break;
+            }
+            rows.push((key.to_string(), v.value().to_vec()));
+        }
+        Ok(rows)
     }
 
     fn list(&self, primary: &str, secondary: &str) -> io::Result<Vec<String>> {
