@@ -8,7 +8,8 @@
 //! time to the node API answering (Schedule, node-host start) and to the payment sent.
 //!
 //! `cargo build --release --bins && cargo bench -p skylight-node-host --bench wakeup`
-//! (`BENCH_WAKEUPS`, default 20).
+//! (`BENCH_WAKEUPS`, default 20; `BENCH_NODE_STATE=postgres` keeps node state in a
+//! PostgreSQL server started for the run).
 
 use std::time::{Duration, Instant};
 
@@ -31,11 +32,12 @@ fn main() {
 }
 
 async fn run(rounds: usize) {
-    let running = Scheduler::start_with_env(
-        &["--require-invite", "false", "--node-idle-timeout", "1"],
-        &[("RUST_LOG", "warn")],
-    )
-    .expect("start the scheduler (build the release binaries first)");
+    let state = skylight_test_support::postgres::BenchNodeState::from_env();
+    println!("node state: {}", state.name);
+    let mut args = vec!["--require-invite", "false", "--node-idle-timeout", "1"];
+    args.extend(state.args.iter().map(String::as_str));
+    let running = Scheduler::start_with_env(&args, &[("RUST_LOG", "warn")])
+        .expect("start the scheduler (build the release binaries first)");
     let (uri, nobody) = (&running.uri, running.nobody());
     let (mut a, a_signer) = AppTenant::start(uri, &nobody).await;
     let (mut b, _b_signer) = AppTenant::start(uri, &nobody).await;

@@ -269,3 +269,40 @@ fn free_port() -> std::io::Result<u16> {
         .local_addr()?
         .port())
 }
+
+/// Where a benchmark's node-hosts keep their state: `BENCH_NODE_STATE=postgres` puts it
+/// in a PostgreSQL server started for the run; otherwise (or `redb`) the node directories.
+pub struct BenchNodeState {
+    /// The scheduler's arguments that choose it.
+    pub args: Vec<String>,
+    /// What the choice is called, for the bench's output.
+    pub name: &'static str,
+    _server: Option<(Postgres, tempfile::TempDir)>,
+}
+
+impl BenchNodeState {
+    /// The choice `BENCH_NODE_STATE` makes.
+    pub fn from_env() -> BenchNodeState {
+        match std::env::var("BENCH_NODE_STATE").as_deref() {
+            Ok("postgres") => {
+                let pg = Postgres::start().expect("BENCH_NODE_STATE=postgres needs PostgreSQL");
+                let dir = tempfile::tempdir().expect("a temporary directory");
+                let file = pg.url_file(dir.path());
+                BenchNodeState {
+                    args: vec![
+                        "--node-state-database-url-file".into(),
+                        file.display().to_string(),
+                    ],
+                    name: "PostgreSQL",
+                    _server: Some((pg, dir)),
+                }
+            }
+            Ok("redb") | Err(_) => BenchNodeState {
+                args: Vec::new(),
+                name: "redb (the node directory)",
+                _server: None,
+            },
+            Ok(other) => panic!("BENCH_NODE_STATE is redb or postgres, not {other:?}"),
+        }
+    }
+}

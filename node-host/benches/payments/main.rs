@@ -7,7 +7,9 @@
 //! signer round trips per payment (both sides together), then their ratio.
 //!
 //! `cargo build --release --bins && cargo bench -p skylight-node-host --bench payments`
-//! (`BENCH_PAYMENTS`, default 100; `BENCH_ONLY=remote` or `floor` for one side).
+//! (`BENCH_PAYMENTS`, default 100; `BENCH_ONLY=remote` or `floor` for one side;
+//! `BENCH_NODE_STATE=postgres` keeps the remote node-hosts' state in a PostgreSQL server
+//! started for the run, each write fenced by the tenant's lease).
 
 mod floor;
 mod measure;
@@ -93,11 +95,12 @@ async fn remote(count: usize) -> Measured {
     // `BENCH_NODE_LOG` is the node-hosts' RUST_LOG (their logs are in the scheduler's
     // temporary directory while the bench runs).
     let node_log = std::env::var("BENCH_NODE_LOG").unwrap_or_else(|_| "warn".into());
-    let running = Scheduler::start_with_env(
-        &["--require-invite", "false"],
-        &[("RUST_LOG", node_log.as_str())],
-    )
-    .expect("start the scheduler (build the release binaries first)");
+    let state = skylight_test_support::postgres::BenchNodeState::from_env();
+    println!("remote node state: {}", state.name);
+    let mut args = vec!["--require-invite", "false"];
+    args.extend(state.args.iter().map(String::as_str));
+    let running = Scheduler::start_with_env(&args, &[("RUST_LOG", node_log.as_str())])
+        .expect("start the scheduler (build the release binaries first)");
     let (uri, nobody) = (&running.uri, running.nobody());
     let (mut a, _a_signer) = AppTenant::start(uri, &nobody).await;
     let (mut b, _b_signer) = AppTenant::start(uri, &nobody).await;
