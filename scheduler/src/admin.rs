@@ -154,9 +154,9 @@ impl admin_server::Admin for AdminService {
         let node_id = node_id_of(&req.into_inner().node_id)?;
         let mut detail = tenant_detail(&self.0.store, node_id).await?;
         let nodes = &self.0.nodes;
-        if let Some(r) = nodes.info(&node_id, false).await {
-            detail.running = crate::nodes::process::alive(r.pid);
-            detail.pid = r.pid;
+        if let Some((r, alive)) = nodes.show(&node_id) {
+            detail.running = alive;
+            detail.pid = r.pid.unwrap_or(0);
             detail.grpc_uri = r.uri;
             detail.started_at = r.session_id / 1000;
         }

@@ -1,11 +1,13 @@
-//! One node-host process per tenant, started on demand and supervised.
+//! One node-host per tenant, started on demand and supervised.
 //!
-//! `schedule` starts the tenant's node-host (or returns the running one) and waits until
-//! its gRPC answers. A supervisor task waits on the process: when it exits (idle, crash,
-//! kill -9) its URI is withdrawn at once, so no caller is handed a dead node, and the next
-//! `schedule` starts it again. `info` with `wait` long-polls until the node is scheduled.
+//! `schedule` starts the tenant's node-host (or returns the running one) through the
+//! [`launcher`] and waits until its gRPC answers. A supervisor task waits for it to end:
+//! when it exits (idle, crash, kill -9) its URI is withdrawn at once, so no caller is
+//! handed a dead node, and the next `schedule` starts it again. `info` with `wait`
+//! long-polls until the node is scheduled.
 
-mod launch;
+pub mod launcher;
+pub mod local;
 pub mod process;
 
 use std::collections::HashMap;
@@ -20,16 +22,40 @@ use skylight_node_host::paths::NodeDir;
 
 use crate::error::Error;
 use crate::store::Store;
+use launcher::{Launcher, Started};
 
 /// A running node-host.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeProcess {
     /// `https://localhost:<port>`.
     pub uri: String,
-    /// Changes with every start.
+    /// Changes with every start: the start's time in unix milliseconds, made unique.
     pub session_id: u64,
-    /// The process.
-    pub pid: u32,
+    /// Its process, when it runs on this machine.
+    pub pid: Option<u32>,
+}
+
+/// A running node-host, with what supervises it.
+#[derive(Clone)]
+struct Running {
+    process: NodeProcess,
+    handle: Arc<dyn Started>,
+}
+
+/// A session id for a start now: unix milliseconds, above every one given before.
+fn next_session_id(last: &std::sync::atomic::AtomicU64) -> u64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    let previous = last
+        .fetch_update(
+            std::sync::atomic::Ordering::SeqCst,
+            std::sync::atomic::Ordering::SeqCst,
+            |l| Some(now.max(l + 1)),
+        )
+        .unwrap_or(0);
+    now.max(previous + 1)
 }
 
 /// How node-hosts are started.
@@ -60,7 +86,7 @@ pub struct NodeSettings {
 }
 
 struct Slot {
-    running: watch::Sender<Option<NodeProcess>>,
+    running: watch::Sender<Option<Running>>,
     /// Unix seconds of the last Schedule (the operator's `tenant show`).
     last_scheduled: std::sync::atomic::AtomicU64,
     /// Serialises starts of one node.
@@ -71,6 +97,10 @@ struct Slot {
 pub struct NodeManager {
     settings: NodeSettings,
     store: Store,
+    /// What runs node-hosts.
+    launcher: Arc<dyn Launcher>,
+    /// The last session id given.
+    last_session: std::sync::atomic::AtomicU64,
     /// The users CA certificate, PEM: node server chains end with it.
     users_ca_pem: String,
     slots: Mutex<HashMap<[u8; 33], Arc<Slot>>>,
@@ -92,11 +122,23 @@ impl Drop for Place {
 }
 
 impl NodeManager {
-    /// A manager with nothing running.
+    /// A manager with nothing running, starting node-hosts as local processes.
     pub fn new(settings: NodeSettings, store: Store, users_ca: &Authority) -> Self {
+        Self::with_launcher(settings, store, users_ca, Arc::new(local::LocalLauncher))
+    }
+
+    /// A manager with nothing running, starting node-hosts with `launcher`.
+    pub fn with_launcher(
+        settings: NodeSettings,
+        store: Store,
+        users_ca: &Authority,
+        launcher: Arc<dyn Launcher>,
+    ) -> Self {
         NodeManager {
             settings,
             store,
+            launcher,
+            last_session: Default::default(),
             users_ca_pem: users_ca.cert_pem().to_string(),
             slots: Mutex::new(HashMap::new()),
             starting: Mutex::default(),
@@ -156,42 +198,48 @@ impl NodeManager {
         // stored, no start gets past here.
         self.refuse_exported(node_id).await?;
         if let Some(r) = slot.running.borrow().clone()
-            && process::alive(r.pid)
+            && r.handle.alive()
         {
-            return Ok((r, false));
+            return Ok((r.process, false));
         }
         let place = self.take_place()?;
-        let (running, child) = launch::start(self, node_id).await?;
-        let running_copy = running.clone();
+        let handle = self.launcher.start(self, node_id).await?;
+        let running = Running {
+            process: NodeProcess {
+                uri: handle.uri().to_string(),
+                session_id: next_session_id(&self.last_session),
+                pid: handle.pid(),
+            },
+            handle,
+        };
+        let process = running.process.clone();
         slot.running.send_replace(Some(running.clone()));
-        tracing::info!(node_id = %hex::encode(node_id), pid = running.pid, uri = %running.uri, "node-host started");
+        tracing::info!(node_id = %hex::encode(node_id), pid = ?process.pid, uri = %process.uri, "node-host started");
 
-        // Supervise: withdraw the URI the moment the process is gone.
-        let dir = self.node_dir(node_id);
+        // Supervise: withdraw the URI the moment the node-host is gone.
         let supervised = slot.clone();
         let node_hex = hex::encode(node_id);
         tokio::spawn(async move {
-            let mut child = child;
-            let status = child.wait().await;
+            let ended = running.handle.exited().await;
             drop(place);
+            let session = running.process.session_id;
             supervised.running.send_if_modified(|cur| {
-                if cur.as_ref().is_some_and(|r| r.pid == running.pid) {
+                if cur
+                    .as_ref()
+                    .is_some_and(|r| r.process.session_id == session)
+                {
                     *cur = None;
                     true
                 } else {
                     false
                 }
             });
-            let _ = std::fs::remove_file(dir.pid());
-            match status {
-                Ok(s) if s.success() => tracing::info!(node_id = %node_hex, "node-host stopped"),
-                Ok(s) => tracing::warn!(node_id = %node_hex, status = %s, "node-host exited"),
-                Err(e) => {
-                    tracing::warn!(node_id = %node_hex, error = %e, "lost track of node-host")
-                }
+            match ended {
+                Ok(()) => tracing::info!(node_id = %node_hex, "node-host stopped"),
+                Err(how) => tracing::warn!(node_id = %node_hex, status = %how, "node-host exited"),
             }
         });
-        Ok((running_copy, true))
+        Ok((process, true))
     }
 
     /// FAILED_PRECONDITION if the tenant's node is exported or being exported.
@@ -238,23 +286,24 @@ impl NodeManager {
         let slot = self.slot(node_id);
         let _no_start_meanwhile = slot.starting.lock().await;
         let running = slot.running.borrow().clone();
-        let was_running = running.as_ref().is_some_and(|r| process::alive(r.pid));
+        let was_running = running.as_ref().is_some_and(|r| r.handle.alive());
         if let Some(r) = running {
             if was_running {
-                // SIGTERM: node-host says goodbye to its peers and stores its state first.
-                process::terminate(r.pid, self.settings.stop_grace).await;
+                // node-host says goodbye to its peers and stores its state first.
+                r.handle.stop(self.settings.stop_grace).await;
             }
-            // The supervisor withdraws the URI once it has reaped the process.
+            // The supervisor withdraws the URI once the node-host is gone.
+            let session = r.process.session_id;
             let mut rx = slot.running.subscribe();
             let gone = tokio::time::timeout(
                 self.settings.stop_grace + Duration::from_secs(5),
-                rx.wait_for(|cur| cur.as_ref().is_none_or(|c| c.pid != r.pid)),
+                rx.wait_for(|cur| cur.as_ref().is_none_or(|c| c.process.session_id != session)),
             )
             .await;
-            if gone.is_err() || process::alive(r.pid) {
+            if gone.is_err() || r.handle.alive() {
                 return Err(Error::Unavailable(format!(
-                    "node-host {} did not stop; try again",
-                    r.pid
+                    "the node-host at {} did not stop; try again",
+                    r.process.uri
                 )));
             }
         }
@@ -265,12 +314,21 @@ impl NodeManager {
     pub async fn info(&self, node_id: &[u8; 33], wait: bool) -> Option<NodeProcess> {
         let mut rx = self.slot(node_id).running.subscribe();
         if !wait {
-            return rx.borrow().clone();
+            return rx.borrow().as_ref().map(|r| r.process.clone());
         }
         rx.wait_for(Option::is_some)
             .await
             .ok()
-            .and_then(|r| r.clone())
+            .and_then(|r| r.as_ref().map(|r| r.process.clone()))
+    }
+
+    /// The tenant's node-host as its supervisor knows it, and whether it is alive now.
+    pub fn show(&self, node_id: &[u8; 33]) -> Option<(NodeProcess, bool)> {
+        let slot = self.slot(node_id);
+        let running = slot.running.borrow();
+        running
+            .as_ref()
+            .map(|r| (r.process.clone(), r.handle.alive()))
     }
 
     /// The tenant whose running node-host is process `pid`, if any: how the events socket
@@ -289,7 +347,7 @@ impl NodeManager {
             s.running
                 .borrow()
                 .as_ref()
-                .filter(|r| r.pid == pid)
+                .filter(|r| r.process.pid == Some(pid))
                 .map(|_| *id)
         })
     }
@@ -305,7 +363,7 @@ impl NodeManager {
 
     /// Stops every node-host this scheduler started.
     pub async fn stop_all(&self) {
-        let running: Vec<NodeProcess> = {
+        let running: Vec<Running> = {
             let slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
             slots
                 .values()
@@ -316,7 +374,7 @@ impl NodeManager {
         let mut stopping = tokio::task::JoinSet::new();
         for r in running {
             let grace = self.settings.stop_grace;
-            stopping.spawn(async move { process::terminate(r.pid, grace).await });
+            stopping.spawn(async move { r.handle.stop(grace).await });
         }
         while stopping.join_next().await.is_some() {}
     }

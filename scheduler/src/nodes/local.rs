@@ -1,7 +1,13 @@
-//! Starting one node-host: its directory, its server certificate, the process, readiness.
+//! The local launcher: each node-host a child process of this scheduler, in its node
+//! directory on this machine. A start prepares the directory (a fresh server certificate,
+//! the tenant's CA and revoked devices, the chain's and the database's credentials in
+//! owner-only files), runs node-host, and waits until its gRPC answers.
 
 use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
 use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use bitcoin::secp256k1::PublicKey;
@@ -10,7 +16,8 @@ use skylight_client::chain::RpcAuth;
 use skylight_node_host::config as node_host;
 use tokio::process::{Child, Command};
 
-use super::{NodeManager, NodeProcess, process};
+use super::launcher::{Boxed, Launcher, Started};
+use super::{NodeManager, process};
 use crate::datadir::{write_public, write_secret};
 use crate::error::Error;
 
@@ -20,8 +27,67 @@ fn failed(what: impl std::fmt::Display) -> Error {
     ))
 }
 
+/// Node-hosts as local processes.
+pub struct LocalLauncher;
+
+impl Launcher for LocalLauncher {
+    fn start<'a>(
+        &'a self,
+        manager: &'a NodeManager,
+        node_id: &'a [u8; 33],
+    ) -> Boxed<'a, Result<Arc<dyn Started>, Error>> {
+        Box::pin(async move { Ok(Arc::new(start(manager, node_id).await?) as Arc<dyn Started>) })
+    }
+}
+
+/// A node-host running as a child of this scheduler.
+struct LocalNodeHost {
+    uri: String,
+    pid: u32,
+    /// Its pid file, removed once it has exited.
+    pid_file: PathBuf,
+    /// Taken by the one wait for its exit.
+    child: tokio::sync::Mutex<Option<Child>>,
+    exited: AtomicBool,
+}
+
+impl Started for LocalNodeHost {
+    fn uri(&self) -> &str {
+        &self.uri
+    }
+
+    fn pid(&self) -> Option<u32> {
+        Some(self.pid)
+    }
+
+    fn alive(&self) -> bool {
+        !self.exited.load(Ordering::SeqCst) && process::alive(self.pid)
+    }
+
+    fn stop(&self, grace: Duration) -> Boxed<'_, ()> {
+        Box::pin(process::terminate(self.pid, grace))
+    }
+
+    fn exited(&self) -> Boxed<'_, Result<(), String>> {
+        Box::pin(async move {
+            let child = self.child.lock().await.take();
+            let status = match child {
+                Some(mut child) => child.wait().await,
+                None => return Err("its exit was waited for already".into()),
+            };
+            self.exited.store(true, Ordering::SeqCst);
+            let _ = std::fs::remove_file(&self.pid_file);
+            match status {
+                Ok(s) if s.success() => Ok(()),
+                Ok(s) => Err(s.to_string()),
+                Err(e) => Err(format!("lost track of it: {e}")),
+            }
+        })
+    }
+}
+
 /// Prepares the node directory and starts node-host; returns once its gRPC listens.
-pub async fn start(m: &NodeManager, node_id: &[u8; 33]) -> Result<(NodeProcess, Child), Error> {
+async fn start(m: &NodeManager, node_id: &[u8; 33]) -> Result<LocalNodeHost, Error> {
     let node_hex = hex::encode(node_id);
     let dir = m.node_dir(node_id);
     let store = m.store.clone();
@@ -163,18 +229,13 @@ pub async fn start(m: &NodeManager, node_id: &[u8; 33]) -> Result<(NodeProcess, 
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
-    let session_id = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0);
-    Ok((
-        NodeProcess {
-            uri,
-            session_id,
-            pid,
-        },
-        child,
-    ))
+    Ok(LocalNodeHost {
+        uri,
+        pid,
+        pid_file: dir.pid(),
+        child: tokio::sync::Mutex::new(Some(child)),
+        exited: AtomicBool::new(false),
+    })
 }
 
 /// A node-host's pid known to the manager for as long as its start lasts.
