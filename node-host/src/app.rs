@@ -128,10 +128,10 @@ impl NodeHost {
             // Another node-host may run this node now: nothing more may be done or sent,
             // not even a goodbye to peers. Exiting at once is what a kill would do, and the
             // state is as its last durable write left it.
-            let lost = db.lost();
+            let (lost, epoch) = (db.lost(), db.epoch());
             tokio::spawn(async move {
                 lost.cancelled().await;
-                tracing::error!("the node's lease was lost: exiting at once");
+                tracing::error!(epoch, "the node's lease was lost: exiting at once");
                 std::process::exit(LEASE_LOST_EXIT);
             });
         }
@@ -203,7 +203,6 @@ impl NodeHost {
         }
 
         let settings = Settings {
-            dir: self.config.dir(),
             chain: self.chain.clone(),
             p2p_listen: self.config.p2p_listen,
             p2p_announce: self.config.p2p_announce.clone(),

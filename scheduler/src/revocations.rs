@@ -84,15 +84,21 @@ impl Revocations {
     }
 }
 
-/// Writes the tenant's revoked devices into its node directory (replaced whole, synced).
-pub fn write_node_file(store: &Store, dir: &NodeDir, node_id: &[u8; 33]) -> Result<(), Error> {
+/// What node-host reads from its `revoked-devices` file: the tenant's revoked devices'
+/// names, a JSON list.
+pub fn node_file(store: &Store, node_id: &[u8; 33]) -> Result<String, Error> {
     let names: Vec<String> = store
         .devices(node_id)?
         .into_iter()
         .filter(|(_, r)| r.revoked_at.is_some())
         .map(|(name, _)| name)
         .collect();
-    let json = serde_json::to_string(&names).map_err(|e| Error::Internal(e.to_string()))?;
+    serde_json::to_string(&names).map_err(|e| Error::Internal(e.to_string()))
+}
+
+/// Writes the tenant's revoked devices into its node directory (replaced whole, synced).
+pub fn write_node_file(store: &Store, dir: &NodeDir, node_id: &[u8; 33]) -> Result<(), Error> {
+    let json = node_file(store, node_id)?;
     crate::datadir::write_public(&dir.revoked_devices(), &json)
         .map_err(|e| Error::Internal(format!("{}: {e:#}", dir.revoked_devices().display())))
 }

@@ -111,7 +111,6 @@ async fn host(
     let authority = Authority::new(node_id, state.clone()).unwrap();
     let link = SignerLink::new(stage, state, verifier.clone(), authority);
     let settings = Settings {
-        dir: files.clone(),
         chain,
         p2p_listen: "127.0.0.1:0".parse().unwrap(),
         p2p_announce: None,

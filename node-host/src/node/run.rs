@@ -10,12 +10,9 @@ use skylight_client::chain::ChainClient;
 use tokio_util::sync::CancellationToken;
 
 use super::{Node, Running, chain, chain_health, events, peers, receive, signer_chain, start, unblock};
-use crate::paths::NodeDir;
 
 /// How the node runs.
 pub struct Settings {
-    /// node-host's data directory.
-    pub dir: NodeDir,
     /// The chain.
     pub chain: Arc<ChainClient>,
     /// Where peers connect.

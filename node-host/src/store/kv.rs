@@ -130,11 +130,6 @@ impl<'a> Batch<'a> {
         Ok(next)
     }
 
-    /// Whether nothing would be changed.
-    pub fn is_empty(&self) -> bool {
-        self.changes.is_empty()
-    }
-
     /// Commits the changes (nothing at all when there are none).
     pub fn commit(self, durability: Durability) -> io::Result<()> {
         if self.changes.is_empty() {

@@ -7,7 +7,6 @@
 //! taken over, say) is LDK's `UnrecoverableError`, which stops the node.
 
 use std::future::Future;
-use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -16,8 +15,6 @@ use lightning_signer::lightning::io;
 use lightning_signer::lightning::util::persist::{self, KVStoreSync, MigratableKVStore};
 
 use super::kv::NodeKv;
-use super::kv::redb::RedbKv;
-use crate::paths::NodeDir;
 
 /// LDK's store.
 pub struct LdkStore {
@@ -25,15 +22,10 @@ pub struct LdkStore {
 }
 
 impl LdkStore {
-    /// The store of the node in `dir`, in its redb database (taking in an older `ldk/`
-    /// file store first if there is one).
-    pub fn open_node(dir: &NodeDir) -> io::Result<Self> {
-        Ok(Self::on(Arc::new(RedbKv::open_node(dir)?)))
-    }
-
     /// The store in the redb database at `path`.
-    pub fn open(path: &Path) -> io::Result<Self> {
-        Ok(Self::on(Arc::new(RedbKv::open(path)?)))
+    #[cfg(any(test, feature = "testing"))]
+    pub fn open(path: &std::path::Path) -> io::Result<Self> {
+        Ok(Self::on(Arc::new(super::kv::redb::RedbKv::open(path)?)))
     }
 
     /// The store on `kv`.

@@ -121,12 +121,14 @@ impl Outbox {
     }
 
     /// How many events are in the outbox.
+    #[cfg(any(test, feature = "testing"))]
     pub fn len(&self) -> Result<u64, OutboxError> {
         let keys = self.kv.list(OUTBOX.primary, OUTBOX.secondary).map_err(err)?;
         Ok(keys.len() as u64)
     }
 
     /// Whether the outbox is empty.
+    #[cfg(any(test, feature = "testing"))]
     pub fn is_empty(&self) -> Result<bool, OutboxError> {
         Ok(self.len()? == 0)
     }

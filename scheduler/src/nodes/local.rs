@@ -27,6 +27,35 @@ fn failed(what: impl std::fmt::Display) -> Error {
     ))
 }
 
+/// What a node-host serves its gRPC with, made afresh for each start.
+pub(super) struct ServerFiles {
+    /// Its certificate, the tenant CA's and the users CA's, PEM.
+    pub chain_pem: String,
+    /// Its key, PEM.
+    pub key_pem: String,
+    /// The tenant's CA, PEM: the only client trust anchor.
+    pub tenant_ca_pem: String,
+}
+
+impl ServerFiles {
+    /// A fresh server certificate under the tenant's CA: the node trusts only that CA for
+    /// clients, and clients find `localhost` in it, as Greenlight's expect.
+    pub fn issue(
+        m: &NodeManager,
+        ca: &crate::store::records::TenantCaRecord,
+        node_hex: &str,
+    ) -> Result<Self, Error> {
+        let tenant = Authority::load(&ca.cert_pem, &ca.key_pem)
+            .map_err(|e| Error::Internal(format!("tenant CA of {node_hex}: {e}")))?;
+        let server = tenant.issue_node_server(node_hex, Validity::days(m.settings.cert_days))?;
+        Ok(ServerFiles {
+            chain_pem: format!("{}{}{}", server.cert_pem, ca.cert_pem, m.users_ca_pem),
+            key_pem: server.key_pem,
+            tenant_ca_pem: ca.cert_pem.clone(),
+        })
+    }
+}
+
 /// Node-hosts as local processes.
 pub struct LocalLauncher;
 
@@ -102,16 +131,11 @@ async fn start(m: &NodeManager, node_id: &[u8; 33]) -> Result<LocalNodeHost, Err
     std::fs::set_permissions(dir.root(), std::fs::Permissions::from_mode(0o700))
         .map_err(|e| Error::Internal(e.to_string()))?;
 
-    // A fresh server certificate under the tenant's CA at every start: the node trusts only
-    // that CA for clients, and clients find `localhost` in it, as Greenlight's expect.
-    let tenant = Authority::load(&ca.cert_pem, &ca.key_pem)
-        .map_err(|e| Error::Internal(format!("tenant CA of {node_hex}: {e}")))?;
-    let server = tenant.issue_node_server(&node_hex, Validity::days(m.settings.cert_days))?;
-    let chain = format!("{}{}{}", server.cert_pem, ca.cert_pem, m.users_ca_pem);
+    let server = ServerFiles::issue(m, &ca, &node_hex)?;
     let internal = |e: anyhow::Error| Error::Internal(e.to_string());
-    write_public(&dir.server_cert(), &chain).map_err(internal)?;
+    write_public(&dir.server_cert(), &server.chain_pem).map_err(internal)?;
     write_secret(&dir.server_key(), &server.key_pem).map_err(internal)?;
-    write_public(&dir.tenant_ca(), &ca.cert_pem).map_err(internal)?;
+    write_public(&dir.tenant_ca(), &server.tenant_ca_pem).map_err(internal)?;
     // What the node-host refuses besides what TLS does: the tenant's revoked devices.
     {
         let (store, dir, id) = (m.store.clone(), dir.clone(), *node_id);

@@ -44,6 +44,7 @@ impl RedbKv {
     }
 
     /// Opens (creating) the database at `path`, to be shared by node-host's parts.
+    #[cfg(any(test, feature = "testing"))]
     pub fn shared(path: &Path) -> io::Result<std::sync::Arc<dyn NodeKv>> {
         Ok(std::sync::Arc::new(Self::open(path)?))
     }

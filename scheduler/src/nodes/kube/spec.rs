@@ -1,0 +1,164 @@
+//! What the Kubernetes launcher asks the API server for: one bare Pod per running tenant,
+//! with a fixed name (so the API server itself refuses a second one while the first
+//! exists), and a Secret holding that start's certificates and credentials, mounted into
+//! the Pod's node directory file by file and owned by the Pod (deleted with it).
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::{
+    Container, ContainerPort, EmptyDirVolumeSource, Pod, PodSpec, Probe, Secret,
+    SecretVolumeSource, SecurityContext, TCPSocketAction, Volume, VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use sha2::{Digest, Sha256};
+
+/// Where the node directory is inside the Pod (an emptyDir: node state is in PostgreSQL).
+pub const NODE_DIR: &str = "/var/lib/skylight/node";
+/// The label every node-host Pod and Secret carries (what an operator, or a reaper, lists).
+pub const APP_LABEL: (&str, &str) = ("app.kubernetes.io/name", "skylight-node-host");
+/// The label naming the tenant (a hash of its node id: label values are at most 63
+/// characters, and a node id is 66).
+pub const NODE_LABEL: &str = "skylight.dev/node";
+/// The annotation holding the tenant's node id whole.
+pub const NODE_ID_ANNOTATION: &str = "skylight.dev/node-id";
+
+/// The Pod's and the Secret's name for a tenant: fixed, so one tenant has one at a time.
+pub fn name(node_id: &[u8; 33]) -> String {
+    format!("sky-node-{}", &hex::encode(Sha256::digest(node_id))[..20])
+}
+
+/// One start of a tenant's node-host.
+pub struct NodePod {
+    /// The tenant.
+    pub node_id: [u8; 33],
+    /// The node-host image.
+    pub image: String,
+    /// node-host's command line (nothing secret on it).
+    pub args: Vec<String>,
+    /// The port its gRPC listens on.
+    pub grpc_port: u16,
+    /// The port it listens on for Lightning peers.
+    pub p2p_port: u16,
+    /// The files of its node directory this start brings: name → contents, every one
+    /// secret or not, all in the Secret.
+    pub files: BTreeMap<String, Vec<u8>>,
+}
+
+impl NodePod {
+    fn meta(&self) -> ObjectMeta {
+        let labels = BTreeMap::from([
+            (APP_LABEL.0.to_string(), APP_LABEL.1.to_string()),
+            (
+                NODE_LABEL.to_string(),
+                name(&self.node_id)["sky-node-".len()..].to_string(),
+            ),
+        ]);
+        ObjectMeta {
+            name: Some(name(&self.node_id)),
+            labels: Some(labels),
+            annotations: Some(BTreeMap::from([(
+                NODE_ID_ANNOTATION.to_string(),
+                hex::encode(self.node_id),
+            )])),
+            ..Default::default()
+        }
+    }
+
+    /// The Secret: this start's certificates and credentials.
+    pub fn secret(&self) -> Secret {
+        Secret {
+            metadata: self.meta(),
+            type_: Some("Opaque".into()),
+            data: Some(
+                self.files
+                    .iter()
+                    .map(|(k, v)| (k.clone(), ByteString(v.clone())))
+                    .collect(),
+            ),
+            ..Default::default()
+        }
+    }
+
+    /// The Pod: node-host, never restarted by the kubelet (the scheduler starts it again
+    /// when it is next needed), ready once its gRPC port accepts connections.
+    pub fn pod(&self) -> Pod {
+        let name = name(&self.node_id);
+        // Each file of the Secret in the (otherwise empty, writable) node directory, read
+        // only, owner-only.
+        let mut mounts = vec![VolumeMount {
+            name: "node-dir".into(),
+            mount_path: NODE_DIR.into(),
+            ..Default::default()
+        }];
+        mounts.extend(self.files.keys().map(|file| VolumeMount {
+            name: "start".into(),
+            mount_path: format!("{NODE_DIR}/{file}"),
+            sub_path: Some(file.clone()),
+            read_only: Some(true),
+            ..Default::default()
+        }));
+        let container = Container {
+            name: "node-host".into(),
+            image: Some(self.image.clone()),
+            args: Some(self.args.clone()),
+            ports: Some(vec![
+                ContainerPort {
+                    name: Some("grpc".into()),
+                    container_port: self.grpc_port.into(),
+                    ..Default::default()
+                },
+                ContainerPort {
+                    name: Some("lightning".into()),
+                    container_port: self.p2p_port.into(),
+                    ..Default::default()
+                },
+            ]),
+            // node-host's gRPC is mutual TLS only, and the kubelet's gRPC probe takes no
+            // certificate: ready is its port accepting connections.
+            readiness_probe: Some(Probe {
+                tcp_socket: Some(TCPSocketAction {
+                    port: IntOrString::Int(self.grpc_port.into()),
+                    ..Default::default()
+                }),
+                period_seconds: Some(1),
+                ..Default::default()
+            }),
+            volume_mounts: Some(mounts),
+            security_context: Some(SecurityContext {
+                allow_privilege_escalation: Some(false),
+                read_only_root_filesystem: Some(true),
+                run_as_non_root: Some(true),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        Pod {
+            metadata: self.meta(),
+            spec: Some(PodSpec {
+                restart_policy: Some("Never".into()),
+                automount_service_account_token: Some(false),
+                containers: vec![container],
+                volumes: Some(vec![
+                    Volume {
+                        name: "node-dir".into(),
+                        empty_dir: Some(EmptyDirVolumeSource::default()),
+                        ..Default::default()
+                    },
+                    Volume {
+                        name: "start".into(),
+                        secret: Some(SecretVolumeSource {
+                            secret_name: Some(name),
+                            default_mode: Some(0o400),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    },
+                ]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+}
