@@ -72,7 +72,29 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<()> {
         return Err(e);
     }
     let chain_watch = chain.watch(network, shutdown.clone());
-    let nodes = NodeManager::new(
+    let launcher: Arc<dyn crate::nodes::launcher::Launcher> = match &config.launcher {
+        crate::config::LauncherSettings::Local => Arc::new(crate::nodes::local::LocalLauncher),
+        crate::config::LauncherSettings::Kubernetes {
+            namespace,
+            image,
+            grpc_port,
+        } => {
+            let client = kube::Client::try_default()
+                .await
+                .context("cannot reach the Kubernetes API (in-cluster, or the kubeconfig)")?;
+            tracing::info!(namespace = %namespace, image = %image, "node-hosts run as Pods");
+            Arc::new(crate::nodes::kube::KubeLauncher::new(
+                client,
+                crate::nodes::kube::KubeSettings {
+                    namespace: namespace.clone(),
+                    image: image.clone(),
+                    grpc_port: *grpc_port,
+                    p2p_port: 9735,
+                },
+            ))
+        }
+    };
+    let nodes = NodeManager::with_launcher(
         NodeSettings {
             binary: config.node_host_bin.clone(),
             nodes_dir: paths.nodes_dir(),
@@ -88,6 +110,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<()> {
         },
         store.clone(),
         &prepared.users_ca,
+        launcher,
     );
     let revocations = {
         let (store, dir) = (store.clone(), paths.nodes_dir());

@@ -151,6 +151,26 @@ pub struct RunArgs {
     /// does not start) or off (default: node-host's, best-effort).
     #[arg(long, env = "SKYLIGHT_NODE_ISOLATION", value_enum)]
     pub node_isolation: Option<skylight_node_host::isolation::Isolation>,
+    /// Where node-hosts run: local (processes on this machine) or kubernetes (a Pod each,
+    /// in the cluster the scheduler runs in or its kubeconfig names; needs
+    /// --node-state-database-url-file and --kube-node-image; see docs/kubernetes.md).
+    #[arg(
+        long,
+        env = "SKYLIGHT_NODE_LAUNCHER",
+        value_enum,
+        default_value = "local"
+    )]
+    pub node_launcher: crate::config::LauncherKind,
+    /// The namespace node-host Pods and their Secrets are made in (kubernetes).
+    #[arg(long, env = "SKYLIGHT_KUBE_NAMESPACE", default_value = "skylight")]
+    pub kube_namespace: String,
+    /// The node-host image Pods run (kubernetes).
+    #[arg(long, env = "SKYLIGHT_KUBE_NODE_IMAGE")]
+    pub kube_node_image: Option<String>,
+    /// The port node-hosts' gRPC listens on in their Pods, as clients are given it
+    /// (kubernetes).
+    #[arg(long, env = "SKYLIGHT_KUBE_NODE_GRPC_PORT", default_value_t = 19737)]
+    pub kube_node_grpc_port: u16,
     /// Keep tenants' node state in PostgreSQL rather than in their node directories: a file
     /// holding the database's URL (postgres://user:password@host:5432/dbname; never on a
     /// command line, it holds a password). Each node-host takes its tenant's lease there,

@@ -62,6 +62,34 @@ pub struct Config {
     pub metrics_listen: SocketAddr,
     /// What one caller, and all of them, may ask of the scheduler.
     pub limits: crate::limits::LimitSettings,
+    /// Where node-hosts run: here, or as Pods in a cluster.
+    pub launcher: LauncherSettings,
+}
+
+/// Which launcher starts node-hosts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LauncherKind {
+    /// Processes on this machine.
+    #[default]
+    Local,
+    /// A Pod each, in a Kubernetes cluster.
+    Kubernetes,
+}
+
+/// Where node-hosts run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LauncherSettings {
+    /// Processes on this machine, each in its node directory.
+    Local,
+    /// A Pod each.
+    Kubernetes {
+        /// Their namespace.
+        namespace: String,
+        /// Their image.
+        image: String,
+        /// Their gRPC port.
+        grpc_port: u16,
+    },
 }
 
 /// The export download server.
@@ -253,6 +281,7 @@ impl Config {
                 "--export-keep-days 0 would delete an export before it could be downloaded; give at least 1".into(),
             ));
         }
+        let has_node_database = args.node_state_database_url_file.is_some();
         Ok(Config {
             webhooks,
             exports: ExportSettings {
@@ -297,6 +326,30 @@ impl Config {
                     .map(|f| check_database_url_file(&f).map(|()| f))
                     .transpose()?,
                 lease_ttl: args.node_lease_ttl.map(Duration::from_secs),
+            },
+            launcher: match args.node_launcher {
+                LauncherKind::Local => LauncherSettings::Local,
+                LauncherKind::Kubernetes => {
+                    if !has_node_database {
+                        return Err(ConfigError(
+                            "--node-launcher kubernetes needs --node-state-database-url-file: a \
+                             Pod keeps no state of its own"
+                                .into(),
+                        ));
+                    }
+                    let Some(image) = args.kube_node_image else {
+                        return Err(ConfigError(
+                            "--node-launcher kubernetes needs --kube-node-image (the node-host \
+                             image its Pods run)"
+                                .into(),
+                        ));
+                    };
+                    LauncherSettings::Kubernetes {
+                        namespace: args.kube_namespace,
+                        image,
+                        grpc_port: args.kube_node_grpc_port,
+                    }
+                }
             },
         })
     }
@@ -385,6 +438,52 @@ mod tests {
             other => panic!("expected the embedded chain, got {other:?}"),
         }
         assert_eq!(Config::new("/d".into()).listen, c.listen);
+    }
+
+    #[test]
+    fn the_kubernetes_launcher_needs_node_state_in_postgresql_and_an_image() {
+        assert_eq!(parsed(&[]).unwrap().launcher, LauncherSettings::Local);
+        let err = parsed(&["--node-launcher", "kubernetes"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--node-state-database-url-file"), "{err}");
+        let dir = tempfile::tempdir().unwrap();
+        let url = dir.path().join("url");
+        std::fs::write(&url, "postgres://u:p@db:5432/skylight").unwrap();
+        let url = url.to_str().unwrap();
+        let with_db = [
+            "--node-launcher",
+            "kubernetes",
+            "--node-state-database-url-file",
+            url,
+        ];
+        let err = parsed(&with_db).unwrap_err().to_string();
+        assert!(err.contains("--kube-node-image"), "{err}");
+        let mut all = with_db.to_vec();
+        all.extend(["--kube-node-image", "registry.example/node-host:1"]);
+        assert_eq!(
+            parsed(&all).unwrap().launcher,
+            LauncherSettings::Kubernetes {
+                namespace: "skylight".into(),
+                image: "registry.example/node-host:1".into(),
+                grpc_port: 19737,
+            }
+        );
+    }
+
+    #[test]
+    fn a_database_url_file_that_is_not_a_url_is_refused_at_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = dir.path().join("url");
+        std::fs::write(&url, "not a url at all").unwrap();
+        let err = parsed(&["--node-state-database-url-file", url.to_str().unwrap()])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--node-state-database-url-file"), "{err}");
+        assert!(
+            !err.contains("not a url at all"),
+            "the file's text is not echoed: {err}"
+        );
     }
 
     #[test]
