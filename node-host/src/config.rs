@@ -16,6 +16,10 @@ use lightning_signer::bitcoin::secp256k1::PublicKey;
 
 use crate::paths::NodeDir;
 
+/// The default of `--lease-ttl` (also what the scheduler allows a start that may wait for
+/// a crashed predecessor's lease to run out).
+pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(30);
+
 /// How one tenant's node-host runs.
 #[derive(Debug, Clone, PartialEq, Eq, Parser)]
 #[command(
@@ -322,7 +326,7 @@ mod tests {
         assert_eq!(c.stuck_after_blocks, 6);
         assert_eq!(c.log_format, LogFormat::Human);
         assert_eq!(c.state_database_url_file, None);
-        assert_eq!(c.lease_ttl, Duration::from_secs(30));
+        assert_eq!(c.lease_ttl, DEFAULT_LEASE_TTL);
     }
 
     #[test]

@@ -102,7 +102,17 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<()> {
             chain: chain.rpc.clone(),
             node_host: config.node_host.clone(),
             p2p: config.p2p.clone(),
-            start_timeout: NODE_START_TIMEOUT,
+            // A start may first wait for a crashed predecessor's lease to run out.
+            start_timeout: match &config.node_host.state_database_url_file {
+                Some(_) => NODE_START_TIMEOUT.max(
+                    config
+                        .node_host
+                        .lease_ttl
+                        .unwrap_or(skylight_node_host::config::DEFAULT_LEASE_TTL)
+                        + std::time::Duration::from_secs(10),
+                ),
+                None => NODE_START_TIMEOUT,
+            },
             stop_grace: NODE_STOP_GRACE,
             cert_days: config.server_cert_days,
             events_socket: paths.events_socket(),

@@ -1,5 +1,7 @@
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use skylight_postgres::tokio_postgres;
 
 use skylight_test_support::Postgres;
 
