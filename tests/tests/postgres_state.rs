@@ -170,9 +170,10 @@ fn a_stale_node_host_whose_lease_was_taken_over_writes_nothing_and_stops_when_it
     assert!(log.contains("the node's lease was lost"), "{log}");
     // The scheduler reaps it a moment after it is gone.
     let scheduler_log = || std::fs::read_to_string(s.log().unwrap()).unwrap_or_default();
-    eventually("the scheduler sees it exit with the lease-lost status", || {
-        scheduler_log().contains("exit status: 75")
-    });
+    eventually(
+        "the scheduler sees it exit with the lease-lost status",
+        || scheduler_log().contains("exit status: 75"),
+    );
     assert_eq!(rows(&pg), before, "the stale node-host wrote nothing");
     assert!(
         successor.try_wait().unwrap().is_none(),
