@@ -71,6 +71,16 @@ pub async fn connect(config: &tokio_postgres::Config) -> Result<tokio_postgres::
         ));
     }
     let at = describe(config);
+    // A database that stops answering is noticed in seconds, not at TCP's two hours, and
+    // no statement waits on a lock for long: a node-host must be able to give its lease
+    // up in time.
+    let mut config = config.clone();
+    config
+        .connect_timeout(std::time::Duration::from_secs(5))
+        .keepalives(true)
+        .keepalives_idle(std::time::Duration::from_secs(5))
+        .tcp_user_timeout(std::time::Duration::from_secs(10))
+        .options("-c lock_timeout=5000 -c statement_timeout=10000 -c idle_in_transaction_session_timeout=10000");
     let (client, connection) = config
         .connect(tokio_postgres::NoTls)
         .await

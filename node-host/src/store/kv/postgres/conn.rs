@@ -313,7 +313,16 @@ impl Conn {
                 return Err(self.lose("not renewed in time", lost));
             }
             let sent = Instant::now();
-            match self.try_commit(changes, durability).await {
+            // A database that stops answering mid-commit (a half-open connection) must not
+            // keep this node-host going past its lease: given up at the stale deadline.
+            let deadline = self.renewed + self.settings.stale_after();
+            let attempt =
+                tokio::time::timeout_at(deadline.into(), self.try_commit(changes, durability))
+                    .await;
+            let Ok(attempt) = attempt else {
+                return Err(self.lose("the database did not answer within the lease", lost));
+            };
+            match attempt {
                 Ok(true) => {
                     self.renewed = sent;
                     return Ok(());
@@ -343,27 +352,15 @@ impl Conn {
                 .await?;
         }
         let (statements, node_id, lease) = (&self.statements, &self.node_id, &self.lease);
-        let held = match changes {
-            // One change (LDK's every write) goes with the fence in one round trip: if the
-            // fence fails, the change is rolled back with it, unseen.
-            [change] => {
-                let (held, changed) = tokio::join!(
-                    lease.renew(&txn),
-                    apply(&txn, statements, node_id, change)
-                );
-                changed?;
-                held?
+        // The fence strictly first: the lease row is locked before any state row, in every
+        // holder's transactions, so a takeover and a write never wait on each other in a
+        // cycle.
+        let held = lease.renew(&txn).await?;
+        if held {
+            for change in changes {
+                apply(&txn, statements, node_id, change).await?;
             }
-            _ => {
-                let held = lease.renew(&txn).await?;
-                if held {
-                    for change in changes {
-                        apply(&txn, statements, node_id, change).await?;
-                    }
-                }
-                held
-            }
-        };
+        }
         if !held {
             txn.rollback().await?;
             return Ok(false);
