@@ -71,9 +71,10 @@ impl Exports {
     pub async fn export(&self, nodes: &NodeManager, node_id: &[u8; 33]) -> Result<String, Error> {
         // Refused before the export is recorded, which would keep the node from ever
         // starting again.
-        if nodes.node_dir(node_id).state_in_database().exists() {
+        if nodes.state_in_database(node_id) {
             return Err(Error::Unimplemented(
-                "this node's state is kept in the operator's PostgreSQL database, and                  exporting such a node is not built yet; ask the operator"
+                "this node's state is kept in the operator's PostgreSQL database, and \
+                 exporting such a node is not built yet; ask the operator"
                     .into(),
             ));
         }

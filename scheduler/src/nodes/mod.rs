@@ -385,6 +385,13 @@ impl NodeManager {
         &self.users_ca_pem
     }
 
+    /// Whether the tenant's node state is (or may be) kept in PostgreSQL rather than its
+    /// node directory: with a node-state database configured, or once it was moved there.
+    pub fn state_in_database(&self, node_id: &[u8; 33]) -> bool {
+        self.settings.node_host.state_database_url_file.is_some()
+            || self.node_dir(node_id).state_in_database().exists()
+    }
+
     /// The tenant's node directory.
     pub fn node_dir(&self, node_id: &[u8; 33]) -> NodeDir {
         NodeDir::new(self.settings.nodes_dir.join(hex::encode(node_id)))

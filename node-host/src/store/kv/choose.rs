@@ -59,19 +59,30 @@ pub fn open(config: &Config) -> anyhow::Result<Opened> {
     let local = dir.ldk_store().exists()
         || dir.ldk().exists()
         || !crate::store::legacy::present(&dir).is_empty();
-    if local {
-        // All of it into the directory's store first, then all of that into the database.
-        let here = RedbKv::open_node(&dir)?;
-        crate::store::legacy::take_in(&dir, &here)?;
-        take_in(&here, &db)?;
+    // A node whose state went into a database before and that finds it empty now is
+    // pointed at the wrong database (or a restored, older one): starting it afresh would
+    // make a new node over its channels.
+    if marker.exists() && !local && db.list_all()?.is_empty() {
+        bail!(
+            "this node's state was moved into PostgreSQL ({}), but {where_} holds none of it: \
+             is the database URL the one it was moved to? (Only if this node never held any \
+             state, remove {} to start it afresh.)",
+            std::fs::read_to_string(&marker).unwrap_or_default().trim(),
+            marker.display()
+        );
     }
-    // Recorded before the local copy goes: from here on a start without the database is
-    // refused.
+    // Recorded before anything is taken in: from here on a start without the database is
+    // refused, whatever happens next.
     if !marker.exists() {
         skylight_client::files::replace_private(&marker, format!("{where_}\n").as_bytes())
             .with_context(|| format!("cannot write {}", marker.display()))?;
     }
     if local {
+        // All of it into the directory's store first, then all of that into the database.
+        let here = RedbKv::open_node(&dir)?;
+        crate::store::legacy::take_in(&dir, &here)?;
+        take_in(&here, &db)?;
+        drop(here);
         std::fs::remove_file(dir.ldk_store())
             .with_context(|| format!("cannot remove {}", dir.ldk_store().display()))?;
         skylight_client::files::sync_dir_of(&dir.ldk_store())?;

@@ -44,6 +44,17 @@ fn a_node_directorys_state_is_taken_into_the_database_and_then_never_started_wit
         "{err:#}"
     );
     assert!(!node.ldk_store().exists(), "and no empty node made instead");
+
+    // Pointed at another, empty database: refused too, rather than a new node.
+    let mut elsewhere = config(dir.path(), Some(&pg));
+    std::fs::write(
+        elsewhere.state_database_url_file.as_ref().unwrap(),
+        pg.database("elsewhere"),
+    )
+    .unwrap();
+    elsewhere.lease_ttl = std::time::Duration::from_secs(30);
+    let err = open(&elsewhere).err().expect("refused");
+    assert!(format!("{err:#}").contains("holds none of it"), "{err:#}");
 }
 
 #[test]
