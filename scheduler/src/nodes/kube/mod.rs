@@ -1,15 +1,17 @@
 //! The Kubernetes launcher: each running tenant's node-host a bare Pod, placed by the
 //! cluster, its node state in PostgreSQL (a Pod has no disk of its own that outlives it).
 //!
-//! A start puts that start's certificates and credentials in a Secret, creates the Pod
-//! (see [`spec`]), makes the Pod the Secret's owner (the Secret goes with the Pod), waits
-//! for the Pod to be ready by watching it, and gives clients the Pod's address. A Pod
-//! whose node-host has exited (idle, or failed) is deleted, so the next start can take
-//! its name. The fixed name makes the API server refuse a second Pod for a tenant while
-//! one exists; the tenant's lease in PostgreSQL fences a node-host the cluster lost track
-//! of (a partitioned kubelet, a force-deleted Pod).
+//! A start creates the Pod (see [`spec`]), then a Secret holding that start's certificates
+//! and credentials with the Pod as its owner (the Secret goes with the Pod), waits for the
+//! Pod to be ready by watching it, and gives clients the Pod's address. A Pod already there
+//! under the tenant's name is a predecessor's: adopted if it runs, replaced once gone if
+//! it has ended. A Pod whose node-host has exited (idle, or failed) is deleted, so the next
+//! start can take its name. The fixed name makes the API server refuse a second Pod for a
+//! tenant while one exists; the tenant's lease in PostgreSQL fences a node-host the cluster
+//! lost track of (a partitioned kubelet, a force-deleted Pod).
 
 pub mod spec;
+mod watch;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -18,8 +20,7 @@ use std::time::Duration;
 
 use bitcoin::secp256k1::PublicKey;
 use k8s_openapi::api::core::v1::{Pod, Secret};
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
-use kube::runtime::wait::await_condition;
+use kube::api::{Api, DeleteParams, PostParams};
 use skylight_client::chain::RpcAuth;
 use skylight_node_host::config as node_host;
 
@@ -60,6 +61,14 @@ fn unavailable(what: impl std::fmt::Display) -> Error {
 fn api_error(what: &str, e: kube::Error) -> Error {
     tracing::warn!(error = %e, "Kubernetes: {what}");
     unavailable(format!("Kubernetes refused to {what}"))
+}
+
+/// How the scheduler's writes are made.
+fn post_params() -> PostParams {
+    PostParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..Default::default()
+    }
 }
 
 /// The HTTP status the API server answered with, if it answered.
@@ -156,109 +165,141 @@ impl KubeLauncher {
         })
     }
 
+    /// Starts the tenant's Pod, or takes over one already there: a Pod a scheduler that
+    /// died left running (or starting) is adopted, one that has ended or is being deleted
+    /// is waited out and replaced. Gives up at `timeout`, leaving nothing it created.
     async fn start_pod(&self, plan: NodePod, timeout: Duration) -> Result<Arc<dyn Started>, Error> {
-        let ns = &self.settings.namespace;
-        let pods: Api<Pod> = Api::namespaced(self.client.clone(), ns);
-        let secrets: Api<Secret> = Api::namespaced(self.client.clone(), ns);
-        let name = spec::name(&plan.node_id);
-        // Applied, not created: a Secret left by a start that failed before its Pod owned
-        // it is simply replaced.
-        secrets
-            .patch(
-                &name,
-                &PatchParams::apply(FIELD_MANAGER).force(),
-                &Patch::Apply(&plan.secret()),
-            )
-            .await
-            .map_err(|e| api_error("store the node's certificates", e))?;
-        let pod = match pods.create(&PostParams::default(), &plan.pod()).await {
-            Ok(pod) => pod,
-            Err(e) if status_of(&e) == Some(409) => {
-                return Err(Error::Unavailable(
-                    "the node's previous Pod is still there (it is stopping); try again in a \
-                     few seconds"
-                        .into(),
-                ));
-            }
-            Err(e) => return Err(api_error("create the node's Pod", e)),
+        let deadline = tokio::time::Instant::now() + timeout;
+        let not_ready = || {
+            unavailable(format!(
+                "its Pod was not ready within {} s",
+                timeout.as_secs()
+            ))
         };
-        let started = KubeNodeHost {
-            pods: pods.clone(),
-            name: name.clone(),
-            uid: pod.metadata.uid.clone().unwrap_or_default(),
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), &self.settings.namespace);
+        let name = spec::name(&plan.node_id);
+        // A few rounds at most: each one either ends the start or waits for a change.
+        for _ in 0..4 {
+            let found = pods
+                .get_opt(&name)
+                .await
+                .map_err(|e| api_error("read the node's Pod", e))?;
+            let Some(pod) = found else {
+                match tokio::time::timeout_at(deadline, self.create(&pods, &plan)).await {
+                    Ok(Ok(Some(host))) => return Ok(Arc::new(host)),
+                    // Another Pod took the name meanwhile: look at it.
+                    Ok(Ok(None)) => continue,
+                    Ok(Err(e)) => return Err(e),
+                    Err(_) => return Err(not_ready()),
+                }
+            };
+            let host = self.host(&name, watch::uid(&pod));
+            let uid = host.uid.clone();
+            if watch::is_deleting(&pod) || watch::has_ended(&pod) {
+                if !watch::is_deleting(&pod) {
+                    host.delete(0).await;
+                }
+                tokio::time::timeout_at(
+                    deadline,
+                    watch::until(&pods, &name, |p| p.is_none_or(|p| watch::uid(p) != uid)),
+                )
+                .await
+                .map_err(|_| {
+                    unavailable(
+                        "the node's previous Pod is still stopping; try again in a few seconds",
+                    )
+                })?;
+                continue;
+            }
+            // Running or starting, and no start of this scheduler's: a predecessor's (it
+            // died, or was restarted). Deleting it would cut off the clients and signer it
+            // serves; it is the tenant's one node-host, so it is supervised from here on.
+            let pod = tokio::time::timeout_at(deadline, watch::until(&pods, &name, settled(&uid)))
+                .await
+                .map_err(|_| not_ready())?;
+            match pod {
+                Some(pod)
+                    if watch::uid(&pod) == uid
+                        && watch::is_ready(&pod)
+                        && !watch::is_deleting(&pod) =>
+                {
+                    tracing::info!(pod = %name, "adopted a running node-host Pod");
+                    return Ok(Arc::new(host.at(&pod, self.settings.grpc_port)?));
+                }
+                _ => continue,
+            }
+        }
+        Err(Error::Unavailable(
+            "the node's Pod keeps changing under this start; try again in a few seconds".into(),
+        ))
+    }
+
+    /// This launcher's handle on the Pod `name` of uid `uid`.
+    fn host(&self, name: &str, uid: &str) -> KubeNodeHost {
+        KubeNodeHost {
+            pods: Api::namespaced(self.client.clone(), &self.settings.namespace),
+            name: name.to_string(),
+            uid: uid.to_string(),
             uri: String::new(),
             ended: AtomicBool::new(false),
-        };
-        // The Secret goes with the Pod.
-        let owner = serde_json::json!({
-            "metadata": { "ownerReferences": [{
-                "apiVersion": "v1", "kind": "Pod", "name": name, "uid": started.uid,
-            }]}
-        });
-        if let Err(e) = secrets
-            .patch(&name, &PatchParams::default(), &Patch::Merge(&owner))
-            .await
-        {
-            started.delete(0).await;
-            return Err(api_error("give the node's certificates to its Pod", e));
         }
-        let uid = started.uid.clone();
-        let ready = tokio::time::timeout(
-            timeout,
-            await_condition(pods.clone(), &name, move |p: Option<&Pod>| {
-                p.is_some_and(|p| {
-                    p.metadata.uid.as_deref() == Some(uid.as_str())
-                        && (is_ready(Some(p)) || has_ended(p))
-                })
-            }),
-        )
-        .await;
-        let pod = match ready {
-            Ok(Ok(Some(pod))) if is_ready(Some(&pod)) => pod,
-            Ok(Ok(_)) => {
-                started.delete(0).await;
-                return Err(unavailable("its Pod ended before it was ready"));
-            }
-            Ok(Err(e)) => {
-                started.delete(0).await;
-                return Err(unavailable(format!("watching its Pod failed: {e}")));
-            }
-            Err(_) => {
-                started.delete(0).await;
-                return Err(unavailable(format!(
-                    "its Pod was not ready within {} s",
-                    timeout.as_secs()
-                )));
-            }
+    }
+
+    /// Creates the Pod and its Secret and waits for it to be ready; `None` if a Pod of the
+    /// name exists already. Whatever it created is deleted if it fails or is dropped.
+    async fn create(&self, pods: &Api<Pod>, plan: &NodePod) -> Result<Option<KubeNodeHost>, Error> {
+        let secrets: Api<Secret> = Api::namespaced(self.client.clone(), &self.settings.namespace);
+        let name = spec::name(&plan.node_id);
+        // A Secret an earlier start left (its Pod gone, the garbage collector not yet
+        // there) must not be what the kubelet mounts: its revocation list is an older one.
+        match secrets.delete(&name, &DeleteParams::default()).await {
+            Ok(_) => {}
+            Err(e) if status_of(&e) == Some(404) => {}
+            Err(e) => return Err(api_error("remove the node's previous certificates", e)),
+        }
+        // The Pod first, so that the Secret is made with the Pod as its owner in one write
+        // (it goes with the Pod, whatever becomes of this scheduler); the kubelet waits for
+        // a Secret volume to exist before it starts the container.
+        let pod = match pods.create(&post_params(), &plan.pod()).await {
+            Ok(pod) => pod,
+            Err(e) if status_of(&e) == Some(409) => return Ok(None),
+            Err(e) => return Err(api_error("create the node's Pod", e)),
         };
-        let Some(ip) = pod.status.as_ref().and_then(|s| s.pod_ip.clone()) else {
-            started.delete(0).await;
-            return Err(unavailable("its Pod is ready but has no address"));
-        };
-        let host = if ip.contains(':') {
-            format!("[{ip}]")
-        } else {
-            ip
-        };
-        Ok(Arc::new(KubeNodeHost {
-            uri: format!("https://{host}:{}", self.settings.grpc_port),
-            ..started
-        }))
+        let uid = watch::uid(&pod).to_string();
+        let mut undo = DeleteOnDrop(Some(self.host(&name, &uid)));
+        secrets
+            .create(&post_params(), &plan.secret(&uid))
+            .await
+            .map_err(|e| api_error("store the node's certificates", e))?;
+        match watch::until(pods, &name, settled(&uid)).await {
+            Some(pod) if watch::uid(&pod) == uid && watch::is_ready(&pod) => {
+                let host = self.host(&name, &uid).at(&pod, self.settings.grpc_port)?;
+                undo.0 = None;
+                Ok(Some(host))
+            }
+            _ => Err(unavailable("its Pod ended before it was ready")),
+        }
     }
 }
 
-fn is_ready(p: Option<&Pod>) -> bool {
-    p.and_then(|p| p.status.as_ref())
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+/// Whether the Pod of uid `uid` has got as far as it will by itself: ready, ended, or
+/// replaced (gone, or another uid under its name).
+fn settled(uid: &str) -> impl Fn(Option<&Pod>) -> bool + '_ {
+    move |p| p.is_none_or(|p| watch::uid(p) != uid || watch::is_ready(p) || watch::has_ended(p))
 }
 
-fn phase(p: &Pod) -> Option<&str> {
-    p.status.as_ref().and_then(|s| s.phase.as_deref())
-}
+/// Deletes a Pod this start created unless the start gets as far as handing it out: an
+/// error, a timeout or a caller that went away leaves nothing running.
+struct DeleteOnDrop(Option<KubeNodeHost>);
 
-fn has_ended(p: &Pod) -> bool {
-    matches!(phase(p), Some("Succeeded" | "Failed"))
+impl Drop for DeleteOnDrop {
+    fn drop(&mut self) {
+        // Outside a runtime (its shutdown) nothing can be sent; the Pod is then an orphan
+        // the next start adopts or replaces.
+        if let (Some(host), Ok(runtime)) = (self.0.take(), tokio::runtime::Handle::try_current()) {
+            runtime.spawn(async move { host.delete(0).await });
+        }
+    }
 }
 
 impl Launcher for KubeLauncher {
@@ -285,6 +326,22 @@ struct KubeNodeHost {
 }
 
 impl KubeNodeHost {
+    /// This handle with the address clients are given: the ready Pod's IP.
+    fn at(self, pod: &Pod, grpc_port: u16) -> Result<KubeNodeHost, Error> {
+        let Some(ip) = pod.status.as_ref().and_then(|s| s.pod_ip.clone()) else {
+            return Err(unavailable("its Pod is ready but has no address"));
+        };
+        let host = if ip.contains(':') {
+            format!("[{ip}]")
+        } else {
+            ip
+        };
+        Ok(KubeNodeHost {
+            uri: format!("https://{host}:{grpc_port}"),
+            ..self
+        })
+    }
+
     /// Deletes this start's Pod (its Secret goes with it), `grace` seconds given.
     async fn delete(&self, grace: u32) {
         let params = DeleteParams {
@@ -323,20 +380,17 @@ impl Started for KubeNodeHost {
     fn exited(&self) -> Boxed<'_, Result<(), String>> {
         Box::pin(async move {
             let uid = self.uid.clone();
-            let gone = await_condition(self.pods.clone(), &self.name, move |p: Option<&Pod>| {
-                p.is_none_or(|p| p.metadata.uid.as_deref() != Some(uid.as_str()) || has_ended(p))
+            let last = watch::until(&self.pods, &self.name, |p| {
+                p.is_none_or(|p| watch::uid(p) != uid || watch::has_ended(p))
             })
             .await;
             self.ended.store(true, Ordering::SeqCst);
-            let how = match &gone {
-                Ok(Some(p)) if p.metadata.uid.as_deref() == Some(self.uid.as_str()) => {
-                    match phase(p) {
-                        Some("Succeeded") => Ok(()),
-                        other => Err(format!("its Pod ended {}", other.unwrap_or("unknown"))),
-                    }
-                }
-                Ok(_) => Err("its Pod was deleted".to_string()),
-                Err(e) => Err(format!("lost track of its Pod: {e}")),
+            let how = match &last {
+                Some(p) if watch::uid(p) == self.uid => match watch::phase(p) {
+                    Some("Succeeded") => Ok(()),
+                    other => Err(format!("its Pod ended {}", other.unwrap_or("unknown"))),
+                },
+                _ => Err("its Pod was deleted".to_string()),
             };
             // An ended Pod keeps its name until deleted: the next start needs it.
             self.delete(0).await;

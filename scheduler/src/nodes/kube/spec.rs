@@ -1,21 +1,25 @@
 //! What the Kubernetes launcher asks the API server for: one bare Pod per running tenant,
 //! with a fixed name (so the API server itself refuses a second one while the first
 //! exists), and a Secret holding that start's certificates and credentials, mounted into
-//! the Pod's node directory file by file and owned by the Pod (deleted with it).
+//! the Pod's node directory file by file and owned by the Pod (deleted with it). The Pod
+//! meets Kubernetes' "restricted" Pod security standard.
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, EmptyDirVolumeSource, Pod, PodSpec, Probe, Secret,
-    SecretVolumeSource, SecurityContext, TCPSocketAction, Volume, VolumeMount,
+    Capabilities, Container, ContainerPort, EmptyDirVolumeSource, Pod, PodSecurityContext, PodSpec,
+    Probe, SeccompProfile, Secret, SecretVolumeSource, SecurityContext, TCPSocketAction, Volume,
+    VolumeMount,
 };
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use sha2::{Digest, Sha256};
 
 /// Where the node directory is inside the Pod (an emptyDir: node state is in PostgreSQL).
 pub const NODE_DIR: &str = "/var/lib/skylight/node";
+/// The user and group node-host runs as in its Pod (distroless images' "nonroot").
+pub const NODE_USER: i64 = 65532;
 /// The label every node-host Pod and Secret carries (what an operator, or a reaper, lists).
 pub const APP_LABEL: (&str, &str) = ("app.kubernetes.io/name", "skylight-node-host");
 /// The label naming the tenant (a hash of its node id: label values are at most 63
@@ -66,10 +70,20 @@ impl NodePod {
         }
     }
 
-    /// The Secret: this start's certificates and credentials.
-    pub fn secret(&self) -> Secret {
+    /// The Secret: this start's certificates and credentials, owned by its Pod (of uid
+    /// `pod_uid`), so that deleting the Pod deletes it.
+    pub fn secret(&self, pod_uid: &str) -> Secret {
         Secret {
-            metadata: self.meta(),
+            metadata: ObjectMeta {
+                owner_references: Some(vec![OwnerReference {
+                    api_version: "v1".into(),
+                    kind: "Pod".into(),
+                    name: name(&self.node_id),
+                    uid: pod_uid.into(),
+                    ..Default::default()
+                }]),
+                ..self.meta()
+            },
             type_: Some("Opaque".into()),
             data: Some(
                 self.files
@@ -86,7 +100,7 @@ impl NodePod {
     pub fn pod(&self) -> Pod {
         let name = name(&self.node_id);
         // Each file of the Secret in the (otherwise empty, writable) node directory, read
-        // only, owner-only.
+        // only, readable by node-host's group alone.
         let mut mounts = vec![VolumeMount {
             name: "node-dir".into(),
             mount_path: NODE_DIR.into(),
@@ -126,10 +140,14 @@ impl NodePod {
                 ..Default::default()
             }),
             volume_mounts: Some(mounts),
+            // Kubernetes' "restricted" Pod security standard.
             security_context: Some(SecurityContext {
                 allow_privilege_escalation: Some(false),
                 read_only_root_filesystem: Some(true),
-                run_as_non_root: Some(true),
+                capabilities: Some(Capabilities {
+                    drop: Some(vec!["ALL".into()]),
+                    ..Default::default()
+                }),
                 ..Default::default()
             }),
             ..Default::default()
@@ -138,6 +156,20 @@ impl NodePod {
             metadata: self.meta(),
             spec: Some(PodSpec {
                 restart_policy: Some("Never".into()),
+                // A fixed unprivileged user, whatever the image says (runAsNonRoot alone
+                // refuses an image without a numeric USER), in the group that owns the
+                // Secret's files.
+                security_context: Some(PodSecurityContext {
+                    run_as_non_root: Some(true),
+                    run_as_user: Some(NODE_USER),
+                    run_as_group: Some(NODE_USER),
+                    fs_group: Some(NODE_USER),
+                    seccomp_profile: Some(SeccompProfile {
+                        type_: "RuntimeDefault".into(),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
                 automount_service_account_token: Some(false),
                 containers: vec![container],
                 volumes: Some(vec![
@@ -150,7 +182,8 @@ impl NodePod {
                         name: "start".into(),
                         secret: Some(SecretVolumeSource {
                             secret_name: Some(name),
-                            default_mode: Some(0o400),
+                            // Root's and the Pod's group's, which node-host runs in.
+                            default_mode: Some(0o440),
                             ..Default::default()
                         }),
                         ..Default::default()

@@ -1,12 +1,15 @@
-//! The launcher's contract with the API server, against a mocked one: the exact calls,
-//! the Pod and Secret it asks for, a conflict, the watch to ready, and the deletes.
+//! The launcher's contract with the API server, against a fake one that keeps a Pod and a
+//! Secret: the exact calls of a start, the Pod and Secret it asks for, a predecessor's Pod
+//! adopted or replaced, a start given up, a watch that fails, and the deletes.
 
 use std::sync::{Arc, Mutex};
 
 use http::{Request, Response};
 use http_body_util::BodyExt;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString as IntOrStringPort;
 use kube::client::Body;
 use serde_json::{Value, json};
+use tower_test::mock::SendResponse;
 
 use super::*;
 
@@ -22,42 +25,64 @@ struct Call {
     body: Value,
 }
 
-/// How the mocked API server answers.
-#[derive(Clone, Copy)]
-enum Server {
-    /// The Pod is created, and is ready at 10.4.0.7.
-    Ready,
-    /// A Pod of that name exists already.
-    Conflict,
-    /// The Pod exists, and its node-host has exited (idle).
-    Succeeded,
-}
-
-fn pod_status(server: Server) -> Value {
-    match server {
-        Server::Ready | Server::Conflict => json!({
-            "phase": "Running",
-            "podIP": "10.4.0.7",
-            "conditions": [{"type": "Ready", "status": "True"}],
-        }),
-        Server::Succeeded => json!({"phase": "Succeeded", "podIP": "10.4.0.7"}),
+impl Call {
+    fn is(&self, method: &str, path: &str) -> bool {
+        self.method == method && self.path == path
     }
 }
 
-fn pod(server: Server) -> Value {
+/// What the fake API server holds: at most the tenant's Pod and its Secret.
+#[derive(Default)]
+struct Cluster {
+    pod: Option<Value>,
+    secret: Option<Value>,
+    uids: u32,
+    /// Whether a created Pod is ready at once (else it stays Pending).
+    created_pending: bool,
+    /// How many lists of Pods to fail (500) before answering.
+    failing_lists: u32,
+    /// Watch requests, held open and never answered (the lists say all there is).
+    held: Vec<SendResponse<Response<Body>>>,
+    calls: Vec<Call>,
+}
+
+type Shared = Arc<Mutex<Cluster>>;
+
+fn pods_path() -> String {
+    format!("/api/v1/namespaces/{NS}/pods")
+}
+fn pod_path() -> String {
+    format!("{}/{}", pods_path(), spec::name(&NODE))
+}
+fn secret_path() -> String {
+    format!("/api/v1/namespaces/{NS}/secrets/{}", spec::name(&NODE))
+}
+
+fn ready() -> Value {
+    json!({"phase": "Running", "podIP": "10.4.0.7",
+           "conditions": [{"type": "Ready", "status": "True"}]})
+}
+
+/// A Pod under the tenant's name, of `uid`, with `status`.
+fn pod(uid: &str, status: Value) -> Value {
     json!({
         "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": spec::name(&NODE), "namespace": NS, "uid": "uid-1", "resourceVersion": "7"},
+        "metadata": {"name": spec::name(&NODE), "namespace": NS, "uid": uid, "resourceVersion": "7"},
         "spec": {"containers": [{"name": "node-host"}]},
-        "status": pod_status(server),
+        "status": status,
     })
 }
 
-/// A client whose API server is `server`, and the calls it receives.
-fn mocked(server: Server) -> (kube::Client, Arc<Mutex<Vec<Call>>>) {
+fn status(code: u16, reason: &str) -> Value {
+    json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+           "reason": reason, "code": code, "message": reason})
+}
+
+/// A client whose API server is `cluster`.
+fn mocked(cluster: Cluster) -> (kube::Client, Shared) {
     let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-    let calls = Arc::new(Mutex::new(Vec::new()));
-    let seen = calls.clone();
+    let shared = Arc::new(Mutex::new(cluster));
+    let fake = shared.clone();
     tokio::spawn(async move {
         while let Some((request, respond)) = handle.next_request().await {
             let (parts, body) = request.into_parts();
@@ -68,51 +93,92 @@ fn mocked(server: Server) -> (kube::Client, Arc<Mutex<Vec<Call>>>) {
                 query: parts.uri.query().unwrap_or_default().to_string(),
                 body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
             };
-            seen.lock().unwrap().push(call.clone());
-            let (status, answer) = answer(server, &call);
+            let mut cluster = fake.lock().unwrap();
+            cluster.calls.push(call.clone());
+            if call.method == "GET" && call.query.contains("watch=true") {
+                cluster.held.push(respond);
+                continue;
+            }
+            let (code, answer) = cluster.answer(&call);
             respond.send_response(
                 Response::builder()
-                    .status(status)
+                    .status(code)
                     .header("content-type", "application/json")
                     .body(Body::from(serde_json::to_vec(&answer).unwrap()))
                     .unwrap(),
             );
         }
     });
-    (kube::Client::new(service, NS), calls)
+    (kube::Client::new(service, NS), shared)
 }
 
-fn answer(server: Server, call: &Call) -> (u16, Value) {
-    let pods = format!("/api/v1/namespaces/{NS}/pods");
-    let secret = format!("/api/v1/namespaces/{NS}/secrets/{}", spec::name(&NODE));
-    match (call.method.as_str(), call.path.as_str()) {
-        ("PATCH", p) if p == secret => {
-            let mut echoed = call.body.clone();
-            echoed["metadata"]["uid"] = json!("secret-uid");
-            (200, echoed)
+impl Cluster {
+    fn answer(&mut self, call: &Call) -> (u16, Value) {
+        let found = |v: &Option<Value>| {
+            v.clone()
+                .map_or((404, status(404, "NotFound")), |v| (200, v))
+        };
+        if call.is("GET", &pod_path()) {
+            found(&self.pod)
+        } else if call.is("GET", &pods_path()) {
+            if self.failing_lists > 0 {
+                self.failing_lists -= 1;
+                return (500, status(500, "InternalError"));
+            }
+            (
+                200,
+                json!({"apiVersion": "v1", "kind": "PodList",
+                         "metadata": {"resourceVersion": "8"},
+                         "items": self.pod.iter().collect::<Vec<_>>()}),
+            )
+        } else if call.is("POST", &pods_path()) {
+            if self.pod.is_some() {
+                return (409, status(409, "AlreadyExists"));
+            }
+            self.uids += 1;
+            let state = if self.created_pending {
+                json!({"phase": "Pending"})
+            } else {
+                ready()
+            };
+            let mut created = pod(&format!("uid-{}", self.uids), state);
+            created["spec"] = call.body["spec"].clone();
+            self.pod = Some(created.clone());
+            (201, created)
+        } else if call.is("DELETE", &pod_path()) {
+            let Some(current) = self.pod.clone() else {
+                return (404, status(404, "NotFound"));
+            };
+            let wanted = &call.body["preconditions"]["uid"];
+            if !wanted.is_null() && *wanted != current["metadata"]["uid"] {
+                return (409, status(409, "Conflict"));
+            }
+            self.pod = None;
+            // The garbage collector: the Secret goes with its owner.
+            if self.secret.as_ref().is_some_and(|s| {
+                s["metadata"]["ownerReferences"][0]["uid"] == current["metadata"]["uid"]
+            }) {
+                self.secret = None;
+            }
+            (200, current)
+        } else if call.is("DELETE", &secret_path()) {
+            let answer = found(&self.secret);
+            self.secret = None;
+            answer
+        } else if call.is("POST", &format!("/api/v1/namespaces/{NS}/secrets")) {
+            if self.secret.is_some() {
+                return (409, status(409, "AlreadyExists"));
+            }
+            self.secret = Some(call.body.clone());
+            (201, call.body.clone())
+        } else {
+            (404, status(404, "NotFound"))
         }
-        ("POST", p) if p == pods => match server {
-            Server::Conflict => (
-                409,
-                json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-                       "reason": "AlreadyExists", "code": 409,
-                       "message": format!("pods \"{}\" already exists", spec::name(&NODE))}),
-            ),
-            _ => (201, pod(Server::Ready)),
-        },
-        // The watcher's first list: the Pod as it stands.
-        ("GET", p) if p == pods && !call.query.contains("watch=true") => (
-            200,
-            json!({"apiVersion": "v1", "kind": "PodList", "metadata": {"resourceVersion": "8"},
-                   "items": [pod(server)]}),
-        ),
-        ("DELETE", p) if p == format!("{pods}/{}", spec::name(&NODE)) => (200, pod(server)),
-        _ => (
-            404,
-            json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-                   "reason": "NotFound", "code": 404, "message": "not mocked"}),
-        ),
     }
+}
+
+fn calls(shared: &Shared) -> Vec<Call> {
+    shared.lock().unwrap().calls.clone()
 }
 
 fn settings() -> KubeSettings {
@@ -139,6 +205,12 @@ fn plan() -> NodePod {
             ),
         ]),
     }
+}
+
+async fn start(client: kube::Client, timeout: Duration) -> Result<Arc<dyn Started>, Error> {
+    KubeLauncher::new(client, settings())
+        .start_pod(plan(), timeout)
+        .await
 }
 
 #[test]
@@ -183,54 +255,67 @@ fn a_tenants_pod_and_secret_have_one_fixed_name_and_labels_within_kubernetes_lim
             .iter()
             .any(|a| a.contains("secret"))
     );
+    // The "restricted" Pod security standard, with a user that can read the Secret's
+    // files (root's, and the Pod's group's).
+    let pod_security = spec.security_context.as_ref().unwrap();
+    assert_eq!(pod_security.run_as_non_root, Some(true));
+    assert_eq!(pod_security.run_as_user, Some(spec::NODE_USER));
+    assert_eq!(pod_security.fs_group, Some(spec::NODE_USER));
+    assert_eq!(
+        pod_security.seccomp_profile.as_ref().unwrap().type_,
+        "RuntimeDefault"
+    );
+    let security = c.security_context.as_ref().unwrap();
+    assert_eq!(security.allow_privilege_escalation, Some(false));
+    assert_eq!(
+        security.capabilities.as_ref().unwrap().drop,
+        Some(vec!["ALL".to_string()])
+    );
     let secret_volume = spec.volumes.unwrap()[1].secret.clone().unwrap();
-    assert_eq!(secret_volume.default_mode, Some(0o400));
+    assert_eq!(secret_volume.default_mode, Some(0o440));
+    let secret = plan().secret("uid-9");
+    let owner = &secret.metadata.owner_references.unwrap()[0];
+    assert_eq!((owner.kind.as_str(), owner.uid.as_str()), ("Pod", "uid-9"));
 }
 
-use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString as IntOrStringPort;
-
 #[tokio::test]
-async fn a_start_stores_the_secret_creates_the_pod_hands_the_secret_to_it_and_waits_until_ready() {
-    let (client, calls) = mocked(Server::Ready);
-    let launcher = KubeLauncher::new(client, settings());
-    let started = launcher
-        .start_pod(plan(), Duration::from_secs(10))
-        .await
-        .unwrap();
+async fn a_start_creates_the_pod_then_its_secret_owned_by_it_and_waits_until_ready() {
+    let (client, cluster) = mocked(Cluster::default());
+    let started = start(client, Duration::from_secs(10)).await.unwrap();
     assert_eq!(started.uri(), "https://10.4.0.7:19737");
     assert!(started.alive());
     assert_eq!(started.pid(), None);
 
-    let calls = calls.lock().unwrap().clone();
-    let secret = &calls[0];
-    assert_eq!(secret.method, "PATCH");
+    let calls = calls(&cluster);
+    assert!(calls[0].is("GET", &pod_path()), "is a Pod there already?");
     assert!(
-        secret.query.contains("fieldManager=skylight-scheduler"),
-        "{}",
-        secret.query
+        calls[1].is("DELETE", &secret_path()),
+        "no earlier start's Secret is mounted"
     );
-    assert!(secret.query.contains("force=true"));
+    let pod = &calls[2];
+    assert!(pod.is("POST", &pods_path()));
+    assert!(
+        pod.query.contains("fieldManager=skylight-scheduler"),
+        "{}",
+        pod.query
+    );
+    assert_eq!(pod.body["metadata"]["name"], spec::name(&NODE));
+    assert_eq!(pod.body["spec"]["containers"][0]["image"], settings().image);
+    let secret = &calls[3];
+    assert!(secret.is("POST", &format!("/api/v1/namespaces/{NS}/secrets")));
     assert_eq!(secret.body["kind"], "Secret");
+    assert_eq!(
+        secret.body["metadata"]["ownerReferences"][0],
+        json!({"apiVersion": "v1", "kind": "Pod", "name": spec::name(&NODE), "uid": "uid-1"}),
+        "made with its owner in one write"
+    );
     // base64 of "postgres://u:secret@db/s": the URL travels in the Secret only.
     assert_eq!(
         secret.body["data"]["state-database-url"],
         "cG9zdGdyZXM6Ly91OnNlY3JldEBkYi9z"
     );
-    let pod = &calls[1];
-    assert_eq!(
-        (pod.method.as_str(), pod.path.as_str()),
-        ("POST", "/api/v1/namespaces/skylight/pods")
-    );
-    assert_eq!(pod.body["metadata"]["name"], spec::name(&NODE));
-    assert_eq!(pod.body["spec"]["containers"][0]["image"], settings().image);
-    let owner = &calls[2];
-    assert_eq!(owner.method, "PATCH");
-    assert_eq!(
-        owner.body["metadata"]["ownerReferences"][0],
-        json!({"apiVersion": "v1", "kind": "Pod", "name": spec::name(&NODE), "uid": "uid-1"})
-    );
-    let watch = &calls[3];
-    assert_eq!(watch.method, "GET");
+    let watch = &calls[4];
+    assert!(watch.is("GET", &pods_path()));
     assert!(
         watch
             .query
@@ -241,37 +326,85 @@ async fn a_start_stores_the_secret_creates_the_pod_hands_the_secret_to_it_and_wa
 }
 
 #[tokio::test]
-async fn a_pod_of_the_same_name_still_there_is_a_retryable_refusal_and_nothing_more_is_asked() {
-    let (client, calls) = mocked(Server::Conflict);
-    let launcher = KubeLauncher::new(client, settings());
-    let err = launcher
-        .start_pod(plan(), Duration::from_secs(10))
-        .await
-        .err()
-        .expect("refused");
+async fn a_running_pod_a_dead_scheduler_left_is_adopted_not_duplicated_or_cut_off() {
+    let (client, cluster) = mocked(Cluster {
+        pod: Some(pod("uid-old", ready())),
+        ..Default::default()
+    });
+    let started = start(client, Duration::from_secs(10)).await.unwrap();
+    assert_eq!(started.uri(), "https://10.4.0.7:19737");
     assert!(
-        matches!(err, Error::Unavailable(ref m) if m.contains("still there")),
-        "{err}"
+        !calls(&cluster)
+            .iter()
+            .any(|c| c.method == "POST" || c.method == "DELETE"),
+        "nothing created or deleted: {:?}",
+        calls(&cluster)
     );
+    // Supervised from here on: stopping it deletes that Pod and no other.
+    started.stop(Duration::from_secs(8)).await;
+    let delete = calls(&cluster).last().unwrap().clone();
+    assert!(delete.is("DELETE", &pod_path()));
+    assert_eq!(delete.body["preconditions"]["uid"], "uid-old");
+    assert!(cluster.lock().unwrap().pod.is_none());
+}
+
+#[tokio::test]
+async fn an_ended_pod_left_under_the_name_is_deleted_and_a_new_one_started() {
+    let (client, cluster) = mocked(Cluster {
+        pod: Some(pod(
+            "uid-old",
+            json!({"phase": "Succeeded", "podIP": "10.4.0.7"}),
+        )),
+        ..Default::default()
+    });
+    let started = start(client, Duration::from_secs(10)).await.unwrap();
+    assert_eq!(started.uri(), "https://10.4.0.7:19737");
+    let calls = calls(&cluster);
+    let delete = calls.iter().find(|c| c.method == "DELETE").unwrap();
+    assert!(delete.is("DELETE", &pod_path()));
+    assert_eq!(delete.body["preconditions"]["uid"], "uid-old");
+    assert_eq!(delete.body["gracePeriodSeconds"], 0);
+    let cluster = cluster.lock().unwrap();
+    assert_eq!(cluster.pod.as_ref().unwrap()["metadata"]["uid"], "uid-1");
     assert_eq!(
-        calls.lock().unwrap().len(),
-        2,
-        "the Secret, then the Pod refused"
+        cluster.secret.as_ref().unwrap()["metadata"]["ownerReferences"][0]["uid"],
+        "uid-1"
     );
 }
 
 #[tokio::test]
-async fn stopping_deletes_this_starts_pod_with_the_grace_given() {
-    let (client, calls) = mocked(Server::Ready);
-    let launcher = KubeLauncher::new(client, settings());
-    let started = launcher
-        .start_pod(plan(), Duration::from_secs(10))
+async fn a_pod_that_is_not_ready_in_time_is_deleted_with_its_secret() {
+    let (client, cluster) = mocked(Cluster {
+        created_pending: true,
+        ..Default::default()
+    });
+    let err = start(client, Duration::from_secs(1))
         .await
-        .unwrap();
+        .err()
+        .expect("given up");
+    assert!(
+        matches!(err, Error::Unavailable(ref m) if m.contains("not ready within 1 s")),
+        "{err}"
+    );
+    // The delete is made as the start is dropped: give it a moment.
+    for _ in 0..100 {
+        if cluster.lock().unwrap().pod.is_none() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let cluster = cluster.lock().unwrap();
+    assert!(cluster.pod.is_none(), "the Pod created was deleted");
+    assert!(cluster.secret.is_none(), "and its Secret with it");
+}
+
+#[tokio::test]
+async fn stopping_deletes_this_starts_pod_with_the_grace_given() {
+    let (client, cluster) = mocked(Cluster::default());
+    let started = start(client, Duration::from_secs(10)).await.unwrap();
     started.stop(Duration::from_secs(8)).await;
-    let calls = calls.lock().unwrap().clone();
-    let delete = calls.last().unwrap();
-    assert_eq!(delete.method, "DELETE");
+    let delete = calls(&cluster).last().unwrap().clone();
+    assert!(delete.is("DELETE", &pod_path()));
     assert_eq!(delete.body["gracePeriodSeconds"], 8);
     assert_eq!(
         delete.body["preconditions"]["uid"], "uid-1",
@@ -279,22 +412,58 @@ async fn stopping_deletes_this_starts_pod_with_the_grace_given() {
     );
 }
 
-#[tokio::test]
-async fn a_pod_whose_node_host_exited_is_seen_ended_and_deleted_so_its_name_is_free() {
-    let (client, calls) = mocked(Server::Succeeded);
-    let started = KubeNodeHost {
+fn host(client: kube::Client) -> KubeNodeHost {
+    KubeNodeHost {
         pods: Api::namespaced(client, NS),
         name: spec::name(&NODE),
         uid: "uid-1".into(),
         uri: "https://10.4.0.7:19737".into(),
         ended: AtomicBool::new(false),
-    };
+    }
+}
+
+#[tokio::test]
+async fn a_pod_whose_node_host_exited_is_seen_ended_and_deleted_so_its_name_is_free() {
+    let (client, cluster) = mocked(Cluster {
+        pod: Some(pod("uid-1", json!({"phase": "Succeeded"}))),
+        ..Default::default()
+    });
+    let started = host(client);
     assert_eq!(
         started.exited().await,
         Ok(()),
         "an idle exit is a clean stop"
     );
     assert!(!started.alive());
-    let calls = calls.lock().unwrap().clone();
-    assert_eq!(calls.last().unwrap().method, "DELETE");
+    assert!(calls(&cluster).last().unwrap().is("DELETE", &pod_path()));
+    assert!(cluster.lock().unwrap().pod.is_none());
+}
+
+#[tokio::test]
+async fn a_failing_watch_is_watched_again_and_never_taken_for_an_exit() {
+    // Running: a failed list of Pods is no news of it, and it is left alone.
+    let (client, cluster) = mocked(Cluster {
+        pod: Some(pod("uid-1", ready())),
+        failing_lists: 1,
+        ..Default::default()
+    });
+    let running = host(client);
+    let waited = tokio::time::timeout(Duration::from_secs(3), running.exited()).await;
+    assert!(waited.is_err(), "not taken for gone: {waited:?}");
+    assert!(running.alive());
+    let calls = calls(&cluster);
+    assert!(
+        calls.iter().filter(|c| c.is("GET", &pods_path())).count() >= 2,
+        "watched again after the failure: {calls:?}"
+    );
+    assert!(!calls.iter().any(|c| c.method == "DELETE"), "{calls:?}");
+
+    // Ended: seen through the failures, as the clean stop it was.
+    let (client, cluster) = mocked(Cluster {
+        pod: Some(pod("uid-1", json!({"phase": "Succeeded"}))),
+        failing_lists: 2,
+        ..Default::default()
+    });
+    assert_eq!(host(client).exited().await, Ok(()));
+    assert!(cluster.lock().unwrap().pod.is_none());
 }
