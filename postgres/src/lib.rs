@@ -2,12 +2,17 @@
 //!
 //! One database holds what the embedded stores hold on one machine: each tenant's node
 //! state (see [`schema`]) and each tenant's lease ([`lease`]), which makes the node-host
-//! holding it the only one that can write that state. [`connect`] opens a connection and
+//! holding it the only one that can write that state. [`connect`] opens a connection (over
+//! verified TLS as the URL says, see [`config`]) and
 //! [`schema::migrate`] brings the schema to this release's version before anything else
 //! touches it.
 
+pub mod config;
 pub mod lease;
 pub mod schema;
+mod tls;
+
+pub use config::{DbConfig, Roots, Tls, parse};
 
 pub use tokio_postgres;
 
@@ -20,19 +25,37 @@ pub enum Error {
     )]
     Url(String),
     /// The server could not be reached or refused us.
-    #[error("cannot connect to PostgreSQL at {at}: {source}")]
+    #[error("cannot connect to PostgreSQL at {at}: {}{hint}", chain(.source))]
     Connect {
         /// Host, port and database (never the password).
         at: String,
         /// Why.
         source: tokio_postgres::Error,
+        /// What to look at, when there is something to say.
+        hint: &'static str,
     },
+    /// TLS could not be set up.
+    #[error("TLS to PostgreSQL: {0}")]
+    Tls(String),
     /// The schema is not one this release can use.
     #[error("{0}")]
     Schema(String),
     /// A statement failed.
     #[error("PostgreSQL: {0}")]
     Db(#[from] tokio_postgres::Error),
+}
+
+/// An error with its causes, as tokio-postgres says only the outermost ("db error",
+/// "error performing TLS handshake").
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
 }
 
 /// Where `config` points, for messages: host, port and database, never the password.
@@ -48,50 +71,61 @@ pub fn describe(config: &tokio_postgres::Config) -> String {
     format!("{host}:{port}/{db}")
 }
 
-/// Parses a connection URL (or key=value string).
-pub fn parse(url: &str) -> Result<tokio_postgres::Config, Error> {
-    url.trim()
-        .parse::<tokio_postgres::Config>()
-        // The parser's message does not echo the URL, so no password reaches a log.
-        .map_err(|e| Error::Url(e.to_string()))
-}
-
-/// Connects, driving the connection on the current runtime until the client is dropped.
-///
-/// Without TLS: this release reaches PostgreSQL on a trusted network only (loopback, a
-/// private network, or a sidecar proxy that adds TLS); `sslmode=require` is refused rather
-/// than quietly ignored.
-pub async fn connect(config: &tokio_postgres::Config) -> Result<tokio_postgres::Client, Error> {
+/// Connects, driving the connection on the current runtime until the client is dropped,
+/// over TLS as `config` says (see [`config`]).
+pub async fn connect(config: &DbConfig) -> Result<tokio_postgres::Client, Error> {
     use tokio_postgres::config::SslMode;
-    if !matches!(config.get_ssl_mode(), SslMode::Disable | SslMode::Prefer) {
-        return Err(Error::Url(
-            "sslmode=require is not supported yet: reach the database over a trusted network \
-             or a TLS-adding proxy, and use sslmode=disable"
-                .into(),
-        ));
-    }
-    let at = describe(config);
+    let at = describe(&config.pg);
     // A database that stops answering is noticed in seconds, not at TCP's two hours, and
     // no statement waits on a lock for long: a node-host must be able to give its lease
     // up in time.
-    let mut config = config.clone();
-    config
-        .connect_timeout(std::time::Duration::from_secs(5))
+    let mut pg = config.pg.clone();
+    pg.connect_timeout(std::time::Duration::from_secs(5))
         .keepalives(true)
         .keepalives_idle(std::time::Duration::from_secs(5))
         .tcp_user_timeout(std::time::Duration::from_secs(10))
         .options("-c lock_timeout=5000 -c statement_timeout=10000 -c idle_in_transaction_session_timeout=10000");
-    let (client, connection) = config
-        .connect(tokio_postgres::NoTls)
-        .await
-        .map_err(|source| Error::Connect {
-            at: at.clone(),
-            source,
-        })?;
+    let failed = |source: tokio_postgres::Error, hint| Error::Connect {
+        at: at.clone(),
+        source,
+        hint,
+    };
+    let (roots, mode) = match &config.tls {
+        Tls::Off => {
+            pg.ssl_mode(SslMode::Disable);
+            let (client, connection) = pg
+                .connect(tokio_postgres::NoTls)
+                .await
+                .map_err(|e| failed(e, ""))?;
+            drive(connection, at);
+            return Ok(client);
+        }
+        Tls::IfOffered(roots) => (roots, SslMode::Prefer),
+        Tls::Required(roots) => (roots, SslMode::Require),
+    };
+    pg.ssl_mode(mode);
+    let (client, connection) = pg.connect(tls::connector(roots)?).await.map_err(|e| {
+        let hint = if e.to_string().contains("TLS") {
+            " (the server's certificate must chain to sslrootcert's CA, or the machine's \
+             roots without it, and name the host the URL gives)"
+        } else {
+            ""
+        };
+        failed(e, hint)
+    })?;
+    drive(connection, at);
+    Ok(client)
+}
+
+/// Runs the connection until its client is dropped.
+fn drive<S, T>(connection: tokio_postgres::Connection<S, T>, at: String)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    T: tokio_postgres::tls::TlsStream + Unpin + Send + 'static,
+{
     tokio::spawn(async move {
         if let Err(e) = connection.await {
             tracing::warn!(at = %at, error = %e, "the connection to PostgreSQL ended");
         }
     });
-    Ok(client)
 }

@@ -22,6 +22,8 @@ pub struct Postgres {
     run_as: Option<&'static str>,
     port: u16,
     password: String,
+    /// With TLS: the CA file the server's certificate chains to.
+    ca: Option<PathBuf>,
 }
 
 fn find_bin() -> Option<PathBuf> {
@@ -42,6 +44,17 @@ impl Postgres {
     /// Starts a server with one database, `skylight`, owned by [`USER`] with a password;
     /// `None` (with the reason printed) where PostgreSQL is not installed.
     pub fn start() -> Option<Postgres> {
+        Self::start_maybe_tls(false)
+    }
+
+    /// [`Postgres::start`], the server taking TCP connections over TLS only (its
+    /// certificate, for 127.0.0.1, from a CA made for it: [`Postgres::ca_file`]); its
+    /// URLs say `sslmode=verify-full` with that CA as `sslrootcert`.
+    pub fn start_tls() -> Option<Postgres> {
+        Self::start_maybe_tls(true)
+    }
+
+    fn start_maybe_tls(tls: bool) -> Option<Postgres> {
         let Some(bin) = find_bin() else {
             let why = "PostgreSQL's initdb and pg_ctl are not installed \
                        (Debian: apt-get install postgresql-15)";
@@ -51,10 +64,10 @@ impl Postgres {
             eprintln!("SKIPPED: {why}");
             return None;
         };
-        Some(Self::start_with(bin).expect("a PostgreSQL server for the test"))
+        Some(Self::start_with(bin, tls).expect("a PostgreSQL server for the test"))
     }
 
-    fn start_with(bin: PathBuf) -> anyhow::Result<Postgres> {
+    fn start_with(bin: PathBuf, tls: bool) -> anyhow::Result<Postgres> {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::Builder::new().prefix("skylight-pg").tempdir()?;
         let run_as = is_root().then_some("postgres");
@@ -73,12 +86,13 @@ impl Postgres {
             }
         }
         let port = free_port()?;
-        let pg = Postgres {
+        let mut pg = Postgres {
             dir,
             bin,
             run_as,
             port,
             password,
+            ca: None,
         };
         pg.run(
             "initdb",
@@ -95,11 +109,14 @@ impl Postgres {
             ],
         )?;
         std::fs::remove_file(&pwfile)?;
-        let options = format!(
+        let mut options = format!(
             "-p {port} -k {} -c listen_addresses=127.0.0.1 -c max_connections=200 \
              -c fsync=on -c synchronous_commit=on",
             sock.display()
         );
+        if tls {
+            options.push_str(&pg.serve_tls_only(&data)?);
+        }
         let log = pg.dir.path().join("server.log");
         if let Some(user) = run_as {
             std::fs::write(&log, "")?;
@@ -122,6 +139,48 @@ impl Postgres {
         )?;
         pg.run_psql("CREATE DATABASE skylight")?;
         Ok(pg)
+    }
+
+    /// Makes the server's certificate and a CA for it, lets TCP clients in over TLS only,
+    /// and returns the server options that turn TLS on.
+    fn serve_tls_only(&mut self, data: &Path) -> anyhow::Result<String> {
+        use std::os::unix::fs::PermissionsExt;
+        let validity = skylight_certs::Validity::days(1);
+        let ca = skylight_certs::Authority::new_root(validity)?;
+        let server = ca.issue_leaf("127.0.0.1", &["127.0.0.1".into()], validity)?;
+        let (cert, key) = (data.join("server.crt"), data.join("server.key"));
+        std::fs::write(&cert, &server.cert_pem)?;
+        std::fs::write(&key, &server.key_pem)?;
+        // PostgreSQL refuses a key others can read.
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600))?;
+        if let Some(user) = self.run_as {
+            chown(&cert, user)?;
+            chown(&key, user)?;
+        }
+        // TCP only as hostssl: a plaintext connection finds no line that lets it in.
+        let hba = data.join("pg_hba.conf");
+        let rules = std::fs::read_to_string(&hba)?
+            .lines()
+            .map(|l| match l.strip_prefix("host ") {
+                Some(rest) => format!("hostssl {rest}"),
+                None => l.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        std::fs::write(&hba, rules + "\n")?;
+        let ca_file = self.dir.path().join("ca.pem");
+        std::fs::write(&ca_file, ca.cert_pem())?;
+        self.ca = Some(ca_file);
+        Ok(format!(
+            " -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+            cert.display(),
+            key.display()
+        ))
+    }
+
+    /// With [`Postgres::start_tls`]: the CA the server's certificate chains to.
+    pub fn ca_file(&self) -> Option<&Path> {
+        self.ca.as_deref()
     }
 
     fn command(&self, program: &str) -> Command {
@@ -222,10 +281,14 @@ impl Postgres {
     }
 
     fn url_of(&self, db: &str) -> String {
-        format!(
+        let url = format!(
             "postgres://{USER}:{}@127.0.0.1:{}/{db}",
             self.password, self.port
-        )
+        );
+        match &self.ca {
+            Some(ca) => format!("{url}?sslmode=verify-full&sslrootcert={}", ca.display()),
+            None => url,
+        }
     }
 
     /// The server's port.

@@ -48,7 +48,7 @@ pub fn open(config: &Config) -> anyhow::Result<Opened> {
     };
     let url = std::fs::read_to_string(url_file)
         .with_context(|| format!("cannot read {}", url_file.display()))?;
-    let where_ = skylight_postgres::describe(&skylight_postgres::parse(&url)?);
+    let where_ = skylight_postgres::describe(&skylight_postgres::parse(&url)?.pg);
     let lease = LeaseSettings {
         ttl: config.lease_ttl,
     };

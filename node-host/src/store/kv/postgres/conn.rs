@@ -70,7 +70,7 @@ impl Statements {
 
 /// The connection thread's state.
 pub(super) struct Conn {
-    config: tokio_postgres::Config,
+    config: skylight_postgres::DbConfig,
     client: Client,
     statements: Statements,
     node_id: Vec<u8>,
@@ -84,7 +84,7 @@ pub(super) struct Conn {
 }
 
 async fn connect(
-    config: &tokio_postgres::Config,
+    config: &skylight_postgres::DbConfig,
 ) -> anyhow::Result<(Client, Statements), anyhow::Error> {
     let client = skylight_postgres::connect(config).await?;
     let statements = Statements::prepare(&client)
@@ -100,7 +100,7 @@ impl Conn {
     }
 
     pub(super) async fn open(
-        config: tokio_postgres::Config,
+        config: skylight_postgres::DbConfig,
         node_id: [u8; 33],
         settings: LeaseSettings,
     ) -> anyhow::Result<Conn> {
