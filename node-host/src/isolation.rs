@@ -9,7 +9,9 @@
 //!
 //! - its own node directory, read and write;
 //! - the directory of the chain's cookie file, read only (bitcoind rewrites the cookie as
-//!   a new file at each start, so the file alone would not do);
+//!   a new file at each start, so the file alone would not do), and likewise those of the
+//!   node-state database's URL file and of the CA file it names;
+//! - the machine's trusted root certificates (public), for TLS to that database;
 //! - the system files a process needs to resolve host names and load libraries (`/etc`'s
 //!   resolver files, `/usr`, `/lib`), `/proc/self`, the CPU and cgroup files tokio reads,
 //!   and `/dev/null` and `/dev/urandom`;
@@ -86,15 +88,29 @@ const SYSTEM_READ: &[&str] = &[
     "/sys/fs/cgroup",
     "/sys/devices/system/cpu",
     "/dev/urandom",
+    // The machine's trusted roots (public certificates), for TLS to the node-state
+    // database when its URL names no CA file of its own.
+    "/etc/ssl/certs",
+    "/etc/pki/tls/certs",
+    "/etc/pki/ca-trust",
+    "/etc/ca-certificates",
 ];
 
 /// What node-host reads outside its node directory: the chain cookie's directory, the state
-/// database URL file's, and in tests the faults file's.
+/// database URL file's and that of the CA file the URL names (a node-host the scheduler
+/// starts has both in its node directory), and in tests the faults file's.
 pub fn outside_reads(config: &crate::config::Config) -> Vec<PathBuf> {
     let faults = std::env::var_os(crate::signer_link::faults::FAULTS_ENV).map(PathBuf::from);
+    let database_ca = config
+        .state_database_url_file
+        .as_ref()
+        .and_then(|f| std::fs::read_to_string(f).ok())
+        .and_then(|url| skylight_postgres::parse(&url).ok())
+        .and_then(|c| c.root_file().map(Path::to_path_buf));
     [
         config.bitcoind_cookie.clone(),
         config.state_database_url_file.clone(),
+        database_ca,
         faults,
     ]
     .into_iter()

@@ -21,6 +21,8 @@
 //! bitcoind-auth       the chain's `user:password`, from the scheduler                 0600
 //! state-database-url  where the node's state is kept when not here (PostgreSQL), from the
 //!                     scheduler                                                  0600
+//! state-database-ca.pem  the CA the database's certificate must chain to, when its URL
+//!                     names one (sslrootcert), copied by the scheduler
 //! state-in-database   written once the node's state is in PostgreSQL: it names the
 //!                     database, and a start without it is refused
 //!
@@ -57,6 +59,7 @@ pub const FILES: &[&str] = &[
     REVOKED_DEVICES,
     BITCOIND_AUTH,
     STATE_DATABASE_URL,
+    STATE_DATABASE_CA,
     STATE_IN_DATABASE,
     IDENTITY,
     EXPORT_MANIFEST,
@@ -78,6 +81,7 @@ const LDK_STORE: &str = "ldk.redb";
 const LDK: &str = "ldk";
 const NEXT_DBID: &str = "next-dbid";
 const STATE_DATABASE_URL: &str = "state-database-url";
+const STATE_DATABASE_CA: &str = "state-database-ca.pem";
 const STATE_IN_DATABASE: &str = "state-in-database";
 const RECEIVE_AUTH_KEY: &str = "receive-auth-key";
 const P2P_ADDR: &str = "p2p-addr";
@@ -191,6 +195,12 @@ impl NodeDir {
         self.0.join(BITCOIND_AUTH)
     }
 
+    /// The CA certificates the database's certificate must chain to, copied here by the
+    /// scheduler when the URL names a file (node-host reads nothing of the operator's).
+    pub fn state_database_ca(&self) -> PathBuf {
+        self.0.join(STATE_DATABASE_CA)
+    }
+
     /// The URL of the database that keeps the node's state (secret: it holds a password),
     /// written by the scheduler when node state is kept in PostgreSQL.
     pub fn state_database_url(&self) -> PathBuf {
@@ -249,6 +259,7 @@ mod tests {
             dir.revoked_devices(),
             dir.bitcoind_auth(),
             dir.state_database_url(),
+            dir.state_database_ca(),
             dir.state_in_database(),
             dir.identity(),
             dir.export_manifest(),

@@ -15,9 +15,12 @@ fn kill(signal: &str, pid: u32) {
 }
 
 #[test]
-fn channels_kept_in_postgres_pay_survive_a_restart_and_run_from_the_database_alone_in_a_new_directory()
+fn channels_kept_in_postgres_over_tls_pay_survive_a_restart_and_run_from_the_database_alone_in_a_new_directory()
  {
-    let Some(pg) = Postgres::start() else { return };
+    // Over TLS only, the server checked against a CA file outside every node directory.
+    let Some(pg) = Postgres::start_tls() else {
+        return;
+    };
     let files = tempfile::tempdir().unwrap();
     let url_file = pg.url_file(files.path());
     let pair =
@@ -45,6 +48,20 @@ fn channels_kept_in_postgres_pay_survive_a_restart_and_run_from_the_database_alo
         std::os::unix::fs::PermissionsExt::mode(&url_copy.permissions()) & 0o777,
         0o600,
         "the database URL holds a password: owner-only"
+    );
+    assert_eq!(
+        std::fs::read(dir.state_database_ca()).unwrap(),
+        std::fs::read(pg.ca_file().unwrap()).unwrap(),
+        "the URL's CA file is copied for the confined node-host"
+    );
+    let sessions = pg.query(
+        "SELECT count(*), bool_and(s.ssl) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) \
+         WHERE a.usename = 'skylight' AND a.pid <> pg_backend_pid()",
+    );
+    let held: u32 = sessions[0][0].parse().unwrap();
+    assert!(
+        held >= 2 && sessions[0][1] == "t",
+        "both node-hosts hold sessions with the database, each encrypted: {sessions:?}"
     );
     let holds_url = skylight_test_support::command_lines_holding(&pg.url());
     assert!(

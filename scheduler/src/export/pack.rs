@@ -21,6 +21,7 @@ fn left_out(dir: &NodeDir) -> Vec<String> {
         dir.log(),
         dir.bitcoind_auth(),
         dir.state_database_url(),
+        dir.state_database_ca(),
     ]
     .iter()
     .filter_map(|p| p.file_name()?.to_str().map(str::to_string))

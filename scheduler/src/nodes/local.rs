@@ -179,13 +179,20 @@ async fn start(m: &NodeManager, node_id: &[u8; 33]) -> Result<LocalNodeHost, Err
     // owner-only file in its directory, read afresh at each start.
     match &s.node_host.state_database_url_file {
         Some(file) => {
-            let url = std::fs::read_to_string(file)
-                .map_err(|e| failed(format!("cannot read {}: {e}", file.display())))?;
-            write_secret(&dir.state_database_url(), url.trim()).map_err(internal)?;
+            let given = super::database::for_node(file, &dir).map_err(failed)?;
+            write_secret(&dir.state_database_url(), &given.url).map_err(internal)?;
+            match &given.ca {
+                Some(ca) => skylight_client::files::replace_private(&dir.state_database_ca(), ca)
+                    .map_err(|e| internal(e.into()))?,
+                None => {
+                    let _ = std::fs::remove_file(dir.state_database_ca());
+                }
+            }
             config.state_database_url_file = Some(dir.state_database_url());
         }
         None => {
             let _ = std::fs::remove_file(dir.state_database_url());
+            let _ = std::fs::remove_file(dir.state_database_ca());
         }
     }
     let port = match &s.p2p.ports {

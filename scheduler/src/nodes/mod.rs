@@ -6,6 +6,7 @@
 //! handed a dead node, and the next `schedule` starts it again. `info` with `wait`
 //! long-polls until the node is scheduled.
 
+mod database;
 pub mod kube;
 pub mod launcher;
 pub mod local;

@@ -106,11 +106,10 @@ impl KubeLauncher {
                     .into(),
             ));
         };
-        let url = std::fs::read(url_file)
-            .map_err(|e| unavailable(format!("cannot read {}: {e}", url_file.display())))?;
+        let dir = skylight_node_host::paths::NodeDir::new(NODE_DIR);
+        let database = super::database::for_node(url_file, &dir).map_err(unavailable)?;
         let node_key = PublicKey::from_slice(node_id)
             .map_err(|_| Error::Internal(format!("{node_hex} is not a public key")))?;
-        let dir = skylight_node_host::paths::NodeDir::new(NODE_DIR);
         let mut config =
             node_host::Config::new(node_key, NODE_DIR.into(), s.chain.url().to_string());
         config.network = s.network;
@@ -130,8 +129,11 @@ impl KubeLauncher {
             (name_of(dir.server_key()), server.key_pem.into_bytes()),
             (name_of(dir.tenant_ca()), server.tenant_ca_pem.into_bytes()),
             (name_of(dir.revoked_devices()), revoked.into_bytes()),
-            (name_of(dir.state_database_url()), url),
+            (name_of(dir.state_database_url()), database.url.into_bytes()),
         ]);
+        if let Some(ca) = database.ca {
+            files.insert(name_of(dir.state_database_ca()), ca);
+        }
         // The chain's credentials travel in the Secret too: the operator's cookie file is
         // on the scheduler's machine, not the Pod's.
         match &s.chain.auth {
