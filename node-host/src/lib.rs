@@ -14,8 +14,9 @@
 //! - `store`: node-host's own databases, their schema in one file.
 //!
 //! - [`standalone`]: an exported node run by its owner, outside any scheduler.
+//! - [`database`]: a node's state copied out of PostgreSQL, for an export.
 //!
-//! Only [`app`], [`config`], [`paths`] and [`standalone`] are public in what ships (the binary and the
+//! Only [`app`], [`config`], [`database`], [`paths`] and [`standalone`] are public in what ships (the binary and the
 //! scheduler use them); the feature `testing` opens the rest to tests and benches.
 #![deny(missing_docs)]
 #![deny(rustdoc::broken_intra_doc_links)]
@@ -35,6 +36,7 @@ macro_rules! internal {
 
 pub mod app;
 pub mod config;
+pub mod database;
 pub mod isolation;
 pub mod log_file;
 pub mod paths;

@@ -227,3 +227,57 @@ fn successor_args(stale: u32, dir: &std::path::Path, url_file: &std::path::Path)
     }
     out
 }
+
+#[test]
+fn a_node_kept_in_postgres_is_exported_from_the_database_with_its_channel_and_runs_no_more() {
+    let Some(pg) = Postgres::start() else { return };
+    let files = tempfile::tempdir().unwrap();
+    let url_file = pg.url_file(files.path());
+    let pair =
+        Pair::connected_with(&["--node-state-database-url-file", url_file.to_str().unwrap()]);
+    pair.fund_channel();
+    pair.confirm_channel();
+    let paid_before = invoice(&pair.b, 1_000_000, "before-the-export");
+    pair.a.call(&["pay", &paid_before]);
+    eventually("B is paid", || paid(&pair.b, "before-the-export"));
+    let (s, a) = (&pair.s, &pair.a.cli);
+    let a_id = a.node_id();
+    let dir = s.node_dir(&a_id);
+    assert!(dir.state_in_database().exists() && !dir.ldk_store().exists());
+
+    let out = tempfile::tempdir().unwrap();
+    let into = out.path().join("node");
+    let r = a.run(&["export", into.to_str().unwrap(), "--yes"]).unwrap();
+    assert!(r.ok, "signer-cli export failed: {}", r.stderr);
+
+    // The export is the node's own store, its channel in it, and nothing that would tie
+    // it to the operator's database.
+    assert_eq!(
+        skylight_test_support::stored_monitors(&into).len(),
+        1,
+        "the channel's monitor came out of the database into the export"
+    );
+    for left in [
+        "state-in-database",
+        "state-database-url",
+        "state-database-ca.pem",
+    ] {
+        assert!(!into.join(left).exists(), "{left} is in the export");
+    }
+    // The hosted copy stays in the database alone, and the lease the export took is
+    // given back.
+    assert!(
+        !dir.ldk_store().exists(),
+        "the export's copy is not left behind"
+    );
+    let lease = pg.query(&format!(
+        "SELECT expires_at <= now() FROM node_lease WHERE node_id = '\\x{a_id}'::bytea"
+    ));
+    assert_eq!(lease, [["t"]]);
+    let schedule = a.run(&["schedule"]).unwrap();
+    assert!(
+        !schedule.ok && schedule.stderr.contains("exported"),
+        "{}",
+        schedule.stderr
+    );
+}

@@ -69,15 +69,6 @@ impl Exports {
 
     /// Exports the tenant's node (or finishes its export); returns the download URL.
     pub async fn export(&self, nodes: &NodeManager, node_id: &[u8; 33]) -> Result<String, Error> {
-        // Refused before the export is recorded, which would keep the node from ever
-        // starting again.
-        if nodes.state_in_database(node_id) {
-            return Err(Error::Unimplemented(
-                "this node's state is kept in the operator's PostgreSQL database, and \
-                 exporting such a node is not built yet; ask the operator"
-                    .into(),
-            ));
-        }
         let token = hex::encode(crate::auth::random_token()?);
         let record = {
             let (store, id) = (self.store.clone(), *node_id);
@@ -108,8 +99,32 @@ impl Exports {
         let users_ca = nodes.users_ca_pem().to_string();
         let (file, id, store) = (self.file(node_id), *node_id, self.store.clone());
         let exports_dir = self.dir.clone();
+        let database = nodes.node_database();
         let record = blocking(move || {
+            // A node whose state is in PostgreSQL is copied out of it into its directory's
+            // store first, under its lease (no node-host can write meanwhile), and packed
+            // like any other; the copy goes once the sealed file is stored.
+            let copied_out = match database {
+                Some((url_file, ttl)) if !skylight_node_host::database::state_is_local(&dir) => {
+                    let url = std::fs::read_to_string(&url_file).map_err(|e| {
+                        Error::Internal(format!("{}: {e}", url_file.display()))
+                    })?;
+                    let key = bitcoin::secp256k1::PublicKey::from_slice(&id)
+                        .map_err(|e| Error::Internal(format!("node id: {e}")))?;
+                    let entries = skylight_node_host::database::copy_out(&dir, &url, key, ttl)
+                        .map_err(|e| Error::Unavailable(format!(
+                            "the node's state could not be read out of the operator's database ({e:#}); try again"
+                        )))?;
+                    tracing::info!(node_id = %hex::encode(id), entries, "node state copied out of PostgreSQL for its export");
+                    true
+                }
+                _ => false,
+            };
             let sealed = pack::seal_node(&dir, &tenant, &ca, &users_ca, &id)?;
+            if copied_out {
+                std::fs::remove_file(dir.ldk_store())
+                    .map_err(|e| Error::Internal(format!("{}: {e}", dir.ldk_store().display())))?;
+            }
             std::fs::create_dir_all(&exports_dir)
                 .map_err(|e| Error::Internal(format!("{}: {e}", exports_dir.display())))?;
             skylight_client::files::replace_private(&file, &sealed)

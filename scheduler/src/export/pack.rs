@@ -22,6 +22,8 @@ fn left_out(dir: &NodeDir) -> Vec<String> {
         dir.bitcoind_auth(),
         dir.state_database_url(),
         dir.state_database_ca(),
+        // The export's node runs from its own directory's store, never from a database.
+        dir.state_in_database(),
     ]
     .iter()
     .filter_map(|p| p.file_name()?.to_str().map(str::to_string))

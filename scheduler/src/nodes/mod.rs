@@ -386,11 +386,14 @@ impl NodeManager {
         &self.users_ca_pem
     }
 
-    /// Whether the tenant's node state is (or may be) kept in PostgreSQL rather than its
-    /// node directory: with a node-state database configured, or once it was moved there.
-    pub fn state_in_database(&self, node_id: &[u8; 33]) -> bool {
-        self.settings.node_host.state_database_url_file.is_some()
-            || self.node_dir(node_id).state_in_database().exists()
+    /// The node-state database (its URL file) and the lease time node-hosts use, when
+    /// node state is kept in PostgreSQL.
+    pub fn node_database(&self) -> Option<(std::path::PathBuf, Duration)> {
+        let h = &self.settings.node_host;
+        let ttl = h
+            .lease_ttl
+            .unwrap_or(skylight_node_host::config::DEFAULT_LEASE_TTL);
+        h.state_database_url_file.clone().map(|f| (f, ttl))
     }
 
     /// The tenant's node directory.

@@ -81,7 +81,7 @@ pub fn open(config: &Config) -> anyhow::Result<Opened> {
         // All of it into the directory's store first, then all of that into the database.
         let here = RedbKv::open_node(&dir)?;
         crate::store::legacy::take_in(&dir, &here)?;
-        take_in(&here, &db)?;
+        copy_all(&here, "its directory", db.as_ref(), "PostgreSQL")?;
         drop(here);
         std::fs::remove_file(dir.ldk_store())
             .with_context(|| format!("cannot remove {}", dir.ldk_store().display()))?;
@@ -94,26 +94,32 @@ pub fn open(config: &Config) -> anyhow::Result<Opened> {
     })
 }
 
-/// Copies everything `local` holds into `db` in one transaction and reads it back; state
-/// already in `db` must be the same.
-fn take_in(local: &RedbKv, db: &PgKv) -> anyhow::Result<()> {
-    let keys = local.list_all()?;
+/// Every entry of `from` (its state in `from_name`) into `to` (in `to_name`) in one
+/// commit, then read back. If `to` holds state already it must be the very same (a copy
+/// that stopped after its commit), else the copy is refused: one of the two is older.
+pub(crate) fn copy_all(
+    from: &dyn NodeKv,
+    from_name: &str,
+    to: &dyn NodeKv,
+    to_name: &str,
+) -> anyhow::Result<()> {
+    let keys = from.list_all()?;
     let mut entries = Vec::with_capacity(keys.len());
     for (p, s, k) in keys {
-        let value = local
+        let value = from
             .read(&p, &s, &k)?
             .with_context(|| format!("{p}/{s}/{k} vanished while being read"))?;
         entries.push((p, s, k, value));
     }
-    let theirs = db.list_all()?;
+    let theirs = to.list_all()?;
     if !theirs.is_empty() {
         let same = theirs.len() == entries.len()
             && entries
                 .iter()
-                .all(|(p, s, k, v)| db.read(p, s, k).ok().flatten().as_ref() == Some(v));
+                .all(|(p, s, k, v)| to.read(p, s, k).ok().flatten().as_ref() == Some(v));
         if !same {
             bail!(
-                "this node has state both in its directory and in PostgreSQL, and they differ: \
+                "this node has state both in {from_name} and in {to_name}, and they differ: \
                  one of them is an older copy, and running on it could lose funds; the \
                  operator must remove the older one"
             );
@@ -129,10 +135,10 @@ fn take_in(local: &RedbKv, db: &PgKv) -> anyhow::Result<()> {
             value: Some(v.clone()),
         })
         .collect();
-    db.commit(changes, super::Durability::Immediate)?;
+    to.commit(changes, super::Durability::Immediate)?;
     for (p, s, k, v) in &entries {
-        if db.read(p, s, k)?.as_ref() != Some(v) {
-            bail!("{p}/{s}/{k} reads back from PostgreSQL other than it was written");
+        if to.read(p, s, k)?.as_ref() != Some(v) {
+            bail!("{p}/{s}/{k} reads back from {to_name} other than it was written");
         }
     }
     Ok(())

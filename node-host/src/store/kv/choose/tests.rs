@@ -90,3 +90,30 @@ fn state_both_here_and_in_the_database_is_refused_unless_the_same() {
         b"in the database"
     );
 }
+
+#[test]
+fn a_nodes_state_is_copied_out_of_the_database_whole_and_an_empty_one_is_refused() {
+    let Some(pg) = Postgres::start() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let node = NodeDir::new(dir.path());
+    let key: lightning_signer::bitcoin::secp256k1::PublicKey = NODE.parse().unwrap();
+    let ttl = std::time::Duration::from_secs(30);
+    // A node that never ran has nothing to copy; one whose state was moved there must.
+    assert_eq!(crate::database::copy_out(&node, &pg.url(), key, ttl).unwrap(), 0);
+    std::fs::write(node.state_in_database(), "the test's database\n").unwrap();
+    assert!(!crate::database::state_is_local(&node));
+    let err = crate::database::copy_out(&node, &pg.url(), key, ttl).unwrap_err();
+    assert!(format!("{err:#}").contains("holds none"), "{err:#}");
+    {
+        let db = PgKv::open(&pg.url(), key.serialize(), LeaseSettings { ttl }).unwrap();
+        db.write("monitors", "", "m1", b"monitor").unwrap();
+        db.write("", "", "manager", b"manager").unwrap();
+        db.release().unwrap();
+    }
+    // A copy an interrupted export left behind is made anew.
+    std::fs::write(node.ldk_store(), b"a partial copy").unwrap();
+    assert_eq!(crate::database::copy_out(&node, &pg.url(), key, ttl).unwrap(), 2);
+    let copy = RedbKv::open_node(&node).unwrap();
+    assert_eq!(copy.read("monitors", "", "m1").unwrap().unwrap(), b"monitor");
+    assert_eq!(copy.read("", "", "manager").unwrap().unwrap(), b"manager");
+}
