@@ -46,6 +46,8 @@ pub struct NodeHost {
     config: Config,
     tls: ServerTls,
     listener: TcpListener,
+    /// The plaintext health port's, when asked for.
+    health_listener: Option<TcpListener>,
     uri: String,
     state: Arc<SignerState>,
     stage: Arc<Stage>,
@@ -88,6 +90,15 @@ impl NodeHost {
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         listener.set_nonblocking(true)?;
         let uri = format!("https://localhost:{}", listener.local_addr()?.port());
+        let health_listener = match config.health_listen {
+            Some(addr) => {
+                let l = TcpListener::bind(addr)
+                    .with_context(|| format!("cannot listen on {addr} (--health-listen)"))?;
+                l.set_nonblocking(true)?;
+                Some(l)
+            }
+            None => None,
+        };
         let auth = match &config.bitcoind_cookie {
             Some(cookie) => RpcAuth::Cookie(cookie.clone()),
             None => RpcAuth::None,
@@ -106,6 +117,7 @@ impl NodeHost {
             config,
             tls,
             listener,
+            health_listener,
             uri,
             state,
             stage: Arc::new(Stage::new()),
@@ -122,8 +134,14 @@ impl NodeHost {
 
     /// Serves until `shutdown` is cancelled (by the caller, by the idle watch, or by the
     /// Lightning node failing), then stops in order.
-    pub async fn run(self, shutdown: CancellationToken) -> Result<()> {
+    pub async fn run(mut self, shutdown: CancellationToken) -> Result<()> {
         let tasks = TaskTracker::new();
+        // Up first, NOT_SERVING until the node server serves.
+        let health_stop = CancellationToken::new();
+        let health = match self.health_listener.take() {
+            Some(l) => Some(crate::server::health::serve(l, health_stop.clone()).await?),
+            None => None,
+        };
         if let Some(db) = &self.database {
             // Another node-host may run this node now: nothing more may be done or sent,
             // not even a goodbye to peers. Exiting at once is what a kill would do, and the
@@ -239,11 +257,19 @@ impl NodeHost {
         std::fs::write(&tmp, format!("{}\n", self.uri))?;
         std::fs::rename(&tmp, &uri_file)?;
         tracing::info!(uri = %self.uri, "node-host serving");
+        if let Some((h, _)) = &health {
+            h.set(true).await;
+        }
 
         let drained = {
             let (stage, stop) = (self.stage.clone(), shutdown.clone());
+            let health = health.as_ref().map(|(h, _)| h.clone());
             async move {
                 stop.cancelled().await;
+                // Not ready from the first moment of the stop: no new client is sent here.
+                if let Some(h) = health {
+                    h.set(false).await;
+                }
                 // The signer stays reachable while the Lightning node winds down (it may be
                 // finishing a commitment exchange); then the stage closes, which ends the
                 // signers' streams (the server waits for open calls).
@@ -267,6 +293,10 @@ impl NodeHost {
             .unwrap_or_else(|e| Err(anyhow::anyhow!("the node server crashed: {e}")));
         let _ = std::fs::remove_file(&uri_file);
         shutdown.cancel();
+        health_stop.cancel();
+        if let Some((_, served)) = health {
+            let _ = served.await;
+        }
         self.stage.close(); // Also when the server failed rather than stopped.
         // A signer call LDK cannot take a failure of (an HTLC's onion, with the signer
         // asleep) keeps its thread, and so the node, from stopping: then node-host exits

@@ -41,6 +41,11 @@ pub struct Config {
     /// Address for the node's gRPC (port 0 picks one; written to `<data-dir>/grpc-uri`).
     #[arg(long, default_value = "127.0.0.1:0")]
     pub listen: SocketAddr,
+    /// Address for a plaintext gRPC health service (`grpc.health.v1`), for a cluster's
+    /// readiness probe: SERVING while the node server serves, nothing else on it. None by
+    /// default.
+    #[arg(long)]
+    pub health_listen: Option<SocketAddr>,
     /// The chain's bitcoind JSON-RPC URL.
     #[arg(long)]
     pub bitcoind_rpc: String,
@@ -218,6 +223,9 @@ impl Config {
         }
         if let Some(file) = &self.log_file {
             args.extend(["--log-file".into(), file.clone().into()]);
+        }
+        if let Some(addr) = &self.health_listen {
+            args.extend(["--health-listen".into(), addr.to_string().into()]);
         }
         if let Some(file) = &self.state_database_url_file {
             args.extend(["--state-database-url-file".into(), file.clone().into()]);

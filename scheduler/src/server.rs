@@ -78,6 +78,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<()> {
             namespace,
             image,
             grpc_port,
+            health_port,
         } => {
             let client = kube::Client::try_default()
                 .await
@@ -89,6 +90,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<()> {
                     namespace: namespace.clone(),
                     image: image.clone(),
                     grpc_port: *grpc_port,
+                    health_port: *health_port,
                     p2p_port: 9735,
                 },
             ))

@@ -4,6 +4,10 @@
 
 use std::process::Command;
 
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+
 use skylight_test_support::pair::{Pair, invoice, paid};
 use skylight_test_support::{Postgres, Scheduler, alive, eventually, node_pid};
 
@@ -166,14 +170,29 @@ fn a_stale_node_host_whose_lease_was_taken_over_writes_nothing_and_stops_when_it
     ] {
         std::fs::copy(from, to).unwrap();
     }
-    let args = successor_args(stale, other.path(), &next.state_database_url());
+    let mut args = successor_args(stale, other.path(), &next.state_database_url());
+    // The plaintext health port a cluster's readiness probe asks.
+    let health_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    args.extend(["--health-listen".into(), format!("127.0.0.1:{health_port}")]);
     let mut successor = Command::new(skylight_test_support::bin("node-host"))
         .args(&args)
         .stderr(std::fs::File::create(other.path().join("log")).unwrap())
         .spawn()
         .unwrap();
+    // Not ready while it waits for the lease (nothing answers) or starts the node
+    // (NOT_SERVING): SERVING only once the node server serves (the URI file is written
+    // just before).
     eventually("the successor takes the lease and serves", || {
-        next.grpc_uri().exists()
+        let status = health(health_port);
+        let serves = next.grpc_uri().exists();
+        if status == Some(ServingStatus::Serving) {
+            assert!(serves, "SERVING before the node server serves");
+        }
+        serves && status == Some(ServingStatus::Serving)
     });
     let epoch = pg.query(&format!(
         "SELECT epoch FROM node_lease WHERE node_id = '\\x{id}'::bytea"
@@ -198,6 +217,30 @@ fn a_stale_node_host_whose_lease_was_taken_over_writes_nothing_and_stops_when_it
     );
     successor.kill().unwrap();
     let _ = successor.wait();
+}
+
+/// The plaintext health port's overall status, `None` while nothing answers.
+fn health(port: u16) -> Option<ServingStatus> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}"))
+            .unwrap()
+            .connect()
+            .await
+            .ok()?;
+        let status = HealthClient::new(channel)
+            .check(HealthCheckRequest {
+                service: String::new(),
+            })
+            .await
+            .ok()?
+            .into_inner()
+            .status;
+        ServingStatus::try_from(status).ok()
+    })
 }
 
 /// The stalled node-host's command line for the successor: its own directory, its own

@@ -2,6 +2,7 @@
 //! tenant's device (and not the nobody identity) can even complete a handshake.
 
 pub mod caller;
+pub mod health;
 pub mod revoked;
 pub mod signed_requests;
 pub mod signed_service;

@@ -171,6 +171,10 @@ pub struct RunArgs {
     /// (kubernetes).
     #[arg(long, env = "SKYLIGHT_KUBE_NODE_GRPC_PORT", default_value_t = 19737)]
     pub kube_node_grpc_port: u16,
+    /// The port of node-hosts' plaintext health service in their Pods, which their
+    /// readiness probe asks (kubernetes).
+    #[arg(long, env = "SKYLIGHT_KUBE_NODE_HEALTH_PORT", default_value_t = 19738)]
+    pub kube_node_health_port: u16,
     /// Keep tenants' node state in PostgreSQL rather than in their node directories: a file
     /// holding the database's URL (postgres://user:password@host:5432/dbname; never on a
     /// command line, it holds a password). Each node-host takes its tenant's lease there,

@@ -89,6 +89,8 @@ pub enum LauncherSettings {
         image: String,
         /// Their gRPC port.
         grpc_port: u16,
+        /// Their health port.
+        health_port: u16,
     },
 }
 
@@ -348,6 +350,7 @@ impl Config {
                         namespace: args.kube_namespace,
                         image,
                         grpc_port: args.kube_node_grpc_port,
+                        health_port: args.kube_node_health_port,
                     }
                 }
             },
@@ -467,6 +470,7 @@ mod tests {
                 namespace: "skylight".into(),
                 image: "registry.example/node-host:1".into(),
                 grpc_port: 19737,
+                health_port: 19738,
             }
         );
     }

@@ -42,6 +42,8 @@ pub struct KubeSettings {
     pub image: String,
     /// The port node-host's gRPC listens on in its Pod.
     pub grpc_port: u16,
+    /// The port of its plaintext health service, which the readiness probe asks.
+    pub health_port: u16,
     /// The port it listens on for Lightning peers.
     pub p2p_port: u16,
 }
@@ -115,6 +117,10 @@ impl KubeLauncher {
         config.network = s.network;
         s.node_host.apply(&mut config);
         config.listen = std::net::SocketAddr::from(([0, 0, 0, 0], self.settings.grpc_port));
+        config.health_listen = Some(std::net::SocketAddr::from((
+            [0, 0, 0, 0],
+            self.settings.health_port,
+        )));
         config.p2p_listen = std::net::SocketAddr::from(([0, 0, 0, 0], self.settings.p2p_port));
         config.p2p_announce = s.p2p.announce.clone();
         config.state_database_url_file = Some(dir.state_database_url());
@@ -162,6 +168,7 @@ impl KubeLauncher {
             image: self.settings.image.clone(),
             args,
             grpc_port: self.settings.grpc_port,
+            health_port: self.settings.health_port,
             p2p_port: self.settings.p2p_port,
             files,
         })

@@ -8,12 +8,11 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, ContainerPort, EmptyDirVolumeSource, Pod, PodSecurityContext, PodSpec,
-    Probe, SeccompProfile, Secret, SecretVolumeSource, SecurityContext, TCPSocketAction, Volume,
-    VolumeMount,
+    Capabilities, Container, ContainerPort, EmptyDirVolumeSource, GRPCAction, Pod,
+    PodSecurityContext, PodSpec, Probe, SeccompProfile, Secret, SecretVolumeSource,
+    SecurityContext, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
-use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use sha2::{Digest, Sha256};
 
 /// Where the node directory is inside the Pod (an emptyDir: node state is in PostgreSQL).
@@ -43,6 +42,8 @@ pub struct NodePod {
     pub args: Vec<String>,
     /// The port its gRPC listens on.
     pub grpc_port: u16,
+    /// The port of its plaintext health service.
+    pub health_port: u16,
     /// The port it listens on for Lightning peers.
     pub p2p_port: u16,
     /// The files of its node directory this start brings: name → contents, every one
@@ -124,17 +125,23 @@ impl NodePod {
                     ..Default::default()
                 },
                 ContainerPort {
+                    name: Some("health".into()),
+                    container_port: self.health_port.into(),
+                    ..Default::default()
+                },
+                ContainerPort {
                     name: Some("lightning".into()),
                     container_port: self.p2p_port.into(),
                     ..Default::default()
                 },
             ]),
             // node-host's gRPC is mutual TLS only, and the kubelet's gRPC probe takes no
-            // certificate: ready is its port accepting connections.
+            // certificate: it asks node-host's plaintext health port, SERVING once the
+            // node server serves (its own port accepts connections before that).
             readiness_probe: Some(Probe {
-                tcp_socket: Some(TCPSocketAction {
-                    port: IntOrString::Int(self.grpc_port.into()),
-                    ..Default::default()
+                grpc: Some(GRPCAction {
+                    port: self.health_port.into(),
+                    service: None,
                 }),
                 period_seconds: Some(1),
                 ..Default::default()

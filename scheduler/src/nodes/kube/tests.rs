@@ -6,7 +6,6 @@ use std::sync::{Arc, Mutex};
 
 use http::{Request, Response};
 use http_body_util::BodyExt;
-use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString as IntOrStringPort;
 use kube::client::Body;
 use serde_json::{Value, json};
 use tower_test::mock::SendResponse;
@@ -186,6 +185,7 @@ fn settings() -> KubeSettings {
         namespace: NS.into(),
         image: "registry.example/skylight/node-host:1".into(),
         grpc_port: 19737,
+        health_port: 19738,
         p2p_port: 9735,
     }
 }
@@ -194,8 +194,14 @@ fn plan() -> NodePod {
     NodePod {
         node_id: NODE,
         image: settings().image,
-        args: vec!["--node-id".into(), hex::encode(NODE)],
+        args: vec![
+            "--node-id".into(),
+            hex::encode(NODE),
+            "--health-listen".into(),
+            "0.0.0.0:19738".into(),
+        ],
         grpc_port: 19737,
+        health_port: 19738,
         p2p_port: 9735,
         files: BTreeMap::from([
             ("server-key.pem".to_string(), b"KEY".to_vec()),
@@ -229,14 +235,10 @@ fn a_tenants_pod_and_secret_have_one_fixed_name_and_labels_within_kubernetes_lim
     assert_eq!(spec.restart_policy.as_deref(), Some("Never"));
     assert_eq!(spec.automount_service_account_token, Some(false));
     let c = &spec.containers[0];
-    let probe = c
-        .readiness_probe
-        .as_ref()
-        .unwrap()
-        .tcp_socket
-        .as_ref()
-        .unwrap();
-    assert_eq!(probe.port, IntOrStringPort::Int(19737));
+    // Ready is node-host's plaintext health service saying SERVING, on its own port.
+    let probe = c.readiness_probe.as_ref().unwrap().grpc.as_ref().unwrap();
+    assert_eq!(probe.port, 19738);
+    assert!(plan().args.iter().any(|a| a == "--health-listen"));
     // Every file of the Secret is in the node directory, read only; nothing secret is on
     // the command line.
     let mounts = c.volume_mounts.as_ref().unwrap();
