@@ -84,7 +84,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<()> {
                 .await
                 .context("cannot reach the Kubernetes API (in-cluster, or the kubeconfig)")?;
             tracing::info!(namespace = %namespace, image = %image, "node-hosts run as Pods");
-            Arc::new(crate::nodes::kube::KubeLauncher::new(
+            let launcher = Arc::new(crate::nodes::kube::KubeLauncher::new(
                 client,
                 crate::nodes::kube::KubeSettings {
                     namespace: namespace.clone(),
@@ -93,7 +93,11 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<()> {
                     health_port: *health_port,
                     p2p_port: 9735,
                 },
-            ))
+            ));
+            // Ended Pods a predecessor left (and, later, any whose supervisor missed the
+            // end) are deleted with their Secrets.
+            tokio::spawn(launcher.clone().reap_until(shutdown.clone()));
+            launcher
         }
     };
     let nodes = NodeManager::with_launcher(

@@ -10,6 +10,7 @@
 //! tenant while one exists; the tenant's lease in PostgreSQL fences a node-host the cluster
 //! lost track of (a partitioned kubelet, a force-deleted Pod).
 
+mod reaper;
 pub mod spec;
 mod watch;
 
@@ -353,6 +354,12 @@ impl KubeNodeHost {
 
     /// Deletes this start's Pod (its Secret goes with it), `grace` seconds given.
     async fn delete(&self, grace: u32) {
+        self.try_delete(grace).await;
+    }
+
+    /// [`KubeNodeHost::delete`]; whether this call deleted it (not: it was gone already, a
+    /// later start's Pod has the name, or the API server failed, which is logged).
+    async fn try_delete(&self, grace: u32) -> bool {
         let params = DeleteParams {
             grace_period_seconds: Some(grace),
             preconditions: Some(kube::api::Preconditions {
@@ -362,9 +369,12 @@ impl KubeNodeHost {
             ..Default::default()
         };
         match self.pods.delete(&self.name, &params).await {
-            Ok(_) => {}
-            Err(e) if matches!(status_of(&e), Some(404 | 409)) => {}
-            Err(e) => tracing::warn!(pod = %self.name, error = %e, "cannot delete a node-host Pod"),
+            Ok(_) => true,
+            Err(e) if matches!(status_of(&e), Some(404 | 409)) => false,
+            Err(e) => {
+                tracing::warn!(pod = %self.name, error = %e, "cannot delete a node-host Pod");
+                false
+            }
         }
     }
 }

@@ -40,6 +40,8 @@ struct Cluster {
     created_pending: bool,
     /// How many lists of Pods to fail (500) before answering.
     failing_lists: u32,
+    /// How many empty pages (with a continue token) to answer before the Pod's.
+    empty_pages: u32,
     /// Watch requests, held open and never answered (the lists say all there is).
     held: Vec<SendResponse<Response<Body>>>,
     calls: Vec<Call>,
@@ -123,6 +125,15 @@ impl Cluster {
             if self.failing_lists > 0 {
                 self.failing_lists -= 1;
                 return (500, status(500, "InternalError"));
+            }
+            if self.empty_pages > 0 {
+                self.empty_pages -= 1;
+                return (
+                    200,
+                    json!({"apiVersion": "v1", "kind": "PodList",
+                           "metadata": {"resourceVersion": "8", "continue": "next-page"},
+                           "items": []}),
+                );
             }
             (
                 200,
@@ -468,4 +479,91 @@ async fn a_failing_watch_is_watched_again_and_never_taken_for_an_exit() {
     });
     assert_eq!(host(client).exited().await, Ok(()));
     assert!(cluster.lock().unwrap().pod.is_none());
+}
+
+#[tokio::test]
+async fn an_ended_pod_nobody_supervises_is_reaped_with_its_secret() {
+    let mut ended = pod("uid-1", json!({"phase": "Failed"}));
+    ended["metadata"]["labels"] = json!({"app.kubernetes.io/name": "skylight-node-host"});
+    let secret = json!({"metadata": {"name": spec::name(&NODE),
+                        "ownerReferences": [{"uid": "uid-1"}]}});
+    let (client, cluster) = mocked(Cluster {
+        pod: Some(ended),
+        secret: Some(secret),
+        ..Default::default()
+    });
+    let launcher = KubeLauncher::new(client, settings());
+    assert_eq!(launcher.reap_ended().await.unwrap(), 1);
+    let calls = calls(&cluster);
+    let list = calls.iter().find(|c| c.is("GET", &pods_path())).unwrap();
+    assert!(
+        list.query
+            .contains("labelSelector=app.kubernetes.io%2Fname%3Dskylight-node-host"),
+        "only node-host Pods are listed: {}",
+        list.query
+    );
+    let delete = calls.iter().find(|c| c.is("DELETE", &pod_path())).unwrap();
+    assert_eq!(
+        delete.body["preconditions"]["uid"], "uid-1",
+        "the uid seen, never a later start's Pod"
+    );
+    let cluster = cluster.lock().unwrap();
+    assert!(cluster.pod.is_none());
+    assert!(cluster.secret.is_none(), "its Secret went with it");
+}
+
+#[tokio::test]
+async fn a_running_or_deleting_pod_is_never_reaped() {
+    let mut deleting = pod("uid-1", json!({"phase": "Succeeded"}));
+    deleting["metadata"]["deletionTimestamp"] = json!("2026-12-04T10:00:00Z");
+    for left in [pod("uid-1", ready()), deleting] {
+        let (client, cluster) = mocked(Cluster {
+            pod: Some(left),
+            ..Default::default()
+        });
+        let launcher = KubeLauncher::new(client, settings());
+        assert_eq!(launcher.reap_ended().await.unwrap(), 0);
+        let calls = calls(&cluster);
+        assert!(!calls.iter().any(|c| c.method == "DELETE"), "{calls:?}");
+        assert!(cluster.lock().unwrap().pod.is_some());
+    }
+}
+
+#[tokio::test]
+async fn a_failed_list_is_an_error_for_the_next_round_and_deletes_nothing() {
+    let (client, cluster) = mocked(Cluster {
+        pod: Some(pod("uid-1", json!({"phase": "Succeeded"}))),
+        failing_lists: 1,
+        ..Default::default()
+    });
+    let launcher = KubeLauncher::new(client, settings());
+    assert!(launcher.reap_ended().await.is_err());
+    assert!(cluster.lock().unwrap().pod.is_some());
+    assert_eq!(
+        launcher.reap_ended().await.unwrap(),
+        1,
+        "the next round reaps it"
+    );
+}
+
+#[tokio::test]
+async fn the_reaper_reads_every_page_of_a_long_list() {
+    let (client, cluster) = mocked(Cluster {
+        pod: Some(pod("uid-1", json!({"phase": "Succeeded"}))),
+        empty_pages: 2,
+        ..Default::default()
+    });
+    let launcher = KubeLauncher::new(client, settings());
+    assert_eq!(launcher.reap_ended().await.unwrap(), 1);
+    let lists: Vec<_> = calls(&cluster)
+        .into_iter()
+        .filter(|c| c.is("GET", &pods_path()))
+        .collect();
+    assert_eq!(lists.len(), 3, "{lists:?}");
+    assert!(lists[0].query.contains("limit=500"), "{}", lists[0].query);
+    assert!(
+        lists[1].query.contains("continue=next-page"),
+        "{}",
+        lists[1].query
+    );
 }
