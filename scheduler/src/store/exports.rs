@@ -5,13 +5,11 @@ use redb::{ReadableDatabase, ReadableTable};
 
 use super::records::{ExportRecord, ExportState};
 use super::schema::*;
-use super::{Store, from_json, now, require_registered, storage, to_json};
+use super::{Exports, RedbStore, from_json, now, require_registered, storage, to_json};
 use crate::error::Error;
 
-impl Store {
-    /// Marks the tenant `Exporting` with `token` as its download token, unless it has an
-    /// export already (returned as it is: asking twice never starts a second export).
-    pub fn begin_export(&self, node_id: &[u8; 33], token: &str) -> Result<ExportRecord, Error> {
+impl Exports for RedbStore {
+    fn begin_export(&self, node_id: &[u8; 33], token: &str) -> Result<ExportRecord, Error> {
         let txn = self.db.begin_write().map_err(storage)?;
         let record = {
             require_registered(&txn, node_id)?;
@@ -39,14 +37,12 @@ impl Store {
         Ok(record)
     }
 
-    /// The tenant's export, if it has one.
-    pub fn export(&self, node_id: &[u8; 33]) -> Result<Option<ExportRecord>, Error> {
+    fn export(&self, node_id: &[u8; 33]) -> Result<Option<ExportRecord>, Error> {
         let txn = self.db.begin_read().map_err(storage)?;
         stored(&txn.open_table(EXPORTS).map_err(storage)?, node_id)
     }
 
-    /// Every export, by tenant.
-    pub fn exports(&self) -> Result<Vec<([u8; 33], ExportRecord)>, Error> {
+    fn exports(&self) -> Result<Vec<([u8; 33], ExportRecord)>, Error> {
         let txn = self.db.begin_read().map_err(storage)?;
         let table = txn.open_table(EXPORTS).map_err(storage)?;
         let mut out = Vec::new();
@@ -61,11 +57,10 @@ impl Store {
         Ok(out)
     }
 
-    /// Changes the tenant's export with `change`; returns it as stored.
-    pub fn update_export(
+    fn update_export(
         &self,
         node_id: &[u8; 33],
-        change: impl FnOnce(&mut ExportRecord),
+        change: &mut dyn FnMut(&mut ExportRecord),
     ) -> Result<ExportRecord, Error> {
         let txn = self.db.begin_write().map_err(storage)?;
         let record = {

@@ -1,10 +1,13 @@
-//! Durable state in redb: tenants, their CAs, devices, invite codes and signer reports.
+//! Durable state: tenants, their CAs, devices, invite codes, signer reports, exports,
+//! ports and webhooks, behind the traits of [`api`]. [`Store`] is the handle the rest of
+//! the scheduler holds, on whichever backend the operator chose: the embedded redb file
+//! ([`RedbStore`], the single-machine default) here, PostgreSQL for replicas.
 //!
 //! Every method is one transaction, so what belongs together (a tenant, its CA, its
-//! redeemed invite code, the codes it is given) commits together or not at all. redb
-//! serialises write transactions, which is what makes an invite code redeem exactly once.
-//! The methods block: call them from `spawn_blocking`.
+//! redeemed invite code, the codes it is given) commits together or not at all. The
+//! methods block: call them from `spawn_blocking`.
 
+pub mod api;
 pub mod exports;
 mod ports;
 pub mod records;
@@ -12,6 +15,7 @@ pub mod schema;
 pub mod webhooks;
 
 use std::path::Path;
+use std::sync::Arc;
 
 use redb::{Database, ReadableDatabase, ReadableTable};
 use serde::Serialize;
@@ -19,13 +23,54 @@ use serde::de::DeserializeOwned;
 
 use crate::error::Error;
 use crate::invite;
+pub use api::{Backend, Exports, Ports, Tenants, Webhooks};
 use records::*;
 use schema::*;
 
-/// The scheduler's database.
+/// The scheduler's state, in whichever backend the operator chose; every method of
+/// [`api::Backend`] is callable on it.
 #[derive(Clone)]
-pub struct Store {
-    db: std::sync::Arc<Database>,
+pub struct Store(Arc<dyn Backend>);
+
+impl std::ops::Deref for Store {
+    type Target = dyn Backend;
+
+    fn deref(&self) -> &Self::Target {
+        &*self.0
+    }
+}
+
+impl Store {
+    /// Opens (creating if needed) the embedded database at `path` for `network`; see
+    /// [`RedbStore::open`].
+    pub fn open(path: &Path, network: Option<&str>) -> Result<Store, OpenError> {
+        Ok(Store(Arc::new(RedbStore::open(path, network)?)))
+    }
+
+    /// A store on `backend`.
+    pub fn new(backend: impl Backend + 'static) -> Store {
+        Store(Arc::new(backend))
+    }
+
+    /// Changes the tenant's export with `change`; returns it as stored.
+    pub fn update_export(
+        &self,
+        node_id: &[u8; 33],
+        change: impl FnOnce(&mut ExportRecord),
+    ) -> Result<ExportRecord, Error> {
+        let mut change = Some(change);
+        self.0.update_export(node_id, &mut |record| {
+            if let Some(change) = change.take() {
+                change(record)
+            }
+        })
+    }
+}
+
+/// The embedded database: one redb file, the single-machine default. redb serialises write
+/// transactions, which is what makes an invite code redeem exactly once.
+pub struct RedbStore {
+    db: Arc<Database>,
 }
 
 /// A tenant about to be registered, with everything stored with it.
@@ -85,18 +130,16 @@ pub fn now() -> u64 {
         .unwrap_or(0)
 }
 
-impl Store {
+impl RedbStore {
     /// Opens (creating if needed) the database at `path` for `network`. A database made for
     /// one network refuses to open for another: tenants and their keys belong to one chain.
     /// Without a network (operator commands) the stored one is neither checked nor set.
-    pub fn open(path: &Path, network: Option<&str>) -> Result<Store, OpenError> {
+    pub fn open(path: &Path, network: Option<&str>) -> Result<RedbStore, OpenError> {
         let db = Database::create(path).map_err(|e| match e {
             redb::DatabaseError::DatabaseAlreadyOpen => OpenError::Locked,
             other => OpenError::Other(other.to_string()),
         })?;
-        let store = Store {
-            db: std::sync::Arc::new(db),
-        };
+        let store = RedbStore { db: Arc::new(db) };
         store.init(network).map_err(|e| match e {
             Error::FailedPrecondition(m) => OpenError::WrongNetwork(m),
             other => OpenError::Other(other.to_string()),
@@ -158,22 +201,10 @@ impl Store {
         }
         txn.commit().map_err(storage)
     }
+}
 
-    /// Registers a tenant. With `invite`, the code must exist and be unredeemed, and is
-    /// redeemed in the same transaction. `share` fresh codes are given to the new tenant.
-    /// Returns those codes.
-    pub fn register(
-        &self,
-        tenant: NewTenant,
-        invite: Option<&str>,
-        share: u32,
-    ) -> Result<Vec<String>, Error> {
-        self.register_within(tenant, invite, share, u64::MAX)
-    }
-
-    /// [`Store::register`], refused if `max_tenants` are registered already (counted in
-    /// the same transaction, so concurrent registrations cannot pass it together).
-    pub fn register_within(
+impl Tenants for RedbStore {
+    fn register_within(
         &self,
         tenant: NewTenant,
         invite: Option<&str>,
@@ -242,31 +273,26 @@ impl Store {
         Ok(minted)
     }
 
-    /// The tenant, if registered.
-    pub fn tenant(&self, node_id: &[u8; 33]) -> Result<Option<TenantRecord>, Error> {
+    fn tenant(&self, node_id: &[u8; 33]) -> Result<Option<TenantRecord>, Error> {
         let txn = self.db.begin_read().map_err(storage)?;
         let table = txn.open_table(TENANTS).map_err(storage)?;
         let value = table.get(&node_id[..]).map_err(storage)?;
         value.map(|v| from_json(v.value())).transpose()
     }
 
-    /// Whether any tenant is registered.
-    pub fn has_tenants(&self) -> Result<bool, Error> {
+    fn has_tenants(&self) -> Result<bool, Error> {
         let txn = self.db.begin_read().map_err(storage)?;
         let table = txn.open_table(TENANTS).map_err(storage)?;
         Ok(table.first().map_err(storage)?.is_some())
     }
 
-    /// How many tenants are registered (the operator's metrics).
-    pub fn tenant_count(&self) -> Result<u64, Error> {
+    fn tenant_count(&self) -> Result<u64, Error> {
         let txn = self.db.begin_read().map_err(storage)?;
         let table = txn.open_table(TENANTS).map_err(storage)?;
         redb::ReadableTableMetadata::len(&table).map_err(storage)
     }
 
-    /// Every tenant, with how many device certificates each was issued and its export, if
-    /// it has one.
-    pub fn tenants(&self) -> Result<Vec<TenantListing>, Error> {
+    fn tenants(&self) -> Result<Vec<TenantListing>, Error> {
         let txn = self.db.begin_read().map_err(storage)?;
         let table = txn.open_table(TENANTS).map_err(storage)?;
         let devices = txn.open_table(DEVICES).map_err(storage)?;
@@ -294,16 +320,14 @@ impl Store {
         Ok(out)
     }
 
-    /// The tenant's CA.
-    pub fn tenant_ca(&self, node_id: &[u8; 33]) -> Result<Option<TenantCaRecord>, Error> {
+    fn tenant_ca(&self, node_id: &[u8; 33]) -> Result<Option<TenantCaRecord>, Error> {
         let txn = self.db.begin_read().map_err(storage)?;
         let table = txn.open_table(TENANT_CAS).map_err(storage)?;
         let value = table.get(&node_id[..]).map_err(storage)?;
         value.map(|v| from_json(v.value())).transpose()
     }
 
-    /// Records a device certificate issued to a registered tenant.
-    pub fn add_device(
+    fn add_device(
         &self,
         node_id: &[u8; 33],
         device: &str,
@@ -320,8 +344,7 @@ impl Store {
         txn.commit().map_err(storage)
     }
 
-    /// The device certificates issued to a tenant, by device name.
-    pub fn devices(&self, node_id: &[u8; 33]) -> Result<Vec<(String, DeviceRecord)>, Error> {
+    fn devices(&self, node_id: &[u8; 33]) -> Result<Vec<(String, DeviceRecord)>, Error> {
         let txn = self.db.begin_read().map_err(storage)?;
         let table = txn.open_table(DEVICES).map_err(storage)?;
         let mut out = Vec::new();
@@ -336,9 +359,7 @@ impl Store {
         Ok(out)
     }
 
-    /// Revokes the device `name` of a tenant at `now` (unix seconds); revoking it again
-    /// keeps the first time. Returns its record.
-    pub fn revoke_device(
+    fn revoke_device(
         &self,
         node_id: &[u8; 33],
         name: &str,
@@ -370,8 +391,7 @@ impl Store {
         Ok(record)
     }
 
-    /// Every revoked device: tenant and name.
-    pub fn revoked_devices(&self) -> Result<Vec<([u8; 33], String)>, Error> {
+    fn revoked_devices(&self) -> Result<Vec<([u8; 33], String)>, Error> {
         let txn = self.db.begin_read().map_err(storage)?;
         let table = txn.open_table(DEVICES).map_err(storage)?;
         let mut out = Vec::new();
@@ -387,8 +407,7 @@ impl Store {
         Ok(out)
     }
 
-    /// Records what a signer said in `MaybeUpgrade`; returns the version it replaces.
-    pub fn upgrade_signer(
+    fn upgrade_signer(
         &self,
         node_id: &[u8; 33],
         version: &str,
@@ -422,8 +441,7 @@ impl Store {
         Ok(old)
     }
 
-    /// Mints `count` operator invite codes.
-    pub fn create_invites(&self, count: u32) -> Result<Vec<String>, Error> {
+    fn create_invites(&self, count: u32) -> Result<Vec<String>, Error> {
         let txn = self.db.begin_write().map_err(storage)?;
         let codes;
         {
@@ -434,9 +452,7 @@ impl Store {
         Ok(codes)
     }
 
-    /// Whether `code` exists and is unredeemed: a cheap look before the expensive work of
-    /// a registration. The registration's own transaction decides for good.
-    pub fn invite_usable(&self, code: &str) -> Result<(), Error> {
+    fn invite_usable(&self, code: &str) -> Result<(), Error> {
         let txn = self.db.begin_read().map_err(storage)?;
         let table = txn.open_table(INVITES).map_err(storage)?;
         let value = table.get(code).map_err(storage)?;
@@ -452,8 +468,7 @@ impl Store {
         Ok(())
     }
 
-    /// Every invite code.
-    pub fn invites(&self) -> Result<Vec<(String, InviteRecord)>, Error> {
+    fn invites(&self) -> Result<Vec<(String, InviteRecord)>, Error> {
         let txn = self.db.begin_read().map_err(storage)?;
         let table = txn.open_table(INVITES).map_err(storage)?;
         let mut out = Vec::new();
@@ -464,8 +479,7 @@ impl Store {
         Ok(out)
     }
 
-    /// The invite codes given to a tenant, with whether each was redeemed.
-    pub fn invites_owned_by(&self, node_id: &[u8; 33]) -> Result<Vec<(String, bool)>, Error> {
+    fn invites_owned_by(&self, node_id: &[u8; 33]) -> Result<Vec<(String, bool)>, Error> {
         let txn = self.db.begin_read().map_err(storage)?;
         let by_owner = txn.open_multimap_table(INVITES_BY_OWNER).map_err(storage)?;
         let invites = txn.open_table(INVITES).map_err(storage)?;
@@ -481,9 +495,7 @@ impl Store {
         Ok(out)
     }
 
-    /// Stores a signer rejection report, keeping only the newest `keep`; returns its
-    /// sequence number.
-    pub fn add_rejection(&self, record: &RejectionRecord, keep: u64) -> Result<u64, Error> {
+    fn add_rejection(&self, record: &RejectionRecord, keep: u64) -> Result<u64, Error> {
         let txn = self.db.begin_write().map_err(storage)?;
         let id;
         {
@@ -507,8 +519,7 @@ impl Store {
         Ok(id)
     }
 
-    /// Every signer rejection report, oldest first.
-    pub fn rejections(&self) -> Result<Vec<RejectionRecord>, Error> {
+    fn rejections(&self) -> Result<Vec<RejectionRecord>, Error> {
         let txn = self.db.begin_read().map_err(storage)?;
         let table = txn.open_table(REJECTIONS).map_err(storage)?;
         let mut out = Vec::new();

@@ -6,13 +6,11 @@ use std::ops::RangeInclusive;
 use redb::ReadableTable;
 
 use super::schema::P2P_PORTS;
-use super::{Store, storage};
+use super::{Ports, RedbStore, storage};
 use crate::error::Error;
 
-impl Store {
-    /// The tenant's port in `range`: the one it was given, or the lowest no other tenant
-    /// holds (a tenant whose port is outside a changed range gets a new one).
-    pub fn p2p_port(&self, node_id: &[u8; 33], range: RangeInclusive<u16>) -> Result<u16, Error> {
+impl Ports for RedbStore {
+    fn p2p_port(&self, node_id: &[u8; 33], range: RangeInclusive<u16>) -> Result<u16, Error> {
         let txn = self.db.begin_write().map_err(storage)?;
         let port;
         {
@@ -46,7 +44,7 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::store::Store;
 
     #[test]
     fn each_tenant_keeps_its_own_port_and_a_full_range_is_refused() {

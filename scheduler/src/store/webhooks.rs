@@ -12,7 +12,7 @@ use redb::{
 
 use super::records::{DeliveryRecord, EventRecord, FailedDeliveryRecord, WebhookRecord};
 use super::schema::*;
-use super::{Store, from_json, now, storage, to_json};
+use super::{RedbStore, Webhooks, from_json, now, storage, to_json};
 use crate::error::Error;
 
 /// Greenlight's limit, kept: a tenant has at most this many webhooks.
@@ -56,10 +56,8 @@ fn not_yours(id: u64) -> Error {
     ))
 }
 
-impl Store {
-    /// Adds a webhook for the tenant; its id. Refused beyond
-    /// [`MAX_WEBHOOKS_PER_TENANT`].
-    pub fn add_webhook(&self, node_id: &[u8; 33], uri: &str, secret: &str) -> Result<u64, Error> {
+impl Webhooks for RedbStore {
+    fn add_webhook(&self, node_id: &[u8; 33], uri: &str, secret: &str) -> Result<u64, Error> {
         let txn = self.db.begin_write().map_err(storage)?;
         let id;
         {
@@ -91,8 +89,7 @@ impl Store {
         Ok(id)
     }
 
-    /// The tenant's webhooks, oldest first.
-    pub fn webhooks_of(&self, node_id: &[u8; 33]) -> Result<Vec<(u64, WebhookRecord)>, Error> {
+    fn webhooks_of(&self, node_id: &[u8; 33]) -> Result<Vec<(u64, WebhookRecord)>, Error> {
         let txn = self.db.begin_read().map_err(storage)?;
         let by_tenant = txn
             .open_multimap_table(WEBHOOKS_BY_TENANT)
@@ -108,16 +105,14 @@ impl Store {
         Ok(out)
     }
 
-    /// The webhook, if it exists.
-    pub fn webhook(&self, id: u64) -> Result<Option<WebhookRecord>, Error> {
+    fn webhook(&self, id: u64) -> Result<Option<WebhookRecord>, Error> {
         let txn = self.db.begin_read().map_err(storage)?;
         let table = txn.open_table(WEBHOOKS).map_err(storage)?;
         let value = table.get(id).map_err(storage)?;
         value.map(|v| from_json(v.value())).transpose()
     }
 
-    /// Every webhook's id.
-    pub fn webhook_ids(&self) -> Result<Vec<u64>, Error> {
+    fn webhook_ids(&self) -> Result<Vec<u64>, Error> {
         let txn = self.db.begin_read().map_err(storage)?;
         let table = txn.open_table(WEBHOOKS).map_err(storage)?;
         let mut ids = Vec::new();
@@ -127,9 +122,7 @@ impl Store {
         Ok(ids)
     }
 
-    /// Deletes the tenant's webhooks `ids` and what was still to be delivered to them. Every
-    /// id must be the tenant's, or nothing is deleted.
-    pub fn delete_webhooks(&self, node_id: &[u8; 33], ids: &[u64]) -> Result<(), Error> {
+    fn delete_webhooks(&self, node_id: &[u8; 33], ids: &[u64]) -> Result<(), Error> {
         let txn = self.db.begin_write().map_err(storage)?;
         {
             let mut by_tenant = txn
@@ -150,8 +143,7 @@ impl Store {
         txn.commit().map_err(storage)
     }
 
-    /// Gives the tenant's webhook `id` a new secret: later deliveries are signed with it.
-    pub fn rotate_webhook_secret(
+    fn rotate_webhook_secret(
         &self,
         node_id: &[u8; 33],
         id: u64,
@@ -180,11 +172,7 @@ impl Store {
         txn.commit().map_err(storage)
     }
 
-    /// Stores events of the tenant, each with a delivery due at `now_ms` for every webhook
-    /// the tenant has, in one transaction. Events stored before (a node-host sends what it
-    /// was not told was stored) are skipped. Returns how many were new, and the webhooks
-    /// that got deliveries.
-    pub fn store_events(
+    fn store_events(
         &self,
         node_id: &[u8; 33],
         events: &[NewEvent],
@@ -244,8 +232,7 @@ impl Store {
         Ok((new, poked))
     }
 
-    /// Whether the tenant's event `event_id` was stored.
-    pub fn has_event(&self, node_id: &[u8; 33], event_id: &str) -> Result<bool, Error> {
+    fn has_event(&self, node_id: &[u8; 33], event_id: &str) -> Result<bool, Error> {
         let txn = self.db.begin_read().map_err(storage)?;
         let table = txn.open_table(EVENTS).map_err(storage)?;
         Ok(table
@@ -254,8 +241,7 @@ impl Store {
             .is_some())
     }
 
-    /// Up to `limit` of the webhook's deliveries due by `now_ms`, the earliest first.
-    pub fn due_deliveries(
+    fn due_deliveries(
         &self,
         webhook: u64,
         now_ms: u64,
@@ -275,8 +261,7 @@ impl Store {
         Ok(out)
     }
 
-    /// When the webhook's next delivery is due (unix ms), if it has one.
-    pub fn next_due(&self, webhook: u64) -> Result<Option<u64>, Error> {
+    fn next_due(&self, webhook: u64) -> Result<Option<u64>, Error> {
         let txn = self.db.begin_read().map_err(storage)?;
         let queue = txn.open_table(DELIVERY_QUEUE).map_err(storage)?;
         let first = queue
@@ -289,8 +274,7 @@ impl Store {
         })
     }
 
-    /// Up to `limit` deliveries still to make, to every webhook, the earliest due first.
-    pub fn pending_deliveries(
+    fn pending_deliveries(
         &self,
         limit: usize,
     ) -> Result<Vec<(DeliveryKey, DeliveryRecord)>, Error> {
@@ -306,17 +290,13 @@ impl Store {
         Ok(out)
     }
 
-    /// How many deliveries are still to make, to every webhook.
-    pub fn queued_deliveries(&self) -> Result<u64, Error> {
+    fn queued_deliveries(&self) -> Result<u64, Error> {
         let txn = self.db.begin_read().map_err(storage)?;
         let queue = txn.open_table(DELIVERY_QUEUE).map_err(storage)?;
         queue.len().map_err(storage)
     }
 
-    /// Records a delivery's outcome: `None` delivered (it leaves the queue), `Some(due_ms)`
-    /// to be tried again then. A delivery no longer queued (its webhook was deleted
-    /// meanwhile) stays gone.
-    pub fn delivery_attempted(
+    fn delivery_attempted(
         &self,
         key: DeliveryKey,
         record: &DeliveryRecord,
@@ -335,8 +315,7 @@ impl Store {
         txn.commit().map_err(storage)
     }
 
-    /// Gives a delivery up: it leaves the queue for the failed list the operator reads.
-    pub fn delivery_failed(
+    fn delivery_failed(
         &self,
         key: DeliveryKey,
         record: &DeliveryRecord,
@@ -361,8 +340,7 @@ impl Store {
         txn.commit().map_err(storage)
     }
 
-    /// Every delivery given up, oldest first.
-    pub fn failed_deliveries(&self) -> Result<Vec<FailedDeliveryRecord>, Error> {
+    fn failed_deliveries(&self) -> Result<Vec<FailedDeliveryRecord>, Error> {
         let txn = self.db.begin_read().map_err(storage)?;
         let table = txn.open_table(FAILED_DELIVERIES).map_err(storage)?;
         let mut out = Vec::new();

@@ -1,4 +1,5 @@
 use super::*;
+use crate::store::Store;
 
 fn store() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
