@@ -31,6 +31,77 @@ pub const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (node_id, primary_ns, secondary_ns, key)
     );
     "#,
+    // 2: the scheduler's own state, shared by its replicas. Values are the same JSON
+    // records as the embedded database's (see the scheduler's store/records.rs); keys are
+    // columns, so what the scheduler looks up by is indexed and unique where it must be.
+    r#"
+    -- Facts of the whole deployment: the network, counters (last webhook id, last
+    -- delivery number).
+    CREATE TABLE scheduler_meta (
+        key   TEXT COLLATE "C" PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    CREATE TABLE tenants (
+        node_id BYTEA PRIMARY KEY,
+        record  TEXT NOT NULL
+    );
+    -- Each tenant's CA (the record holds its private key).
+    CREATE TABLE tenant_cas (
+        node_id BYTEA PRIMARY KEY REFERENCES tenants,
+        record  TEXT NOT NULL
+    );
+    CREATE TABLE devices (
+        node_id BYTEA NOT NULL REFERENCES tenants,
+        name    TEXT COLLATE "C" NOT NULL,
+        record  TEXT NOT NULL,
+        PRIMARY KEY (node_id, name)
+    );
+    -- Invite codes; `owner` is the tenant a code was given to share (none: the
+    -- operator's).
+    CREATE TABLE invites (
+        code   TEXT COLLATE "C" PRIMARY KEY,
+        owner  BYTEA,
+        record TEXT NOT NULL
+    );
+    CREATE INDEX invites_by_owner ON invites (owner, code);
+    CREATE TABLE signer_rejections (
+        seq    BIGINT PRIMARY KEY,
+        record TEXT NOT NULL
+    );
+    -- A tenant with a row here is never started again.
+    CREATE TABLE exports (
+        node_id BYTEA PRIMARY KEY REFERENCES tenants,
+        record  TEXT NOT NULL
+    );
+    CREATE TABLE p2p_ports (
+        node_id BYTEA PRIMARY KEY,
+        port    INT NOT NULL UNIQUE
+    );
+    CREATE TABLE webhooks (
+        id      BIGINT PRIMARY KEY,
+        node_id BYTEA NOT NULL,
+        record  TEXT NOT NULL
+    );
+    CREATE INDEX webhooks_by_tenant ON webhooks (node_id, id);
+    CREATE TABLE webhook_events (
+        node_id  BYTEA NOT NULL,
+        event_id TEXT COLLATE "C" NOT NULL,
+        record   TEXT NOT NULL,
+        PRIMARY KEY (node_id, event_id)
+    );
+    -- Deliveries still to make, in the order each webhook's worker takes them.
+    CREATE TABLE webhook_deliveries (
+        webhook BIGINT NOT NULL,
+        due_ms  BIGINT NOT NULL,
+        number  BIGINT NOT NULL,
+        record  TEXT NOT NULL,
+        PRIMARY KEY (webhook, due_ms, number)
+    );
+    CREATE TABLE webhook_failed_deliveries (
+        number BIGINT PRIMARY KEY,
+        record TEXT NOT NULL
+    );
+    "#,
 ];
 
 /// The schema version this release reads and writes.

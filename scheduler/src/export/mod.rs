@@ -131,11 +131,11 @@ impl Exports {
                 .map_err(|e| Error::Internal(format!("{}: {e}", file.display())))?;
             let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&sealed));
             let size = sealed.len() as u64;
-            store.update_export(&id, |r| {
+            store.update_export(&id, &|r| {
                 r.state = ExportState::Exported;
                 r.finished_at = Some(crate::store::now());
                 r.size = Some(size);
-                r.sha256 = Some(digest);
+                r.sha256 = Some(digest.clone());
             })
         })
         .await?;
@@ -209,7 +209,7 @@ impl Exports {
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                     Err(e) => return Err(Error::Internal(format!("{}: {e}", file.display()))),
                 }
-                store.update_export(&id, |r| r.deleted_at = Some(crate::store::now()))?;
+                store.update_export(&id, &|r| r.deleted_at = Some(crate::store::now()))?;
                 tracing::info!(node_id = %hex::encode(id), "export file deleted: kept its time");
                 Ok(())
             })

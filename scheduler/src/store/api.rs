@@ -121,7 +121,7 @@ pub trait Exports {
     fn update_export(
         &self,
         node_id: &[u8; 33],
-        change: &mut dyn FnMut(&mut ExportRecord),
+        change: &(dyn Fn(&mut ExportRecord) + Sync),
     ) -> Result<ExportRecord, Error>;
 }
 

@@ -60,7 +60,7 @@ impl Exports for RedbStore {
     fn update_export(
         &self,
         node_id: &[u8; 33],
-        change: &mut dyn FnMut(&mut ExportRecord),
+        change: &(dyn Fn(&mut ExportRecord) + Sync),
     ) -> Result<ExportRecord, Error> {
         let txn = self.db.begin_write().map_err(storage)?;
         let record = {

@@ -9,9 +9,12 @@
 
 pub mod api;
 pub mod exports;
+pub mod pg;
 mod ports;
 pub mod records;
 pub mod schema;
+#[cfg(test)]
+mod testing;
 pub mod webhooks;
 
 use std::path::Path;
@@ -47,23 +50,18 @@ impl Store {
         Ok(Store(Arc::new(RedbStore::open(path, network)?)))
     }
 
+    /// Connects to the PostgreSQL database `config` names for `network`; see
+    /// [`pg::PgStore::open`]. Every replica of a deployment opens the same one.
+    pub fn open_postgres(
+        config: skylight_postgres::DbConfig,
+        network: Option<&str>,
+    ) -> Result<Store, OpenError> {
+        Ok(Store(Arc::new(pg::PgStore::open(config, network)?)))
+    }
+
     /// A store on `backend`.
     pub fn new(backend: impl Backend + 'static) -> Store {
         Store(Arc::new(backend))
-    }
-
-    /// Changes the tenant's export with `change`; returns it as stored.
-    pub fn update_export(
-        &self,
-        node_id: &[u8; 33],
-        change: impl FnOnce(&mut ExportRecord),
-    ) -> Result<ExportRecord, Error> {
-        let mut change = Some(change);
-        self.0.update_export(node_id, &mut |record| {
-            if let Some(change) = change.take() {
-                change(record)
-            }
-        })
     }
 }
 

@@ -44,12 +44,10 @@ impl Ports for RedbStore {
 
 #[cfg(test)]
 mod tests {
-    use crate::store::Store;
+    use crate::store::testing::{Place, on_every_backend};
 
-    #[test]
-    fn each_tenant_keeps_its_own_port_and_a_full_range_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("db"), Some("regtest")).unwrap();
+    fn each_tenant_keeps_its_own_port_and_a_full_range_is_refused(place: &Place) {
+        let store = place.open();
         let (a, b, c) = ([2u8; 33], [3u8; 33], [4u8; 33]);
         assert_eq!(store.p2p_port(&a, 9000..=9001).unwrap(), 9000);
         assert_eq!(store.p2p_port(&b, 9000..=9001).unwrap(), 9001);
@@ -60,4 +58,6 @@ mod tests {
         assert_eq!(store.p2p_port(&b, 9001..=9003).unwrap(), 9001);
         assert_eq!(store.p2p_port(&a, 9001..=9003).unwrap(), 9002);
     }
+
+    on_every_backend!(each_tenant_keeps_its_own_port_and_a_full_range_is_refused);
 }

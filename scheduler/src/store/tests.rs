@@ -1,3 +1,4 @@
+use super::testing::{Place, on_every_backend};
 use super::*;
 
 fn tenant(n: u8) -> NewTenant {
@@ -29,14 +30,8 @@ fn tenant(n: u8) -> NewTenant {
     }
 }
 
-fn open(dir: &tempfile::TempDir) -> Store {
-    Store::open(&dir.path().join("db.redb"), Some("regtest")).unwrap()
-}
-
-#[test]
-fn a_tenant_registers_once_and_gets_its_invite_codes() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(&dir);
+fn a_tenant_registers_once_and_gets_its_invite_codes(place: &Place) {
+    let store = place.open();
     let minted = store.register(tenant(2), None, 3).unwrap();
     assert_eq!(minted.len(), 3);
     assert!(matches!(
@@ -49,10 +44,8 @@ fn a_tenant_registers_once_and_gets_its_invite_codes() {
     assert_eq!(store.devices(&[2; 33]).unwrap().len(), 1);
 }
 
-#[test]
-fn an_invite_code_redeems_once_and_unknown_codes_are_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(&dir);
+fn an_invite_code_redeems_once_and_unknown_codes_are_refused(place: &Place) {
+    let store = place.open();
     let code = store.create_invites(1).unwrap().remove(0);
     assert!(matches!(
         store.register(tenant(2), Some("nope-nope"), 0),
@@ -72,10 +65,8 @@ fn an_invite_code_redeems_once_and_unknown_codes_are_refused() {
     );
 }
 
-#[test]
-fn concurrent_registrations_with_one_code_redeem_it_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(&dir);
+fn concurrent_registrations_with_one_code_redeem_it_once(place: &Place) {
+    let store = place.open();
     let code = store.create_invites(1).unwrap().remove(0);
     let handles: Vec<_> = (2..10u8)
         .map(|n| {
@@ -93,11 +84,9 @@ fn concurrent_registrations_with_one_code_redeem_it_once() {
     assert_eq!(store.tenants().unwrap().len(), 1);
 }
 
-#[test]
-fn state_survives_reopening_and_the_network_is_fixed() {
-    let dir = tempfile::tempdir().unwrap();
+fn state_survives_reopening_and_the_network_is_fixed(place: &Place) {
     {
-        let store = open(&dir);
+        let store = place.open();
         store.register(tenant(2), None, 2).unwrap();
         store.create_invites(4).unwrap();
         assert_eq!(
@@ -105,33 +94,27 @@ fn state_survives_reopening_and_the_network_is_fixed() {
             "v25.05"
         );
     }
-    let store = open(&dir);
+    let store = place.open();
     assert_eq!(
         store.tenant(&[2; 33]).unwrap().unwrap().signer_version,
         "v26.06"
     );
     assert_eq!(store.invites().unwrap().len(), 6);
     drop(store);
-    let err = Store::open(&dir.path().join("db.redb"), Some("bitcoin"))
-        .err()
-        .unwrap();
+    let err = place.open_for(Some("bitcoin")).err().unwrap();
     assert!(matches!(err, OpenError::WrongNetwork(_)));
 }
 
 #[test]
 fn a_second_opener_is_told_the_database_is_locked() {
-    let dir = tempfile::tempdir().unwrap();
-    let _store = open(&dir);
-    let err = Store::open(&dir.path().join("db.redb"), None)
-        .err()
-        .unwrap();
+    let place = Place::redb();
+    let _store = place.open();
+    let err = place.open_for(None).err().unwrap();
     assert!(matches!(err, OpenError::Locked));
 }
 
-#[test]
-fn only_the_newest_rejection_reports_are_kept() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(&dir);
+fn only_the_newest_rejection_reports_are_kept(place: &Place) {
+    let store = place.open();
     for i in 0..5 {
         let record = RejectionRecord {
             node_id: String::new(),
@@ -153,11 +136,9 @@ fn only_the_newest_rejection_reports_are_kept() {
     assert_eq!(kept, ["report 2", "report 3", "report 4"]);
 }
 
-#[test]
-fn a_revoked_device_stays_revoked_across_a_reopen_and_an_unknown_one_is_not_found() {
-    let dir = tempfile::tempdir().unwrap();
+fn a_revoked_device_stays_revoked_across_a_reopen_and_an_unknown_one_is_not_found(place: &Place) {
     {
-        let store = open(&dir);
+        let store = place.open();
         store.register(tenant(4), None, 0).unwrap();
         let first = store.revoke_device(&[4; 33], "default", 100).unwrap();
         assert_eq!(first.revoked_at, Some(100));
@@ -169,17 +150,15 @@ fn a_revoked_device_stays_revoked_across_a_reopen_and_an_unknown_one_is_not_foun
             Err(Error::NotFound(_))
         ));
     }
-    let store = open(&dir);
+    let store = place.open();
     assert_eq!(
         store.revoked_devices().unwrap(),
         vec![([4; 33], "default".to_string())]
     );
 }
 
-#[test]
-fn an_export_is_begun_once_and_kept_across_a_reopen() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(&dir);
+fn an_export_is_begun_once_and_kept_across_a_reopen(place: &Place) {
+    let store = place.open();
     assert!(matches!(
         store.begin_export(&[4; 33], "t0"),
         Err(Error::NotFound(_))
@@ -190,10 +169,10 @@ fn an_export_is_begun_once_and_kept_across_a_reopen() {
     // A second call keeps the first token: one export, one URL.
     assert_eq!(store.begin_export(&[4; 33], "t2").unwrap(), first);
     store
-        .update_export(&[4; 33], |r| r.state = ExportState::Exported)
+        .update_export(&[4; 33], &|r| r.state = ExportState::Exported)
         .unwrap();
     drop(store);
-    let store = open(&dir);
+    let store = place.open();
     let kept = store.export(&[4; 33]).unwrap().unwrap();
     assert_eq!(
         (kept.state, kept.token.as_str()),
@@ -202,3 +181,13 @@ fn an_export_is_begun_once_and_kept_across_a_reopen() {
     assert_eq!(store.exports().unwrap().len(), 1);
     assert_eq!(store.export(&[5; 33]).unwrap(), None);
 }
+
+on_every_backend!(
+    a_tenant_registers_once_and_gets_its_invite_codes,
+    an_invite_code_redeems_once_and_unknown_codes_are_refused,
+    concurrent_registrations_with_one_code_redeem_it_once,
+    state_survives_reopening_and_the_network_is_fixed,
+    only_the_newest_rejection_reports_are_kept,
+    a_revoked_device_stays_revoked_across_a_reopen_and_an_unknown_one_is_not_found,
+    an_export_is_begun_once_and_kept_across_a_reopen,
+);

@@ -50,7 +50,7 @@ fn next_counter(txn: &WriteTransaction, key: &str) -> Result<u64, Error> {
     Ok(next)
 }
 
-fn not_yours(id: u64) -> Error {
+pub(super) fn not_yours(id: u64) -> Error {
     Error::NotFound(format!(
         "webhook {id} is not one of this node's webhooks (ListOutgoingWebhooks shows them)"
     ))

@@ -1,11 +1,5 @@
 use super::*;
-use crate::store::Store;
-
-fn store() -> (tempfile::TempDir, Store) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("db"), Some("regtest")).unwrap();
-    (dir, store)
-}
+use crate::store::testing::{Place, on_every_backend};
 
 fn event(id: &str) -> NewEvent {
     NewEvent {
@@ -18,9 +12,8 @@ fn event(id: &str) -> NewEvent {
 const A: [u8; 33] = [2; 33];
 const B: [u8; 33] = [3; 33];
 
-#[test]
-fn a_tenant_has_at_most_twenty_webhooks_and_sees_only_its_own() {
-    let (_d, store) = store();
+fn a_tenant_has_at_most_twenty_webhooks_and_sees_only_its_own(place: &Place) {
+    let store = place.open();
     let mut ids = Vec::new();
     for i in 0..MAX_WEBHOOKS_PER_TENANT {
         ids.push(
@@ -56,9 +49,8 @@ fn a_tenant_has_at_most_twenty_webhooks_and_sees_only_its_own() {
     store.add_webhook(&A, "https://a/again", "s").unwrap();
 }
 
-#[test]
-fn an_event_is_queued_once_for_each_webhook_even_when_a_node_host_sends_it_twice() {
-    let (_d, store) = store();
+fn an_event_is_queued_once_for_each_webhook_even_when_a_node_host_sends_it_twice(place: &Place) {
+    let store = place.open();
     let w1 = store.add_webhook(&A, "https://a/1", "s").unwrap();
     let w2 = store.add_webhook(&A, "https://a/2", "s").unwrap();
     let other = store.add_webhook(&B, "https://b", "s").unwrap();
@@ -88,9 +80,8 @@ fn an_event_is_queued_once_for_each_webhook_even_when_a_node_host_sends_it_twice
     );
 }
 
-#[test]
-fn a_delivery_leaves_the_queue_only_with_its_outcome() {
-    let (_d, store) = store();
+fn a_delivery_leaves_the_queue_only_with_its_outcome(place: &Place) {
+    let store = place.open();
     let w = store.add_webhook(&A, "https://a", "s").unwrap();
     store
         .store_events(&A, &[event("e1"), event("e2")], 1_000)
@@ -121,9 +112,10 @@ fn a_delivery_leaves_the_queue_only_with_its_outcome() {
     assert_eq!(failed[0].uri, "https://a");
 }
 
-#[test]
-fn deleting_a_webhook_drops_what_was_queued_for_it_and_a_late_outcome_does_not_bring_it_back() {
-    let (_d, store) = store();
+fn deleting_a_webhook_drops_what_was_queued_for_it_and_a_late_outcome_does_not_bring_it_back(
+    place: &Place,
+) {
+    let store = place.open();
     let w = store.add_webhook(&A, "https://a", "s").unwrap();
     store.store_events(&A, &[event("e1")], 1_000).unwrap();
     let (key, record) = store.due_deliveries(w, 1_000, 1).unwrap().remove(0);
@@ -135,3 +127,10 @@ fn deleting_a_webhook_drops_what_was_queued_for_it_and_a_late_outcome_does_not_b
     assert_eq!(store.queued_deliveries().unwrap(), 0);
     assert!(store.failed_deliveries().unwrap().is_empty());
 }
+
+on_every_backend!(
+    a_tenant_has_at_most_twenty_webhooks_and_sees_only_its_own,
+    an_event_is_queued_once_for_each_webhook_even_when_a_node_host_sends_it_twice,
+    a_delivery_leaves_the_queue_only_with_its_outcome,
+    deleting_a_webhook_drops_what_was_queued_for_it_and_a_late_outcome_does_not_bring_it_back,
+);
