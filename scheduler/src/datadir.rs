@@ -12,6 +12,8 @@
 //! scheduler.crt       server certificate + services CA, reissued at every start
 //! scheduler-key.pem                                                 0600
 //! scheduler.redb      the database                                  0600
+//! state-database      with state in PostgreSQL: where its URL file is (no redb then)
+//! scheduler.lock      held by the running scheduler, with state in PostgreSQL
 //! admin.sock          operator socket, while running                0600
 //! admin.token         what operator commands present on it          0600
 //! grpc-uri            where the running scheduler listens
@@ -32,6 +34,7 @@ use anyhow::{Context, Result};
 use skylight_certs::{Authority, Validity, names};
 
 use crate::config::Config;
+use crate::store::Store;
 
 /// Paths inside a data directory.
 #[derive(Debug, Clone)]
@@ -71,6 +74,12 @@ path_fns! {
     server_key => "scheduler-key.pem",
     /// Database.
     database => "scheduler.redb",
+    /// With the scheduler's state in PostgreSQL: the path of the file holding its URL
+    /// (never the URL), so that operator commands find it.
+    state_database => "state-database",
+    /// Held locked by the running scheduler when its state is in PostgreSQL (redb's own
+    /// lock does it otherwise): one scheduler per data directory.
+    lock => "scheduler.lock",
     /// Operator socket.
     admin_socket => "admin.sock",
     /// The token every call on the operator socket carries (new at every start).
@@ -121,39 +130,52 @@ pub fn create(config: &Config) -> Result<Paths> {
 ///
 /// Call it only while holding the database open: redb's lock on it is what keeps a second
 /// scheduler on the same directory from writing these files at the same time.
-/// `has_tenants` says whether the database already holds tenants.
-pub fn prepare(config: &Config, has_tenants: bool) -> Result<Prepared> {
+/// `has_tenants` says whether the database already holds tenants. With `shared` (a store
+/// replicas share), the CA is the one in that store, made there by the first to start.
+pub fn prepare(config: &Config, has_tenants: bool, shared: Option<&Store>) -> Result<Prepared> {
     let paths = create(config)?;
     let ca_validity = Validity::days(config.ca_days);
 
-    if !paths.ca_cert().exists() {
-        if has_tenants {
-            // A new CA would orphan every tenant: their CAs hang under the old users CA.
-            anyhow::bail!(
-                "{} is missing but {} holds tenants: restore the CA files from a backup rather than \
-                 starting a new CA that no registered device would chain to",
-                paths.ca_cert().display(),
-                paths.database().display()
-            );
+    match shared {
+        // Replicas share one CA through the database: the first to start makes it, every
+        // other (and any later one on a new directory) takes it from there.
+        Some(store) => {
+            let mine = match paths.ca_cert().exists() {
+                true => Authorities::read(&paths)?,
+                false => Authorities::new(ca_validity)?,
+            };
+            let mine_json = serde_json::to_string(&mine)?;
+            let stored = store
+                .share_once(CA_KEY, &mine_json)
+                .map_err(|e| anyhow::anyhow!("cannot share the CA through the database: {e}"))?;
+            if stored != mine_json {
+                if paths.ca_cert().exists() {
+                    anyhow::bail!(
+                        "the CA in {} is not the one in the scheduler's database: this directory \
+                         belongs to another deployment; use a new data directory",
+                        paths.dir.display()
+                    );
+                }
+                let theirs: Authorities = serde_json::from_str(&stored)?;
+                theirs.write(&paths)?;
+            } else if !paths.ca_cert().exists() {
+                mine.write(&paths)?;
+            }
         }
-        tracing::info!(dir = %paths.dir.display(), "first start: creating the certificate authority");
-        let root = Authority::new_root(ca_validity)?;
-        let users = root.new_child_ca(names::USERS_CA_CN, ca_validity)?;
-        let services = root.new_child_ca(names::SERVICES_CA_CN, ca_validity)?;
-        // No SAN: the nobody key is handed to everyone, so it must never pass for a server.
-        let nobody = users.issue_leaf(names::NOBODY_CN, &[], ca_validity)?;
-        write_secret(&paths.users_ca_key(), users.key_pem())?;
-        write_public(&paths.users_ca_cert(), users.cert_pem())?;
-        write_secret(&paths.services_ca_key(), services.key_pem())?;
-        write_public(&paths.services_ca_cert(), services.cert_pem())?;
-        write_secret(&paths.nobody_key(), &nobody.key_pem)?;
-        write_public(
-            &paths.nobody_cert(),
-            &format!("{}{}", nobody.cert_pem, users.cert_pem()),
-        )?;
-        write_secret(&paths.ca_key(), root.key_pem())?;
-        // Last: its presence marks the directory as complete.
-        write_public(&paths.ca_cert(), root.cert_pem())?;
+        None if !paths.ca_cert().exists() => {
+            if has_tenants {
+                // A new CA would orphan every tenant: their CAs hang under the old users CA.
+                anyhow::bail!(
+                    "{} is missing but {} holds tenants: restore the CA files from a backup rather than \
+                     starting a new CA that no registered device would chain to",
+                    paths.ca_cert().display(),
+                    paths.database().display()
+                );
+            }
+            tracing::info!(dir = %paths.dir.display(), "first start: creating the certificate authority");
+            Authorities::new(ca_validity)?.write(&paths)?;
+        }
+        None => {}
     }
 
     let root_pem = read(&paths.ca_cert())?;
@@ -193,6 +215,68 @@ pub fn prepare(config: &Config, has_tenants: bool) -> Result<Prepared> {
     })
 }
 
+/// Key of the CA hierarchy in a shared store.
+const CA_KEY: &str = "certificate_authority";
+
+/// The CA hierarchy and the nobody identity, as files or as the JSON a shared store keeps.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Authorities {
+    root_cert: String,
+    root_key: String,
+    users_cert: String,
+    users_key: String,
+    services_cert: String,
+    services_key: String,
+    nobody_cert: String,
+    nobody_key: String,
+}
+
+impl Authorities {
+    /// A new hierarchy: root, users and services CAs, and the nobody identity.
+    fn new(validity: Validity) -> Result<Authorities> {
+        let root = Authority::new_root(validity)?;
+        let users = root.new_child_ca(names::USERS_CA_CN, validity)?;
+        let services = root.new_child_ca(names::SERVICES_CA_CN, validity)?;
+        // No SAN: the nobody key is handed to everyone, so it must never pass for a server.
+        let nobody = users.issue_leaf(names::NOBODY_CN, &[], validity)?;
+        Ok(Authorities {
+            root_cert: root.cert_pem().to_string(),
+            root_key: root.key_pem().to_string(),
+            users_cert: users.cert_pem().to_string(),
+            users_key: users.key_pem().to_string(),
+            services_cert: services.cert_pem().to_string(),
+            services_key: services.key_pem().to_string(),
+            nobody_cert: format!("{}{}", nobody.cert_pem, users.cert_pem()),
+            nobody_key: nobody.key_pem,
+        })
+    }
+
+    fn read(paths: &Paths) -> Result<Authorities> {
+        Ok(Authorities {
+            root_cert: read(&paths.ca_cert())?,
+            root_key: read(&paths.ca_key())?,
+            users_cert: read(&paths.users_ca_cert())?,
+            users_key: read(&paths.users_ca_key())?,
+            services_cert: read(&paths.services_ca_cert())?,
+            services_key: read(&paths.services_ca_key())?,
+            nobody_cert: read(&paths.nobody_cert())?,
+            nobody_key: read(&paths.nobody_key())?,
+        })
+    }
+
+    fn write(&self, paths: &Paths) -> Result<()> {
+        write_secret(&paths.users_ca_key(), &self.users_key)?;
+        write_public(&paths.users_ca_cert(), &self.users_cert)?;
+        write_secret(&paths.services_ca_key(), &self.services_key)?;
+        write_public(&paths.services_ca_cert(), &self.services_cert)?;
+        write_secret(&paths.nobody_key(), &self.nobody_key)?;
+        write_public(&paths.nobody_cert(), &self.nobody_cert)?;
+        write_secret(&paths.ca_key(), &self.root_key)?;
+        // Last: its presence marks the directory as complete.
+        write_public(&paths.ca_cert(), &self.root_cert)
+    }
+}
+
 fn read(path: &Path) -> Result<String> {
     fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
 }
@@ -230,7 +314,7 @@ mod tests {
     fn first_start_creates_secret_files_0600_and_a_second_start_keeps_the_ca() {
         let dir = tempfile::tempdir().unwrap();
         let config = Config::new(dir.path().join("data"));
-        let first = prepare(&config, false).unwrap();
+        let first = prepare(&config, false, None).unwrap();
         let p = &first.paths;
         for secret in [
             p.ca_key(),
@@ -255,7 +339,7 @@ mod tests {
             names::NOBODY_CN
         );
 
-        let second = prepare(&config, false).unwrap();
+        let second = prepare(&config, false, None).unwrap();
         assert_eq!(first.root_pem, second.root_pem);
         assert_eq!(first.users_ca.cert_pem(), second.users_ca.cert_pem());
     }
@@ -264,9 +348,9 @@ mod tests {
     fn a_lost_ca_is_not_silently_replaced_while_a_database_exists() {
         let dir = tempfile::tempdir().unwrap();
         let config = Config::new(dir.path().join("data"));
-        let paths = prepare(&config, false).unwrap().paths;
+        let paths = prepare(&config, false, None).unwrap().paths;
         fs::remove_file(paths.ca_cert()).unwrap();
-        let err = prepare(&config, true).err().unwrap().to_string();
+        let err = prepare(&config, true, None).err().unwrap().to_string();
         assert!(err.contains("restore the CA files"), "{err}");
     }
 }

@@ -245,7 +245,7 @@ enum Admin {
 
 async fn admin_handle(data_dir: PathBuf) -> Result<Admin> {
     let paths = Paths { dir: data_dir };
-    if !paths.database().exists() {
+    if !paths.database().exists() && !paths.state_database().exists() {
         bail!(
             "no scheduler data in {}: start it once with `scheduler run`, or pass --data-dir",
             paths.dir.display()

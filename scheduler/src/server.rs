@@ -1,6 +1,7 @@
 //! Starts the scheduler: data directory, database, gRPC over mutual TLS, admin socket.
 
 use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -50,12 +51,13 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<()> {
     // The database first: its lock makes us the only scheduler on this directory before
     // any CA or key file is written.
     let paths = datadir::create(&config)?;
-    let store = open_store(&paths, Some(&config.network))?;
+    let (store, _lock) = open_running_store(&config, &paths)?;
     let has_tenants = {
         let store = store.clone();
         tokio::task::spawn_blocking(move || store.has_tenants()).await??
     };
-    let prepared = datadir::prepare(&config, has_tenants)?;
+    let shared = config.state_database_url_file.is_some().then_some(&store);
+    let prepared = datadir::prepare(&config, has_tenants, shared)?;
 
     // Node-hosts a killed predecessor left running would be orphans: stop them first.
     let reaped = reap_orphans(&paths.nodes_dir(), NODE_STOP_GRACE).await;
@@ -368,6 +370,10 @@ fn export_tls_config(chain_pem: &str, key_pem: &str) -> Result<Arc<rustls::Serve
 
 /// Opens the database, explaining the usual reasons it cannot be.
 pub fn open_store(paths: &Paths, network: Option<&str>) -> Result<Store> {
+    if paths.state_database().exists() {
+        let url_file = std::fs::read_to_string(paths.state_database())?;
+        return open_postgres(Path::new(url_file.trim()), network);
+    }
     let path = paths.database();
     let store = Store::open(&path, network).map_err(|e| match e {
         OpenError::Locked => anyhow!(
@@ -379,6 +385,59 @@ pub fn open_store(paths: &Paths, network: Option<&str>) -> Result<Store> {
     })?;
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
     Ok(store)
+}
+
+/// The store on the PostgreSQL database whose URL `url_file` holds.
+fn open_postgres(url_file: &Path, network: Option<&str>) -> Result<Store> {
+    let url = std::fs::read_to_string(url_file)
+        .with_context(|| format!("cannot read {}", url_file.display()))?;
+    let config =
+        skylight_postgres::parse(&url).map_err(|e| anyhow!("{}: {e}", url_file.display()))?;
+    Store::open_postgres(config, network)
+        .map_err(|e| anyhow!("the scheduler's database ({}): {e}", url_file.display()))
+}
+
+/// The running scheduler's store, as `config` says, and the lock that makes it the only
+/// scheduler on its data directory (redb's own lock, or `scheduler.lock` with PostgreSQL).
+/// A directory never changes where its state is: moving it is not built, so a directory
+/// with a redb database is refused PostgreSQL and one marked for PostgreSQL is refused
+/// without it.
+fn open_running_store(config: &Config, paths: &Paths) -> Result<(Store, Option<std::fs::File>)> {
+    let network = Some(config.network.as_str());
+    let Some(url_file) = &config.state_database_url_file else {
+        if paths.state_database().exists() {
+            bail!(
+                "{} keeps the scheduler's state in PostgreSQL ({} says where): pass \
+                 --state-database-url-file",
+                paths.dir.display(),
+                paths.state_database().display()
+            );
+        }
+        return Ok((open_store(paths, network)?, None));
+    };
+    if paths.database().exists() {
+        bail!(
+            "{} holds the scheduler's state in {}; moving it into PostgreSQL is not built: \
+             run without --state-database-url-file, or use a new data directory",
+            paths.dir.display(),
+            paths.database().display()
+        );
+    }
+    let lock = std::fs::File::create(paths.lock())?;
+    if lock.try_lock().is_err() {
+        bail!(
+            "{} is in use: is another scheduler running with data directory {}?",
+            paths.lock().display(),
+            paths.dir.display()
+        );
+    }
+    let store = open_postgres(url_file, network)?;
+    let url_file = std::path::absolute(url_file)?;
+    datadir::write_public(
+        &paths.state_database(),
+        &format!("{}\n", url_file.display()),
+    )?;
+    Ok((store, Some(lock)))
 }
 
 fn print_banner(paths: &Paths, uri: &str, config: &Config, chain: &Chain) {

@@ -175,6 +175,12 @@ pub struct RunArgs {
     /// readiness probe asks (kubernetes).
     #[arg(long, env = "SKYLIGHT_KUBE_NODE_HEALTH_PORT", default_value_t = 19738)]
     pub kube_node_health_port: u16,
+    /// Keep the scheduler's own state (tenants, CAs, devices, invite codes, webhooks) in
+    /// PostgreSQL rather than `scheduler.redb`: a file holding the database's URL (never on
+    /// a command line, it holds a password). Replicas on one database share that state and
+    /// the CA.
+    #[arg(long, env = "SKYLIGHT_STATE_DATABASE_URL_FILE")]
+    pub state_database_url_file: Option<PathBuf>,
     /// Keep tenants' node state in PostgreSQL rather than in their node directories: a file
     /// holding the database's URL (postgres://user:password@host:5432/dbname; never on a
     /// command line, it holds a password). Each node-host takes its tenant's lease there,

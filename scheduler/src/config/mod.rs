@@ -52,6 +52,9 @@ pub struct Config {
     pub node_host_bin: PathBuf,
     /// What every node-host is started with, where the operator set it.
     pub node_host: NodeHostSettings,
+    /// The file holding the URL of the database that keeps the scheduler's own state, if
+    /// not `scheduler.redb`.
+    pub state_database_url_file: Option<PathBuf>,
     /// Where node-hosts listen for Lightning peers and what they announce.
     pub p2p: P2pSettings,
     /// Which webhook targets are allowed, and how deliveries are retried.
@@ -325,10 +328,16 @@ impl Config {
                 isolation: args.node_isolation,
                 state_database_url_file: args
                     .node_state_database_url_file
-                    .map(|f| check_database_url_file(&f).map(|()| f))
+                    .map(|f| {
+                        check_database_url_file("--node-state-database-url-file", &f).map(|()| f)
+                    })
                     .transpose()?,
                 lease_ttl: args.node_lease_ttl.map(Duration::from_secs),
             },
+            state_database_url_file: args
+                .state_database_url_file
+                .map(|f| check_database_url_file("--state-database-url-file", &f).map(|()| f))
+                .transpose()?,
             launcher: match args.node_launcher {
                 LauncherKind::Local => LauncherSettings::Local,
                 LauncherKind::Kubernetes => {
@@ -366,19 +375,11 @@ impl Config {
 
 /// A database URL file that can be read and holds a URL PostgreSQL takes, checked once at
 /// start so a mistake is the operator's error, not every node's.
-fn check_database_url_file(file: &Path) -> Result<(), ConfigError> {
-    let url = std::fs::read_to_string(file).map_err(|e| {
-        ConfigError(format!(
-            "--node-state-database-url-file {}: {e}",
-            file.display()
-        ))
-    })?;
-    skylight_postgres::parse(&url).map_err(|e| {
-        ConfigError(format!(
-            "--node-state-database-url-file {}: {e}",
-            file.display()
-        ))
-    })?;
+fn check_database_url_file(flag: &str, file: &Path) -> Result<(), ConfigError> {
+    let url = std::fs::read_to_string(file)
+        .map_err(|e| ConfigError(format!("{flag} {}: {e}", file.display())))?;
+    skylight_postgres::parse(&url)
+        .map_err(|e| ConfigError(format!("{flag} {}: {e}", file.display())))?;
     Ok(())
 }
 

@@ -213,7 +213,14 @@ pub trait Webhooks {
     fn failed_deliveries(&self) -> Result<Vec<FailedDeliveryRecord>, Error>;
 }
 
-/// Everything the scheduler keeps, in one backend.
-pub trait Backend: Tenants + Exports + Ports + Webhooks + Send + Sync {}
+/// Facts of the whole deployment, made once by whichever scheduler comes first.
+pub trait Deployment {
+    /// Stores `value` under `key` unless a value is there already; returns the one stored
+    /// (`value`, or the earlier one), so that racing replicas all end with the same.
+    fn share_once(&self, key: &str, value: &str) -> Result<String, Error>;
+}
 
-impl<T: Tenants + Exports + Ports + Webhooks + Send + Sync> Backend for T {}
+/// Everything the scheduler keeps, in one backend.
+pub trait Backend: Tenants + Exports + Ports + Webhooks + Deployment + Send + Sync {}
+
+impl<T: Tenants + Exports + Ports + Webhooks + Deployment + Send + Sync> Backend for T {}

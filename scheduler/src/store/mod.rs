@@ -26,7 +26,7 @@ use serde::de::DeserializeOwned;
 
 use crate::error::Error;
 use crate::invite;
-pub use api::{Backend, Exports, Ports, Tenants, Webhooks};
+pub use api::{Backend, Deployment, Exports, Ports, Tenants, Webhooks};
 use records::*;
 use schema::*;
 
@@ -525,6 +525,28 @@ impl Tenants for RedbStore {
             out.push(from_json(entry.map_err(storage)?.1.value())?);
         }
         Ok(out)
+    }
+}
+
+impl Deployment for RedbStore {
+    fn share_once(&self, key: &str, value: &str) -> Result<String, Error> {
+        let txn = self.db.begin_write().map_err(storage)?;
+        let stored = {
+            let mut meta = txn.open_table(META).map_err(storage)?;
+            let found = meta
+                .get(key)
+                .map_err(storage)?
+                .map(|v| v.value().to_string());
+            match found {
+                Some(found) => found,
+                None => {
+                    meta.insert(key, value).map_err(storage)?;
+                    value.to_string()
+                }
+            }
+        };
+        txn.commit().map_err(storage)?;
+        Ok(stored)
     }
 }
 

@@ -202,6 +202,22 @@ impl PgStore {
     }
 }
 
+impl super::Deployment for PgStore {
+    fn share_once(&self, key: &str, value: &str) -> Result<String, Error> {
+        self.write(async |txn| {
+            txn.execute(
+                "INSERT INTO scheduler_meta (key, value) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                &[&key, &value],
+            )
+            .await?;
+            let row = txn
+                .query_one("SELECT value FROM scheduler_meta WHERE key = $1", &[&key])
+                .await?;
+            Ok(row.get(0))
+        })
+    }
+}
+
 /// Whether PostgreSQL aborted the transaction only because a concurrent one won.
 fn is_conflict(e: &tokio_postgres::Error) -> bool {
     matches!(
