@@ -26,7 +26,7 @@ pub trait Tenants {
         self.register_within(tenant, invite, share, u64::MAX)
     }
 
-    /// [`Store::register`], refused if `max_tenants` are registered already (counted in
+    /// [`Tenants::register`], refused if `max_tenants` are registered already (counted in
     /// the same transaction, so concurrent registrations cannot pass it together).
     fn register_within(
         &self,
@@ -139,7 +139,7 @@ pub trait Ports {
 /// transaction that records its outcome.
 pub trait Webhooks {
     /// Adds a webhook for the tenant; its id. Refused beyond
-    /// [`MAX_WEBHOOKS_PER_TENANT`].
+    /// [`MAX_WEBHOOKS_PER_TENANT`](super::webhooks::MAX_WEBHOOKS_PER_TENANT).
     fn add_webhook(&self, node_id: &[u8; 33], uri: &str, secret: &str) -> Result<u64, Error>;
 
     /// The tenant's webhooks, oldest first.

@@ -56,7 +56,7 @@ impl KubeLauncher {
         }
     }
 
-    /// Reaps now and every [`REAP_EVERY`] until `shutdown`. A failed look is logged and
+    /// Reaps now and every `REAP_EVERY` until `shutdown`. A failed look is logged and
     /// tried again at the next round: nothing depends on it but tidiness and the life of
     /// ended Pods' Secrets.
     pub async fn reap_until(self: Arc<Self>, shutdown: Shutdown) {
