@@ -62,6 +62,51 @@ impl Revocations {
         Ok(record)
     }
 
+    /// Takes in what other schedulers on a shared store revoked: every later call of such
+    /// a device is refused here too, and the node directories this scheduler keeps are
+    /// told. Returns how many revocations were new. Blocking (the store).
+    pub fn refresh(&self) -> Result<usize, Error> {
+        let stored: HashSet<([u8; 33], String)> =
+            self.store.revoked_devices()?.into_iter().collect();
+        let new: Vec<([u8; 33], String)> = {
+            let mut revoked = self.revoked.write().unwrap_or_else(|p| p.into_inner());
+            let new = stored.difference(&revoked).cloned().collect();
+            revoked.extend(stored);
+            new
+        };
+        for (node_id, name) in &new {
+            let dir = NodeDir::new(self.nodes_dir.join(hex::encode(node_id)));
+            if dir.root().is_dir() {
+                write_node_file(&self.store, &dir, node_id)?;
+            }
+            tracing::warn!(node_id = %hex::encode(node_id), device = %name, "device revoked (by another scheduler)");
+        }
+        Ok(new.len())
+    }
+
+    /// [`Revocations::refresh`] every `every` until `shutdown`: how soon a device revoked
+    /// through another replica is refused by this one.
+    pub async fn refresh_until(
+        self: Arc<Self>,
+        every: std::time::Duration,
+        shutdown: crate::shutdown::Shutdown,
+    ) {
+        loop {
+            tokio::select! {
+                () = shutdown.wait() => return,
+                () = tokio::time::sleep(every) => {}
+            }
+            let this = self.clone();
+            match tokio::task::spawn_blocking(move || this.refresh()).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "cannot read revoked devices; trying again")
+                }
+                Err(e) => tracing::warn!(error = %e, "reading revoked devices failed"),
+            }
+        }
+    }
+
     /// A gRPC interceptor refusing calls from a revoked device's certificate.
     pub fn interceptor(
         self: &Arc<Self>,

@@ -42,6 +42,10 @@ const EXPORT_SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(3
 /// How long a client has to complete the TLS handshake.
 const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// How soon a device revoked through another scheduler on a shared database is refused by
+/// this one (one read of the revoked devices each time).
+const REVOCATIONS_REFRESH: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Runs the scheduler until `shutdown` is triggered.
 pub async fn run(config: Config, shutdown: Shutdown) -> Result<()> {
     crate::metrics::handle();
@@ -134,6 +138,14 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<()> {
         let (store, dir) = (store.clone(), paths.nodes_dir());
         Arc::new(tokio::task::spawn_blocking(move || Revocations::load(store, dir)).await??)
     };
+    if config.state_database_url_file.is_some() {
+        // Other schedulers on the database revoke devices too.
+        tokio::spawn(
+            revocations
+                .clone()
+                .refresh_until(REVOCATIONS_REFRESH, shutdown.clone()),
+        );
+    }
     let webhooks = crate::webhooks::Dispatcher::start(
         store.clone(),
         config.webhooks.clone(),

@@ -78,6 +78,38 @@ async fn two_schedulers_on_one_database_share_the_ca_and_tenants_and_either_serv
         "{again:#}"
     );
 
+    // A device revoked through A is refused by B within its refresh.
+    let out = a
+        .command(&[
+            "tenant",
+            "revoke-device",
+            &hex::encode(&first_id),
+            "default",
+        ])
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let mut c = tls::scheduler(&b.uri, &first.device).await.unwrap();
+        let answer = c
+            .schedule(ScheduleRequest {
+                node_id: first_id.clone(),
+            })
+            .await;
+        if answer.as_ref().err().map(|st| st.code()) == Some(tonic::Code::PermissionDenied) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "B still serves a device revoked through A: {answer:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+
     // A data directory never changes where its state is.
     let out = std::process::Command::new(skylight_test_support::bin("scheduler"))
         .arg("--data-dir")

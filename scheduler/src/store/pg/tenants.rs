@@ -216,7 +216,9 @@ impl Tenants for PgStore {
         self.read(async |txn| {
             let rows = txn
                 .query(
-                    "SELECT node_id, name, record FROM devices ORDER BY node_id, name",
+                    "SELECT node_id, name, record FROM devices
+                     WHERE (record::jsonb ->> 'revoked_at') IS NOT NULL
+                     ORDER BY node_id, name",
                     &[],
                 )
                 .await?;
