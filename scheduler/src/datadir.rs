@@ -353,4 +353,39 @@ mod tests {
         let err = prepare(&config, true, None).err().unwrap().to_string();
         assert!(err.contains("restore the CA files"), "{err}");
     }
+
+    #[test]
+    fn replicas_on_one_store_take_the_first_ones_ca_and_a_directory_with_another_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("shared.redb"), Some("regtest")).unwrap();
+        let first = prepare(&Config::new(dir.path().join("a")), false, Some(&store)).unwrap();
+        let second = prepare(&Config::new(dir.path().join("b")), false, Some(&store)).unwrap();
+        assert_eq!(first.root_pem, second.root_pem);
+        assert_eq!(first.users_ca.cert_pem(), second.users_ca.cert_pem());
+        let key =
+            |d: &str| fs::read_to_string(dir.path().join(d).join("users-ca-key.pem")).unwrap();
+        assert_eq!(
+            key("a"),
+            key("b"),
+            "the second signs tenants' CAs as the first does"
+        );
+        let mode = fs::metadata(dir.path().join("b").join("ca-key.pem"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(
+            mode & 0o777,
+            0o600,
+            "keys taken from the store are written 0600"
+        );
+
+        // A directory with a CA of its own is another deployment's.
+        let other = Config::new(dir.path().join("c"));
+        prepare(&other, false, None).unwrap();
+        let err = prepare(&other, false, Some(&store))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("another deployment"), "{err}");
+    }
 }
