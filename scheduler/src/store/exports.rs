@@ -3,9 +3,9 @@
 
 use redb::{ReadableDatabase, ReadableTable};
 
-use super::records::{ExportRecord, ExportState};
+use super::records::ExportRecord;
 use super::schema::*;
-use super::{Exports, RedbStore, from_json, now, require_registered, storage, to_json};
+use super::{Exports, RedbStore, edits, from_json, require_registered, storage, to_json};
 use crate::error::Error;
 
 impl Exports for RedbStore {
@@ -17,15 +17,7 @@ impl Exports for RedbStore {
             match stored(&exports, node_id)? {
                 Some(record) => return Ok(record),
                 None => {
-                    let record = ExportRecord {
-                        state: ExportState::Exporting,
-                        token: token.to_string(),
-                        started_at: now(),
-                        finished_at: None,
-                        size: None,
-                        sha256: None,
-                        deleted_at: None,
-                    };
+                    let record = edits::new_export(token);
                     exports
                         .insert(&node_id[..], to_json(&record)?.as_str())
                         .map_err(storage)?;
@@ -66,10 +58,7 @@ impl Exports for RedbStore {
         let record = {
             let mut exports = txn.open_table(EXPORTS).map_err(storage)?;
             let Some(mut record) = stored(&exports, node_id)? else {
-                return Err(storage(format!(
-                    "no export of {} to update",
-                    hex::encode(node_id)
-                )));
+                return Err(edits::no_export(node_id));
             };
             change(&mut record);
             exports

@@ -8,6 +8,7 @@
 //! methods block: call them from `spawn_blocking`.
 
 pub mod api;
+mod edits;
 pub mod exports;
 pub mod pg;
 mod ports;
@@ -27,6 +28,7 @@ use serde::de::DeserializeOwned;
 use crate::error::Error;
 use crate::invite;
 pub use api::{Backend, Deployment, Exports, Ports, Tenants, Webhooks};
+use edits::{not_registered, unknown_invite, used_invite};
 use records::*;
 use schema::*;
 
@@ -93,10 +95,6 @@ pub struct TenantListing {
     pub devices: u32,
     /// Where its export stands, if it has one.
     pub export: Option<ExportState>,
-}
-
-fn not_registered(node_id: &[u8; 33]) -> Error {
-    Error::NotFound(format!("node {} is not registered", hex::encode(node_id)))
 }
 
 /// NOT_FOUND unless the tenant is registered, checked inside the write that needs it.
@@ -215,16 +213,10 @@ impl Tenants for RedbStore {
         {
             let mut tenants = txn.open_table(TENANTS).map_err(storage)?;
             if tenants.get(&tenant.node_id[..]).map_err(storage)?.is_some() {
-                return Err(Error::AlreadyExists(format!(
-                    "node {node_hex} is already registered; use recover to get a new device certificate"
-                )));
+                return Err(edits::already_registered(&tenant));
             }
             if redb::ReadableTableMetadata::len(&tenants).map_err(storage)? >= max_tenants {
-                crate::metrics::refused("tenants");
-                return Err(Error::ResourceExhausted(format!(
-                    "this scheduler has as many tenants as its operator allows ({max_tenants}); \
-                     ask the operator, or register elsewhere"
-                )));
+                return Err(edits::too_many_tenants(max_tenants));
             }
             let mut invites = txn.open_table(INVITES).map_err(storage)?;
             if let Some(code) = invite {
@@ -236,11 +228,7 @@ impl Tenants for RedbStore {
                     return Err(unknown_invite(code));
                 };
                 let mut rec: InviteRecord = from_json(&existing)?;
-                if rec.redeemed_by.is_some() {
-                    return Err(used_invite(code));
-                }
-                rec.redeemed_by = Some(node_hex.clone());
-                rec.redeemed_at = Some(now());
+                edits::redeem(&mut rec, code, &node_hex)?;
                 invites
                     .insert(code, to_json(&rec)?.as_str())
                     .map_err(storage)?;
@@ -372,13 +360,9 @@ impl Tenants for RedbStore {
                 .map(|v| from_json::<DeviceRecord>(v.value()))
                 .transpose()?;
             let Some(mut record) = found else {
-                return Err(Error::NotFound(format!(
-                    "node {} has no device named {name:?}",
-                    hex::encode(node_id)
-                )));
+                return Err(edits::no_such_device(node_id, name));
             };
-            if record.revoked_at.is_none() {
-                record.revoked_at = Some(now);
+            if edits::revoke(&mut record, now) {
                 table
                     .insert((&node_id[..], name), to_json(&record)?.as_str())
                     .map_err(storage)?;
@@ -423,14 +407,7 @@ impl Tenants for RedbStore {
                 return Err(not_registered(node_id));
             };
             let mut record: TenantRecord = from_json(&current)?;
-            old = record.signer_version.clone();
-            if !version.is_empty() {
-                record.signer_version = version.to_string();
-            }
-            if let Some(msgs) = startup_msgs {
-                record.startup_msgs = msgs;
-            }
-            record.upgraded_at = Some(now());
+            old = edits::upgrade(&mut record, version, startup_msgs);
             tenants
                 .insert(&node_id[..], to_json(&record)?.as_str())
                 .map_err(storage)?;
@@ -550,18 +527,6 @@ impl Deployment for RedbStore {
     }
 }
 
-fn unknown_invite(code: &str) -> Error {
-    Error::NotFound(format!(
-        "invite code {code:?} does not exist; check it or ask for another"
-    ))
-}
-
-fn used_invite(code: &str) -> Error {
-    Error::FailedPrecondition(format!(
-        "invite code {code:?} has already been used; ask for another"
-    ))
-}
-
 /// Inserts `count` new random codes, never reusing one that exists.
 fn mint(
     invites: &mut redb::Table<&str, &str>,
@@ -574,14 +539,8 @@ fn mint(
         if invites.get(code.as_str()).map_err(storage)?.is_some() {
             continue;
         }
-        let record = InviteRecord {
-            owner: owner.map(str::to_string),
-            created_at: now(),
-            redeemed_by: None,
-            redeemed_at: None,
-        };
         invites
-            .insert(code.as_str(), to_json(&record)?.as_str())
+            .insert(code.as_str(), to_json(&edits::new_invite(owner))?.as_str())
             .map_err(storage)?;
         codes.push(code);
     }

@@ -27,14 +27,10 @@ impl Ports for RedbStore {
                     taken.insert(p.value());
                 }
             }
-            port = range.clone().find(|p| !taken.contains(p)).ok_or_else(|| {
-                Error::ResourceExhausted(format!(
-                    "every Lightning port of {}-{} is given to a tenant: the operator must \
-                     widen --node-p2p-ports",
-                    range.start(),
-                    range.end()
-                ))
-            })?;
+            port = range
+                .clone()
+                .find(|p| !taken.contains(p))
+                .ok_or_else(|| super::edits::ports_exhausted(&range))?;
             table.insert(&node_id[..], port).map_err(storage)?;
         }
         txn.commit().map_err(storage)?;

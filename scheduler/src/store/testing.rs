@@ -5,7 +5,8 @@
 
 use skylight_test_support::Postgres;
 
-use super::{OpenError, Store};
+use super::records::*;
+use super::{NewTenant, OpenError, Store};
 
 /// Where a test's state lives; opening it again gives the same state.
 pub enum Place {
@@ -37,6 +38,36 @@ impl Place {
     /// Opens the store for regtest.
     pub fn open(&self) -> Store {
         self.open_for(Some("regtest")).unwrap()
+    }
+}
+
+/// A tenant `[n; 33]` to register, with a CA and its first device.
+pub fn tenant(n: u8) -> NewTenant {
+    let node_id = [n; 33];
+    NewTenant {
+        node_id,
+        record: TenantRecord {
+            node_id: hex::encode(node_id),
+            network: "regtest".into(),
+            signer_version: "v25.05".into(),
+            init_msg: String::new(),
+            startup_msgs: vec![],
+            invite_code: None,
+            registered_at: 1,
+            upgraded_at: None,
+        },
+        ca: TenantCaRecord {
+            cert_pem: "cert".into(),
+            key_pem: "key".into(),
+        },
+        device_name: "default".into(),
+        device: DeviceRecord {
+            subject: "s".into(),
+            issued_at: 1,
+            not_after: 2,
+            public_key: String::new(),
+            revoked_at: None,
+        },
     }
 }
 

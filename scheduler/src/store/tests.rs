@@ -1,34 +1,5 @@
-use super::testing::{Place, on_every_backend};
+use super::testing::{Place, on_every_backend, tenant};
 use super::*;
-
-fn tenant(n: u8) -> NewTenant {
-    let node_id = [n; 33];
-    NewTenant {
-        node_id,
-        record: TenantRecord {
-            node_id: hex::encode(node_id),
-            network: "regtest".into(),
-            signer_version: "v25.05".into(),
-            init_msg: String::new(),
-            startup_msgs: vec![],
-            invite_code: None,
-            registered_at: 1,
-            upgraded_at: None,
-        },
-        ca: TenantCaRecord {
-            cert_pem: "cert".into(),
-            key_pem: "key".into(),
-        },
-        device_name: "default".into(),
-        device: DeviceRecord {
-            subject: "s".into(),
-            issued_at: 1,
-            not_after: 2,
-            public_key: String::new(),
-            revoked_at: None,
-        },
-    }
-}
 
 fn a_tenant_registers_once_and_gets_its_invite_codes(place: &Place) {
     let store = place.open();

@@ -10,9 +10,10 @@ use redb::{
     ReadableDatabase, ReadableMultimapTable, ReadableTable, ReadableTableMetadata, WriteTransaction,
 };
 
-use super::records::{DeliveryRecord, EventRecord, FailedDeliveryRecord, WebhookRecord};
+use super::edits::{self, not_yours};
+use super::records::{DeliveryRecord, FailedDeliveryRecord, WebhookRecord};
 use super::schema::*;
-use super::{RedbStore, Webhooks, from_json, now, storage, to_json};
+use super::{RedbStore, Webhooks, from_json, storage, to_json};
 use crate::error::Error;
 
 /// Greenlight's limit, kept: a tenant has at most this many webhooks.
@@ -50,12 +51,6 @@ fn next_counter(txn: &WriteTransaction, key: &str) -> Result<u64, Error> {
     Ok(next)
 }
 
-pub(super) fn not_yours(id: u64) -> Error {
-    Error::NotFound(format!(
-        "webhook {id} is not one of this node's webhooks (ListOutgoingWebhooks shows them)"
-    ))
-}
-
 impl Webhooks for RedbStore {
     fn add_webhook(&self, node_id: &[u8; 33], uri: &str, secret: &str) -> Result<u64, Error> {
         let txn = self.db.begin_write().map_err(storage)?;
@@ -66,19 +61,10 @@ impl Webhooks for RedbStore {
                 .map_err(storage)?;
             let has = by_tenant.get(&node_id[..]).map_err(storage)?.count();
             if has >= MAX_WEBHOOKS_PER_TENANT {
-                return Err(Error::ResourceExhausted(format!(
-                    "this node has {MAX_WEBHOOKS_PER_TENANT} webhooks, the most it may have; \
-                     delete one (DeleteWebhooks) before adding another"
-                )));
+                return Err(edits::too_many_webhooks());
             }
             id = next_counter(&txn, LAST_WEBHOOK_ID_KEY)?;
-            let record = WebhookRecord {
-                node_id: hex::encode(node_id),
-                uri: uri.to_string(),
-                secret: secret.to_string(),
-                created_at: now(),
-                rotated_at: None,
-            };
+            let record = edits::new_webhook(node_id, uri, secret);
             txn.open_table(WEBHOOKS)
                 .map_err(storage)?
                 .insert(id, to_json(&record)?.as_str())
@@ -160,11 +146,7 @@ impl Webhooks for RedbStore {
                 Some(json) => from_json(&json)?,
                 None => return Err(not_yours(id)),
             };
-            if record.node_id != hex::encode(node_id) {
-                return Err(not_yours(id));
-            }
-            record.secret = secret.to_string();
-            record.rotated_at = Some(now());
+            edits::rotate(&mut record, node_id, id, secret)?;
             table
                 .insert(id, to_json(&record)?.as_str())
                 .map_err(storage)?;
@@ -199,23 +181,12 @@ impl Webhooks for RedbStore {
                 if seen.get(key).map_err(storage)?.is_some() {
                     continue;
                 }
-                let record = EventRecord {
-                    event_type: event.event_type.clone(),
-                    stored_at: now(),
-                    deliveries: webhooks.len() as u32,
-                };
+                let record = edits::new_event(event, webhooks.len());
                 seen.insert(key, to_json(&record)?.as_str())
                     .map_err(storage)?;
                 new += 1;
                 // The same delivery for every webhook: made once.
-                let delivery = to_json(&DeliveryRecord {
-                    node_id: node_hex.clone(),
-                    event_id: event.event_id.clone(),
-                    event_type: event.event_type.clone(),
-                    body: event.body.clone(),
-                    attempts: 0,
-                    last_error: None,
-                })?;
+                let delivery = to_json(&edits::new_delivery(&node_hex, event))?;
                 for &webhook in &webhooks {
                     number += 1;
                     queue
@@ -325,12 +296,7 @@ impl Webhooks for RedbStore {
         {
             let mut queue = txn.open_table(DELIVERY_QUEUE).map_err(storage)?;
             if queue.remove(key).map_err(storage)?.is_some() {
-                let failed = FailedDeliveryRecord {
-                    webhook_id: key.0,
-                    uri: uri.to_string(),
-                    delivery: record.clone(),
-                    failed_at: now(),
-                };
+                let failed = edits::given_up(key.0, uri, record);
                 txn.open_table(FAILED_DELIVERIES)
                     .map_err(storage)?
                     .insert(key.2, to_json(&failed)?.as_str())

@@ -3,8 +3,8 @@
 use super::PgStore;
 use super::tenants::require_registered;
 use crate::error::Error;
-use crate::store::records::{ExportRecord, ExportState};
-use crate::store::{Exports, from_json, now, storage, to_json};
+use crate::store::records::ExportRecord;
+use crate::store::{Exports, edits, from_json, storage, to_json};
 
 impl Exports for PgStore {
     fn begin_export(&self, node_id: &[u8; 33], token: &str) -> Result<ExportRecord, Error> {
@@ -17,15 +17,7 @@ impl Exports for PgStore {
             if let Some(found) = found {
                 return Ok(from_json(found.get(0))?);
             }
-            let record = ExportRecord {
-                state: ExportState::Exporting,
-                token: token.to_string(),
-                started_at: now(),
-                finished_at: None,
-                size: None,
-                sha256: None,
-                deleted_at: None,
-            };
+            let record = edits::new_export(token);
             txn.execute(
                 "INSERT INTO exports (node_id, record) VALUES ($1, $2)",
                 &[&id, &to_json(&record)?],
@@ -67,9 +59,7 @@ impl Exports for PgStore {
                 .query_opt("SELECT record FROM exports WHERE node_id = $1", &[&id])
                 .await?;
             let Some(found) = found else {
-                return Err(
-                    storage(format!("no export of {} to update", hex::encode(node_id))).into(),
-                );
+                return Err(edits::no_export(node_id).into());
             };
             let mut record: ExportRecord = from_json(found.get(0))?;
             change(&mut record);

@@ -5,7 +5,7 @@ use std::ops::RangeInclusive;
 
 use super::PgStore;
 use crate::error::Error;
-use crate::store::Ports;
+use crate::store::{Ports, edits};
 
 impl Ports for PgStore {
     fn p2p_port(&self, node_id: &[u8; 33], range: RangeInclusive<u16>) -> Result<u16, Error> {
@@ -32,11 +32,7 @@ impl Ports for PgStore {
                 )
                 .await?;
             let Some(free) = free else {
-                return Err(Error::ResourceExhausted(format!(
-                    "every Lightning port of {low}-{high} is given to a tenant: the operator must \
-                     widen --node-p2p-ports"
-                ))
-                .into());
+                return Err(edits::ports_exhausted(&range).into());
             };
             let port: i32 = free.get(0);
             txn.execute(

@@ -5,11 +5,9 @@ use skylight_postgres::tokio_postgres::Transaction;
 use super::{PgStore, Tx, big, small};
 use crate::error::Error;
 use crate::invite;
+use crate::store::edits::{self, not_registered, unknown_invite, used_invite};
 use crate::store::records::*;
-use crate::store::{
-    NewTenant, TenantListing, Tenants, from_json, not_registered, now, to_json, unknown_invite,
-    used_invite,
-};
+use crate::store::{NewTenant, TenantListing, Tenants, from_json, to_json};
 
 impl Tenants for PgStore {
     fn register_within(
@@ -29,10 +27,7 @@ impl Tenants for PgStore {
         self.write(async |txn| {
             let known = "SELECT 1 FROM tenants WHERE node_id = $1";
             if txn.query_opt(known, &[&id]).await?.is_some() {
-                return Err(Error::AlreadyExists(format!(
-                    "node {node_hex} is already registered; use recover to get a new device certificate"
-                ))
-                .into());
+                return Err(edits::already_registered(&tenant).into());
             }
             // Counted in this transaction: registrations racing on other replicas cannot
             // pass the cap together (SERIALIZABLE makes all but one run again).
@@ -42,12 +37,7 @@ impl Tenants for PgStore {
                     .await?
                     .get(0);
                 if small(count) >= max_tenants {
-                    crate::metrics::refused("tenants");
-                    return Err(Error::ResourceExhausted(format!(
-                        "this scheduler has as many tenants as its operator allows ({max_tenants}); \
-                         ask the operator, or register elsewhere"
-                    ))
-                    .into());
+                    return Err(edits::too_many_tenants(max_tenants).into());
                 }
             }
             if let Some(code) = invite {
@@ -58,11 +48,7 @@ impl Tenants for PgStore {
                     return Err(unknown_invite(code).into());
                 };
                 let mut rec: InviteRecord = from_json(found.get(0))?;
-                if rec.redeemed_by.is_some() {
-                    return Err(used_invite(code).into());
-                }
-                rec.redeemed_by = Some(node_hex.clone());
-                rec.redeemed_at = Some(now());
+                edits::redeem(&mut rec, code, &node_hex)?;
                 txn.execute(
                     "UPDATE invites SET record = $2 WHERE code = $1",
                     &[&code, &to_json(&rec)?],
@@ -193,15 +179,10 @@ impl Tenants for PgStore {
                 )
                 .await?;
             let Some(found) = found else {
-                return Err(Error::NotFound(format!(
-                    "node {} has no device named {name:?}",
-                    hex::encode(node_id)
-                ))
-                .into());
+                return Err(edits::no_such_device(node_id, name).into());
             };
             let mut record: DeviceRecord = from_json(found.get(0))?;
-            if record.revoked_at.is_none() {
-                record.revoked_at = Some(now);
+            if edits::revoke(&mut record, now) {
                 txn.execute(
                     "UPDATE devices SET record = $3 WHERE node_id = $1 AND name = $2",
                     &[&id, &name, &to_json(&record)?],
@@ -249,14 +230,8 @@ impl Tenants for PgStore {
                 return Err(not_registered(node_id).into());
             };
             let mut record: TenantRecord = from_json(found.get(0))?;
-            let old = record.signer_version.clone();
-            if !version.is_empty() {
-                record.signer_version = version.to_string();
-            }
-            if let Some(msgs) = &startup_msgs {
-                record.startup_msgs = msgs.clone();
-            }
-            record.upgraded_at = Some(now());
+            // Cloned: an attempt PostgreSQL aborts runs again with the same input.
+            let old = edits::upgrade(&mut record, version, startup_msgs.clone());
             txn.execute(
                 "UPDATE tenants SET record = $2 WHERE node_id = $1",
                 &[&id, &to_json(&record)?],
@@ -391,12 +366,8 @@ async fn mint(txn: &Transaction<'_>, count: u32, owner: Option<&[u8; 33]>) -> Tx
     let mut codes = Vec::with_capacity(count as usize);
     while codes.len() < count as usize {
         let code = invite::new_code();
-        let record = to_json(&InviteRecord {
-            owner: owner.map(hex::encode),
-            created_at: now(),
-            redeemed_by: None,
-            redeemed_at: None,
-        })?;
+        let owner_hex = owner.map(hex::encode);
+        let record = to_json(&edits::new_invite(owner_hex.as_deref()))?;
         let added = txn
             .execute(
                 "INSERT INTO invites (code, owner, record) VALUES ($1, $2, $3)

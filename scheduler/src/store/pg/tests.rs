@@ -4,37 +4,8 @@
 use skylight_test_support::Postgres;
 
 use crate::error::Error;
-use crate::store::records::*;
-use crate::store::{NewTenant, OpenError, Store};
-
-fn tenant(n: u8) -> NewTenant {
-    let node_id = [n; 33];
-    NewTenant {
-        node_id,
-        record: TenantRecord {
-            node_id: hex::encode(node_id),
-            network: "regtest".into(),
-            signer_version: "v25.05".into(),
-            init_msg: String::new(),
-            startup_msgs: vec![],
-            invite_code: None,
-            registered_at: 1,
-            upgraded_at: None,
-        },
-        ca: TenantCaRecord {
-            cert_pem: "cert".into(),
-            key_pem: "key".into(),
-        },
-        device_name: "default".into(),
-        device: DeviceRecord {
-            subject: "s".into(),
-            issued_at: 1,
-            not_after: 2,
-            public_key: String::new(),
-            revoked_at: None,
-        },
-    }
-}
+use crate::store::testing::tenant;
+use crate::store::{OpenError, Store};
 
 /// Two stores on one database, as two scheduler replicas hold them.
 fn replicas(pg: &Postgres) -> [Store; 2] {
@@ -49,23 +20,28 @@ fn replicas(pg: &Postgres) -> [Store; 2] {
 }
 
 /// Runs `each(store, n)` for n in `ns` on threads alternating between the replicas, all
-/// at once; how many returned true.
-fn race(stores: &[Store; 2], ns: std::ops::Range<u8>, each: fn(&Store, u8) -> bool) -> usize {
+/// at once; what each returned, in the order of `ns`.
+fn race<T: Send + 'static>(
+    stores: &[Store; 2],
+    ns: std::ops::Range<u8>,
+    each: impl Fn(&Store, u8) -> T + Send + Sync + 'static,
+) -> Vec<T> {
     let barrier = std::sync::Arc::new(std::sync::Barrier::new(ns.len()));
+    let each = std::sync::Arc::new(each);
     let handles: Vec<_> = ns
         .map(|n| {
-            let (store, barrier) = (stores[n as usize % 2].clone(), barrier.clone());
+            let (store, barrier, each) = (
+                stores[n as usize % 2].clone(),
+                barrier.clone(),
+                each.clone(),
+            );
             std::thread::spawn(move || {
                 barrier.wait();
                 each(&store, n)
             })
         })
         .collect();
-    handles
-        .into_iter()
-        .map(|h| h.join().unwrap())
-        .filter(|ok| *ok)
-        .count()
+    handles.into_iter().map(|h| h.join().unwrap()).collect()
 }
 
 #[test]
@@ -73,22 +49,9 @@ fn an_invite_code_raced_on_two_replicas_is_redeemed_once_and_both_see_the_tenant
     let Some(pg) = Postgres::start() else { return };
     let stores = replicas(&pg);
     let code = stores[0].create_invites(1).unwrap().remove(0);
-    let code = std::sync::Arc::new(code);
-    let barrier = std::sync::Arc::new(std::sync::Barrier::new(10));
-    let handles: Vec<_> = (2..12u8)
-        .map(|n| {
-            let (store, code, barrier) = (
-                stores[n as usize % 2].clone(),
-                code.clone(),
-                barrier.clone(),
-            );
-            std::thread::spawn(move || {
-                barrier.wait();
-                store.register(tenant(n), Some(&code), 0)
-            })
-        })
-        .collect();
-    let results: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    let results = race(&stores, 2..12, move |store, n| {
+        store.register(tenant(n), Some(&code), 0)
+    });
     assert_eq!(
         results.iter().filter(|r| r.is_ok()).count(),
         1,
@@ -116,7 +79,7 @@ fn the_tenant_cap_holds_across_replicas_registering_at_once() {
     let registered = race(&stores, 2..14, |store, n| {
         store.register_within(tenant(n), None, 0, 5).is_ok()
     });
-    assert_eq!(registered, 5);
+    assert_eq!(registered.iter().filter(|ok| **ok).count(), 5);
     assert_eq!(stores[1].tenant_count().unwrap(), 5);
 }
 

@@ -7,10 +7,11 @@ use skylight_postgres::tokio_postgres::Transaction;
 
 use super::{PgStore, Tx, big, small};
 use crate::error::Error;
-use crate::store::records::{DeliveryRecord, EventRecord, FailedDeliveryRecord, WebhookRecord};
+use crate::store::edits::{self, not_yours};
+use crate::store::records::{DeliveryRecord, FailedDeliveryRecord, WebhookRecord};
 use crate::store::schema::{LAST_DELIVERY_KEY, LAST_WEBHOOK_ID_KEY};
-use crate::store::webhooks::{DeliveryKey, MAX_WEBHOOKS_PER_TENANT, NewEvent, not_yours};
-use crate::store::{Webhooks, from_json, now, to_json};
+use crate::store::webhooks::{DeliveryKey, MAX_WEBHOOKS_PER_TENANT, NewEvent};
+use crate::store::{Webhooks, from_json, to_json};
 
 /// The last number given under `key` (0 before the first).
 async fn last_given(txn: &Transaction<'_>, key: &str) -> Tx<u64> {
@@ -31,6 +32,29 @@ async fn set_given(txn: &Transaction<'_>, key: &str, value: u64) -> Tx<()> {
     )
     .await?;
     Ok(())
+}
+
+/// Queues the delivery `record` under `key`.
+async fn enqueue(txn: &Transaction<'_>, key: DeliveryKey, record: &str) -> Tx<()> {
+    txn.execute(
+        "INSERT INTO webhook_deliveries (webhook, due_ms, number, record)
+         VALUES ($1, $2, $3, $4)",
+        &[&big(key.0), &big(key.1), &big(key.2), &record],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Takes the delivery under `key` off the queue; whether it was there (its webhook may
+/// have been deleted meanwhile).
+async fn dequeue(txn: &Transaction<'_>, key: DeliveryKey) -> Tx<bool> {
+    let removed = txn
+        .execute(
+            "DELETE FROM webhook_deliveries WHERE webhook = $1 AND due_ms = $2 AND number = $3",
+            &[&big(key.0), &big(key.1), &big(key.2)],
+        )
+        .await?;
+    Ok(removed > 0)
 }
 
 /// Queued deliveries as the queue's rows give them: key columns, then the record.
@@ -58,21 +82,11 @@ impl Webhooks for PgStore {
                 .await?
                 .get(0);
             if has as usize >= MAX_WEBHOOKS_PER_TENANT {
-                return Err(Error::ResourceExhausted(format!(
-                    "this node has {MAX_WEBHOOKS_PER_TENANT} webhooks, the most it may have; \
-                     delete one (DeleteWebhooks) before adding another"
-                ))
-                .into());
+                return Err(edits::too_many_webhooks().into());
             }
             let webhook = last_given(txn, LAST_WEBHOOK_ID_KEY).await? + 1;
             set_given(txn, LAST_WEBHOOK_ID_KEY, webhook).await?;
-            let record = WebhookRecord {
-                node_id: hex::encode(node_id),
-                uri: uri.to_string(),
-                secret: secret.to_string(),
-                created_at: now(),
-                rotated_at: None,
-            };
+            let record = edits::new_webhook(node_id, uri, secret);
             txn.execute(
                 "INSERT INTO webhooks (id, node_id, record) VALUES ($1, $2, $3)",
                 &[&big(webhook), &id, &to_json(&record)?],
@@ -155,11 +169,7 @@ impl Webhooks for PgStore {
                 return Err(not_yours(id).into());
             };
             let mut record: WebhookRecord = from_json(found.get(0))?;
-            if record.node_id != hex::encode(node_id) {
-                return Err(not_yours(id).into());
-            }
-            record.secret = secret.to_string();
-            record.rotated_at = Some(now());
+            edits::rotate(&mut record, node_id, id, secret)?;
             txn.execute(
                 "UPDATE webhooks SET record = $2 WHERE id = $1",
                 &[&big(id), &to_json(&record)?],
@@ -189,11 +199,7 @@ impl Webhooks for PgStore {
             let mut number = last_given(txn, LAST_DELIVERY_KEY).await?;
             let mut new = 0;
             for event in events {
-                let record = to_json(&EventRecord {
-                    event_type: event.event_type.clone(),
-                    stored_at: now(),
-                    deliveries: webhooks.len() as u32,
-                })?;
+                let record = to_json(&edits::new_event(event, webhooks.len()))?;
                 let added = txn
                     .execute(
                         "INSERT INTO webhook_events (node_id, event_id, record) VALUES ($1, $2, $3)
@@ -205,22 +211,10 @@ impl Webhooks for PgStore {
                     continue;
                 }
                 new += 1;
-                let delivery = to_json(&DeliveryRecord {
-                    node_id: node_hex.clone(),
-                    event_id: event.event_id.clone(),
-                    event_type: event.event_type.clone(),
-                    body: event.body.clone(),
-                    attempts: 0,
-                    last_error: None,
-                })?;
+                let delivery = to_json(&edits::new_delivery(&node_hex, event))?;
                 for &webhook in &webhooks {
                     number += 1;
-                    txn.execute(
-                        "INSERT INTO webhook_deliveries (webhook, due_ms, number, record)
-                         VALUES ($1, $2, $3, $4)",
-                        &[&big(webhook), &big(now_ms), &big(number), &delivery],
-                    )
-                    .await?;
+                    enqueue(txn, (webhook, now_ms, number), &delivery).await?;
                 }
             }
             set_given(txn, LAST_DELIVERY_KEY, number).await?;
@@ -308,20 +302,8 @@ impl Webhooks for PgStore {
     ) -> Result<(), Error> {
         let record = to_json(record)?;
         self.write(async |txn| {
-            let was_queued = txn
-                .execute(
-                    "DELETE FROM webhook_deliveries WHERE webhook = $1 AND due_ms = $2 AND number = $3",
-                    &[&big(key.0), &big(key.1), &big(key.2)],
-                )
-                .await?
-                > 0;
-            if let (true, Some(due)) = (was_queued, again_at) {
-                txn.execute(
-                    "INSERT INTO webhook_deliveries (webhook, due_ms, number, record)
-                     VALUES ($1, $2, $3, $4)",
-                    &[&big(key.0), &big(due), &big(key.2), &record],
-                )
-                .await?;
+            if let (true, Some(due)) = (dequeue(txn, key).await?, again_at) {
+                enqueue(txn, (key.0, due, key.2), &record).await?;
             }
             Ok(())
         })
@@ -333,21 +315,9 @@ impl Webhooks for PgStore {
         record: &DeliveryRecord,
         uri: &str,
     ) -> Result<(), Error> {
-        let failed = to_json(&FailedDeliveryRecord {
-            webhook_id: key.0,
-            uri: uri.to_string(),
-            delivery: record.clone(),
-            failed_at: now(),
-        })?;
+        let failed = to_json(&edits::given_up(key.0, uri, record))?;
         self.write(async |txn| {
-            let was_queued = txn
-                .execute(
-                    "DELETE FROM webhook_deliveries WHERE webhook = $1 AND due_ms = $2 AND number = $3",
-                    &[&big(key.0), &big(key.1), &big(key.2)],
-                )
-                .await?
-                > 0;
-            if was_queued {
+            if dequeue(txn, key).await? {
                 txn.execute(
                     "INSERT INTO webhook_failed_deliveries (number, record) VALUES ($1, $2)
                      ON CONFLICT (number) DO UPDATE SET record = excluded.record",
